@@ -1,0 +1,3 @@
+from inferarena.cli import main
+
+main()

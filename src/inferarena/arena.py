@@ -1,0 +1,114 @@
+"""Where the axes meet: model -> variants -> runtimes -> LoadGen scenarios -> store.
+
+    artifact = models.resolve(config.model)
+    workload = workloads.build(artifact, config.workload)
+    for variant in plan(config, artifact, workload):
+        result = worker(measure, variant)      # own process, timeout; failure is a result
+        store.save_variant(run_id, variant, result)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from inferarena import environment, jobs, models, registry, runtimes, workloads
+from inferarena.config import RunConfig
+from inferarena.errors import RuntimeUnavailable
+from inferarena.hardware import host
+from inferarena.plan import VariantSpec, plan
+from inferarena.store import Store
+from inferarena.worker import run_isolated
+
+# on_event(kind, message) where kind is "plan", "start", "done" or "note"; lets a UI follow along.
+EventSink = Callable[[str, dict], None]
+
+
+@dataclass
+class Paths:
+    cache_dir: Path  # pass outputs, shared across runs (content-addressed)
+    work_dir: Path  # per-run scratch: reference outputs, worker logs
+
+
+@dataclass
+class RunSummary:
+    run_id: int
+    resumed: bool
+    skipped: list[str] = field(default_factory=list)  # variants already stored by an earlier attempt
+    notes: list[str] = field(default_factory=list)
+
+
+def run(config: RunConfig, store: Store, paths: Paths, resume: bool = False, on_event: EventSink | None = None) -> RunSummary:
+    emit = on_event or (lambda kind, data: None)
+    artifact = models.resolve(config.model)
+    workload = workloads.build(artifact, config.workload)
+    specs, notes = plan(config, artifact, workload, host())
+    notes = [*workload.notes, *notes]
+    eval_indices = list(range(min(config.workload.eval_samples, len(workload))))
+
+    run_id = store.resumable_run(config.config_hash()) if resume else None
+    summary = RunSummary(run_id=run_id or 0, resumed=run_id is not None, notes=notes)
+    if run_id is None:
+        summary.run_id = store.create_run(
+            config.model_dump(mode="json"), config.config_hash(), artifact.meta.get("name", config.model),
+            config.quick, environment.capture(), workload.describe(), notes,
+        )
+    done = store.finished_variants(summary.run_id)
+    summary.skipped = [s.name for s in specs if s.name in done]
+    todo = [s for s in specs if s.name not in done]
+    emit("plan", {"run_id": summary.run_id, "total": len(specs), "todo": len(todo), "notes": notes})
+
+    work = paths.work_dir / f"run-{summary.run_id}"
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "worker.log"
+    threads = config.threads or host().logical_cores
+
+    if todo:
+        emit("start", {"name": "reference (FP32)"})
+        reference = _reference(artifact, workload, eval_indices, threads, work, config, log)
+        emit("done", {"name": "reference (FP32)", "ok": reference.ok, "error": reference.error})
+        converted = {}
+        for conversion in sorted({s.conversion for s in todo if s.conversion}):
+            emit("start", {"name": f"build: {conversion}"})
+            converted[conversion] = run_isolated(
+                jobs.convert, (conversion, artifact, paths.cache_dir), config.worker_timeout_s, log
+            )
+            emit("done", {"name": f"build: {conversion}", "ok": converted[conversion].ok,
+                          "error": converted[conversion].error})
+        for spec in todo:
+            emit("start", {"name": spec.name})
+            result = _measure(spec, artifact, workload, reference, converted, eval_indices, config, log)
+            store.save_variant(summary.run_id, spec, result)
+            emit("done", {"name": spec.name, "ok": result["status"] == "ok", "error": result.get("error")})
+    store.finish_run(summary.run_id)
+    return summary
+
+
+def _reference(artifact, workload, eval_indices, threads, work: Path, config: RunConfig, log: Path):
+    """FP32 outputs from the first installed runtime that loads the source format as is."""
+    for name in registry.RUNTIMES:
+        runtime = runtimes.get(name)
+        if artifact.format in runtime.formats and "fp32" in runtime.precisions and runtime.available():
+            out = work / "reference.npy"
+            args = (name, artifact, workload, eval_indices, threads, out)
+            return run_isolated(jobs.reference, args, config.worker_timeout_s, log)
+    raise RuntimeUnavailable(
+        f"no installed runtime loads a {artifact.format} model to compute the FP32 reference",
+        "pip install 'inferarena[all]'",
+    )
+
+
+def _measure(spec: VariantSpec, artifact, workload, reference, converted, eval_indices, config, log) -> dict:
+    if not reference.ok:
+        return {"status": "failed", "error": f"reference failed: {reference.error}", "error_detail": reference.detail}
+    if spec.conversion:
+        build = converted[spec.conversion]
+        if not build.ok:
+            return {"status": "failed", "error": f"{spec.conversion} failed: {build.error}", "error_detail": build.detail}
+        artifact = build.value
+    job = jobs.MeasureJob(spec, artifact, workload, reference.value, eval_indices, config)
+    outcome = run_isolated(jobs.measure, (job,), config.worker_timeout_s, log)
+    if outcome.ok:
+        return outcome.value
+    return {"status": "failed", "error": outcome.error, "error_detail": outcome.detail}

@@ -1,0 +1,234 @@
+"""The `inferarena` command line. Every option carries its help; choices come from the registries."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from inferarena import registry
+from inferarena.errors import InferarenaError
+
+app = typer.Typer(
+    help="Find the fastest, cheapest and most efficient way to serve a model: every runtime, measured "
+    "with MLPerf LoadGen, checked against the FP32 reference, kept in a SQLite history.\n\n"
+    "Start with:  inferarena run --quick",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+DEFAULT_DB = Path("inferarena.db")
+DEFAULT_CACHE = Path.home() / ".cache" / "inferarena"
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show the full traceback when something fails.")]
+DbOption = Annotated[Path, typer.Option("--db", help="SQLite file holding the run history.")]
+
+
+@contextmanager
+def user_errors(debug: bool):
+    """Problems the user can fix end in one line and exit code 2; --debug shows the traceback."""
+    try:
+        yield
+    except InferarenaError as exc:
+        if debug:
+            raise
+        errors.print(f"[bold red]error:[/] {escape(exc.problem)}" + (f"\n[bold]fix:[/] {escape(exc.fix)}" if exc.fix else ""))
+        raise typer.Exit(2) from None
+
+
+def _split(values: Optional[list[str]]) -> Optional[list[str]]:
+    if not values:
+        return None
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+@app.command()
+def run(
+    model: Annotated[Optional[str], typer.Option(
+        help="Bundled model name (minilm), a Hugging Face encoder folder, or a .onnx file. [default: minilm]")] = None,
+    inputs: Annotated[Optional[Path], typer.Option(
+        help="Inputs: FILE.txt/.jsonl (one text a line) for text models, FILE.npz (one array per input, first "
+        "axis = samples) for tensor models. Default: stdlib docstrings, or inputs generated from the graph.")] = None,
+    config: Annotated[Optional[Path], typer.Option(
+        help="YAML run config (the `config` block stored with every run); options given here override it.")] = None,
+    runtimes: Annotated[Optional[list[str]], typer.Option(
+        help=f"Runtimes to measure, repeated or comma-separated: {', '.join(registry.RUNTIMES)}. "
+        "Default: every installed one.")] = None,
+    scenarios: Annotated[Optional[list[str]], typer.Option(
+        help=f"LoadGen scenarios, repeated or comma-separated: {', '.join(registry.SCENARIOS)}. Default: all.")] = None,
+    shapes: Annotated[Optional[list[str]], typer.Option(
+        help="Shape strategies: fixed (pad to --max-length), dynamic (pad to each batch's longest). Default: both.")] = None,
+    quick: Annotated[bool, typer.Option(
+        "--quick", help="Short durations for a demo or test (seconds, not MLPerf's 10 minutes); marked "
+        "'quick (not MLPerf-compliant)' everywhere.")] = False,
+    threads: Annotated[Optional[int], typer.Option(help="Threads per runtime. Default: all cores.")] = None,
+    db: DbOption = DEFAULT_DB,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the run as JSON to this file.")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue the latest unfinished run with the same config, measuring only what is missing.")] = False,
+    cache_dir: Annotated[Path, typer.Option(help="Cache for converted models (content-addressed).")] = DEFAULT_CACHE,
+    debug: DebugOption = False,
+) -> None:
+    """Measure a model on every runtime and scenario, print leaderboards, and store the run.
+
+    Example: inferarena run --quick --runtimes onnxruntime,openvino --scenarios single_stream,offline
+    """
+    from inferarena import arena
+    from inferarena.config import RunConfig
+    from inferarena.report import console as report_console
+    from inferarena.report import json_export
+    from inferarena.store import Store
+
+    with user_errors(debug):
+        data = RunConfig.from_yaml(config).model_dump(mode="json") if config else {}
+        overrides = {"model": model, "quick": quick or None, "threads": threads}
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        if _split(scenarios):
+            data["scenarios"] = _split(scenarios)
+        if _split(runtimes):
+            data["runtimes"] = [{"name": name} for name in _split(runtimes)]
+        workload = data.setdefault("workload", {})
+        if inputs:
+            workload["inputs"] = str(inputs)
+        if _split(shapes):
+            workload["shapes"] = _split(shapes)
+        cfg = RunConfig.parse(data, source=str(config) if config else "options")
+
+        store = Store(db)
+        paths = arena.Paths(cache_dir=cache_dir, work_dir=db.resolve().parent / ".inferarena")
+        try:
+            paths.cache_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InferarenaError(f"cannot create cache folder {cache_dir} ({exc.strerror})", "pass --cache-dir") from None
+        with _progress() as (progress, on_event):
+            try:
+                summary = arena.run(cfg, store, paths, resume=resume, on_event=on_event)
+            except KeyboardInterrupt:
+                progress.stop()
+                errors.print("[yellow]Interrupted.[/] Finished variants are stored; rerun the same command with --resume.")
+                raise typer.Exit(130) from None
+        if summary.resumed:
+            console.print(f"Resumed run {summary.run_id}: kept {len(summary.skipped)} stored variant(s).")
+        stored = store.load_run(summary.run_id)
+        report_console.render_run(stored, console)
+        if json_path:
+            json_export.write(stored, json_path)
+            console.print(f"JSON written to {json_path}")
+        console.print(f"Stored as run {summary.run_id} in {db} · see it again with: inferarena show {summary.run_id}")
+
+
+@contextmanager
+def _progress():
+    progress = Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=False,
+    )
+    state: dict = {}
+
+    def on_event(kind: str, data: dict) -> None:
+        if kind == "plan":
+            for note in data["notes"]:
+                progress.console.print(f"[dim]note: {escape(note)}[/]")
+            state["task"] = progress.add_task(f"run {data['run_id']}", total=data["todo"])
+        elif kind == "start":
+            progress.update(state["task"], description=f"measuring {escape(data['name'])}")
+        elif kind == "done":
+            mark = "[green]✓[/]" if data["ok"] else f"[red]✗[/] {escape(str(data['error']))}"
+            progress.console.print(f"  {escape(data['name'])}: {mark}")
+            if not data["name"].startswith(("reference", "build")):
+                progress.advance(state["task"])
+
+    with progress:
+        yield progress, on_event
+
+
+@app.command("runtimes")
+def list_runtimes() -> None:
+    """List the runtimes: installed or not, version, devices, formats, precisions and how to add missing ones."""
+    from inferarena.hardware import host
+
+    table = Table(title="Runtimes", title_justify="left")
+    for header in ("name", "installed", "version", "devices", "loads", "precisions on this CPU", "knobs", "install"):
+        table.add_column(header, overflow="fold")
+    for name in registry.RUNTIMES:
+        runtime = registry.load(registry.RUNTIMES, name)
+        installed = runtime.available()
+        table.add_row(
+            name,
+            "[green]yes[/]" if installed else "[red]no[/]",
+            runtime.version() or "-",
+            ", ".join(runtime.devices),
+            ", ".join(runtime.formats),
+            ", ".join(runtime.supported_precisions(host())),
+            ", ".join(runtime.Knobs.model_fields),
+            "" if installed else escape(runtime.install_hint()),
+        )
+    console.print(table)
+
+
+@app.command()
+def results(db: DbOption = DEFAULT_DB, debug: DebugOption = False) -> None:
+    """List past runs stored in the database."""
+    from inferarena.store import Store
+
+    with user_errors(debug):
+        _require_db(db)
+        rows = Store(db).runs()
+    table = Table(title=f"Runs in {db}", title_justify="left")
+    for header in ("run", "created (UTC)", "model", "mode", "ok", "failed", "status"):
+        table.add_column(header)
+    for r in rows:
+        table.add_row(str(r["run_id"]), r["created_at"], r["model"], "quick" if r["quick"] else "compliant",
+                      str(r["ok"] or 0), str(r["failed"] or 0), r["status"])
+    console.print(table if rows else f"No runs in {db} yet: try `inferarena run --quick`.")
+
+
+@app.command()
+def show(
+    run_id: Annotated[int, typer.Argument(help="Run number, as listed by `inferarena results`.")],
+    db: DbOption = DEFAULT_DB,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the run as JSON to this file.")] = None,
+    debug: DebugOption = False,
+) -> None:
+    """Print a past run's leaderboards again."""
+    from inferarena.report import console as report_console
+    from inferarena.report import json_export
+    from inferarena.store import Store
+
+    with user_errors(debug):
+        _require_db(db)
+        stored = Store(db).load_run(run_id)
+        if stored is None:
+            raise InferarenaError(f"run {run_id} is not in {db}", "list the runs with `inferarena results`")
+    report_console.render_run(stored, console)
+    if json_path:
+        json_export.write(stored, json_path)
+        console.print(f"JSON written to {json_path}")
+
+
+def _require_db(db: Path) -> None:
+    from inferarena.errors import StoreError
+
+    if not db.is_file():
+        raise StoreError(f"no results database at {db}", "run `inferarena run` first, or pass --db")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        errors.print("[yellow]Interrupted.[/]")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

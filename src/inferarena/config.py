@@ -1,0 +1,147 @@
+"""The typed run configuration. It validates on load, is stored with every run, and round-trips YAML.
+
+Example:
+    >>> cfg = RunConfig(runtimes=[RuntimeSpec(name="onnxruntime")], quick=True)
+    >>> RunConfig.model_validate(cfg.model_dump(mode="json")) == cfg
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from inferarena import registry
+from inferarena.errors import ConfigError
+
+
+class ShapeStrategy(str, Enum):
+    """How variable-length inputs become tensors; part of each variant."""
+
+    fixed = "fixed"  # pad every batch to workload.max_length
+    dynamic = "dynamic"  # pad each batch to its own longest sample
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RuntimeSpec(_Strict):
+    name: str = Field(description="Runtime name; `inferarena runtimes` lists them.")
+    precisions: list[str] | None = Field(
+        None, description="Precisions to measure; default: every one the runtime supports on this CPU."
+    )
+    knobs: dict[str, Any] = Field(
+        default_factory=dict, description="Runtime knobs (threads, hints...), validated by the runtime."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name not in registry.RUNTIMES:
+            raise ValueError(f"unknown runtime {name!r}; choose from {', '.join(registry.RUNTIMES)}")
+        return name
+
+
+class WorkloadConfig(_Strict):
+    texts: Path | None = Field(
+        None, description="Text corpus: one text a line, or JSONL with a 'text' field. Default: stdlib docstrings."
+    )
+    inputs: Path | None = Field(
+        None, description="An .npz of input tensors (key = input name, first axis = samples), for tensor models."
+    )
+    num_samples: int = Field(512, ge=1, description="Samples loaded into LoadGen's query sample library.")
+    eval_samples: int = Field(64, ge=1, description="Samples whose outputs are checked against the reference.")
+    max_length: int = Field(128, ge=1, description="Token limit; `fixed` shapes pad to it.")
+    shapes: list[ShapeStrategy] = Field(
+        default_factory=lambda: [ShapeStrategy.fixed, ShapeStrategy.dynamic],
+        description="Shape strategies to measure (fixed, dynamic).",
+    )
+    batch_size: int = Field(32, ge=1, description="Batch size for Offline and for the fidelity check.")
+    seed: int = Field(0, description="Seed for sampling the corpus and generating inputs.")
+
+
+class LoadGenConfig(_Strict):
+    server_target_qps: float | None = Field(
+        None, gt=0, description="Server scenario arrival rate; default: half the throughput seen in warm-up."
+    )
+    server_latency_ms_p99: float = Field(100.0, gt=0, description="Server scenario p99 latency bound (ms).")
+    server_max_batch: int = Field(8, ge=1, description="Largest batch the Server scenario's queue forms.")
+    multi_stream_samples_per_query: int = Field(8, ge=1, description="Samples per MultiStream query.")
+    quick_duration_ms: int = Field(1500, ge=100, description="Minimum duration of each scenario under --quick.")
+
+
+class FidelityConfig(_Strict):
+    min_cos: float = Field(0.99, description="A variant whose worst cosine to the reference is below this fails.")
+    max_abs_diff: float | None = Field(None, description="Optional bound on the max absolute difference.")
+
+
+class RunConfig(_Strict):
+    """Everything that decides a run's numbers. Stored with the run; `--config` reads it back."""
+
+    version: Literal[1] = 1
+    model: str = Field("minilm", description="Bundled model name, HF model folder, or .onnx file.")
+    workload: WorkloadConfig = Field(default_factory=WorkloadConfig)
+    runtimes: list[RuntimeSpec] = Field(
+        default_factory=list, description="Runtimes to measure; empty means every installed runtime."
+    )
+    scenarios: list[str] = Field(
+        default_factory=lambda: ["single_stream", "multi_stream", "server", "offline"],
+        description="LoadGen scenarios to run.",
+    )
+    quick: bool = Field(False, description="Short durations for demos and tests; results are not MLPerf-compliant.")
+    threads: int | None = Field(None, ge=1, description="Threads per runtime; default: all cores.")
+    loadgen: LoadGenConfig = Field(default_factory=LoadGenConfig)
+    fidelity: FidelityConfig = Field(default_factory=FidelityConfig)
+    worker_timeout_s: float = Field(900.0, gt=0, description="A variant still running after this is killed.")
+
+    @field_validator("scenarios")
+    @classmethod
+    def _known_scenarios(cls, names: list[str]) -> list[str]:
+        unknown = [n for n in names if n not in registry.SCENARIOS]
+        if unknown:
+            raise ValueError(f"unknown scenario {unknown[0]!r}; choose from {', '.join(registry.SCENARIOS)}")
+        if not names:
+            raise ValueError("at least one scenario is needed")
+        return names
+
+    def config_hash(self) -> str:
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> "RunConfig":
+        try:
+            data = yaml.safe_load(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist", "pass the path of a YAML run config") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML ({exc})", "fix the YAML syntax") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of fields", "see `inferarena run --help`")
+        return cls.parse(data, source=str(path))
+
+    @classmethod
+    def parse(cls, data: dict[str, Any], source: str = "config") -> "RunConfig":
+        """Validate a dict, turning pydantic's report into one line that names the field."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise config_error(exc, source) from None
+
+
+def config_error(exc: ValidationError, source: str) -> ConfigError:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    message = first["msg"].removeprefix("Value error, ")
+    extra = f" ({len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return ConfigError(f"{source}: field '{where}': {message}{extra}", "correct that field and run again")

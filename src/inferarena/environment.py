@@ -1,0 +1,45 @@
+"""The environment a run was measured in: CPU, cores, OS and the versions of every package involved."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import re
+import sys
+from typing import Any
+
+from inferarena import __version__
+from inferarena.hardware import host
+
+
+def capture() -> dict[str, Any]:
+    h = host()
+    return {
+        "cpu_model": h.cpu_model,
+        "logical_cores": h.logical_cores,
+        "physical_cores": h.physical_cores,
+        "memory_gb": h.memory_gb,
+        "native_bf16": h.has_bf16,
+        "os": platform.platform(),
+        "python": sys.version.split()[0],
+        "inferarena": __version__,
+        "packages": package_versions(),
+    }
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of inferarena's dependencies, extras included (read from its own metadata)."""
+    try:
+        requirements = importlib.metadata.requires("inferarena") or []
+    except importlib.metadata.PackageNotFoundError:
+        requirements = []
+    versions = {}
+    for requirement in requirements:
+        name = re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0]
+        if name == "inferarena":
+            continue
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return dict(sorted(versions.items()))

@@ -1,0 +1,1 @@
+"""Evaluators: compare a variant's outputs with the reference's."""

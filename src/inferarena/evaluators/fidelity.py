@@ -1,0 +1,40 @@
+"""Output fidelity against the FP32 reference: per-sample cosine (mean, min) and max abs difference.
+
+Works on any output: each sample's output is flattened before comparing, so nothing here is
+text-specific.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    cos_mean: float
+    cos_min: float
+    max_abs_diff: float
+    samples: int
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def score(outputs: np.ndarray, reference: np.ndarray) -> Fidelity:
+    """`outputs` and `reference` hold one row per sample, in the same order."""
+    if outputs.shape != reference.shape:
+        raise ValueError(f"output shape {outputs.shape} differs from the reference's {reference.shape}")
+    a = outputs.reshape(len(outputs), -1).astype(np.float64)
+    b = reference.reshape(len(reference), -1).astype(np.float64)
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    norms = na * nb
+    # Two all-zero rows agree; one all-zero row against a non-zero one does not.
+    cos = np.where(norms > 0, (a * b).sum(axis=1) / np.where(norms > 0, norms, 1.0), np.where(na == nb, 1.0, 0.0))
+    return Fidelity(
+        cos_mean=round(float(cos.mean()), 6),
+        cos_min=round(float(cos.min()), 6),
+        max_abs_diff=float(np.abs(a - b).max()),
+        samples=len(a),
+    )

@@ -1,0 +1,130 @@
+"""What a worker process does for one candidate: convert a model, compute the reference, or measure.
+
+Each function runs inside `worker.run_isolated`, so it may import any framework.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inferarena import registry
+from inferarena.artifacts import Artifact
+from inferarena.config import RunConfig, ShapeStrategy
+from inferarena.evaluators.fidelity import score
+from inferarena.plan import VariantSpec
+from inferarena.runtimes.base import Session
+from inferarena.scenarios.base import Estimates, ScenarioContext, ScenarioResult
+from inferarena.trackers.memory import MemoryTracker
+from inferarena.workloads.base import Workload
+
+
+def convert(pass_name: str, artifact: Artifact, cache_dir: Path) -> Artifact:
+    pass_cls = registry.load(registry.PASSES, pass_name)
+    return pass_cls().cached_run(artifact, pass_cls.Config(), cache_dir)
+
+
+def outputs(session: Session, workload: Workload, indices: list[int], strategy: ShapeStrategy, batch: int) -> np.ndarray:
+    """The primary (first) output for `indices`, one row per sample, in order."""
+    step = workload.batch_limit(batch)
+    rows = []
+    for start in range(0, len(indices), step):
+        result = session.predict(workload.collate(indices[start : start + step], strategy))
+        rows.append(np.asarray(next(iter(result.values())), dtype=np.float32))
+    return np.concatenate(rows)
+
+
+def reference(runtime_name: str, artifact: Artifact, workload: Workload, indices: list[int], threads: int, out: Path) -> str:
+    """FP32 outputs of the source model, one sample at a time with the least padding."""
+    runtime = registry.load(registry.RUNTIMES, runtime_name)
+    strategy = workload.strategies[-1]
+    session = runtime().load(artifact, "fp32", runtime.validate_knobs({"threads": threads}), workload.input_shapes(strategy))
+    np.save(out, outputs(session, workload, indices, strategy, batch=1))
+    return str(out)
+
+
+@dataclass
+class MeasureJob:
+    spec: VariantSpec
+    artifact: Artifact
+    workload: Workload
+    reference_path: str
+    eval_indices: list[int]
+    config: RunConfig
+
+
+def measure(job: MeasureJob) -> dict[str, Any]:
+    """Load the variant, check its outputs, then run each LoadGen scenario on it."""
+    spec, config, workload = job.spec, job.config, job.workload
+    strategy = ShapeStrategy(spec.shape)
+    runtime = registry.load(registry.RUNTIMES, spec.runtime)
+    started = time.perf_counter()
+    with MemoryTracker() as memory:
+        session = runtime().load(job.artifact, spec.precision, runtime.validate_knobs(spec.knobs), workload.input_shapes(strategy))
+        load_s = time.perf_counter() - started
+        got = outputs(session, workload, job.eval_indices, strategy, config.workload.batch_size)
+        fidelity = score(got, np.load(job.reference_path))
+        result: dict[str, Any] = {
+            "fidelity": fidelity.as_dict(),
+            "session_info": session.info,
+            "load_s": round(load_s, 3),
+            "scenarios": [],
+        }
+        mismatch = _mismatch(fidelity, config)
+        if mismatch:
+            return {**result, "status": "failed", "error": f"output mismatch: {mismatch}"}
+        ctx = ScenarioContext(
+            session=session,
+            workload=workload,
+            strategy=strategy,
+            batch_size=config.workload.batch_size,
+            quick=config.quick,
+            settings=config.loadgen,
+            estimates=warm_up(session, workload, strategy, config),
+        )
+        for name in config.scenarios:
+            result["scenarios"].append(asdict(_run_scenario(name, ctx)))
+    result["memory"] = memory.result.as_dict()
+    return {**result, "status": "ok", "error": None}
+
+
+def _run_scenario(name: str, ctx: ScenarioContext) -> ScenarioResult:
+    scenario = registry.load(registry.SCENARIOS, name)()
+    try:
+        return scenario.run(ctx)
+    except Exception as exc:  # a scenario that breaks is recorded; the others still run
+        return ScenarioResult(name, False, f"error: {type(exc).__name__}: {exc}"[:300], "error", {})
+
+
+def _mismatch(fidelity, config: RunConfig) -> str | None:
+    if fidelity.cos_min < config.fidelity.min_cos:
+        return f"cos_min {fidelity.cos_min:.4f} < {config.fidelity.min_cos}"
+    if config.fidelity.max_abs_diff is not None and fidelity.max_abs_diff > config.fidelity.max_abs_diff:
+        return f"max_abs_diff {fidelity.max_abs_diff:.3g} > {config.fidelity.max_abs_diff}"
+    return None
+
+
+def warm_up(session: Session, workload: Workload, strategy: ShapeStrategy, config: RunConfig) -> Estimates:
+    """Warm the session and time it roughly, so LoadGen can size its query schedule."""
+    n = len(workload)
+
+    def timed(count: int, repeats: int) -> float:
+        times = []
+        for r in range(repeats):
+            indices = [(r * count + i) % n for i in range(count)]
+            batch = workload.collate(indices, strategy)
+            start = time.perf_counter()
+            session.predict(batch)
+            times.append(time.perf_counter() - start)
+        return float(np.median(times[1:] if len(times) > 1 else times))
+
+    single = timed(1, 8)
+    per_query = config.loadgen.multi_stream_samples_per_query
+    chunk = workload.batch_limit(per_query)
+    multi = timed(chunk, 4) * -(-per_query // chunk)
+    batch = workload.batch_limit(config.workload.batch_size)
+    return Estimates(latency_s_single=single, latency_s_multi=multi, throughput_sps=batch / timed(batch, 3))

@@ -1,0 +1,55 @@
+"""Export an `hf_encoder` to ONNX with the dynamo exporter, batch and sequence axes dynamic.
+
+Two traps, both seen with transformers 5.x: the legacy exporter (dynamo=False) silently produced
+wrong outputs, and tracing with an all-ones attention mask drops the mask from the graph. So the
+trace uses real padded inputs, and every variant is checked against the reference afterwards.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from inferarena.artifacts import Artifact
+from inferarena.models.hf_encoder import OUTPUT_NAME, input_names, load_embedding_module
+from inferarena.passes.base import Pass
+
+
+class ExportOnnxConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    opset: int = Field(18, ge=17, description="ONNX opset version.")
+
+
+class ExportOnnx(Pass):
+    name = "export_onnx"
+    accepts = ("hf_encoder",)
+    produces = ("onnx",)
+    Config = ExportOnnxConfig
+
+    def run(self, artifact: Artifact, config: BaseModel, out_dir: Path) -> Artifact:
+        import torch
+
+        uses_tt = bool(artifact.meta.get("uses_token_type_ids"))
+        module = load_embedding_module(artifact.path, uses_tt)
+        names = input_names(uses_tt)
+        # Real padding: the second row is shorter, so the mask is not all ones and stays in the graph.
+        ids = torch.randint(1000, 2000, (2, 16), dtype=torch.int64)
+        mask = torch.ones(2, 16, dtype=torch.int64)
+        mask[1, 9:] = 0
+        example = {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
+        batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
+        out = out_dir / "model.onnx"
+        torch.onnx.export(
+            module,
+            tuple(example[n] for n in names),
+            str(out),
+            dynamo=True,
+            input_names=names,
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes={n: {0: batch, 1: seq} for n in names},
+            opset_version=config.opset,
+            optimize=True,
+            verbose=False,
+        )
+        return Artifact(out, "onnx", dict(artifact.meta))

@@ -1,0 +1,41 @@
+"""One explicit registry per axis: name -> "module:Class". Nothing is imported until it is used.
+
+Adding a runtime, model source, pass or scenario means adding its file plus one line here.
+CLI choices are read from these dicts.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+RUNTIMES: dict[str, str] = {
+    "torch": "inferarena.runtimes.torch_eager:TorchEager",
+    "onnxruntime": "inferarena.runtimes.ort:OnnxRuntime",
+    "openvino": "inferarena.runtimes.ov:OpenVINO",
+}
+
+# Order matters: the first source that claims a --model spec loads it.
+MODEL_SOURCES: dict[str, str] = {
+    "minilm": "inferarena.models.minilm:MiniLM",
+    "onnx_file": "inferarena.models.onnx_file:OnnxFile",
+    "hf_folder": "inferarena.models.hf_folder:HFFolder",
+}
+
+# Format conversions and (later) optimization passes.
+PASSES: dict[str, str] = {
+    "export_onnx": "inferarena.passes.export_onnx:ExportOnnx",
+}
+
+SCENARIOS: dict[str, str] = {
+    "single_stream": "inferarena.scenarios.mlperf:SingleStream",
+    "multi_stream": "inferarena.scenarios.mlperf:MultiStream",
+    "server": "inferarena.scenarios.mlperf:Server",
+    "offline": "inferarena.scenarios.mlperf:Offline",
+}
+
+
+def load(axis: dict[str, str], name: str) -> Any:
+    """Import and return the plugin class registered under `name`."""
+    module_name, _, attr = axis[name].partition(":")
+    return getattr(importlib.import_module(module_name), attr)

@@ -1,0 +1,1 @@
+"""Renderers: results are data; these turn a stored run into a terminal table or a JSON document."""

@@ -1,0 +1,59 @@
+"""The run as JSON for other tools. Stable keys: run_id, environment, variants[] with name, runtime,
+precision, status, error and flat `metrics` such as `single_stream.latency_ms_p50`,
+`offline.throughput_sps`, `fidelity.cos_min` and `memory.peak_rss_mb`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from inferarena.scenarios.base import QUICK_NOTE
+
+
+def flat_metrics(variant: dict) -> dict[str, Any]:
+    metrics: dict[str, Any] = {}
+    for scenario, measured in variant["scenarios"].items():
+        metrics[f"{scenario}.valid"] = measured["valid"]
+        for key, value in measured["metrics"].items():
+            metrics[f"{scenario}.{key}"] = value
+    for group in ("fidelity", "memory"):
+        for key, value in (variant.get(group) or {}).items():
+            metrics[f"{group}.{key}"] = value
+    return metrics
+
+
+def to_document(run: dict) -> dict[str, Any]:
+    return {
+        "run_id": run["run_id"],
+        "created_at": run["created_at"],
+        "status": run["status"],
+        "model": run["model"],
+        "mode": QUICK_NOTE if run["quick"] else "compliant",
+        "environment": run["environment"],
+        "workload": run["workload"],
+        "config": run["config"],
+        "notes": run["notes"],
+        "variants": [
+            {
+                "name": v["name"],
+                "runtime": v["runtime"],
+                "precision": v["precision"],
+                "shape": v["shape"],
+                "knobs": v["knobs"],
+                "status": v["status"],
+                "error": v["error"],
+                "session_info": v["session_info"],
+                "metrics": flat_metrics(v),
+                "scenarios": {
+                    name: {"valid": m["valid"], "invalid_reason": m["invalid_reason"], "mode": m["mode"]}
+                    for name, m in v["scenarios"].items()
+                },
+            }
+            for v in run["variants"]
+        ],
+    }
+
+
+def write(run: dict, path: Path) -> None:
+    path.write_text(json.dumps(to_document(run), indent=2))

@@ -1,0 +1,88 @@
+"""The runtime contract: `Runtime.load(artifact, ...) -> Session`, and `Session.predict(batch) -> outputs`.
+
+Sessions here answer one batch at a time. Generative runtimes (prefill/decode, streamed tokens) and
+runtimes behind a server will add their own session kinds next to `Session`; the runtime's `kind`
+tells the core which scenarios apply, so the core never needs to name a runtime.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from inferarena.artifacts import Artifact
+from inferarena.errors import ConfigError
+from inferarena.hardware import Host
+
+Batch = dict[str, np.ndarray]
+
+
+class Knobs(BaseModel):
+    """Knobs every runtime has. Subclasses add their own, each with help."""
+
+    model_config = ConfigDict(extra="forbid")
+    threads: int | None = Field(None, ge=1, description="Intra-op threads; default: all cores.")
+
+
+class Session(ABC):
+    input_names: list[str]
+    # What the runtime actually applied (effective precision, streams...), stored with the result.
+    info: dict[str, Any]
+
+    @abstractmethod
+    def predict(self, batch: Batch) -> dict[str, np.ndarray]: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+
+class Runtime(ABC):
+    name: ClassVar[str]
+    formats: ClassVar[tuple[str, ...]]  # artifact formats it loads
+    precisions: ClassVar[tuple[str, ...]]
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    kind: ClassVar[str] = "predict"
+    modules: ClassVar[tuple[str, ...]]  # import names that must be present
+    distribution: ClassVar[str]  # the pip distribution whose version is reported
+    extra: ClassVar[str]  # inferarena's pip extra that installs it
+    Knobs: ClassVar[type[Knobs]] = Knobs
+
+    @classmethod
+    def available(cls) -> bool:
+        return all(importlib.util.find_spec(m) is not None for m in cls.modules)
+
+    @classmethod
+    def version(cls) -> str | None:
+        try:
+            return importlib.metadata.version(cls.distribution)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    @classmethod
+    def install_hint(cls) -> str:
+        return f"pip install 'inferarena[{cls.extra}]'"
+
+    @classmethod
+    def supported_precisions(cls, host: Host) -> tuple[str, ...]:
+        return tuple(p for p in cls.precisions if p != "bf16" or host.has_bf16)
+
+    @classmethod
+    def validate_knobs(cls, knobs: dict[str, Any]) -> Knobs:
+        try:
+            return cls.Knobs.model_validate(knobs)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"])
+            allowed = ", ".join(cls.Knobs.model_fields)
+            raise ConfigError(
+                f"runtime {cls.name!r} knob '{field}': {first['msg']}", f"valid knobs are: {allowed}"
+            ) from None
+
+    @abstractmethod
+    def load(self, artifact: Artifact, precision: str, knobs: Knobs, input_shapes: dict[str, list[int]]) -> Session:
+        """Build a ready session. `input_shapes` has -1 where a dimension varies."""

@@ -1,0 +1,62 @@
+"""OpenVINO on CPU, with INFERENCE_PRECISION_HINT (f32/bf16) and PERFORMANCE_HINT set explicitly."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from inferarena.artifacts import Artifact
+from inferarena.runtimes.base import Batch, Knobs, Runtime, Session
+
+OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
+
+
+class OvKnobs(Knobs):
+    performance_hint: Literal["LATENCY", "THROUGHPUT"] = Field(
+        "LATENCY", description="OpenVINO PERFORMANCE_HINT: LATENCY (one stream) or THROUGHPUT (several)."
+    )
+    static_shapes: bool = Field(
+        True, description="Reshape the model to the workload's fixed dimensions before compiling."
+    )
+
+
+class OpenVINO(Runtime):
+    name = "openvino"
+    formats = ("openvino", "onnx")
+    precisions = ("fp32", "bf16")
+    modules = ("openvino",)
+    distribution = "openvino"
+    extra = "openvino"
+    Knobs = OvKnobs
+
+    def load(self, artifact: Artifact, precision: str, knobs: Knobs, input_shapes: dict[str, list[int]]) -> Session:
+        import openvino as ov
+
+        core = ov.Core()
+        model = core.read_model(str(artifact.path))
+        if knobs.static_shapes and any(d != -1 for shape in input_shapes.values() for d in shape):
+            names = {p.get_any_name() for p in model.inputs}
+            model.reshape({n: ov.PartialShape(s) for n, s in input_shapes.items() if n in names})
+        config = {"INFERENCE_PRECISION_HINT": OV_PRECISION[precision], "PERFORMANCE_HINT": knobs.performance_hint}
+        if knobs.threads:
+            config["INFERENCE_NUM_THREADS"] = knobs.threads
+        compiled = core.compile_model(model, "CPU", config)
+        return OvSession(compiled)
+
+
+class OvSession(Session):
+    def __init__(self, compiled):
+        self.compiled = compiled
+        self.request = compiled.create_infer_request()
+        self.input_names = [p.get_any_name() for p in compiled.inputs]
+        self.outputs = [(o, o.get_any_name()) for o in compiled.outputs]
+        self.info = {
+            key.lower(): str(compiled.get_property(key))
+            for key in ("INFERENCE_PRECISION_HINT", "PERFORMANCE_HINT", "INFERENCE_NUM_THREADS", "NUM_STREAMS")
+        }
+
+    def predict(self, batch: Batch) -> dict[str, np.ndarray]:
+        results = self.request.infer({n: batch[n] for n in self.input_names})
+        return {name: np.asarray(results[port]) for port, name in self.outputs}

@@ -1,0 +1,43 @@
+"""PyTorch eager on CPU: FP32, and BF16 through autocast where the CPU has native BF16."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from inferarena.artifacts import Artifact
+from inferarena.models.hf_encoder import OUTPUT_NAME, input_names, load_embedding_module
+from inferarena.runtimes.base import Batch, Knobs, Runtime, Session
+
+
+class TorchEager(Runtime):
+    name = "torch"
+    formats = ("hf_encoder",)
+    precisions = ("fp32", "bf16")
+    modules = ("torch", "transformers")
+    distribution = "torch"
+    extra = "torch"
+
+    def load(self, artifact: Artifact, precision: str, knobs: Knobs, input_shapes: dict[str, list[int]]) -> Session:
+        import torch
+
+        if knobs.threads:
+            torch.set_num_threads(knobs.threads)
+        uses_tt = bool(artifact.meta.get("uses_token_type_ids"))
+        module = load_embedding_module(artifact.path, uses_tt)
+        return TorchSession(torch, module, precision, input_names(uses_tt))
+
+
+class TorchSession(Session):
+    def __init__(self, torch, module, precision: str, names: list[str]):
+        self.torch = torch
+        self.module = module
+        self.bf16 = precision == "bf16"
+        self.input_names = names
+        self.info = {"threads": torch.get_num_threads(), "autocast": "bf16" if self.bf16 else None}
+
+    def predict(self, batch: Batch) -> dict[str, np.ndarray]:
+        torch = self.torch
+        inputs = {n: torch.from_numpy(batch[n]) for n in self.input_names}
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            out = self.module(**inputs)
+        return {OUTPUT_NAME: out.float().numpy()}

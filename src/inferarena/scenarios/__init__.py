@@ -1,0 +1,1 @@
+"""Scenarios: MLPerf LoadGen's SingleStream, MultiStream, Server and Offline, driving one Session."""

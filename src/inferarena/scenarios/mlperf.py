@@ -1,0 +1,157 @@
+"""The four MLPerf scenarios. Compliant settings follow the MLPerf Inference rules (mlperf.conf):
+600 s minimum; at least 1024 queries for SingleStream and 270,336 for MultiStream and Server; one
+Offline query of at least 24,576 samples. `--quick` shortens all of them and says so.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any
+
+from inferarena.scenarios.base import COMPLIANT_MIN_DURATION_MS, Scenario, ScenarioContext
+from inferarena.trackers.latency import LatencyStats
+
+
+def _duration(settings: Any, ctx: ScenarioContext, quick_queries: int, compliant_queries: int) -> None:
+    if ctx.quick:
+        settings.min_duration_ms = ctx.settings.quick_duration_ms
+        settings.max_duration_ms = 4 * ctx.settings.quick_duration_ms
+        settings.min_query_count = quick_queries
+    else:
+        settings.min_duration_ms = COMPLIANT_MIN_DURATION_MS
+        settings.min_query_count = compliant_queries
+
+
+def _ns(seconds: float) -> int:
+    return max(1000, int(seconds * 1e9))
+
+
+class SingleStream(Scenario):
+    """One query of one sample at a time; the next is issued when the last completes. Metric: p90."""
+
+    name = "single_stream"
+    lg_scenario = "SingleStream"
+    metric = "latency_ms_p90"
+
+    def configure(self, settings, ctx):
+        _duration(settings, ctx, quick_queries=64, compliant_queries=1024)
+        # Under-estimating makes LoadGen schedule more queries than needed rather than too few.
+        settings.single_stream_expected_latency_ns = _ns(0.7 * ctx.estimates.latency_s_single)
+
+    def issue(self, ctx, queries, complete):
+        for q in queries:
+            ctx.session.predict(ctx.cache[q.index])
+            complete([q])
+
+    def figures(self, log):
+        latency = LatencyStats.from_loadgen(log)
+        return {**(latency.as_dict() if latency else {}), "qps": log.get("result_qps_with_loadgen_overhead")}
+
+
+class MultiStream(Scenario):
+    """Queries of N samples, served as one batch, issued back to back. Metric: per-query p99."""
+
+    name = "multi_stream"
+    lg_scenario = "MultiStream"
+    metric = "latency_ms_p99"
+
+    def configure(self, settings, ctx):
+        _duration(settings, ctx, quick_queries=32, compliant_queries=270_336)
+        settings.multi_stream_samples_per_query = ctx.settings.multi_stream_samples_per_query
+        settings.multi_stream_expected_latency_ns = _ns(0.7 * ctx.estimates.latency_s_multi)
+
+    def issue(self, ctx, queries, complete):
+        step = ctx.workload.batch_limit(len(queries))
+        for start in range(0, len(queries), step):
+            chunk = queries[start : start + step]
+            ctx.session.predict(ctx.workload.collate([q.index for q in chunk], ctx.strategy))
+            complete(chunk)
+
+    def figures(self, log):
+        latency = LatencyStats.from_loadgen(log, per_query=True) or LatencyStats.from_loadgen(log)
+        return latency.as_dict() if latency else {}
+
+
+class Offline(Scenario):
+    """All samples in one query, served in batches of `batch_size`. Metric: samples per second."""
+
+    name = "offline"
+    lg_scenario = "Offline"
+    metric = "throughput_sps"
+    higher_is_better = True
+
+    def configure(self, settings, ctx):
+        _duration(settings, ctx, quick_queries=1, compliant_queries=1)
+        expected = 1.3 * ctx.estimates.throughput_sps
+        if not ctx.quick:  # at least 24,576 samples over the 600 s minimum
+            expected = max(expected, 24_576 / (COMPLIANT_MIN_DURATION_MS / 1000))
+        settings.offline_expected_qps = expected
+
+    def issue(self, ctx, queries, complete):
+        step = ctx.workload.batch_limit(ctx.batch_size)
+        for start in range(0, len(queries), step):
+            chunk = queries[start : start + step]
+            ctx.session.predict(ctx.workload.collate([q.index for q in chunk], ctx.strategy))
+            complete(chunk)
+
+    def figures(self, log):
+        return {"throughput_sps": log.get("result_samples_per_second")}
+
+
+class Server(Scenario):
+    """Poisson arrivals at a target QPS with a p99 bound; a worker thread batches what has queued up."""
+
+    name = "server"
+    lg_scenario = "Server"
+    metric = "latency_ms_p99"
+
+    def configure(self, settings, ctx):
+        _duration(settings, ctx, quick_queries=100, compliant_queries=270_336)
+        self.target_qps = ctx.settings.server_target_qps or max(1.0, 0.5 * ctx.estimates.throughput_sps)
+        settings.server_target_qps = self.target_qps
+        settings.server_target_latency_ns = _ns(ctx.settings.server_latency_ms_p99 / 1000)
+
+    def start(self, ctx, complete):
+        self.queue: queue.Queue = queue.Queue()
+        self.errors: list[BaseException] = []
+        limit = ctx.workload.batch_limit(ctx.settings.server_max_batch)
+
+        def serve():
+            while (first := self.queue.get()) is not None:
+                batch = [first]
+                while len(batch) < limit:
+                    try:
+                        item = self.queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        self.queue.put(None)
+                        break
+                    batch.append(item)
+                try:
+                    ctx.session.predict(ctx.workload.collate([q.index for q in batch], ctx.strategy))
+                except BaseException as exc:
+                    self.errors.append(exc)
+                complete(batch)
+
+        self.thread = threading.Thread(target=serve, daemon=True)
+        self.thread.start()
+
+    def issue(self, ctx, queries, complete):
+        for q in queries:
+            self.queue.put(q)
+
+    def stop(self):
+        self.queue.put(None)
+        self.thread.join()
+        if self.errors:
+            raise self.errors[0]
+
+    def figures(self, log):
+        latency = LatencyStats.from_loadgen(log)
+        return {
+            **(latency.as_dict() if latency else {}),
+            "target_qps": self.target_qps,
+            "completed_qps": log.get("result_completed_samples_per_sec"),
+        }

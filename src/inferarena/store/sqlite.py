@@ -1,0 +1,190 @@
+"""SQLite store. One row per run, per variant, and per (variant, scenario) measurement.
+
+A variant's row is written in one transaction once it is finished (ok or failed), which is what
+makes `--resume` exact: a variant is either fully stored or measured again.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from inferarena.errors import StoreError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,
+    finished_at TEXT,
+    status TEXT NOT NULL,              -- running | complete
+    model TEXT NOT NULL,
+    quick INTEGER NOT NULL,
+    config_hash TEXT NOT NULL,
+    config_json TEXT NOT NULL,
+    environment_json TEXT NOT NULL,
+    workload_json TEXT NOT NULL,
+    notes_json TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS variants (
+    run_id INTEGER NOT NULL REFERENCES runs(run_id),
+    name TEXT NOT NULL,
+    runtime TEXT NOT NULL,
+    precision TEXT NOT NULL,
+    shape TEXT NOT NULL,
+    knobs_json TEXT NOT NULL,
+    status TEXT NOT NULL,              -- ok | failed
+    error TEXT,
+    error_detail TEXT,
+    fidelity_json TEXT,
+    memory_json TEXT,
+    session_info_json TEXT,
+    load_s REAL,
+    finished_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, name)
+);
+CREATE TABLE IF NOT EXISTS measurements (
+    run_id INTEGER NOT NULL,
+    variant TEXT NOT NULL,
+    scenario TEXT NOT NULL,
+    valid INTEGER NOT NULL,
+    invalid_reason TEXT,
+    mode TEXT NOT NULL,
+    metrics_json TEXT NOT NULL,
+    loadgen_json TEXT NOT NULL,
+    PRIMARY KEY (run_id, variant, scenario),
+    FOREIGN KEY (run_id, variant) REFERENCES variants(run_id, name)
+);
+"""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Store:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise StoreError(f"DB path {path} is a directory", "pass a file path to --db, e.g. results.db")
+        if not self.path.parent.is_dir():
+            raise StoreError(f"cannot create DB {path}: folder {self.path.parent} does not exist", "create it or pass another --db")
+        try:
+            self.db = sqlite3.connect(self.path)
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot write DB {path} ({exc})", "pass a writable file path to --db") from None
+        self.db.row_factory = sqlite3.Row
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def create_run(self, config: dict, config_hash: str, model: str, quick: bool, environment: dict,
+                   workload: dict, notes: list[str]) -> int:
+        with self.db:
+            cursor = self.db.execute(
+                "INSERT INTO runs (created_at, status, model, quick, config_hash, config_json, environment_json,"
+                " workload_json, notes_json) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+                (_now(), model, int(quick), config_hash, json.dumps(config), json.dumps(environment),
+                 json.dumps(workload), json.dumps(notes)),
+            )
+        return int(cursor.lastrowid)
+
+    def save_variant(self, run_id: int, spec: Any, result: dict) -> None:
+        """Store a finished variant and its measurements atomically."""
+        with self.db:
+            self.db.execute("DELETE FROM measurements WHERE run_id = ? AND variant = ?", (run_id, spec.name))
+            self.db.execute(
+                "INSERT OR REPLACE INTO variants VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, spec.name, spec.runtime, spec.precision, spec.shape, json.dumps(spec.knobs),
+                 result["status"], result.get("error"), result.get("error_detail"),
+                 _json(result.get("fidelity")), _json(result.get("memory")), _json(result.get("session_info")),
+                 result.get("load_s"), _now()),
+            )
+            for m in result.get("scenarios", []):
+                self.db.execute(
+                    "INSERT INTO measurements VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (run_id, spec.name, m["scenario"], int(m["valid"]), m["invalid_reason"], m["mode"],
+                     json.dumps(m["metrics"]), json.dumps(m["loadgen"])),
+                )
+
+    def finish_run(self, run_id: int) -> None:
+        with self.db:
+            self.db.execute("UPDATE runs SET status = 'complete', finished_at = ? WHERE run_id = ?", (_now(), run_id))
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def resumable_run(self, config_hash: str) -> int | None:
+        """The latest run with this exact config, if it did not finish."""
+        row = self.db.execute(
+            "SELECT run_id, status FROM runs WHERE config_hash = ? ORDER BY run_id DESC LIMIT 1", (config_hash,)
+        ).fetchone()
+        return int(row["run_id"]) if row and row["status"] != "complete" else None
+
+    def finished_variants(self, run_id: int) -> set[str]:
+        return {r["name"] for r in self.db.execute("SELECT name FROM variants WHERE run_id = ?", (run_id,))}
+
+    def runs(self, limit: int = 50) -> list[dict]:
+        rows = self.db.execute(
+            "SELECT r.run_id, r.created_at, r.status, r.model, r.quick,"
+            " SUM(v.status = 'ok') AS ok, SUM(v.status = 'failed') AS failed"
+            " FROM runs r LEFT JOIN variants v ON v.run_id = r.run_id"
+            " GROUP BY r.run_id ORDER BY r.run_id DESC LIMIT ?",
+            (limit,),
+        )
+        return [dict(r) for r in rows]
+
+    def load_run(self, run_id: int) -> dict | None:
+        row = self.db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            return None
+        run = {
+            "run_id": row["run_id"],
+            "created_at": row["created_at"],
+            "finished_at": row["finished_at"],
+            "status": row["status"],
+            "model": row["model"],
+            "quick": bool(row["quick"]),
+            "config": json.loads(row["config_json"]),
+            "environment": json.loads(row["environment_json"]),
+            "workload": json.loads(row["workload_json"]),
+            "notes": json.loads(row["notes_json"]),
+            "variants": [],
+        }
+        measurements: dict[str, dict] = {}
+        for m in self.db.execute("SELECT * FROM measurements WHERE run_id = ?", (run_id,)):
+            measurements.setdefault(m["variant"], {})[m["scenario"]] = {
+                "valid": bool(m["valid"]),
+                "invalid_reason": m["invalid_reason"],
+                "mode": m["mode"],
+                "metrics": json.loads(m["metrics_json"]),
+            }
+        for v in self.db.execute("SELECT * FROM variants WHERE run_id = ? ORDER BY rowid", (run_id,)):
+            run["variants"].append({
+                "name": v["name"],
+                "runtime": v["runtime"],
+                "precision": v["precision"],
+                "shape": v["shape"],
+                "knobs": json.loads(v["knobs_json"]),
+                "status": v["status"],
+                "error": v["error"],
+                "error_detail": v["error_detail"],
+                "fidelity": _load(v["fidelity_json"]),
+                "memory": _load(v["memory_json"]),
+                "session_info": _load(v["session_info_json"]),
+                "load_s": v["load_s"],
+                "scenarios": measurements.get(v["name"], {}),
+            })
+        return run
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _load(text: str | None) -> Any:
+    return None if text is None else json.loads(text)

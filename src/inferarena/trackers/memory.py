@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import resource
+import threading
+from dataclasses import asdict, dataclass
+
+import psutil
+
+
+@dataclass(frozen=True)
+class MemoryStats:
+    peak_rss_mb: float  # peak resident set of the worker process over its whole life (model load included)
+    window_peak_rss_mb: float  # peak sampled during the tracked window only
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+class MemoryTracker:
+    """Samples this process's RSS in a background thread; the process-lifetime peak comes from getrusage."""
+
+    def __init__(self, interval_s: float = 0.02):
+        self.interval_s = interval_s
+        self._process = psutil.Process()
+        self._peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self.result: MemoryStats | None = None
+
+    def _sample(self) -> None:
+        while True:
+            self._peak = max(self._peak, self._process.memory_info().rss)
+            if self._stop.wait(self.interval_s):
+                return
+
+    def __enter__(self) -> "MemoryTracker":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._peak = max(self._peak, self._process.memory_info().rss)
+        # ru_maxrss is in KiB on Linux.
+        lifetime = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        self.result = MemoryStats(
+            peak_rss_mb=round(max(lifetime, self._peak) / 2**20, 1), window_peak_rss_mb=round(self._peak / 2**20, 1)
+        )

@@ -1,0 +1,90 @@
+"""Run one function in its own process, with a timeout. A crash, hang or OOM becomes an Outcome.
+
+Each candidate is built and measured in a fresh `spawn`ed process, so a runtime that segfaults or
+leaks cannot take the sweep down, and each gets a clean memory and thread state.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from inferarena.errors import InferarenaError
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    value: Any = None
+    error: str | None = None  # one line, for tables
+    detail: str | None = None  # traceback or the tail of the worker's log
+
+
+def run_isolated(fn: Callable, args: tuple, timeout_s: float, log_path: Path | None = None) -> Outcome:
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_child, args=(sender, fn, args, str(log_path) if log_path else None), daemon=True)
+    process.start()
+    sender.close()
+    try:
+        if receiver.poll(timeout_s):
+            try:
+                status, payload, detail = receiver.recv()
+            except EOFError:
+                status = None
+        else:
+            _kill(process)
+            return Outcome(False, error=f"timed out after {timeout_s:.0f} s", detail=_tail(log_path))
+        process.join(30)
+        if status is None:
+            return Outcome(False, error=_death(process.exitcode), detail=_tail(log_path))
+        if status == "ok":
+            return Outcome(True, value=payload)
+        return Outcome(False, error=payload, detail=detail)
+    finally:
+        if process.is_alive():
+            _kill(process)
+        receiver.close()
+
+
+def _child(sender, fn: Callable, args: tuple, log_path: str | None) -> None:
+    if log_path:
+        # Frameworks print freely; keep the terminal for the progress bar and the worker's log for errors.
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+    try:
+        result = ("ok", fn(*args), None)
+    except InferarenaError as exc:
+        result = ("error", str(exc), None)
+    except MemoryError:
+        result = ("error", "out of memory", traceback.format_exc())
+    except BaseException as exc:  # noqa: BLE001 - everything becomes the candidate's failure
+        message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        result = ("error", f"{type(exc).__name__}: {message}" if message else type(exc).__name__, traceback.format_exc())
+    sender.send(result)
+    sender.close()
+
+
+def _kill(process) -> None:
+    process.kill()
+    process.join(10)
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        hint = " (likely out of memory)" if name == "SIGKILL" else ""
+        return f"worker crashed with {name}{hint}"
+    return f"worker exited with code {exitcode} before reporting"
+
+
+def _tail(log_path: Path | None, lines: int = 20) -> str | None:
+    if not log_path or not Path(log_path).is_file():
+        return None
+    return "\n".join(Path(log_path).read_text(errors="replace").splitlines()[-lines:])

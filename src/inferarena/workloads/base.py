@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from inferarena.config import ShapeStrategy
+
+Batch = dict[str, np.ndarray]
+
+
+class Workload(ABC):
+    """A list of samples plus the rule that turns a set of them into one batch.
+
+    Picklable, so it travels to worker processes as is.
+    """
+
+    input_names: list[str]
+    strategies: tuple[ShapeStrategy, ...]
+    # Largest batch the model accepts; None means any.
+    max_batch: int | None = None
+    # What was assumed while building it, shown to the user.
+    notes: list[str]
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def collate(self, indices: Sequence[int], strategy: ShapeStrategy) -> Batch: ...
+
+    @abstractmethod
+    def input_shapes(self, strategy: ShapeStrategy) -> dict[str, list[int]]:
+        """Shape hints per input for this strategy, -1 for a dimension that varies."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """A summary stored with the run (source, counts, length distribution)."""
+
+    def batch_limit(self, wanted: int) -> int:
+        return wanted if self.max_batch is None else min(wanted, self.max_batch)

@@ -1,0 +1,85 @@
+"""Tokenized text workloads, with fixed (pad to max length) and dynamic (pad to batch longest) shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from inferarena.artifacts import Artifact
+from inferarena.config import ShapeStrategy, WorkloadConfig
+from inferarena.errors import ConfigError
+from inferarena.workloads.base import Batch, Workload
+from inferarena.workloads.corpus import read_texts, stdlib_paragraphs
+
+
+class TextWorkload(Workload):
+    strategies = (ShapeStrategy.fixed, ShapeStrategy.dynamic)
+
+    def __init__(self, tokens: list[dict[str, np.ndarray]], input_names: list[str], max_length: int,
+                 pad_id: int, source: str):
+        self.tokens = tokens
+        self.input_names = input_names
+        self.max_length = max_length
+        self.pad_id = pad_id
+        self.source = source
+        self.notes = []
+
+    @classmethod
+    def build(cls, artifact: Artifact, config: WorkloadConfig) -> "TextWorkload":
+        from tokenizers import Tokenizer
+
+        if config.inputs is not None and config.inputs.suffix == ".npz":
+            raise ConfigError(
+                f"{artifact.meta['name']} takes text, not tensors from {config.inputs.name}",
+                "pass a .txt or .jsonl corpus with --inputs",
+            )
+        texts_path = config.texts or config.inputs
+        if texts_path is not None:
+            texts, source = read_texts(texts_path, config.num_samples, config.seed), str(texts_path)
+        else:
+            texts, source = stdlib_paragraphs(config.num_samples, config.seed), "python stdlib docstrings"
+        tokenizer = Tokenizer.from_file(artifact.meta["tokenizer"])
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(config.max_length)
+        names = ["input_ids", "attention_mask"] + (["token_type_ids"] if artifact.meta.get("uses_token_type_ids") else [])
+        tokens = []
+        for enc in tokenizer.encode_batch(texts):
+            row = {"input_ids": enc.ids, "attention_mask": enc.attention_mask, "token_type_ids": enc.type_ids}
+            tokens.append({name: np.asarray(row[name], dtype=np.int64) for name in names})
+        pad_id = tokenizer.token_to_id("[PAD]") or tokenizer.token_to_id("<pad>") or 0
+        return cls(tokens, names, config.max_length, pad_id, source)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def collate(self, indices: Sequence[int], strategy: ShapeStrategy) -> Batch:
+        rows = [self.tokens[i] for i in indices]
+        if strategy is ShapeStrategy.fixed:
+            width = self.max_length
+        else:
+            width = max(len(row["input_ids"]) for row in rows)
+        batch = {}
+        for name in self.input_names:
+            array = np.full((len(rows), width), self.pad_id if name == "input_ids" else 0, dtype=np.int64)
+            for j, row in enumerate(rows):
+                array[j, : len(row[name])] = row[name]
+            batch[name] = array
+        return batch
+
+    def input_shapes(self, strategy: ShapeStrategy) -> dict[str, list[int]]:
+        width = self.max_length if strategy is ShapeStrategy.fixed else -1
+        return {name: [-1, width] for name in self.input_names}
+
+    def describe(self) -> dict[str, Any]:
+        lengths = np.array([len(row["input_ids"]) for row in self.tokens])
+        return {
+            "kind": "text",
+            "source": self.source,
+            "samples": len(self.tokens),
+            "max_length": self.max_length,
+            "tokens_p50": float(np.percentile(lengths, 50)),
+            "tokens_p90": float(np.percentile(lengths, 90)),
+            "tokens_max": int(lengths.max()),
+        }

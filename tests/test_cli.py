@@ -1,0 +1,142 @@
+"""The real CLI, in process, on tiny models built in the tests."""
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from conftest import make_mlp_onnx, quick_config
+from inferarena.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_run_onnx_file_end_to_end(tmp_path, mlp_onnx):
+    db, out = tmp_path / "r.db", tmp_path / "run.json"
+    result = invoke("run", "--model", mlp_onnx, "--config", quick_config(tmp_path), "--db", db, "--json", out,
+                    "--cache-dir", tmp_path / "cache")
+    assert result.exit_code == 0, result.output
+    assert "quick (not MLPerf-compliant)" in result.output
+    assert "generated 64 random samples" in result.output  # what was assumed is said
+    doc = json.loads(out.read_text())
+    assert doc["run_id"] == 1 and doc["environment"]["logical_cores"] >= 1
+    names = {v["name"]: v for v in doc["variants"]}
+    assert {"onnxruntime/fp32/fixed", "openvino/fp32/fixed"} <= set(names)
+    ort = names["onnxruntime/fp32/fixed"]
+    assert ort["status"] == "ok" and ort["error"] is None
+    for key in ("single_stream.latency_ms_p50", "single_stream.latency_ms_p90", "single_stream.latency_ms_p99",
+                "offline.throughput_sps", "fidelity.cos_mean", "fidelity.cos_min", "memory.peak_rss_mb"):
+        assert isinstance(ort["metrics"][key], float), key
+    assert ort["metrics"]["fidelity.cos_min"] > 0.999
+
+    shown = invoke("show", "1", "--db", db)
+    assert shown.exit_code == 0 and "onnxruntime" in shown.output and "Offline" in shown.output
+    listed = invoke("results", "--db", db)
+    assert "mlp.onnx" in listed.output and "complete" in listed.output
+
+
+def test_resume_measures_only_what_is_missing(tmp_path, mlp_onnx):
+    db, cfg = tmp_path / "r.db", quick_config(tmp_path, scenarios=["single_stream"])
+    args = ("run", "--model", mlp_onnx, "--config", cfg, "--db", db, "--runtimes", "onnxruntime,openvino")
+    assert invoke(*args).exit_code == 0
+    with sqlite3.connect(db) as con:  # simulate an interruption after the first variant
+        total = con.execute("SELECT COUNT(*) FROM variants").fetchone()[0]
+        con.execute("DELETE FROM measurements WHERE variant LIKE 'openvino%'")
+        con.execute("DELETE FROM variants WHERE name LIKE 'openvino%'")
+        con.execute("UPDATE runs SET status = 'running'")
+        before = con.execute("SELECT finished_at FROM variants WHERE name LIKE 'onnxruntime%'").fetchone()
+    result = invoke(*args, "--resume")
+    assert result.exit_code == 0, result.output
+    assert "Resumed run 1: kept 1 stored variant(s)" in result.output
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
+        assert con.execute("SELECT COUNT(*) FROM variants").fetchone()[0] == total
+        assert con.execute("SELECT finished_at FROM variants WHERE name LIKE 'onnxruntime%'").fetchone() == before
+
+
+def test_mismatching_variant_fails_and_sweep_goes_on(tmp_path, mlp_onnx):
+    # An impossible fidelity bound: every variant is recorded as failed, and the run still completes.
+    cfg = quick_config(tmp_path, fidelity={"min_cos": 1.5}, scenarios=["single_stream"])
+    db = tmp_path / "r.db"
+    result = invoke("run", "--model", mlp_onnx, "--config", cfg, "--db", db, "--runtimes", "onnxruntime")
+    assert result.exit_code == 0
+    assert "output mismatch: cos_min" in result.output and "Failed variants" in result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--runtimes", "tensorrtx"], "unknown runtime 'tensorrtx'"),
+        (["--scenarios", "burst"], "unknown scenario 'burst'"),
+        (["--model", "nope.onnx"], "does not exist"),
+    ],
+)
+def test_bad_input_is_one_clear_line(tmp_path, args, message):
+    result = invoke("run", "--quick", "--db", tmp_path / "r.db", *args)
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_bad_files(tmp_path, mlp_onnx):
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"\x00garbage")
+    result = invoke("run", "--model", corrupt, "--db", tmp_path / "r.db")
+    assert result.exit_code == 2 and "not a valid ONNX model" in result.output
+
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("workload:\n  batch_size: zero\n")
+    result = invoke("run", "--config", bad_yaml, "--db", tmp_path / "r.db")
+    assert result.exit_code == 2 and "field 'workload.batch_size'" in result.output
+
+    inputs = tmp_path / "in.npz"
+    np.savez(inputs, x=np.ones((3, 9), dtype=np.float32))
+    result = invoke("run", "--model", mlp_onnx, "--inputs", inputs, "--db", tmp_path / "r.db")
+    assert result.exit_code == 2 and "input 'x' has shape [3, 9]" in result.output
+
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    result = invoke("run", "--model", mlp_onnx, "--db", blocker / "r.db")
+    assert result.exit_code == 2 and "cannot create DB" in result.output
+
+
+def test_missing_extra_names_the_pip_command(tmp_path, mlp_onnx, monkeypatch):
+    # The runtime is installed here, so pretend it is not: the message path is what is under test.
+    from inferarena.runtimes.ov import OpenVINO
+
+    monkeypatch.setattr(OpenVINO, "available", classmethod(lambda cls: False))
+    result = invoke("run", "--model", mlp_onnx, "--runtimes", "openvino", "--db", tmp_path / "r.db")
+    assert result.exit_code == 2
+    assert "runtime 'openvino' is not installed" in result.output
+    assert "pip install 'inferarena[openvino]'" in result.output
+    listed = invoke("runtimes")
+    assert "pip install 'inferarena[openvino]'" in listed.output
+
+
+def test_show_unknown_run(tmp_path, mlp_onnx):
+    db = tmp_path / "r.db"
+    assert invoke("show", "3", "--db", db).exit_code == 2
+    result = invoke("results", "--db", db)
+    assert result.exit_code == 2 and "no results database" in result.output
+
+
+def test_tiny_encoder_on_every_runtime(tmp_path, tiny_bert):
+    """A Hugging Face folder: torch eager, exported to ONNX for ORT and OpenVINO, under both shapes."""
+    db, out = tmp_path / "r.db", tmp_path / "run.json"
+    cfg = quick_config(tmp_path, scenarios=["single_stream"])
+    result = invoke("run", "--model", tiny_bert, "--config", cfg, "--db", db, "--json", out,
+                    "--cache-dir", tmp_path / "cache")
+    assert result.exit_code == 0, result.output
+    variants = {v["name"]: v for v in json.loads(out.read_text())["variants"]}
+    for name in ("torch/fp32/fixed", "torch/fp32/dynamic", "onnxruntime/fp32/fixed", "onnxruntime/fp32/dynamic",
+                 "openvino/fp32/fixed", "openvino/fp32/dynamic"):
+        assert variants[name]["status"] == "ok", (name, variants[name]["error"])
+        assert variants[name]["metrics"]["fidelity.cos_min"] > 0.999
+    # The export is cached by content hash: a second run does not export again.
+    exported = list((tmp_path / "cache" / "export_onnx").glob("*/model.onnx"))
+    assert len(exported) == 1

@@ -1,0 +1,49 @@
+"""Each scenario on the real MLPerf LoadGen, driving a tiny numpy session."""
+
+import numpy as np
+import pytest
+
+from inferarena import registry
+from inferarena.config import LoadGenConfig, ShapeStrategy
+from inferarena.runtimes.base import Session
+from inferarena.scenarios.base import QUICK_NOTE, Estimates, ScenarioContext
+from inferarena.workloads.tensor import TensorWorkload
+
+
+class NumpySession(Session):
+    """A real (if small) model: one matrix product."""
+
+    def __init__(self, fail: bool = False):
+        self.input_names, self.info, self.fail = ["x"], {}, fail
+        self.weight = np.ones((4, 2), dtype=np.float32)
+
+    def predict(self, batch):
+        if self.fail:
+            raise RuntimeError("kernel exploded")
+        return {"y": batch["x"] @ self.weight}
+
+
+def _context(session) -> ScenarioContext:
+    workload = TensorWorkload({"x": np.ones((32, 4), dtype=np.float32)}, batched=True, source="test", notes=[])
+    return ScenarioContext(
+        session=session, workload=workload, strategy=ShapeStrategy.fixed, batch_size=8, quick=True,
+        settings=LoadGenConfig(quick_duration_ms=200, server_target_qps=3000),
+        estimates=Estimates(latency_s_single=1e-5, latency_s_multi=1e-5, throughput_sps=1_000_000),
+    )
+
+
+@pytest.mark.parametrize("name", list(registry.SCENARIOS))
+def test_scenario_runs_on_loadgen(name):
+    result = registry.load(registry.SCENARIOS, name)().run(_context(NumpySession()))
+    assert result.scenario == name and result.mode == QUICK_NOTE
+    assert result.valid, result.invalid_reason
+    assert result.loadgen["result_validity"] == "VALID"
+    metric = registry.load(registry.SCENARIOS, name).metric
+    assert result.metrics[metric] > 0
+    assert result.metrics["peak_rss_mb"] > 0 and "cpu_util_pct" in result.metrics
+
+
+@pytest.mark.parametrize("name", ["single_stream", "server"])
+def test_a_failing_session_raises_after_loadgen_finishes(name):
+    with pytest.raises(RuntimeError, match="kernel exploded"):
+        registry.load(registry.SCENARIOS, name)().run(_context(NumpySession(fail=True)))

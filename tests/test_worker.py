@@ -1,0 +1,42 @@
+import os
+import signal
+import time
+
+from inferarena.worker import run_isolated
+
+
+def _square(x):
+    return x * x
+
+
+def _raise():
+    raise ValueError("bad shape (1, 2)")
+
+
+def _die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _hang():
+    time.sleep(60)
+
+
+def _noisy():
+    print("framework chatter")
+    os.abort()
+
+
+def test_ok_and_error():
+    assert run_isolated(_square, (7,), 60).value == 49
+    failed = run_isolated(_raise, (), 60)
+    assert not failed.ok and failed.error == "ValueError: bad shape (1, 2)" and "Traceback" in failed.detail
+
+
+def test_crash_and_timeout_become_failures(tmp_path):
+    killed = run_isolated(_die, (), 60)
+    assert not killed.ok and "SIGKILL" in killed.error and "out of memory" in killed.error
+    hung = run_isolated(_hang, (), 2)
+    assert not hung.ok and hung.error == "timed out after 2 s"
+    log = tmp_path / "w.log"
+    aborted = run_isolated(_noisy, (), 60, log)
+    assert "SIGABRT" in aborted.error and "framework chatter" in aborted.detail

@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import math
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from inferarena import registry
 from inferarena.scenarios.base import QUICK_NOTE
-
-# Columns per scenario: (metric key, header). Units are in the headers as in the keys.
-COLUMNS = {
-    "single_stream": [("latency_ms_p50", "p50 ms"), ("latency_ms_p90", "p90 ms"), ("latency_ms_p99", "p99 ms"),
-                      ("qps", "queries/s")],
-    "multi_stream": [("latency_ms_p50", "p50 ms"), ("latency_ms_p99", "p99 ms"), ("latency_ms_max", "max ms")],
-    "server": [("target_qps", "target QPS"), ("completed_qps", "done QPS"), ("latency_ms_p50", "p50 ms"),
-               ("latency_ms_p99", "p99 ms")],
-    "offline": [("throughput_sps", "samples/s")],
-}
-TITLES = {"single_stream": "SingleStream", "multi_stream": "MultiStream", "server": "Server", "offline": "Offline"}
-
 
 def render_run(run: dict, console: Console) -> None:
     env = run["environment"]
@@ -41,6 +30,8 @@ def render_run(run: dict, console: Console) -> None:
     for note in run["notes"]:
         console.print(f"[dim]note: {escape(note)}[/]")
     ok = [v for v in run["variants"] if v["status"] == "ok"]
+    if ok:
+        console.print(variants_table(ok))
     for scenario in run["config"]["scenarios"]:
         console.print(leaderboard(scenario, ok, run["quick"]))
     failed = [v for v in run["variants"] if v["status"] != "ok"]
@@ -55,53 +46,72 @@ def render_run(run: dict, console: Console) -> None:
         console.print("[yellow]This run did not finish; rerun with the same options and --resume to complete it.[/]")
 
 
+def variants_table(variants: list[dict]) -> Table:
+    """What every variant is, how close it stays to the FP32 reference, and what it costs in memory."""
+    table = Table(title="Variants — fidelity against the FP32 reference", title_justify="left", title_style="bold",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    for header in ("variant", "cos mean", "cos min", "max diff", "RSS MB", "load s"):
+        table.add_column(header, justify="left" if header == "variant" else "right", no_wrap=True,
+                         min_width=_widest(variants) if header == "variant" else None)
+    for v in variants:
+        f = v.get("fidelity") or {}
+        table.add_row(escape(v["name"]), f"{f.get('cos_mean', float('nan')):.5f}",
+                      f"{f.get('cos_min', float('nan')):.5f}", f"{f.get('max_abs_diff', float('nan')):.2g}",
+                      _fmt((v.get("memory") or {}).get("peak_rss_mb")), _fmt(v.get("load_s")))
+    return table
+
+
 def leaderboard(scenario: str, variants: list[dict], quick: bool) -> Table:
     cls = registry.load(registry.SCENARIOS, scenario)
-    metric, better = cls.metric, cls.higher_is_better
-    unit = metric.replace("_", " ")
     mode = " · quick (not MLPerf-compliant)" if quick else ""
     table = Table(
-        title=f"{TITLES.get(scenario, scenario)} — ranked by {unit}, {'highest' if better else 'lowest'} first{mode}",
+        title=f"{cls.lg_scenario} — ranked by {cls.ranking}{mode}",
         title_justify="left",
         title_style="bold",
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
     )
-    for header in ("#", "runtime", "precision", "shape", *[h for _, h in COLUMNS.get(scenario, [])],
-                   "LoadGen", "cos min", "peak RSS MB"):
-        text = header in ("runtime", "precision", "shape", "LoadGen")
-        table.add_column(header, justify="left" if text else "right", overflow="fold")
+    for header in ("#", "variant", *[h for _, h in cls.columns], "LoadGen", "cos min"):
+        text = header in ("variant", "LoadGen")
+        table.add_column(header, justify="left" if text else "right", no_wrap=True,
+                         min_width=_widest(variants) if header == "variant" else None)
 
-    def key(v: dict) -> float:
-        value = v["scenarios"].get(scenario, {}).get("metrics", {}).get(metric)
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return math.inf
-        return -value if better else value
-
+    reasons: list[str] = []  # INVALID reasons as numbered footnotes, so the table stays narrow
     rows = [v for v in variants if scenario in v["scenarios"]]
-    for rank, v in enumerate(sorted(rows, key=key), 1):
+    for rank, v in enumerate(sorted(rows, key=lambda v: cls.rank_key(v["scenarios"][scenario]["metrics"])), 1):
         measured = v["scenarios"][scenario]
         metrics = measured["metrics"]
-        status = "[green]VALID[/]" if measured["valid"] else f"[red]INVALID[/] {escape(_short(measured['invalid_reason']))}"
+        if measured["valid"]:
+            status = "[green]VALID[/]"
+        else:
+            reason = measured["invalid_reason"] or "no reason given"
+            if reason not in reasons:
+                reasons.append(reason)
+            status = f"[red]INVALID[/]:{reasons.index(reason) + 1}"
         table.add_row(
             str(rank),
-            escape(v["runtime"] + "".join(f" +{knob}" for knob in v["name"].split("+")[1:])),
-            v["precision"],
-            v["shape"],
-            *[_fmt(metrics.get(k)) for k, _ in COLUMNS.get(scenario, [])],
+            escape(v["name"]),
+            *[_fmt(metrics.get(k)) for k, _ in cls.columns],
             status,
             f"{v['fidelity']['cos_min']:.5f}" if v.get("fidelity") else "-",
-            _fmt((v.get("memory") or {}).get("peak_rss_mb")),
         )
+    if reasons:
+        table.caption = "\n".join(f"INVALID:{i} {escape(r)}" for i, r in enumerate(reasons, 1))
     return table
+
+
+def _widest(variants: list[dict]) -> int:
+    return max((len(v["name"]) for v in variants), default=7)
 
 
 def _fmt(value) -> str:
     if value is None:
+        return "-"
+    if isinstance(value, float) and math.isnan(value):
         return "-"
     if isinstance(value, float):
         return f"{value:.2f}" if value < 100 else f"{value:.0f}"
     return str(value)
 
 
-def _short(reason: str | None, width: int = 40) -> str:
-    reason = (reason or "").strip()
-    return reason if len(reason) <= width else reason[: width - 1] + "…"

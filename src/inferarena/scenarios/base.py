@@ -60,7 +60,17 @@ class Scenario(ABC):
     name: ClassVar[str]
     lg_scenario: ClassVar[str]  # mlperf_loadgen.TestScenario member
     metric: ClassVar[str]  # the figure the leaderboard ranks by
+    ranking: ClassVar[str]  # the same, in words for the leaderboard's title
+    columns: ClassVar[tuple[tuple[str, str], ...]]  # (metric key, header) shown in its leaderboard
     higher_is_better: ClassVar[bool] = False
+
+    @classmethod
+    def rank_key(cls, metrics: dict[str, float]) -> tuple:
+        """Sort key for leaderboards: best first. Missing figures sort last."""
+        value = metrics.get(cls.metric)
+        if value is None or value != value:  # missing or NaN
+            return (1, 0.0)
+        return (0, -value if cls.higher_is_better else value)
 
     @abstractmethod
     def configure(self, settings: Any, ctx: ScenarioContext) -> None:

@@ -129,7 +129,9 @@ def test_tiny_encoder_on_every_runtime(tmp_path, tiny_bert):
     """A Hugging Face folder: torch eager, exported to ONNX for ORT and OpenVINO, under both shapes."""
     db, out = tmp_path / "r.db", tmp_path / "run.json"
     cfg = quick_config(tmp_path, scenarios=["single_stream"])
-    result = invoke("run", "--model", tiny_bert, "--config", cfg, "--db", db, "--json", out,
+    corpus = tmp_path / "texts.txt"
+    corpus.write_text("a short one\n" + "a much longer sentence, with commas and several more words in it\n" * 3)
+    result = invoke("run", "--model", tiny_bert, "--config", cfg, "--db", db, "--json", out, "--inputs", corpus,
                     "--cache-dir", tmp_path / "cache")
     assert result.exit_code == 0, result.output
     variants = {v["name"]: v for v in json.loads(out.read_text())["variants"]}
@@ -137,6 +139,20 @@ def test_tiny_encoder_on_every_runtime(tmp_path, tiny_bert):
                  "openvino/fp32/fixed", "openvino/fp32/dynamic"):
         assert variants[name]["status"] == "ok", (name, variants[name]["error"])
         assert variants[name]["metrics"]["fidelity.cos_min"] > 0.999
+    assert json.loads(out.read_text())["workload"]["source"] == str(corpus)
     # The export is cached by content hash: a second run does not export again.
     exported = list((tmp_path / "cache" / "export_onnx").glob("*/model.onnx"))
     assert len(exported) == 1
+    stamp = exported[0].stat().st_mtime_ns
+    again = invoke("run", "--model", tiny_bert, "--config", cfg, "--db", db, "--runtimes", "onnxruntime",
+                   "--cache-dir", tmp_path / "cache")
+    assert again.exit_code == 0
+    assert list((tmp_path / "cache" / "export_onnx").glob("*/model.onnx")) == exported
+    assert exported[0].stat().st_mtime_ns == stamp
+
+
+def test_bad_knob_is_named(tmp_path, mlp_onnx):
+    cfg = quick_config(tmp_path, runtimes=[{"name": "onnxruntime", "knobs": {"graph_optimization_level": "turbo"}}])
+    result = invoke("run", "--model", mlp_onnx, "--config", cfg, "--db", tmp_path / "r.db")
+    assert result.exit_code == 2
+    assert "knob 'graph_optimization_level'" in result.output and "valid knobs are" in result.output

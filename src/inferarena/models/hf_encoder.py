@@ -6,10 +6,13 @@ Pooling and normalization live inside the module, so every runtime times them as
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
 def load_embedding_module(folder: Path, uses_token_type_ids: bool):
+    # The folder is local; never let transformers reach for a hub from inside a measurement worker.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from transformers import AutoModel
 

@@ -53,10 +53,15 @@ class OvSession(Session):
         self.input_names = [p.get_any_name() for p in compiled.inputs]
         self.outputs = [(o, o.get_any_name()) for o in compiled.outputs]
         self.info = {
-            key.lower(): str(compiled.get_property(key))
+            key.lower(): _text(compiled.get_property(key))
             for key in ("INFERENCE_PRECISION_HINT", "PERFORMANCE_HINT", "INFERENCE_NUM_THREADS", "NUM_STREAMS")
         }
 
     def predict(self, batch: Batch) -> dict[str, np.ndarray]:
         results = self.request.infer({n: batch[n] for n in self.input_names})
         return {name: np.asarray(results[port]) for port, name in self.outputs}
+
+
+def _text(value) -> str:
+    """OpenVINO property values as plain text (element types print as "<Type: 'bfloat16'>" otherwise)."""
+    return value.to_string() if hasattr(value, "to_string") else str(value)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import yaml
 
+from inferarena import runtimes
 from inferarena.config import RunConfig
 
 
@@ -13,3 +14,5 @@ def test_readme_yaml_example_is_valid():
     block = re.search(r"```yaml\n(.*?)```", readme, re.S).group(1)
     config = RunConfig.parse(yaml.safe_load(block), source="README")
     assert config.runtimes[0].knobs["graph_optimization_level"] == "extended"
+    for spec in config.runtimes:  # knobs are the runtimes' to validate
+        runtimes.get(spec.name).validate_knobs(spec.knobs)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -60,39 +61,42 @@ def run(config: RunConfig, store: Store, paths: Paths, resume: bool = False, on_
     emit("plan", {"run_id": summary.run_id, "total": len(specs), "todo": len(todo), "notes": notes})
 
     work = paths.work_dir / f"run-{summary.run_id}"
-    work.mkdir(parents=True, exist_ok=True)
-    log = work / "worker.log"
+    (work / "logs").mkdir(parents=True, exist_ok=True)
     threads = config.threads or host().logical_cores
+    timeout = config.timeout_s()
+
+    def log(name: str) -> Path:  # one log per worker, so a crash report shows only its own output
+        return work / "logs" / (re.sub(r"[^A-Za-z0-9_.+=-]+", "_", name) + ".log")
 
     if todo:
         emit("start", {"name": "reference (FP32)"})
-        reference = _reference(artifact, workload, eval_indices, threads, work, config, log)
+        reference = _reference(artifact, workload, eval_indices, threads, work, timeout, log("reference"))
         emit("done", {"name": "reference (FP32)", "ok": reference.ok, "error": reference.error})
         converted = {}
         for conversion in sorted({s.conversion for s in todo if s.conversion}):
             emit("start", {"name": f"build: {conversion}"})
             converted[conversion] = run_isolated(
-                jobs.convert, (conversion, artifact, paths.cache_dir), config.worker_timeout_s, log
+                jobs.convert, (conversion, artifact, paths.cache_dir), timeout, log(conversion)
             )
             emit("done", {"name": f"build: {conversion}", "ok": converted[conversion].ok,
                           "error": converted[conversion].error})
         for spec in todo:
             emit("start", {"name": spec.name})
-            result = _measure(spec, artifact, workload, reference, converted, eval_indices, config, log)
+            result = _measure(spec, artifact, workload, reference, converted, eval_indices, config, log(spec.name))
             store.save_variant(summary.run_id, spec, result)
             emit("done", {"name": spec.name, "ok": result["status"] == "ok", "error": result.get("error")})
     store.finish_run(summary.run_id)
     return summary
 
 
-def _reference(artifact, workload, eval_indices, threads, work: Path, config: RunConfig, log: Path):
+def _reference(artifact, workload, eval_indices, threads, work: Path, timeout: float, log: Path):
     """FP32 outputs from the first installed runtime that loads the source format as is."""
     for name in registry.RUNTIMES:
         runtime = runtimes.get(name)
         if artifact.format in runtime.formats and "fp32" in runtime.precisions and runtime.available():
             out = work / "reference.npy"
             args = (name, artifact, workload, eval_indices, threads, out)
-            return run_isolated(jobs.reference, args, config.worker_timeout_s, log)
+            return run_isolated(jobs.reference, args, timeout, log)
     raise RuntimeUnavailable(
         f"no installed runtime loads a {artifact.format} model to compute the FP32 reference",
         "pip install 'inferarena[all]'",
@@ -108,7 +112,7 @@ def _measure(spec: VariantSpec, artifact, workload, reference, converted, eval_i
             return {"status": "failed", "error": f"{spec.conversion} failed: {build.error}", "error_detail": build.detail}
         artifact = build.value
     job = jobs.MeasureJob(spec, artifact, workload, reference.value, eval_indices, config)
-    outcome = run_isolated(jobs.measure, (job,), config.worker_timeout_s, log)
+    outcome = run_isolated(jobs.measure, (job,), config.timeout_s(), log)
     if outcome.ok:
         return outcome.value
     return {"status": "failed", "error": outcome.error, "error_detail": outcome.detail}

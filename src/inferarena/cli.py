@@ -118,6 +118,8 @@ def run(
                 raise typer.Exit(130) from None
         if summary.resumed:
             console.print(f"Resumed run {summary.run_id}: kept {len(summary.skipped)} stored variant(s).")
+        elif resume:
+            console.print(f"No unfinished run with this config: started run {summary.run_id}.")
         stored = store.load_run(summary.run_id)
         report_console.render_run(stored, console)
         if json_path:

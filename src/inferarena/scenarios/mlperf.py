@@ -23,6 +23,13 @@ def _duration(settings: Any, ctx: ScenarioContext, quick_queries: int, compliant
         settings.min_query_count = compliant_queries
 
 
+def _in_batches(ctx: ScenarioContext, queries: list, step: int, complete) -> None:
+    for start in range(0, len(queries), step):
+        chunk = queries[start : start + step]
+        ctx.session.predict(ctx.workload.collate([q.index for q in chunk], ctx.strategy))
+        complete(chunk)
+
+
 def _ns(seconds: float) -> int:
     return max(1000, int(seconds * 1e9))
 
@@ -66,11 +73,7 @@ class MultiStream(Scenario):
         settings.multi_stream_expected_latency_ns = _ns(0.7 * ctx.estimates.latency_s_multi)
 
     def issue(self, ctx, queries, complete):
-        step = ctx.workload.batch_limit(len(queries))
-        for start in range(0, len(queries), step):
-            chunk = queries[start : start + step]
-            ctx.session.predict(ctx.workload.collate([q.index for q in chunk], ctx.strategy))
-            complete(chunk)
+        _in_batches(ctx, queries, ctx.workload.batch_limit(len(queries)), complete)
 
     def figures(self, log):
         latency = LatencyStats.from_loadgen(log, per_query=True) or LatencyStats.from_loadgen(log)
@@ -95,11 +98,7 @@ class Offline(Scenario):
         settings.offline_expected_qps = expected
 
     def issue(self, ctx, queries, complete):
-        step = ctx.workload.batch_limit(ctx.batch_size)
-        for start in range(0, len(queries), step):
-            chunk = queries[start : start + step]
-            ctx.session.predict(ctx.workload.collate([q.index for q in chunk], ctx.strategy))
-            complete(chunk)
+        _in_batches(ctx, queries, ctx.workload.batch_limit(ctx.batch_size), complete)
 
     def figures(self, log):
         return {"throughput_sps": log.get("result_samples_per_second")}

@@ -48,7 +48,7 @@ class TextWorkload(Workload):
         for enc in tokenizer.encode_batch(texts):
             row = {"input_ids": enc.ids, "attention_mask": enc.attention_mask, "token_type_ids": enc.type_ids}
             tokens.append({name: np.asarray(row[name], dtype=np.int64) for name in names})
-        pad_id = tokenizer.token_to_id("[PAD]") or tokenizer.token_to_id("<pad>") or 0
+        pad_id = next((i for t in ("[PAD]", "<pad>") if (i := tokenizer.token_to_id(t)) is not None), 0)
         return cls(tokens, names, config.max_length, pad_id, source)
 
     def __len__(self) -> int:

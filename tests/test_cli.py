@@ -34,11 +34,31 @@ def test_run_onnx_file_end_to_end(tmp_path, mlp_onnx):
                 "offline.throughput_sps", "fidelity.cos_mean", "fidelity.cos_min", "memory.peak_rss_mb"):
         assert isinstance(ort["metrics"][key], float), key
     assert ort["metrics"]["fidelity.cos_min"] > 0.999
+    # Efficiency figures, each saying how it was obtained.
+    assert ort["metrics"]["offline.energy_source"] in ("rapl", "estimate")
+    assert ort["metrics"]["offline.energy_j_per_query"] > 0
+    assert ort["metrics"]["offline.cost_usd_per_1m"] > 0 and "$" in ort["metrics"]["offline.cost_basis"]
+    assert ort["metrics"]["offline.gflops_per_query"] == pytest.approx(112 / 1e9)
+    assert ort["metrics"]["offline.pct_of_peak"] > 0
+    assert doc["environment"]["gemm_peak_gflops"]["fp32"] > 0
 
     shown = invoke("show", "1", "--db", db)
     assert shown.exit_code == 0 and "onnxruntime" in shown.output and "Offline" in shown.output
     listed = invoke("results", "--db", db)
     assert "mlp.onnx" in listed.output and "complete" in listed.output
+    by_energy = invoke("show", "1", "--db", db, "--sort", "energy_j_per_query")
+    assert by_energy.exit_code == 0 and "ranked by energy_j_per_query, lowest first" in by_energy.output
+    assert "mJ/query" in by_energy.output and "% peak" in by_energy.output
+    bad_sort = invoke("show", "1", "--db", db, "--sort", "colour")
+    assert bad_sort.exit_code == 2 and "cannot sort by 'colour'" in bad_sort.output
+
+
+def test_peak_command(tmp_path):
+    pytest.importorskip("torch")
+    result = invoke("peak", "--cache-dir", tmp_path)
+    assert result.exit_code == 0 and "fp32" in result.output and "GFLOP/s" in result.output
+    again = invoke("peak", "--cache-dir", tmp_path)  # cached: the same measurement time
+    assert again.output == result.output
 
 
 def test_resume_measures_only_what_is_missing(tmp_path, mlp_onnx):

@@ -28,5 +28,10 @@ def test_demo_on_minilm(tmp_path):
             assert v["metrics"]["fidelity.cos_min"] > 0.99
             assert v["metrics"]["single_stream.latency_ms_p50"] > 0
             assert v["metrics"]["offline.throughput_sps"] > 0
+            for scenario in ("single_stream", "offline"):
+                assert v["metrics"][f"{scenario}.energy_source"] in ("rapl", "estimate")
+                assert v["metrics"][f"{scenario}.energy_j_per_query"] > 0
+                assert v["metrics"][f"{scenario}.cost_usd_per_1m"] > 0
+                assert v["metrics"][f"{scenario}.pct_of_peak"] > 0
     shown = CliRunner().invoke(app, ["show", "1", "--db", str(db)])
     assert shown.exit_code == 0 and "openvino" in shown.output

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +19,12 @@ from inferarena import environment, jobs, models, registry, runtimes, workloads
 from inferarena.config import RunConfig
 from inferarena.errors import RuntimeUnavailable
 from inferarena.hardware import host
-from inferarena.plan import VariantSpec, plan
+from inferarena.plan import plan
 from inferarena.store import Store
+from inferarena.trackers import cost
 from inferarena.worker import run_isolated
 
-# on_event(kind, message) where kind is "plan", "start", "done" or "note"; lets a UI follow along.
+# on_event(kind, data) where kind is "plan", "start" or "done" ("done" of a variant has variant=True).
 EventSink = Callable[[str, dict], None]
 
 
@@ -47,13 +49,17 @@ def run(config: RunConfig, store: Store, paths: Paths, resume: bool = False, on_
     specs, notes = plan(config, artifact, workload, host())
     notes = [*workload.notes, *notes]
     eval_indices = list(range(min(config.workload.eval_samples, len(workload))))
+    price = cost.price(host(), config.cost.instance, config.cost.usd_per_hour)
+    threads = config.threads or host().logical_cores
+    peaks = _peaks(paths.cache_dir, threads, notes, emit)
+    env = {**environment.capture(), "gemm_peak_gflops": peaks, "price": price.label}
 
     run_id = store.resumable_run(config.config_hash()) if resume else None
     summary = RunSummary(run_id=run_id or 0, resumed=run_id is not None, notes=notes)
     if run_id is None:
         summary.run_id = store.create_run(
             config.model_dump(mode="json"), config.config_hash(), artifact.meta.get("name", config.model),
-            config.quick, environment.capture(), workload.describe(), notes,
+            config.quick, env, workload.describe(), notes,
         )
     done = store.finished_variants(summary.run_id)
     summary.skipped = [s.name for s in specs if s.name in done]
@@ -62,7 +68,6 @@ def run(config: RunConfig, store: Store, paths: Paths, resume: bool = False, on_
 
     work = paths.work_dir / f"run-{summary.run_id}"
     (work / "logs").mkdir(parents=True, exist_ok=True)
-    threads = config.threads or host().logical_cores
     timeout = config.timeout_s()
 
     def log(name: str) -> Path:  # one log per worker, so a crash report shows only its own output
@@ -82,9 +87,10 @@ def run(config: RunConfig, store: Store, paths: Paths, resume: bool = False, on_
                           "error": converted[conversion].error})
         for spec in todo:
             emit("start", {"name": spec.name})
-            result = _measure(spec, artifact, workload, reference, converted, eval_indices, config, log(spec.name))
+            job = jobs.MeasureJob(spec, artifact, workload, reference.value, eval_indices, config, price, peaks)
+            result = _measure(job, reference, converted, log(spec.name))
             store.save_variant(summary.run_id, spec, result)
-            emit("done", {"name": spec.name, "ok": result["status"] == "ok", "error": result.get("error")})
+            emit("done", {"name": spec.name, "ok": result["status"] == "ok", "error": result.get("error"), "variant": True})
     store.finish_run(summary.run_id)
     return summary
 
@@ -103,16 +109,26 @@ def _reference(artifact, workload, eval_indices, threads, work: Path, timeout: f
     )
 
 
-def _measure(spec: VariantSpec, artifact, workload, reference, converted, eval_indices, config, log) -> dict:
+def _peaks(cache_dir: Path, threads: int, notes: list[str], emit: EventSink) -> dict[str, float]:
+    emit("start", {"name": "GEMM peaks (cached per machine)"})
+    outcome = run_isolated(jobs.peaks, (cache_dir, threads), 300)
+    emit("done", {"name": "GEMM peaks (cached per machine)", "ok": outcome.ok, "error": outcome.error})
+    if not outcome.ok:
+        notes.append(f"no GEMM peak, so no % of peak: {outcome.error}")
+        return {}
+    return outcome.value["gflops"]
+
+
+def _measure(job: jobs.MeasureJob, reference, converted, log: Path) -> dict:
     if not reference.ok:
         return {"status": "failed", "error": f"reference failed: {reference.error}", "error_detail": reference.detail}
-    if spec.conversion:
-        build = converted[spec.conversion]
+    if job.spec.conversion:
+        build = converted[job.spec.conversion]
         if not build.ok:
-            return {"status": "failed", "error": f"{spec.conversion} failed: {build.error}", "error_detail": build.detail}
-        artifact = build.value
-    job = jobs.MeasureJob(spec, artifact, workload, reference.value, eval_indices, config)
-    outcome = run_isolated(jobs.measure, (job,), config.timeout_s(), log)
+            return {"status": "failed", "error": f"{job.spec.conversion} failed: {build.error}",
+                    "error_detail": build.detail}
+        job = dataclasses.replace(job, artifact=build.value)
+    outcome = run_isolated(jobs.measure, (job,), job.config.timeout_s(), log)
     if outcome.ok:
         return outcome.value
     return {"status": "failed", "error": outcome.error, "error_detail": outcome.detail}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,13 +25,17 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+# Piped output (CI logs, `make demo > file`) gets room for the leaderboards; terminals keep their width.
+console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120)
 errors = Console(stderr=True)
 
 DEFAULT_DB = Path("inferarena.db")
 DEFAULT_CACHE = Path.home() / ".cache" / "inferarena"
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show the full traceback when something fails.")]
 DbOption = Annotated[Path, typer.Option("--db", help="SQLite file holding the run history.")]
+SortOption = Annotated[Optional[str], typer.Option(
+    help="Rank every leaderboard by this metric instead, e.g. energy_j_per_query, cost_usd_per_1m, pct_of_peak, "
+    "latency_ms_p99, throughput_sps.")]
 
 
 @contextmanager
@@ -75,7 +80,8 @@ def run(
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the run as JSON to this file.")] = None,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Continue the latest unfinished run with the same config, measuring only what is missing.")] = False,
-    cache_dir: Annotated[Path, typer.Option(help="Cache for converted models (content-addressed).")] = DEFAULT_CACHE,
+    cache_dir: Annotated[Path, typer.Option(help="Cache for converted models and GEMM peaks.")] = DEFAULT_CACHE,
+    sort: SortOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Measure a model on every runtime and scenario, print leaderboards, and store the run.
@@ -121,7 +127,7 @@ def run(
         elif resume:
             console.print(f"No unfinished run with this config: started run {summary.run_id}.")
         stored = store.load_run(summary.run_id)
-        report_console.render_run(stored, console)
+        report_console.render_run(stored, console, sort)
         if json_path:
             json_export.write(stored, json_path)
             console.print(f"JSON written to {json_path}")
@@ -141,12 +147,12 @@ def _progress():
             for note in data["notes"]:
                 progress.console.print(f"[dim]note: {escape(note)}[/]")
             state["task"] = progress.add_task(f"run {data['run_id']}", total=data["todo"])
-        elif kind == "start":
+        elif kind == "start" and "task" in state:
             progress.update(state["task"], description=f"measuring {escape(data['name'])}")
         elif kind == "done":
             mark = "[green]✓[/]" if data["ok"] else f"[red]✗[/] {escape(str(data['error']))}"
             progress.console.print(f"  {escape(data['name'])}: {mark}")
-            if not data["name"].startswith(("reference", "build")):
+            if data.get("variant"):
                 progress.advance(state["task"])
 
     with progress:
@@ -178,6 +184,36 @@ def list_runtimes() -> None:
 
 
 @app.command()
+def peak(
+    refresh: Annotated[bool, typer.Option("--refresh", help="Measure again instead of reading the cache.")] = False,
+    threads: Annotated[Optional[int], typer.Option(help="Threads for the GEMMs. Default: all cores.")] = None,
+    cache_dir: Annotated[Path, typer.Option(help="Where measured peaks are cached.")] = DEFAULT_CACHE,
+    debug: DebugOption = False,
+) -> None:
+    """Measure (or show the cached) attainable GEMM peak of this machine per precision.
+
+    The peak is the best GFLOP/s (GOP/s for INT8) of square matmuls of a few sizes on all threads;
+    leaderboards report each variant's achieved GFLOP/s as a percentage of its precision's peak.
+    """
+    from inferarena import jobs
+    from inferarena.hardware import host
+    from inferarena.worker import run_isolated
+
+    with user_errors(debug):
+        outcome = run_isolated(jobs.peaks, (cache_dir, threads or host().logical_cores, refresh), 300)
+        if not outcome.ok:
+            raise InferarenaError(f"cannot measure GEMM peaks ({outcome.error})", "pip install 'inferarena[torch]'")
+    result = outcome.value
+    table = Table(title=f"GEMM peak of {host().cpu_model}", title_justify="left", caption_justify="left",
+                  caption=f"{result['threads']} threads, torch {result['torch']}, measured {result['measured_at']}")
+    table.add_column("precision")
+    table.add_column("peak", justify="right")
+    for precision, gflops in result["gflops"].items():
+        table.add_row(precision, f"{gflops:,.0f} {'GOP/s' if precision == 'int8' else 'GFLOP/s'}")
+    console.print(table)
+
+
+@app.command()
 def results(db: DbOption = DEFAULT_DB, debug: DebugOption = False) -> None:
     """List past runs stored in the database."""
     from inferarena.store import Store
@@ -199,6 +235,7 @@ def show(
     run_id: Annotated[int, typer.Argument(help="Run number, as listed by `inferarena results`.")],
     db: DbOption = DEFAULT_DB,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the run as JSON to this file.")] = None,
+    sort: SortOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Print a past run's leaderboards again."""
@@ -211,7 +248,7 @@ def show(
         stored = Store(db).load_run(run_id)
         if stored is None:
             raise InferarenaError(f"run {run_id} is not in {db}", "list the runs with `inferarena results`")
-    report_console.render_run(stored, console)
+        report_console.render_run(stored, console, sort)
     if json_path:
         json_export.write(stored, json_path)
         console.print(f"JSON written to {json_path}")

@@ -82,6 +82,21 @@ class FidelityConfig(_Strict):
     max_abs_diff: float | None = Field(None, description="Optional bound on the max absolute difference.")
 
 
+class EnergyConfig(_Strict):
+    tdp_w: float | None = Field(
+        None, gt=0, description="CPU package TDP (W) for the energy estimate used when no power counter is readable."
+    )
+    tdp_threads: int | None = Field(
+        None, ge=1, description="Hardware threads that tdp_w covers; default: the threads this host sees."
+    )
+    idle_s: float = Field(1.0, ge=0, description="Seconds of idle power measured before each variant (counters only).")
+
+
+class CostConfig(_Strict):
+    instance: str | None = Field(None, description="Built-in instance whose price to use, e.g. aws/m7i.large.")
+    usd_per_hour: float | None = Field(None, gt=0, description="Your own price per hour; overrides instance.")
+
+
 class RunConfig(_Strict):
     """Everything that decides a run's numbers. Stored with the run; `--config` reads it back."""
 
@@ -99,6 +114,8 @@ class RunConfig(_Strict):
     threads: int | None = Field(None, ge=1, description="Threads per runtime; default: all cores.")
     loadgen: LoadGenConfig = Field(default_factory=LoadGenConfig)
     fidelity: FidelityConfig = Field(default_factory=FidelityConfig)
+    energy: EnergyConfig = Field(default_factory=EnergyConfig)
+    cost: CostConfig = Field(default_factory=CostConfig)
     worker_timeout_s: float | None = Field(
         None, gt=0, description="A variant still running after this is killed. Default: 15 min quick, 24 h compliant."
     )

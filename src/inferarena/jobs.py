@@ -6,7 +6,7 @@ Each function runs inside `worker.run_isolated`, so it may import any framework.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +16,12 @@ from inferarena import registry
 from inferarena.artifacts import Artifact
 from inferarena.config import RunConfig, ShapeStrategy
 from inferarena.evaluators.fidelity import score
+from inferarena.hardware import host
 from inferarena.plan import VariantSpec
 from inferarena.runtimes.base import Session
 from inferarena.scenarios.base import Estimates, ScenarioContext, ScenarioResult
+from inferarena.trackers.cost import Price
+from inferarena.trackers.energy import EnergyMeter
 from inferarena.trackers.memory import MemoryTracker
 from inferarena.workloads.base import Workload
 
@@ -55,6 +58,15 @@ class MeasureJob:
     reference_path: str
     eval_indices: list[int]
     config: RunConfig
+    price: Price | None = None
+    peaks: dict[str, float] = field(default_factory=dict)  # GEMM GFLOP/s by precision
+
+
+def peaks(cache_dir: Path, threads: int, refresh: bool = False) -> dict:
+    """This machine's GEMM peaks (cached per machine); needs torch."""
+    from inferarena.trackers import peak
+
+    return peak.load_or_measure(cache_dir, host(), threads, refresh)
 
 
 def measure(job: MeasureJob) -> dict[str, Any]:
@@ -77,6 +89,8 @@ def measure(job: MeasureJob) -> dict[str, Any]:
         mismatch = _mismatch(fidelity, config)
         if mismatch:
             return {**result, "status": "failed", "error": f"output mismatch: {mismatch}"}
+        energy = EnergyMeter(host(), config.energy.tdp_w, config.energy.tdp_threads, config.energy.idle_s,
+                             device=runtime.devices[0])
         ctx = ScenarioContext(
             session=session,
             workload=workload,
@@ -85,6 +99,9 @@ def measure(job: MeasureJob) -> dict[str, Any]:
             quick=config.quick,
             settings=config.loadgen,
             estimates=warm_up(session, workload, strategy, config),
+            energy=energy,
+            price=job.price,
+            peak_gflops=job.peaks.get(spec.precision),
         )
         for name in config.scenarios:
             result["scenarios"].append(asdict(_run_scenario(name, ctx)))

@@ -37,6 +37,10 @@ class Session(ABC):
     @abstractmethod
     def predict(self, batch: Batch) -> dict[str, np.ndarray]: ...
 
+    def flops(self, shapes: dict[str, tuple[int, ...]]) -> float | None:
+        """FLOPs of one call on inputs of these shapes, if the runtime can count them."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
 

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from inferarena.artifacts import Artifact
 from inferarena.runtimes.base import Batch, Knobs, Runtime, Session
+from inferarena.trackers.flops import OnnxFlopCounter
 
 LEVELS = ("disable_all", "basic", "extended", "all")
 
@@ -43,15 +44,20 @@ class OnnxRuntime(Runtime):
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         session = ort.InferenceSession(str(artifact.path), options, providers=["CPUExecutionProvider"])
-        return OrtSession(session, knobs)
+        batched = {i.name for i in session.get_inputs() if i.shape and not isinstance(i.shape[0], int)}
+        return OrtSession(session, knobs, OnnxFlopCounter(artifact.path, batched))
 
 
 class OrtSession(Session):
-    def __init__(self, session, knobs: OrtKnobs):
+    def __init__(self, session, knobs: OrtKnobs, flops: OnnxFlopCounter):
         self.session = session
+        self.counter = flops
         self.input_names = [i.name for i in session.get_inputs()]
         self.output_names = [o.name for o in session.get_outputs()]
         self.info = {"providers": session.get_providers(), "graph_optimization_level": knobs.graph_optimization_level}
+
+    def flops(self, shapes: dict[str, tuple[int, ...]]) -> float | None:
+        return self.counter(shapes)
 
     def predict(self, batch: Batch) -> dict[str, np.ndarray]:
         outputs = self.session.run(self.output_names, {n: batch[n] for n in self.input_names})

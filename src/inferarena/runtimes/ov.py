@@ -9,6 +9,7 @@ from pydantic import Field
 
 from inferarena.artifacts import Artifact
 from inferarena.runtimes.base import Batch, Knobs, Runtime, Session
+from inferarena.trackers.flops import OnnxFlopCounter
 
 OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
 
@@ -43,12 +44,17 @@ class OpenVINO(Runtime):
         if knobs.threads:
             config["INFERENCE_NUM_THREADS"] = knobs.threads
         compiled = core.compile_model(model, "CPU", config)
-        return OvSession(compiled)
+        counter = None
+        if artifact.format == "onnx":
+            batched = {p.get_any_name() for p in model.inputs if p.get_partial_shape()[0].is_dynamic}
+            counter = OnnxFlopCounter(artifact.path, batched)
+        return OvSession(compiled, counter)
 
 
 class OvSession(Session):
-    def __init__(self, compiled):
+    def __init__(self, compiled, flops: OnnxFlopCounter | None):
         self.compiled = compiled
+        self.counter = flops
         self.request = compiled.create_infer_request()
         self.input_names = [p.get_any_name() for p in compiled.inputs]
         self.outputs = [(o, o.get_any_name()) for o in compiled.outputs]
@@ -56,6 +62,9 @@ class OvSession(Session):
             key.lower(): _text(compiled.get_property(key))
             for key in ("INFERENCE_PRECISION_HINT", "PERFORMANCE_HINT", "INFERENCE_NUM_THREADS", "NUM_STREAMS")
         }
+
+    def flops(self, shapes: dict[str, tuple[int, ...]]) -> float | None:
+        return self.counter(shapes) if self.counter else None
 
     def predict(self, batch: Batch) -> dict[str, np.ndarray]:
         results = self.request.infer({n: batch[n] for n in self.input_names})

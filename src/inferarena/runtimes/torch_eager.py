@@ -34,6 +34,21 @@ class TorchSession(Session):
         self.bf16 = precision == "bf16"
         self.input_names = names
         self.info = {"threads": torch.get_num_threads(), "autocast": "bf16" if self.bf16 else None}
+        self._flops: dict[tuple, float] = {}
+
+    def flops(self, shapes: dict[str, tuple[int, ...]]) -> float | None:
+        """Counted with FlopCounterMode on the math attention path, so attention matmuls count too."""
+        key = tuple(sorted(shapes.items()))
+        if key not in self._flops:
+            torch = self.torch
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+            from torch.utils.flop_counter import FlopCounterMode
+
+            inputs = {n: torch.ones(shapes[n], dtype=torch.int64) for n in self.input_names}
+            with torch.inference_mode(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+                self.module(**inputs)
+            self._flops[key] = float(counter.get_total_flops())
+        return self._flops[key]
 
     def predict(self, batch: Batch) -> dict[str, np.ndarray]:
         torch = self.torch

@@ -1,22 +1,29 @@
 """The LoadGen harness every scenario shares: QSL, SUT plumbing, log parsing and trackers.
 
 A scenario only says how to configure LoadGen, how its SUT answers queries, and which figures it
-reports. All timing is LoadGen's; trackers add memory and CPU figures over the same window.
+reports. All timing is LoadGen's; trackers add memory, CPU, energy, work (FLOPs) and cost figures
+over the same window. "Per query" in those figures means per inference (one sample).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
+import time
 from abc import ABC, abstractmethod
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from inferarena.config import LoadGenConfig, ShapeStrategy
 from inferarena.runtimes.base import Session
+from inferarena.trackers.cost import Price, usd_per_million
 from inferarena.trackers.cpu import CpuTracker
+from inferarena.trackers.energy import EnergyMeter
 from inferarena.trackers.memory import MemoryTracker
+from inferarena.trackers.work import CountingSession, work_figures
 from inferarena.workloads.base import Workload
 
 QUICK_NOTE = "quick (not MLPerf-compliant)"
@@ -42,6 +49,9 @@ class ScenarioContext:
     quick: bool
     settings: LoadGenConfig
     estimates: Estimates
+    energy: EnergyMeter | None = None
+    price: Price | None = None
+    peak_gflops: float | None = None  # the GEMM peak for this variant's precision
     # Single-sample batches LoadGen asked to load, by sample index.
     cache: dict[int, Any] = field(default_factory=dict)
 
@@ -52,7 +62,7 @@ class ScenarioResult:
     valid: bool
     invalid_reason: str | None
     mode: str  # "quick (not MLPerf-compliant)" or "compliant"
-    metrics: dict[str, float]  # unit in every name
+    metrics: dict[str, Any]  # unit in every name; numbers, plus the text saying how energy and cost were had
     loadgen: dict[str, Any] = field(default_factory=dict)  # LoadGen's own result_* and effective_* figures
 
 
@@ -98,7 +108,10 @@ class Scenario(ABC):
         settings.mode = lg.TestMode.PerformanceOnly
         self.configure(settings, ctx)
 
+        counted = CountingSession(ctx.session)
+        ctx = dataclasses.replace(ctx, session=counted)
         cache, workload, strategy = ctx.cache, ctx.workload, ctx.strategy
+        done = [0]  # samples completed
 
         def load(indices):
             for i in indices:
@@ -111,6 +124,7 @@ class Scenario(ABC):
         failures: list[BaseException] = []
 
         def complete(queries):
+            done[0] += len(queries)
             lg.QuerySamplesComplete([lg.QuerySampleResponse(q.id, 0, 0) for q in queries])
 
         def issue(queries):
@@ -128,9 +142,14 @@ class Scenario(ABC):
             log_settings.log_output.outdir = out
             log_settings.log_output.copy_summary_to_stdout = False
             log_settings.enable_trace = False
+            trackers = [MemoryTracker(), CpuTracker()] + ([ctx.energy.track()] if ctx.energy else [])
             try:
-                with MemoryTracker() as memory, CpuTracker() as cpu:
+                with ExitStack() as stack:
+                    for tracker in trackers:
+                        stack.enter_context(tracker)
+                    started = time.perf_counter()
                     lg.StartTestWithLogSettings(sut, qsl, settings, log_settings)
+                    seconds = time.perf_counter() - started
             finally:
                 self.stop()
                 lg.DestroySUT(sut)
@@ -140,15 +159,32 @@ class Scenario(ABC):
             raise failures[0]
         valid = log.get("result_validity") == "VALID"
         reason = None if valid else invalid_reason(log)
-        metrics = {**self.figures(log), **memory.result.as_dict(), **cpu.result.as_dict()}
+        metrics = self.figures(log)
+        for tracker in trackers[:2]:
+            metrics.update(tracker.result.as_dict())
+        metrics.update(_efficiency(ctx, metrics, trackers[2:], counted, done[0], seconds))
         return ScenarioResult(
             scenario=self.name,
             valid=valid,
             invalid_reason=reason.strip() if reason else None,
             mode=QUICK_NOTE if ctx.quick else "compliant",
-            metrics={k: float(v) for k, v in metrics.items() if v is not None},
+            metrics={k: (float(v) if isinstance(v, (int, float)) else v) for k, v in metrics.items() if v is not None},
             loadgen={k: v for k, v in log.items() if k.startswith(("result_", "effective_", "early_stopping", "errors"))},
         )
+
+
+def _efficiency(ctx: ScenarioContext, metrics: dict, energy_trackers: list, counted: CountingSession,
+                samples: int, seconds: float) -> dict[str, Any]:
+    """Energy and cost per inference, and work figures, from the window's samples and duration."""
+    figures: dict[str, Any] = work_figures(counted, samples, seconds, ctx.peak_gflops)
+    if energy_trackers and samples:
+        energy = energy_trackers[0].result
+        figures.update(energy_j_per_query=energy.energy_j / samples, power_w_avg=energy.power_w_avg,
+                       energy_source=energy.energy_source, energy_basis=energy.energy_basis)
+    throughput = metrics.get("throughput_sps") or (samples / seconds if seconds > 0 else 0.0)
+    if ctx.price and throughput:
+        figures.update(cost_usd_per_1m=usd_per_million(ctx.price, throughput), cost_basis=ctx.price.label)
+    return figures
 
 
 def invalid_reason(log: dict[str, Any]) -> str:

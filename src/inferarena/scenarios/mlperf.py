@@ -55,7 +55,8 @@ class SingleStream(Scenario):
 
     def figures(self, log):
         latency = LatencyStats.from_loadgen(log)
-        return {**(latency.as_dict() if latency else {}), "qps": log.get("result_qps_with_loadgen_overhead")}
+        qps = log.get("result_qps_with_loadgen_overhead")  # one sample per query
+        return {**(latency.as_dict() if latency else {}), "qps": qps, "throughput_sps": qps}
 
 
 class MultiStream(Scenario):
@@ -169,5 +170,6 @@ class Server(Scenario):
             **(latency.as_dict() if latency else {}),
             "target_qps": self.target_qps,
             "completed_qps": log.get("result_completed_samples_per_sec"),
+            "throughput_sps": log.get("result_completed_samples_per_sec"),
             "latency_bound_met": float(bool(log.get("result_perf_constraints_met"))),
         }

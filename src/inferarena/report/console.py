@@ -52,7 +52,8 @@ def render_run(run: dict, console: Console, sort: str | None = None) -> None:
         console.print(f"Cost: {escape(env['price'])}")
     peaks = env.get("gemm_peak_gflops") or {}
     if peaks:
-        console.print("GEMM peak here: " + ", ".join(f"{p} {g:,.0f} GFLOP/s" for p, g in peaks.items())
+        console.print("GEMM peak here: " + ", ".join(f"{p} {g:,.0f} {'GOP/s' if p == 'int8' else 'GFLOP/s'}"
+                                                     for p, g in peaks.items())
                       + " (% peak compares each variant with its precision's peak)")
     ok = [v for v in run["variants"] if v["status"] == "ok"]
     if ok:

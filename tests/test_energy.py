@@ -123,3 +123,12 @@ def test_nvml_energy_and_utilization(monkeypatch):
 def test_nvml_unavailable_without_driver(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", FakeNvml(fail=True))
     assert not NvmlReader().available()
+
+
+def test_gpu_tracker_samples_memory_and_utilization(monkeypatch):
+    from inferarena.trackers.energy import GpuTracker
+
+    monkeypatch.setitem(sys.modules, "pynvml", FakeNvml())
+    with GpuTracker(NvmlReader(), interval_s=0.01) as tracker:
+        time.sleep(0.05)
+    assert tracker.result.gpu_mem_used_mb_peak == 1024.0 and tracker.result.gpu_util_pct_avg == 50.0

@@ -1,6 +1,7 @@
 """Each scenario on the real MLPerf LoadGen, driving a tiny numpy session."""
 
 import numpy as np
+import psutil
 import pytest
 
 from inferarena import registry
@@ -40,7 +41,9 @@ def test_scenario_runs_on_loadgen(name):
     assert result.loadgen["result_validity"] == "VALID"
     metric = registry.load(registry.SCENARIOS, name).metric
     assert result.metrics[metric] > 0
-    assert result.metrics["peak_rss_mb"] > 0 and "cpu_util_pct" in result.metrics
+    assert result.metrics["peak_rss_mb"] > 0 and result.metrics["uss_mb"] > 0
+    assert "cpu_util_pct" in result.metrics
+    assert len(result.metrics["cpu_util_pct_per_core"]) == psutil.cpu_count()
 
 
 @pytest.mark.parametrize("name", ["single_stream", "server"])

@@ -142,10 +142,11 @@ class Scenario(ABC):
             log_settings.log_output.outdir = out
             log_settings.log_output.copy_summary_to_stdout = False
             log_settings.enable_trace = False
-            trackers = [MemoryTracker(), CpuTracker()] + ([ctx.energy.track()] if ctx.energy else [])
+            trackers = [MemoryTracker(), CpuTracker(), *(ctx.energy.resource_trackers() if ctx.energy else [])]
+            energy = ctx.energy.track() if ctx.energy else None
             try:
                 with ExitStack() as stack:
-                    for tracker in trackers:
+                    for tracker in [*trackers, *([energy] if energy else [])]:
                         stack.enter_context(tracker)
                     started = time.perf_counter()
                     lg.StartTestWithLogSettings(sut, qsl, settings, log_settings)
@@ -160,25 +161,26 @@ class Scenario(ABC):
         valid = log.get("result_validity") == "VALID"
         reason = None if valid else invalid_reason(log)
         metrics = self.figures(log)
-        for tracker in trackers[:2]:
+        for tracker in trackers:
             metrics.update(tracker.result.as_dict())
-        metrics.update(_efficiency(ctx, metrics, trackers[2:], counted, done[0], seconds))
+        metrics.update(_efficiency(ctx, metrics, energy, counted, done[0], seconds))
         return ScenarioResult(
             scenario=self.name,
             valid=valid,
             invalid_reason=reason.strip() if reason else None,
             mode=QUICK_NOTE if ctx.quick else "compliant",
-            metrics={k: (float(v) if isinstance(v, (int, float)) else v) for k, v in metrics.items() if v is not None},
+            metrics={k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v)
+                     for k, v in metrics.items() if v is not None},
             loadgen={k: v for k, v in log.items() if k.startswith(("result_", "effective_", "early_stopping", "errors"))},
         )
 
 
-def _efficiency(ctx: ScenarioContext, metrics: dict, energy_trackers: list, counted: CountingSession,
+def _efficiency(ctx: ScenarioContext, metrics: dict, energy_tracker, counted: CountingSession,
                 samples: int, seconds: float) -> dict[str, Any]:
     """Energy and cost per inference, and work figures, from the window's samples and duration."""
     figures: dict[str, Any] = work_figures(counted, samples, seconds, ctx.peak_gflops)
-    if energy_trackers and samples:
-        energy = energy_trackers[0].result
+    if energy_tracker is not None and samples:
+        energy = energy_tracker.result
         figures.update(energy_j_per_query=energy.energy_j / samples, power_w_avg=energy.power_w_avg,
                        energy_source=energy.energy_source, energy_basis=energy.energy_basis)
     throughput = metrics.get("throughput_sps") or (samples / seconds if seconds > 0 else 0.0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import statistics
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -144,6 +145,48 @@ class EnergyMeter:
 
     def track(self) -> "EnergyTracker":
         return EnergyTracker(self)
+
+    def resource_trackers(self) -> list:
+        """Trackers of the device's own resources: GPU memory and utilization where NVML is the source."""
+        return [GpuTracker(self.reader)] if self.source == "nvml" else []
+
+
+class GpuTracker:
+    """GPU memory in use and utilization from NVML, sampled over the window (GPU variants only)."""
+
+    def __init__(self, reader: NvmlReader, interval_s: float = 0.1):
+        self.reader, self.interval_s = reader, interval_s
+        self.samples: list[dict[str, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self.result: GpuStats | None = None
+
+    def _sample(self) -> None:
+        while True:
+            self.samples.append(self.reader.utilization())
+            if self._stop.wait(self.interval_s):
+                return
+
+    def __enter__(self) -> "GpuTracker":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.result = GpuStats(
+            gpu_mem_used_mb_peak=max(s["gpu_mem_used_mb"] for s in self.samples),
+            gpu_util_pct_avg=sum(s["gpu_util_pct"] for s in self.samples) / len(self.samples),
+        )
+
+
+@dataclass(frozen=True)
+class GpuStats:
+    gpu_mem_used_mb_peak: float
+    gpu_util_pct_avg: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
 
 
 class EnergyTracker:

@@ -11,6 +11,7 @@ import psutil
 class MemoryStats:
     peak_rss_mb: float  # peak resident set of the worker process over its whole life (model load included)
     window_peak_rss_mb: float  # peak sampled during the tracked window only
+    uss_mb: float  # unique set size at the end of the window: memory only this process holds
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -44,5 +45,7 @@ class MemoryTracker:
         # ru_maxrss is in KiB on Linux.
         lifetime = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         self.result = MemoryStats(
-            peak_rss_mb=round(max(lifetime, self._peak) / 2**20, 1), window_peak_rss_mb=round(self._peak / 2**20, 1)
+            peak_rss_mb=round(max(lifetime, self._peak) / 2**20, 1),
+            window_peak_rss_mb=round(self._peak / 2**20, 1),
+            uss_mb=round(self._process.memory_full_info().uss / 2**20, 1),
         )

@@ -17,6 +17,8 @@ def test_demo_on_minilm(tmp_path):
     assert result.exit_code == 0, result.output
     for title in ("SingleStream", "MultiStream", "Server", "Offline"):
         assert title in result.output
+    report = tmp_path / "inferarena-run-1.html"
+    assert result.output.rstrip().endswith(f"Report: {report}") and report.stat().st_size > 1_000_000
     variants = {v["name"]: v for v in json.loads(out.read_text())["variants"]}
     expected = ["torch/fp32", "onnxruntime/fp32", "openvino/fp32"]
     if host().has_bf16:

@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-import math
-
 from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from inferarena import registry
-from inferarena.errors import ConfigError
+from inferarena.report.json_export import describe_workload
+from inferarena.report.leaderboard import board, check_sort, fmt
 from inferarena.scenarios.base import QUICK_NOTE
 
-# Shown in every scenario's table after its own columns: (metric key, header, scale).
-EFFICIENCY = (("energy_j_per_query", "mJ/query", 1000.0), ("cost_usd_per_1m", "$/1M", 1.0), ("pct_of_peak", "% peak", 1.0))
-# Metrics where more is better; everything else sorts ascending.
-HIGHER_IS_BETTER = {"throughput_sps", "qps", "target_qps", "completed_qps", "gflops_per_s", "pct_of_peak"}
-
-
-def sortable_metrics(run: dict) -> list[str]:
-    """Numeric per-scenario metric keys present in this run: the choices of --sort."""
-    keys = {k for v in run["variants"] for m in v["scenarios"].values()
-            for k, value in m["metrics"].items() if isinstance(value, (int, float))}
-    return sorted(keys)
-
-
 def render_run(run: dict, console: Console, sort: str | None = None) -> None:
-    if sort is not None and sort not in sortable_metrics(run):
-        raise ConfigError(f"cannot sort by {sort!r}", f"choose one of: {', '.join(sortable_metrics(run))}")
+    check_sort(run, sort)
     env = run["environment"]
     mode = QUICK_NOTE if run["quick"] else "MLPerf-compliant durations"
     workload = run["workload"]
@@ -36,13 +20,7 @@ def render_run(run: dict, console: Console, sort: str | None = None) -> None:
         f"[bold]Run {run['run_id']}[/] · {escape(run['model'])} · {escape(env['cpu_model'])}, {env['logical_cores']} cores · "
         f"[yellow]{mode}[/]"
     )
-    if workload.get("kind") == "text":
-        console.print(
-            f"Workload: {workload['samples']} texts from {escape(workload['source'])}, tokens p50 {workload['tokens_p50']:.0f} /"
-            f" p90 {workload['tokens_p90']:.0f} / max {workload['tokens_max']} (fixed pads to {workload['max_length']})"
-        )
-    else:
-        console.print(f"Workload: {workload['samples']} samples, {escape(workload['source'])}")
+    console.print(f"Workload: {escape(describe_workload(workload))}")
     for note in run["notes"]:
         console.print(f"[dim]note: {escape(note)}[/]")
     basis = _first_metric(run, "energy_basis")
@@ -83,59 +61,29 @@ def variants_table(variants: list[dict]) -> Table:
         f = v.get("fidelity") or {}
         table.add_row(escape(v["name"]), f"{f.get('cos_mean', float('nan')):.5f}",
                       f"{f.get('cos_min', float('nan')):.5f}", f"{f.get('max_abs_diff', float('nan')):.2g}",
-                      _fmt((v.get("memory") or {}).get("peak_rss_mb")), _fmt(v.get("load_s")))
+                      fmt((v.get("memory") or {}).get("peak_rss_mb")), fmt(v.get("load_s")))
     return table
 
 
 def leaderboard(scenario: str, variants: list[dict], quick: bool, sort: str | None = None) -> Table:
-    cls = registry.load(registry.SCENARIOS, scenario)
-    mode = " · quick (not MLPerf-compliant)" if quick else ""
-    if sort:
-        ranking = f"{sort}, {'highest' if sort in HIGHER_IS_BETTER else 'lowest'} first"
-
-        def rank(metrics: dict) -> tuple:
-            value = metrics.get(sort)
-            if not isinstance(value, (int, float)) or math.isnan(value):
-                return (1, 0.0)
-            return (0, -value if sort in HIGHER_IS_BETTER else value)
-    else:
-        ranking, rank = cls.ranking, cls.rank_key
-    sources = {v["scenarios"][scenario]["metrics"].get("energy_source") for v in variants if scenario in v["scenarios"]}
-    energy_header = "mJ/query" + (" (est.)" if sources == {"estimate"} else "")
-    table = Table(
-        title=f"{cls.lg_scenario} — ranked by {ranking}{mode}",
-        title_justify="left",
-        title_style="bold",
-        caption_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-    )
-    efficiency_headers = [energy_header if key == "energy_j_per_query" else h for key, h, _ in EFFICIENCY]
-    for header in ("#", "variant", *[h for _, h in cls.columns], "LoadGen", "cos min", *efficiency_headers):
+    data = board(scenario, variants, quick, sort)
+    table = Table(title=data.title, title_justify="left", title_style="bold", caption_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    for header in ("#", "variant", *data.headers):
         text = header in ("variant", "LoadGen")
         table.add_column(header, justify="left" if text else "right", no_wrap=True,
                          min_width=_widest(variants) if header == "variant" else None)
-
     reasons: list[str] = []  # INVALID reasons as numbered footnotes, so the table stays narrow
-    rows = [v for v in variants if scenario in v["scenarios"]]
-    for position, v in enumerate(sorted(rows, key=lambda v: rank(v["scenarios"][scenario]["metrics"])), 1):
-        measured = v["scenarios"][scenario]
-        metrics = measured["metrics"]
-        if measured["valid"]:
+    status_at = data.headers.index("LoadGen")
+    for position, (v, cells, valid, reason) in enumerate(data.rows, 1):
+        if valid:
             status = "[green]VALID[/]"
         else:
-            reason = measured["invalid_reason"] or "no reason given"
+            reason = reason or "no reason given"
             if reason not in reasons:
                 reasons.append(reason)
             status = f"[red]INVALID[/]:{reasons.index(reason) + 1}"
-        table.add_row(
-            str(position),
-            escape(v["name"]),
-            *[_fmt(metrics.get(k)) for k, _ in cls.columns],
-            status,
-            f"{v['fidelity']['cos_min']:.5f}" if v.get("fidelity") else "-",
-            *[_fmt(metrics[k] * scale if isinstance(metrics.get(k), (int, float)) else None) for k, _, scale in EFFICIENCY],
-        )
+        table.add_row(str(position), escape(v["name"]), *cells[:status_at], status, *cells[status_at:])
     if reasons:
         table.caption = "\n".join(f"INVALID:{i} {escape(r)}" for i, r in enumerate(reasons, 1))
     return table
@@ -147,15 +95,3 @@ def _first_metric(run: dict, key: str):
 
 def _widest(variants: list[dict]) -> int:
     return max((len(v["name"]) for v in variants), default=7)
-
-
-def _fmt(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float) and math.isnan(value):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.2f}" if value < 100 else f"{value:.0f}"
-    return str(value)
-
-

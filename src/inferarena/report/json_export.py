@@ -23,6 +23,14 @@ def flat_metrics(variant: dict) -> dict[str, Any]:
     return metrics
 
 
+def describe_workload(workload: dict) -> str:
+    """One line: what the samples are and, for text, how long they are."""
+    if workload.get("kind") == "text":
+        return (f"{workload['samples']} texts from {workload['source']}, tokens p50 {workload['tokens_p50']:.0f} / "
+                f"p90 {workload['tokens_p90']:.0f} / max {workload['tokens_max']} (fixed pads to {workload['max_length']})")
+    return f"{workload['samples']} samples, {workload['source']}"
+
+
 def to_document(run: dict) -> dict[str, Any]:
     return {
         "run_id": run["run_id"],

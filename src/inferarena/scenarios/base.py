@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
+
 from inferarena.config import LoadGenConfig, ShapeStrategy
 from inferarena.runtimes.base import Session
 from inferarena.trackers.cost import Price, usd_per_million
@@ -64,6 +66,8 @@ class ScenarioResult:
     mode: str  # "quick (not MLPerf-compliant)" or "compliant"
     metrics: dict[str, Any]  # unit in every name; numbers, plus the text saying how energy and cost were had
     loadgen: dict[str, Any] = field(default_factory=dict)  # LoadGen's own result_* and effective_* figures
+    # Every sample's latency in completion order (Offline: time from the one query's issue to completion).
+    latencies_ms: np.ndarray | None = None
 
 
 class Scenario(ABC):
@@ -122,12 +126,21 @@ class Scenario(ABC):
                 cache.pop(i, None)
 
         failures: list[BaseException] = []
+        # Per-sample latency from our issue callback to completion: LoadGen reports only percentiles,
+        # and comparing runs needs the raw samples. Two dict operations per sample.
+        issued: dict[int, int] = {}
+        latencies_ns: list[int] = []
 
         def complete(queries):
+            now = time.perf_counter_ns()
+            latencies_ns.extend(now - issued.pop(q.id, now) for q in queries)
             done[0] += len(queries)
             lg.QuerySamplesComplete([lg.QuerySampleResponse(q.id, 0, 0) for q in queries])
 
         def issue(queries):
+            now = time.perf_counter_ns()
+            for q in queries:
+                issued[q.id] = now
             try:
                 self.issue(ctx, queries, complete)
             except BaseException as exc:  # LoadGen's thread must not see it; re-raised after the test
@@ -172,6 +185,7 @@ class Scenario(ABC):
             metrics={k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v)
                      for k, v in metrics.items() if v is not None},
             loadgen={k: v for k, v in log.items() if k.startswith(("result_", "effective_", "early_stopping", "errors"))},
+            latencies_ms=np.asarray(latencies_ns, dtype=np.float64) / 1e6,
         )
 
 

@@ -126,6 +126,7 @@ class Server(Scenario):
         _duration(settings, ctx, quick_queries=100, compliant_queries=270_336)
         self.target_qps = ctx.settings.server_target_qps or max(1.0, 0.5 * ctx.estimates.throughput_sps)
         settings.server_target_qps = self.target_qps
+        self.latency_bound_ms = ctx.settings.server_latency_ms_p99
         settings.server_target_latency_ns = _ns(ctx.settings.server_latency_ms_p99 / 1000)
 
     def start(self, ctx, complete):
@@ -172,4 +173,5 @@ class Server(Scenario):
             "completed_qps": log.get("result_completed_samples_per_sec"),
             "throughput_sps": log.get("result_completed_samples_per_sec"),
             "latency_bound_met": float(bool(log.get("result_perf_constraints_met"))),
+            "latency_bound_ms": self.latency_bound_ms,
         }

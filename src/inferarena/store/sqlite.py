@@ -6,11 +6,15 @@ makes `--resume` exact: a variant is either fully stored or measured again.
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
+import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from inferarena.errors import StoreError
 
@@ -44,6 +48,13 @@ CREATE TABLE IF NOT EXISTS variants (
     load_s REAL,
     finished_at TEXT NOT NULL,
     PRIMARY KEY (run_id, name)
+);
+CREATE TABLE IF NOT EXISTS samples (
+    run_id INTEGER NOT NULL,
+    variant TEXT NOT NULL,
+    scenario TEXT NOT NULL,
+    latencies_ms BLOB NOT NULL,        -- float32 array, npy bytes, zlib-compressed
+    PRIMARY KEY (run_id, variant, scenario)
 );
 CREATE TABLE IF NOT EXISTS measurements (
     run_id INTEGER NOT NULL,
@@ -98,6 +109,7 @@ class Store:
         """Store a finished variant and its measurements atomically."""
         with self.db:
             self.db.execute("DELETE FROM measurements WHERE run_id = ? AND variant = ?", (run_id, spec.name))
+            self.db.execute("DELETE FROM samples WHERE run_id = ? AND variant = ?", (run_id, spec.name))
             self.db.execute(
                 "INSERT OR REPLACE INTO variants VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, spec.name, spec.runtime, spec.precision, spec.shape, json.dumps(spec.knobs),
@@ -111,6 +123,9 @@ class Store:
                     (run_id, spec.name, m["scenario"], int(m["valid"]), m["invalid_reason"], m["mode"],
                      json.dumps(m["metrics"]), json.dumps(m["loadgen"])),
                 )
+                if m.get("latencies_ms") is not None and len(m["latencies_ms"]):
+                    self.db.execute("INSERT INTO samples VALUES (?, ?, ?, ?)",
+                                    (run_id, spec.name, m["scenario"], _pack(m["latencies_ms"])))
 
     def finish_run(self, run_id: int) -> None:
         with self.db:
@@ -137,6 +152,11 @@ class Store:
             (limit,),
         )
         return [dict(r) for r in rows]
+
+    def load_samples(self, run_id: int) -> dict[tuple[str, str], np.ndarray]:
+        """Raw per-sample latencies (ms) of a run, by (variant, scenario)."""
+        rows = self.db.execute("SELECT variant, scenario, latencies_ms FROM samples WHERE run_id = ?", (run_id,))
+        return {(r["variant"], r["scenario"]): _unpack(r["latencies_ms"]) for r in rows}
 
     def load_run(self, run_id: int) -> dict | None:
         row = self.db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
@@ -180,6 +200,16 @@ class Store:
                 "scenarios": measurements.get(v["name"], {}),
             })
         return run
+
+
+def _pack(values) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(values, dtype=np.float32), allow_pickle=False)
+    return zlib.compress(buffer.getvalue())
+
+
+def _unpack(blob: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(zlib.decompress(blob)), allow_pickle=False)
 
 
 def _json(value: Any) -> str | None:

@@ -1,0 +1,108 @@
+"""Compare two runs variant by variant, on raw samples, and say better, worse or tie.
+
+Variants are matched by their config (name, runtime, precision, shape, knobs). Latency percentiles
+get a bootstrap CI of the relative change plus a Mann-Whitney U test on the latencies; Offline
+throughput is bootstrapped over its batches. A change is a verdict only when it is significant
+(the CI excludes zero) and larger than the tie margin.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from inferarena.errors import ConfigError
+from inferarena.stats import Change, latency_change, throughput_change
+
+# alias: (metric key, percentile or None for throughput, higher is better)
+METRICS = {
+    "p50": ("latency_ms_p50", 50.0, False),
+    "p90": ("latency_ms_p90", 90.0, False),
+    "p99": ("latency_ms_p99", 99.0, False),
+    "throughput": ("throughput_sps", None, True),
+}
+REGRESSION_EXIT_CODE = 3
+
+
+@dataclass
+class Row:
+    scenario: str
+    variant: str
+    metric: str  # alias
+    change: Change
+    verdict: str  # better | worse | tie
+
+
+def variant_key(v: dict) -> tuple:
+    return (v["name"], v["runtime"], v["precision"], v["shape"], json.dumps(v["knobs"], sort_keys=True))
+
+
+def compare(run_a: dict, run_b: dict, samples_a: dict, samples_b: dict, tie_margin: float = 0.10) -> tuple[list[Row], list[str]]:
+    notes = []
+    differing = [k for k in sorted(set(run_a["config"]) | set(run_b["config"]))
+                 if run_a["config"].get(k) != run_b["config"].get(k)]
+    if differing:
+        notes.append(f"the runs' configs differ in: {', '.join(differing)}")
+    a_variants = {variant_key(v): v for v in run_a["variants"] if v["status"] == "ok"}
+    rows = []
+    for vb in run_b["variants"]:
+        va = a_variants.get(variant_key(vb))
+        if va is None or vb["status"] != "ok":
+            notes.append(f"{vb['name']}: not measured in both runs, not compared")
+            continue
+        for scenario in vb["scenarios"]:
+            qps = [v["scenarios"].get(scenario, {}).get("metrics", {}).get("target_qps") for v in (va, vb)]
+            if qps[0] and qps[1] and abs(qps[1] / qps[0] - 1) > 0.01:
+                notes.append(f"{vb['name']} {scenario}: offered QPS differs ({qps[0]:.3g} vs {qps[1]:.3g}), so its "
+                             "latencies are not comparable; set loadgen.server_target_qps to compare them")
+                continue
+            a = samples_a.get((va["name"], scenario))
+            b = samples_b.get((vb["name"], scenario))
+            if a is None or b is None or len(a) < 2 or len(b) < 2:
+                continue
+            rows.extend(_rows(scenario, vb["name"], a, b, tie_margin))
+    return rows, notes
+
+
+def _rows(scenario: str, variant: str, a: np.ndarray, b: np.ndarray, tie_margin: float) -> list[Row]:
+    rows = []
+    for alias, (_, q, higher_is_better) in METRICS.items():
+        if (q is None) != (scenario == "offline"):  # Offline: throughput; the others: latency percentiles
+            continue
+        change = throughput_change(a, b) if q is None else latency_change(a, b, q)
+        rows.append(Row(scenario, variant, alias, change, _verdict(change, higher_is_better, tie_margin)))
+    return rows
+
+
+def _verdict(change: Change, higher_is_better: bool, tie_margin: float) -> str:
+    if not change.significant or abs(change.rel) < tie_margin:
+        return "tie"
+    return "better" if (change.rel > 0) == higher_is_better else "worse"
+
+
+def parse_fail_on(text: str) -> dict[str, float]:
+    """'p99:+5%,throughput:-5%' -> {'p99': 0.05, 'throughput': -0.05}."""
+    rules = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        match = re.fullmatch(r"(\w+):([+-]?\d+(?:\.\d+)?)%", part)
+        if not match or match.group(1) not in METRICS:
+            raise ConfigError(f"cannot read --fail-on rule {part!r}",
+                              f"write METRIC:+N% or METRIC:-N% with METRIC one of {', '.join(METRICS)}")
+        rules[match.group(1)] = float(match.group(2)) / 100.0
+    return rules
+
+
+def regressions(rows: list[Row], rules: dict[str, float]) -> list[Row]:
+    """Rows that got significantly worse by more than the rule allows."""
+    failed = []
+    for row in rows:
+        limit = rules.get(row.metric)
+        if limit is None or not row.change.significant:
+            continue
+        higher_is_better = METRICS[row.metric][2]
+        if (row.change.rel < -abs(limit)) if higher_is_better else (row.change.rel > abs(limit)):
+            failed.append(row)
+    return failed

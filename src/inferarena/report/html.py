@@ -1,0 +1,262 @@
+"""One self-contained HTML file per run: plotly.js inlined (works offline), every user string escaped."""
+
+from __future__ import annotations
+
+import html
+import json
+import numpy as np
+
+from inferarena.report.json_export import describe_workload, flat_metrics
+from inferarena.scenarios.base import QUICK_NOTE
+
+E = html.escape
+# Leaderboard columns: (flat metric key, header). Units are in the headers as in the keys.
+COLUMNS = [
+    ("fidelity.cos_min", "cos min", ".5f"),
+    ("single_stream.latency_ms_p50", "SS p50 ms", ".3g"),
+    ("single_stream.latency_ms_p90", "SS p90 ms", ".3g"),
+    ("single_stream.latency_ms_p99", "SS p99 ms", ".3g"),
+    ("multi_stream.latency_ms_p99", "MS p99 ms", ".3g"),
+    ("server.target_qps", "Server QPS", ".3g"),
+    ("server.latency_ms_p99", "Server p99 ms", ".3g"),
+    ("offline.throughput_sps", "Offline samples/s", ".4g"),
+    ("offline.energy_j_per_query", "Offline J/query", ".3g"),
+    ("offline.cost_usd_per_1m", "Offline $/1M", ".3g"),
+    ("offline.pct_of_peak", "Offline % peak", ".3g"),
+    ("memory.peak_rss_mb", "peak RSS MB", ".0f"),
+]
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
+header{background:#1d2330;color:#fff;padding:18px 28px} header h1{margin:0;font-size:22px}
+header .mode{display:inline-block;margin-top:6px;padding:2px 8px;border-radius:4px;background:#f0b429;color:#1d2330;font-size:13px}
+main{padding:20px 28px;max-width:1400px} section{background:#fff;border-radius:8px;padding:16px 20px;margin-bottom:18px;box-shadow:0 1px 2px rgba(0,0,0,.08)}
+h2{font-size:17px;margin:0 0 10px} dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;margin:0;font-size:14px}
+dt{color:#5b6475} dd{margin:0} table{border-collapse:collapse;font-size:13px;width:100%}
+th,td{padding:5px 8px;border-bottom:1px solid #e3e6eb;text-align:right;white-space:nowrap} th{cursor:pointer;background:#f0f2f5;position:sticky;top:0}
+td:first-child,th:first-child,td.text,th.text{text-align:left} .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:18px} .grid section{min-width:0}
+.bad{color:#b42318} .note{color:#5b6475;font-size:13px} pre{white-space:pre-wrap;font-size:12px;margin:4px 0}
+"""
+
+SORT_SCRIPT = """
+// Plots drawn before the page's scrollbar appeared are too wide: fit each to its card once laid out.
+window.addEventListener('load', function(){
+  document.querySelectorAll('.js-plotly-plot').forEach(function(p){ Plotly.Plots.resize(p); });
+});
+document.querySelectorAll('table.sortable th').forEach(function(th, col){
+  th.addEventListener('click', function(){
+    var body = th.closest('table').tBodies[0], rows = Array.from(body.rows);
+    var asc = th.dataset.dir !== 'asc'; th.dataset.dir = asc ? 'asc' : 'desc';
+    rows.sort(function(a, b){
+      var x = a.cells[col].dataset.v, y = b.cells[col].dataset.v, nx = parseFloat(x), ny = parseFloat(y);
+      var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : String(x).localeCompare(String(y));
+      return asc ? c : -c;
+    });
+    rows.forEach(function(r){ body.appendChild(r); });
+  });
+});
+"""
+
+
+def render(run: dict, samples: dict[tuple[str, str], np.ndarray]) -> str:
+    import plotly
+    import plotly.graph_objects as go
+
+    ok = [v for v in run["variants"] if v["status"] == "ok"]
+    colors = {rt: PALETTE[i % len(PALETTE)] for i, rt in enumerate(sorted({v["runtime"] for v in ok}))}
+    figures = [f for f in (
+        _pareto(go, ok, colors, "single_stream.latency_ms_p90", "fidelity.cos_min",
+                "SingleStream p90 latency (ms)", "fidelity: cos min vs FP32", "Latency vs fidelity", (False, True)),
+        _pareto(go, ok, colors, "offline.throughput_sps", "memory.peak_rss_mb",
+                "Offline throughput (samples/s)", "peak RSS (MB)", "Throughput vs memory", (True, False)),
+        _percentiles(go, ok, colors),
+        _cdf(go, ok, colors, samples),
+        _throughput_by_batch(go, ok, colors, run),
+        _server(go, ok, colors),
+    ) if f is not None]
+    plots = "\n".join(
+        f'<section class="plot">{fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot{i}", default_width="100%", config={"responsive": True, "displaylogo": False})}</section>'
+        for i, fig in enumerate(figures)
+    )
+    mode = QUICK_NOTE if run["quick"] else "MLPerf-compliant durations"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>inferarena run {run['run_id']}: {E(run['model'])}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style>
+<script>{plotly.offline.get_plotlyjs()}</script></head>
+<body><header><h1>inferarena run {run['run_id']} · {E(run['model'])}</h1><span class="mode">{E(mode)}</span></header>
+<main>
+{_environment(run)}
+{_recommendation(run)}
+{_leaderboard(run, ok)}
+<div class="grid">{plots}</div>
+{_failures(run)}
+</main><script>{SORT_SCRIPT}</script></body></html>
+"""
+
+
+def _environment(run: dict) -> str:
+    env = run["environment"]
+    energy = next((m["metrics"].get("energy_basis") for v in run["variants"] for m in v["scenarios"].values()
+                   if m["metrics"].get("energy_basis")), None)
+    peaks = env.get("gemm_peak_gflops") or {}
+    items = [
+        ("CPU", f"{env.get('cpu_model')} · {env.get('logical_cores')} logical / {env.get('physical_cores')} physical cores"
+                f" · {env.get('memory_gb')} GiB"),
+        ("Mode", QUICK_NOTE if run["quick"] else "MLPerf-compliant durations"),
+        ("Run", f"{run['created_at']} · status {run['status']}"),
+        ("Workload", describe_workload(run["workload"])),
+        ("Python / OS", f"{env.get('python')} · {env.get('os')}"),
+        ("Packages", ", ".join(f"{k} {v}" for k, v in (env.get("packages") or {}).items())),
+        ("GEMM peak", ", ".join(f"{p} {g:,.0f} {'GOP/s' if p == 'int8' else 'GFLOP/s'}" for p, g in peaks.items()) or "-"),
+        ("Energy", energy or "-"),
+        ("Cost", env.get("price") or "-"),
+    ]
+    rows = "".join(f"<dt>{E(k)}</dt><dd>{E(str(v))}</dd>" for k, v in items)
+    notes = "".join(f'<p class="note">note: {E(n)}</p>' for n in run["notes"])
+    return f'<section id="environment"><h2>Environment</h2><dl>{rows}</dl>{notes}</section>'
+
+
+def _recommendation(run: dict) -> str:
+    rec = run.get("recommendation")
+    if not rec:
+        return ""
+    return f'<section id="recommendation"><h2>Recommendation</h2><pre>{E(json.dumps(rec, indent=2))}</pre></section>'
+
+
+def _leaderboard(run: dict, ok: list[dict]) -> str:
+    present = [(k, h, f) for k, h, f in COLUMNS if any(k in flat_metrics(v) for v in ok)]
+    head = '<th class="text">variant</th><th class="text">runtime</th><th class="text">precision</th>' \
+           '<th class="text">shape</th>' + "".join(f"<th>{E(h)}</th>" for _, h, _ in present)
+    body = []
+    for v in ok:
+        metrics = flat_metrics(v)
+        cells = [f'<td class="text" data-v="{E(v[k])}">{E(v[k])}</td>' for k in ("name", "runtime", "precision", "shape")]
+        for key, _, spec in present:
+            value = metrics.get(key)
+            shown = format(value, spec) if isinstance(value, (int, float)) else "-"
+            cells.append(f'<td data-v="{E(str(value if value is not None else ""))}">{E(shown)}</td>')
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<section id="leaderboard"><h2>Leaderboard</h2><p class="note">Click a header to sort. '
+            f'Energy per query is labelled by its source in the environment card.</p>'
+            f'<div style="overflow-x:auto"><table class="sortable"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div></section>')
+
+
+def _failures(run: dict) -> str:
+    failed = [v for v in run["variants"] if v["status"] != "ok"]
+    if not failed:
+        return ""
+    items = "".join(f'<li><b>{E(v["name"])}</b>: <span class="bad">{E(v["error"] or "unknown")}</span></li>' for v in failed)
+    return f'<section id="failures"><h2>Failed variants</h2><ul>{items}</ul></section>'
+
+
+def _pareto(go, ok, colors, x_key, y_key, x_title, y_title, title, higher_better):
+    points = [(v, flat_metrics(v).get(x_key), flat_metrics(v).get(y_key)) for v in ok]
+    points = [(v, x, y) for v, x, y in points if isinstance(x, (int, float)) and isinstance(y, (int, float))]
+    if not points:
+        return None
+    fig = go.Figure()
+    for runtime, color in colors.items():
+        mine = [(v, x, y) for v, x, y in points if v["runtime"] == runtime]
+        if mine:
+            fig.add_trace(go.Scatter(
+                x=[x for _, x, _ in mine], y=[y for _, _, y in mine], mode="markers", name=E(runtime),
+                marker={"size": 11, "color": color}, text=[E(v["name"]) for v, _, _ in mine],
+                hovertemplate="%{text}<br>" + E(x_title) + ": %{x:.4g}<br>" + E(y_title) + ": %{y:.5g}<extra></extra>",
+            ))
+    front = pareto_front([(x, y) for _, x, y in points], higher_better)
+    fig.add_trace(go.Scatter(x=[p[0] for p in front], y=[p[1] for p in front], mode="lines", name="Pareto front",
+                             line={"dash": "dot", "color": "#888"}, hoverinfo="skip"))
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=420, margin={"t": 50})
+    return fig
+
+
+def pareto_front(points: list[tuple[float, float]], higher_better: tuple[bool, bool]) -> list[tuple[float, float]]:
+    """Points no other point beats on both axes, sorted by x."""
+    sign = [1 if h else -1 for h in higher_better]
+
+    def dominates(p, q):
+        return all(s * a >= s * b for s, a, b in zip(sign, p, q)) and p != q
+
+    return sorted({p for p in points if not any(dominates(q, p) for q in points)})
+
+
+def _percentiles(go, ok, colors):
+    keys = [("latency_ms_p50", "p50"), ("latency_ms_p90", "p90"), ("latency_ms_p99", "p99"), ("latency_ms_p99_9", "p99.9")]
+    rows = [v for v in ok if "single_stream" in v["scenarios"]]
+    if not rows:
+        return None
+    fig = go.Figure()
+    for v in rows:
+        m = v["scenarios"]["single_stream"]["metrics"]
+        fig.add_trace(go.Scatter(x=[label for _, label in keys], y=[m.get(k) for k, _ in keys], mode="lines+markers",
+                                 name=E(v["name"]), line={"color": colors[v["runtime"]]}))
+    fig.update_layout(title="SingleStream latency percentiles", yaxis_title="latency (ms)", height=420, margin={"t": 50})
+    return fig
+
+
+def _cdf(go, ok, colors, samples):
+    fig, drawn = go.Figure(), False
+    for v in ok:
+        values = samples.get((v["name"], "single_stream"))
+        if values is None or not len(values):
+            continue
+        x = np.sort(values)
+        fig.add_trace(go.Scatter(x=x, y=np.arange(1, len(x) + 1) / len(x), mode="lines", name=E(v["name"]),
+                                 line={"color": colors[v["runtime"]]}))
+        drawn = True
+    if not drawn:
+        return None
+    fig.update_layout(title="SingleStream latency CDF (every query)", xaxis_title="latency (ms)",
+                      yaxis_title="fraction of queries", height=420, margin={"t": 50})
+    return fig
+
+
+def _throughput_by_batch(go, ok, colors, run):
+    """Samples/s at the batch each scenario runs: 1 (SingleStream), N (MultiStream), batch_size (Offline)."""
+    config = run["config"]
+    per_query = config.get("loadgen", {}).get("multi_stream_samples_per_query", 8)
+    batch = config.get("workload", {}).get("batch_size", 32)
+    fig, drawn = go.Figure(), False
+    for v in ok:
+        points = []
+        ss = v["scenarios"].get("single_stream", {}).get("metrics", {})
+        ms = v["scenarios"].get("multi_stream", {}).get("metrics", {})
+        off = v["scenarios"].get("offline", {}).get("metrics", {})
+        if ss.get("throughput_sps"):
+            points.append((1, ss["throughput_sps"]))
+        if ms.get("latency_ms_mean"):
+            points.append((per_query, per_query / ms["latency_ms_mean"] * 1e3))
+        if off.get("throughput_sps"):
+            points.append((batch, off["throughput_sps"]))
+        if len(points) > 1:
+            fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers",
+                                     name=E(v["name"]), line={"color": colors[v["runtime"]]}))
+            drawn = True
+    if not drawn:
+        return None
+    fig.update_layout(title="Throughput vs batch size", xaxis_title="batch size (samples)", xaxis_type="log",
+                      yaxis_title="samples/s", height=420, margin={"t": 50})
+    return fig
+
+
+def _server(go, ok, colors):
+    rows = [(v, v["scenarios"]["server"]["metrics"]) for v in ok if "server" in v["scenarios"]]
+    rows = [(v, m) for v, m in rows if m.get("target_qps") and m.get("latency_ms_p99")]
+    if not rows:
+        return None
+    fig = go.Figure()
+    for runtime, color in colors.items():
+        mine = [(v, m) for v, m in rows if v["runtime"] == runtime]
+        if mine:
+            fig.add_trace(go.Scatter(
+                x=[m["target_qps"] for _, m in mine], y=[m["latency_ms_p99"] for _, m in mine], mode="markers",
+                name=E(runtime), marker={"size": 11, "color": color}, text=[E(v["name"]) for v, _ in mine],
+                hovertemplate="%{text}<br>QPS %{x:.3g}<br>p99 %{y:.3g} ms<extra></extra>"))
+    bound = next((m.get("latency_bound_ms") for _, m in rows if m.get("latency_bound_ms")), None)
+    if bound:
+        fig.add_hline(y=bound, line_dash="dash", annotation_text="p99 bound")
+    fig.update_layout(title="Server: QPS offered vs p99 latency", xaxis_title="QPS", yaxis_title="p99 latency (ms)",
+                      height=420, margin={"t": 50})
+    return fig

@@ -1,0 +1,71 @@
+"""A scenario's leaderboard as data (ranking, headers, rows), shared by the terminal and Markdown views."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from inferarena import registry
+from inferarena.errors import ConfigError
+
+# Shown in every scenario's table after its own columns: (metric key, header, scale).
+EFFICIENCY = (("energy_j_per_query", "mJ/query", 1000.0), ("cost_usd_per_1m", "$/1M", 1.0), ("pct_of_peak", "% peak", 1.0))
+# Metrics where more is better; everything else sorts ascending.
+HIGHER_IS_BETTER = {"throughput_sps", "qps", "target_qps", "completed_qps", "gflops_per_s", "pct_of_peak"}
+
+
+@dataclass
+class Board:
+    title: str  # e.g. "SingleStream — ranked by p90 latency, lowest first"
+    headers: list[str]  # after "#", "variant"; "LoadGen" marks the status column
+    rows: list[tuple[dict, list[str], bool, str | None]]  # (variant, cells, valid, invalid reason)
+
+
+def sortable_metrics(run: dict) -> list[str]:
+    """Numeric per-scenario metric keys present in this run: the choices of --sort."""
+    keys = {k for v in run["variants"] for m in v["scenarios"].values()
+            for k, value in m["metrics"].items() if isinstance(value, (int, float))}
+    return sorted(keys)
+
+
+def check_sort(run: dict, sort: str | None) -> None:
+    if sort is not None and sort not in sortable_metrics(run):
+        raise ConfigError(f"cannot sort by {sort!r}", f"choose one of: {', '.join(sortable_metrics(run))}")
+
+
+def board(scenario: str, variants: list[dict], quick: bool, sort: str | None = None) -> Board:
+    cls = registry.load(registry.SCENARIOS, scenario)
+    if sort:
+        ranking = f"{sort}, {'highest' if sort in HIGHER_IS_BETTER else 'lowest'} first"
+
+        def rank(metrics: dict) -> tuple:
+            value = metrics.get(sort)
+            if not isinstance(value, (int, float)) or math.isnan(value):
+                return (1, 0.0)
+            return (0, -value if sort in HIGHER_IS_BETTER else value)
+    else:
+        ranking, rank = cls.ranking, cls.rank_key
+    rows = [v for v in variants if scenario in v["scenarios"]]
+    sources = {v["scenarios"][scenario]["metrics"].get("energy_source") for v in rows}
+    headers = [h for _, h in cls.columns] + ["LoadGen", "cos min"] + [
+        h + (" (est.)" if key == "energy_j_per_query" and sources == {"estimate"} else "") for key, h, _ in EFFICIENCY
+    ]
+    out = []
+    for v in sorted(rows, key=lambda v: rank(v["scenarios"][scenario]["metrics"])):
+        measured = v["scenarios"][scenario]
+        metrics = measured["metrics"]
+        cells = [fmt(metrics.get(k)) for k, _ in cls.columns]
+        cells.append(f"{v['fidelity']['cos_min']:.5f}" if v.get("fidelity") else "-")
+        cells += [fmt(metrics[k] * scale if isinstance(metrics.get(k), (int, float)) else None)
+                  for k, _, scale in EFFICIENCY]
+        out.append((v, cells, measured["valid"], None if measured["valid"] else measured["invalid_reason"]))
+    mode = " · quick (not MLPerf-compliant)" if quick else ""
+    return Board(f"{cls.lg_scenario} — ranked by {ranking}{mode}", headers, out)
+
+
+def fmt(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2f}" if value < 100 else f"{value:.0f}"
+    return str(value)

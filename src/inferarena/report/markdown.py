@@ -1,0 +1,57 @@
+"""Markdown (ready to paste into a pull request) and CSV (one row per variant) views of a run."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from inferarena.report.json_export import describe_workload, flat_metrics
+from inferarena.report.leaderboard import board
+from inferarena.scenarios.base import QUICK_NOTE
+
+
+def _md(text: object) -> str:
+    """Neutralize what Markdown or HTML would interpret inside a table cell."""
+    return (str(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("\n", " "))
+
+
+def to_markdown(run: dict, sort: str | None = None) -> str:
+    env = run["environment"]
+    mode = QUICK_NOTE if run["quick"] else "MLPerf-compliant durations"
+    lines = [
+        f"### inferarena run {run['run_id']}: {_md(run['model'])}",
+        "",
+        f"{_md(env['cpu_model'])}, {env['logical_cores']} cores · **{mode}** · {_md(describe_workload(run['workload']))}",
+        "",
+    ]
+    ok = [v for v in run["variants"] if v["status"] == "ok"]
+    for scenario in run["config"]["scenarios"]:
+        data = board(scenario, ok, run["quick"], sort)
+        lines += [f"**{_md(data.title)}**", "", "| # | variant | " + " | ".join(data.headers) + " |",
+                  "|---|---|" + "---:|" * len(data.headers)]
+        status_at = data.headers.index("LoadGen")
+        for position, (v, cells, valid, reason) in enumerate(data.rows, 1):
+            status = "VALID" if valid else f"INVALID ({_md(reason or 'no reason given')})"
+            cells = [*cells[:status_at], status, *cells[status_at:]]
+            lines.append(f"| {position} | {_md(v['name'])} | " + " | ".join(_md(c) for c in cells) + " |")
+        lines.append("")
+    failed = [v for v in run["variants"] if v["status"] != "ok"]
+    if failed:
+        lines += ["**Failed variants**", ""] + [f"- `{_md(v['name'])}`: {_md(v['error'])}" for v in failed] + [""]
+    if env.get("price"):
+        lines.append(f"<sub>Cost: {_md(env['price'])}</sub>")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(run: dict) -> str:
+    rows = [{"name": v["name"], "runtime": v["runtime"], "precision": v["precision"], "shape": v["shape"],
+             "status": v["status"], "error": v["error"] or "", **flat_metrics(v)} for v in run["variants"]]
+    fields = ["name", "runtime", "precision", "shape", "status", "error"]
+    fields += sorted({k for r in rows for k in r} - set(fields))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (v if not isinstance(v, list) else " ".join(map(str, v))) for k, v in row.items()})
+    return out.getvalue()

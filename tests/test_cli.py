@@ -176,3 +176,35 @@ def test_bad_knob_is_named(tmp_path, mlp_onnx):
     result = invoke("run", "--model", mlp_onnx, "--config", cfg, "--db", tmp_path / "r.db")
     assert result.exit_code == 2
     assert "knob 'graph_optimization_level'" in result.output and "valid knobs are" in result.output
+
+
+def test_pipelines_on_an_onnx_model(tmp_path, mlp_onnx):
+    """Passes become variants; the accuracy-controlled one keeps layers in FP32; a rerun builds nothing."""
+    pipelines = [
+        {"name": "int8", "passes": [{"name": "ort_quantize", "config": {"mode": "dynamic"}}]},
+        {"name": "int8-ac", "passes": [{"name": "ort_quantize", "config": {"mode": "dynamic", "max_drop": 1e-6}}]},
+        {"name": "static", "passes": [{"name": "ort_quantize", "config": {"mode": "static", "calibration_samples": 16}}]},
+        {"name": "opt", "passes": [{"name": "ort_optimize", "config": {"level": "all"}}]},
+        {"name": "backwards", "passes": [{"name": "export_onnx"}]},  # takes hf_encoder: skipped with a reason
+        {"name": "starved", "passes": [{"name": "ort_quantize", "config": {"mode": "static", "calibration_samples": 999}}]},
+    ]
+    cfg = quick_config(tmp_path, scenarios=["single_stream"], pipelines=pipelines,
+                       runtimes=[{"name": "onnxruntime"}], fidelity={"min_cos_lossy": -1.0})
+    db, out, cache = tmp_path / "r.db", tmp_path / "run.json", tmp_path / "cache"
+    result = invoke("run", "--model", mlp_onnx, "--config", cfg, "--db", db, "--json", out, "--cache-dir", cache)
+    assert result.exit_code == 0, result.output
+    assert "skipped pipeline 'backwards': pass export_onnx takes hf_encoder, but gets onnx" in result.output
+    variants = {v["name"]: v for v in json.loads(out.read_text())["variants"]}
+    plain = variants["onnxruntime/int8/fixed@int8"]
+    assert plain["status"] == "ok" and plain["passes"] == ["ort_quantize"] and plain["precision"] == "int8"
+    controlled = variants["onnxruntime/int8/fixed@int8-ac"]
+    assert controlled["precision"] == "mixed"
+    assert controlled["kept_layers"] and all(name.startswith("MatMul_") for name in controlled["kept_layers"])
+    assert controlled["metrics"]["fidelity.cos_min"] > plain["metrics"]["fidelity.cos_min"]
+    assert variants["onnxruntime/int8/fixed@static"]["status"] == "ok"
+    assert variants["onnxruntime/fp32/fixed@opt"]["pass_report"]["ort_optimize"]["nodes_before"] == 3
+    starved = variants["onnxruntime/int8/fixed@starved"]
+    assert starved["status"] == "failed" and "calibration needs 999 samples" in starved["error"]
+    # The same passes on the same model and data come from the cache.
+    again = invoke("run", "--model", mlp_onnx, "--config", cfg, "--db", db, "--cache-dir", cache)
+    assert "build: int8-ac (cached)" in again.output and "build: opt (cached)" in again.output

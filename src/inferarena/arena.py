@@ -19,6 +19,7 @@ from inferarena import environment, jobs, models, registry, runtimes, workloads
 from inferarena.config import RunConfig
 from inferarena.errors import RuntimeUnavailable
 from inferarena.hardware import host
+from inferarena.passes.base import PassContext
 from inferarena.plan import plan
 from inferarena.store import Store
 from inferarena.trackers import cost
@@ -77,18 +78,24 @@ def run(config: RunConfig, store: Store, paths: Paths, resume: bool = False, on_
         emit("start", {"name": "reference (FP32)"})
         reference = _reference(artifact, workload, eval_indices, threads, work, timeout, log("reference"))
         emit("done", {"name": "reference (FP32)", "ok": reference.ok, "error": reference.error})
-        converted = {}
-        for conversion in sorted({s.conversion for s in todo if s.conversion}):
-            emit("start", {"name": f"build: {conversion}"})
-            converted[conversion] = run_isolated(
-                jobs.convert, (conversion, artifact, paths.cache_dir), timeout, log(conversion)
-            )
-            emit("done", {"name": f"build: {conversion}", "ok": converted[conversion].ok,
-                          "error": converted[conversion].error})
+        context = PassContext(workload, reference.value, eval_indices, threads,
+                              fingerprint=f"{config.workload.model_dump_json()}|{len(eval_indices)}")
+        built = {}
+        for steps in dict.fromkeys(s.steps for s in todo if s.steps):  # each distinct build once, in plan order
+            label = next((s.pipeline for s in todo if s.steps == steps and s.pipeline), None) or steps[-1][0]
+            emit("start", {"name": f"build: {label}"})
+            if reference.ok:
+                built[steps] = run_isolated(jobs.build, (steps, artifact, paths.cache_dir, context), timeout, log(label))
+            else:
+                built[steps] = reference
+            outcome = built[steps]
+            cached = outcome.ok and all(step["cached"] for step in outcome.value[1])
+            emit("done", {"name": f"build: {label}" + (" (cached)" if cached else ""), "ok": outcome.ok,
+                          "error": outcome.error})
         for spec in todo:
             emit("start", {"name": spec.name})
             job = jobs.MeasureJob(spec, artifact, workload, reference.value, eval_indices, config, price, peaks)
-            result = _measure(job, reference, converted, log(spec.name))
+            result = _measure(job, reference, built, log(spec.name))
             store.save_variant(summary.run_id, spec, result)
             emit("done", {"name": spec.name, "ok": result["status"] == "ok", "error": result.get("error"), "variant": True})
     store.finish_run(summary.run_id)
@@ -119,16 +126,22 @@ def _peaks(cache_dir: Path, threads: int, notes: list[str], emit: EventSink) -> 
     return outcome.value["gflops"]
 
 
-def _measure(job: jobs.MeasureJob, reference, converted, log: Path) -> dict:
+def _measure(job: jobs.MeasureJob, reference, built, log: Path) -> dict:
     if not reference.ok:
         return {"status": "failed", "error": f"reference failed: {reference.error}", "error_detail": reference.detail}
-    if job.spec.conversion:
-        build = converted[job.spec.conversion]
-        if not build.ok:
-            return {"status": "failed", "error": f"{job.spec.conversion} failed: {build.error}",
-                    "error_detail": build.detail}
-        job = dataclasses.replace(job, artifact=build.value)
+    build: dict = {}
+    if job.spec.steps:
+        outcome = built[job.spec.steps]
+        if not outcome.ok:
+            what = job.spec.pipeline or job.spec.steps[-1][0]
+            return {"status": "failed", "error": f"build {what} failed: {outcome.error}", "error_detail": outcome.detail}
+        artifact, applied = outcome.value
+        job = dataclasses.replace(job, artifact=artifact)
+        kept = artifact.meta.get("kept_layers")
+        build = {"passes": applied, "kept_layers": kept, "pass_report": artifact.meta.get("pass_report")}
+        if kept:
+            build["precision"] = "mixed"
     outcome = run_isolated(jobs.measure, (job,), job.config.timeout_s(), log)
     if outcome.ok:
-        return outcome.value
-    return {"status": "failed", "error": outcome.error, "error_detail": outcome.detail}
+        return {**outcome.value, **build}
+    return {"status": "failed", "error": outcome.error, "error_detail": outcome.detail, **build}

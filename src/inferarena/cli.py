@@ -74,6 +74,10 @@ def run(
         "Default: every installed one.")] = None,
     scenarios: Annotated[Optional[list[str]], typer.Option(
         help=f"LoadGen scenarios, repeated or comma-separated: {', '.join(registry.SCENARIOS)}. Default: all.")] = None,
+    pipelines: Annotated[Optional[list[str]], typer.Option(
+        help="Optimization pipelines to add as variants, repeated or comma-separated: ort-optimized, int8-dynamic, "
+        "int8-static, int8-dynamic-ac, int8-static-ac (-ac: accuracy-controlled, cos_min >= 0.99). "
+        "Custom pipelines go in --config.")] = None,
     shapes: Annotated[Optional[list[str]], typer.Option(
         help="Shape strategies: fixed (pad to --max-length), dynamic (pad to each batch's longest). Default: both.")] = None,
     quick: Annotated[bool, typer.Option(
@@ -107,6 +111,10 @@ def run(
             data["scenarios"] = _split(scenarios)
         if _split(runtimes):
             data["runtimes"] = [{"name": name} for name in _split(runtimes)]
+        if _split(pipelines):
+            from inferarena.passes.presets import preset
+
+            data["pipelines"] = [preset(name).model_dump(mode="json") for name in _split(pipelines)]
         workload = data.setdefault("workload", {})
         if inputs:
             workload["inputs"] = str(inputs)

@@ -49,6 +49,27 @@ class RuntimeSpec(_Strict):
         return name
 
 
+class PassSpec(_Strict):
+    name: str = Field(description="Pass name, e.g. ort_optimize, ort_quantize.")
+    config: dict[str, Any] = Field(default_factory=dict, description="The pass's parameters, validated by the pass.")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name not in registry.PASSES:
+            raise ValueError(f"unknown pass {name!r}; choose from {', '.join(registry.PASSES)}")
+        return name
+
+
+class PipelineSpec(_Strict):
+    """Passes applied in order to make one more variant of the model (format conversions are added)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Label, shown after '@' in variant names.")
+    passes: list[PassSpec] = Field(min_length=1, description="Passes, applied in order.")
+    runtimes: list[str] | None = Field(None, description="Runtimes to measure it on; default: every one that loads it.")
+    shapes: list[ShapeStrategy] | None = Field(None, description="Shape strategies; default: the workload's.")
+
+
 class WorkloadConfig(_Strict):
     texts: Path | None = Field(
         None, description="Text corpus: one text a line, or JSONL with a 'text' field. Default: stdlib docstrings."
@@ -79,6 +100,9 @@ class LoadGenConfig(_Strict):
 
 class FidelityConfig(_Strict):
     min_cos: float = Field(0.99, description="A variant whose worst cosine to the reference is below this fails.")
+    min_cos_lossy: float = Field(
+        0.8, description="The same check for variants that lower precision on purpose (int8, int4, mixed): it "
+        "catches broken models, not accuracy loss, which the leaderboard shows as cos min.")
     max_abs_diff: float | None = Field(None, description="Optional bound on the max absolute difference.")
 
 
@@ -105,6 +129,9 @@ class RunConfig(_Strict):
     workload: WorkloadConfig = Field(default_factory=WorkloadConfig)
     runtimes: list[RuntimeSpec] = Field(
         default_factory=list, description="Runtimes to measure; empty means every installed runtime."
+    )
+    pipelines: list[PipelineSpec] = Field(
+        default_factory=list, description="Optimization pipelines, each measured as extra variants (see --pipelines)."
     )
     scenarios: list[str] = Field(
         default_factory=lambda: ["single_stream", "multi_stream", "server", "offline"],

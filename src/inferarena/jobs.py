@@ -16,6 +16,7 @@ from inferarena import registry
 from inferarena.artifacts import Artifact
 from inferarena.config import RunConfig, ShapeStrategy
 from inferarena.evaluators.fidelity import score
+from inferarena.passes.base import PassContext
 from inferarena.hardware import host
 from inferarena.plan import VariantSpec
 from inferarena.runtimes.base import Session
@@ -26,9 +27,17 @@ from inferarena.trackers.memory import MemoryTracker
 from inferarena.workloads.base import Workload
 
 
-def convert(pass_name: str, artifact: Artifact, cache_dir: Path) -> Artifact:
-    pass_cls = registry.load(registry.PASSES, pass_name)
-    return pass_cls().cached_run(artifact, pass_cls.Config(), cache_dir)
+def build(steps: tuple, artifact: Artifact, cache_dir: Path, context: PassContext) -> tuple[Artifact, list[dict]]:
+    """Apply each pass in turn, every one cached by content hash; report what ran and what came from cache."""
+    applied = []
+    for name, config_json in steps:
+        pass_cls = registry.load(registry.PASSES, name)
+        config = pass_cls.Config.model_validate_json(config_json)
+        started = time.perf_counter()
+        artifact = pass_cls().cached_run(artifact, config, cache_dir, context)
+        applied.append({"pass": name, "config": config.model_dump(mode="json"), "cached": artifact.meta["cached"],
+                        "seconds": round(time.perf_counter() - started, 2)})
+    return artifact, applied
 
 
 def outputs(session: Session, workload: Workload, indices: list[int], strategy: ShapeStrategy, batch: int) -> np.ndarray:
@@ -76,7 +85,8 @@ def measure(job: MeasureJob) -> dict[str, Any]:
     runtime = registry.load(registry.RUNTIMES, spec.runtime)
     started = time.perf_counter()
     with MemoryTracker() as memory:
-        session = runtime().load(job.artifact, spec.precision, runtime.validate_knobs(spec.knobs), workload.input_shapes(strategy))
+        session = runtime().load(job.artifact, spec.load_precision, runtime.validate_knobs(spec.knobs),
+                                 workload.input_shapes(strategy))
         load_s = time.perf_counter() - started
         got = outputs(session, workload, job.eval_indices, strategy, config.workload.batch_size)
         fidelity = score(got, np.load(job.reference_path))
@@ -86,7 +96,7 @@ def measure(job: MeasureJob) -> dict[str, Any]:
             "load_s": round(load_s, 3),
             "scenarios": [],
         }
-        mismatch = _mismatch(fidelity, config)
+        mismatch = _mismatch(fidelity, config, lossy=spec.precision in LOSSY)
         if mismatch:
             return {**result, "status": "failed", "error": f"output mismatch: {mismatch}"}
         energy = EnergyMeter(host(), config.energy.tdp_w, config.energy.tdp_threads, config.energy.idle_s,
@@ -101,7 +111,7 @@ def measure(job: MeasureJob) -> dict[str, Any]:
             estimates=warm_up(session, workload, strategy, config),
             energy=energy,
             price=job.price,
-            peak_gflops=job.peaks.get(spec.precision),
+            peak_gflops=job.peaks.get("int8" if spec.precision == "mixed" else spec.precision),
         )
         for name in config.scenarios:
             result["scenarios"].append(asdict(_run_scenario(name, ctx)))
@@ -117,9 +127,13 @@ def _run_scenario(name: str, ctx: ScenarioContext) -> ScenarioResult:
         return ScenarioResult(name, False, f"error: {type(exc).__name__}: {exc}"[:300], "error", {})
 
 
-def _mismatch(fidelity, config: RunConfig) -> str | None:
-    if fidelity.cos_min < config.fidelity.min_cos:
-        return f"cos_min {fidelity.cos_min:.4f} < {config.fidelity.min_cos}"
+LOSSY = ("int8", "int4", "mixed")  # precisions chosen to trade accuracy for speed
+
+
+def _mismatch(fidelity, config: RunConfig, lossy: bool) -> str | None:
+    bound = config.fidelity.min_cos_lossy if lossy else config.fidelity.min_cos
+    if fidelity.cos_min < bound:
+        return f"cos_min {fidelity.cos_min:.4f} < {bound}"
     if config.fidelity.max_abs_diff is not None and fidelity.max_abs_diff > config.fidelity.max_abs_diff:
         return f"max_abs_diff {fidelity.max_abs_diff:.3g} > {config.fidelity.max_abs_diff}"
     return None

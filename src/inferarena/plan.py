@@ -10,21 +10,34 @@ from typing import Any
 
 from inferarena import passes, registry, runtimes
 from inferarena.artifacts import Artifact
-from inferarena.config import RunConfig, RuntimeSpec
+from pydantic import ValidationError
+
+from inferarena.config import PipelineSpec, RunConfig, RuntimeSpec, config_error
 from inferarena.errors import ConfigError, ModelError
 from inferarena.hardware import Host
 from inferarena.workloads.base import Workload
+
+
+# A build step: (pass name, its config as canonical JSON). Hashable, so variants can share builds.
+Step = tuple[str, str]
 
 
 @dataclass(frozen=True)
 class VariantSpec:
     name: str
     runtime: str
-    precision: str
+    precision: str  # what the variant computes in: fp32, bf16, int8, ...
     shape: str
     knobs: dict[str, Any] = field(hash=False)
-    # The pass that converts the source artifact into a format the runtime loads; None if it loads it as is.
-    conversion: str | None = None
+    # Passes that turn the source artifact into what the runtime loads (conversions included); () if none.
+    steps: tuple[Step, ...] = ()
+    pipeline: str | None = None
+    # The precision the runtime is asked for; differs from `precision` for quantized models (loaded at fp32).
+    runtime_precision: str | None = None
+
+    @property
+    def load_precision(self) -> str:
+        return self.runtime_precision or self.precision
 
 
 def plan(config: RunConfig, artifact: Artifact, workload: Workload, host: Host) -> tuple[list[VariantSpec], list[str]]:
@@ -47,6 +60,7 @@ def plan(config: RunConfig, artifact: Artifact, workload: Workload, host: Host) 
             notes.append(f"skipped shape strategy '{s.value}': this model's inputs have fixed shapes")
     if not shapes:
         raise ConfigError("none of the requested shape strategies applies to this model", "use --shapes fixed")
+    planned: list[tuple[RuntimeSpec, Any, dict]] = []  # (spec, runtime class, knobs) for pipelines below
     for spec in wanted:
         runtime = runtimes.require(spec.name)
         try:
@@ -60,8 +74,8 @@ def plan(config: RunConfig, artifact: Artifact, workload: Workload, host: Host) 
             notes.append(f"skipped runtime {spec.name}: it cannot load a {artifact.format} model")
             continue
         knobs = runtime.validate_knobs({"threads": config.threads or host.logical_cores, **spec.knobs})
-        custom = {k: v for k, v in spec.knobs.items()}
-        suffix = "".join(f"+{k}={v}" for k, v in sorted(custom.items()))
+        suffix = "".join(f"+{k}={v}" for k, v in sorted(spec.knobs.items()))
+        planned.append((spec, runtime, knobs.model_dump(mode="json")))
         for precision in _precisions(spec, runtime, host, notes):
             for shape in shapes:
                 specs.append(
@@ -71,9 +85,14 @@ def plan(config: RunConfig, artifact: Artifact, workload: Workload, host: Host) 
                         precision=precision,
                         shape=shape.value,
                         knobs=knobs.model_dump(mode="json"),
-                        conversion=conversion,
+                        steps=((conversion, "{}"),) if conversion else (),
                     )
                 )
+    for pipeline in config.pipelines:
+        try:
+            specs += _pipeline_variants(pipeline, planned, artifact, shapes, notes)
+        except ConfigError as exc:  # one bad pipeline is skipped with its reason; the sweep goes on
+            notes.append(f"skipped {exc.problem} ({exc.fix})")
     names = [s.name for s in specs]
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:
@@ -81,6 +100,49 @@ def plan(config: RunConfig, artifact: Artifact, workload: Workload, host: Host) 
     if not specs:
         raise ConfigError("no variant to measure", "install a runtime (see `inferarena runtimes`)")
     return specs, notes
+
+
+def _pipeline_variants(pipeline: PipelineSpec, planned: list, artifact: Artifact, shapes: list, notes: list[str]):
+    """Variants for one pipeline: its passes (plus the conversions they need) on every runtime that loads the result."""
+    steps: list[Step] = []
+    fmt, precision = artifact.format, None
+    for spec in pipeline.passes:
+        cls = registry.load(registry.PASSES, spec.name)
+        try:
+            conversion = passes.route(fmt, cls.accepts)
+        except ModelError:
+            raise ConfigError(
+                f"pipeline {pipeline.name!r}: pass {spec.name} takes {' or '.join(cls.accepts)}, but gets {fmt}",
+                "reorder the passes or add a converting pass",
+            ) from None
+        if conversion:
+            steps.append((conversion, "{}"))
+        try:
+            pass_config = cls.Config.model_validate(spec.config)
+        except ValidationError as exc:
+            raise config_error(exc, f"pipeline {pipeline.name!r} pass {spec.name}") from None
+        steps.append((spec.name, pass_config.model_dump_json()))
+        fmt, precision = cls.produces[0], cls.precision(pass_config) or precision
+    variants = []
+    for spec, runtime, knobs in planned:
+        if pipeline.runtimes is not None and spec.name not in pipeline.runtimes:
+            continue
+        if fmt not in runtime.formats:
+            if pipeline.runtimes is not None:
+                raise ConfigError(f"pipeline {pipeline.name!r} makes a {fmt} model, which {spec.name} cannot load",
+                                  f"drop {spec.name} from the pipeline's runtimes")
+            notes.append(f"pipeline {pipeline.name}: skipped on {spec.name}, which cannot load {fmt}")
+            continue
+        suffix = "".join(f"+{k}={v}" for k, v in sorted(spec.knobs.items()))
+        label = precision or "fp32"
+        for shape in pipeline.shapes or shapes:
+            variants.append(VariantSpec(
+                name=f"{spec.name}/{label}/{shape.value}{suffix}@{pipeline.name}", runtime=spec.name, precision=label,
+                shape=shape.value, knobs=knobs, steps=tuple(steps), pipeline=pipeline.name, runtime_precision="fp32",
+            ))
+    if not variants:
+        notes.append(f"pipeline {pipeline.name}: no runtime loads its {fmt} output")
+    return variants
 
 
 def _precisions(spec: RuntimeSpec, runtime, host: Host, notes: list[str]) -> tuple[str, ...]:

@@ -22,9 +22,11 @@ MODEL_SOURCES: dict[str, str] = {
     "hf_folder": "inferarena.models.hf_folder:HFFolder",
 }
 
-# Format conversions and (later) optimization passes.
+# Format conversions and optimization passes.
 PASSES: dict[str, str] = {
     "export_onnx": "inferarena.passes.export_onnx:ExportOnnx",
+    "ort_optimize": "inferarena.passes.ort_optimize:OrtOptimize",
+    "ort_quantize": "inferarena.passes.ort_quantize:OrtQuantize",
 }
 
 SCENARIOS: dict[str, str] = {

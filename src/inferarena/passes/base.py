@@ -3,46 +3,99 @@ from __future__ import annotations
 import json
 import shutil
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import numpy as np
 from pydantic import BaseModel
 
 from inferarena.artifacts import Artifact
+from inferarena.errors import ConfigError
+from inferarena.evaluators.fidelity import Fidelity, score
+from inferarena.workloads.base import Workload
+
+
+@dataclass
+class PassContext:
+    """What data-driven passes may use: calibration samples and a fidelity check against the reference.
+
+    Calibration samples come from the end of the workload and evaluation samples from its start, so a
+    pass is never judged on the data it was calibrated on.
+    """
+
+    workload: Workload
+    reference_path: str | None
+    eval_indices: list[int]
+    threads: int
+    fingerprint: str  # hash of the workload config: part of every data-driven pass's cache key
+
+    def calibration_batches(self, count: int) -> list[dict[str, np.ndarray]]:
+        available = len(self.workload) - len(self.eval_indices)
+        if count > available:
+            raise ConfigError(
+                f"calibration needs {count} samples but the workload has {available} beyond the evaluation set",
+                "lower the pass's calibration_samples or raise workload.num_samples",
+            )
+        strategy = self.workload.strategies[-1]
+        return [self.workload.collate([len(self.workload) - 1 - i], strategy) for i in range(count)]
+
+    def fidelity(self, session: Any, limit: int | None = None) -> Fidelity:
+        """Fidelity of a loaded Session on the evaluation samples (the first `limit` of them)."""
+        from inferarena.jobs import outputs
+
+        indices = self.eval_indices[:limit]
+        got = outputs(session, self.workload, indices, self.workload.strategies[-1], batch=8)
+        return score(got, np.load(self.reference_path)[: len(indices)])
 
 
 class Pass(ABC):
-    """A pure transformation: (artifact, config) -> new artifact under `out_dir`.
+    """A pure transformation: (artifact, config, context) -> new artifact under `out_dir`.
 
-    Declares the formats it `accepts` and `produces`; its config model declares each parameter with help.
+    Declares the formats it `accepts` and `produces`; its config model declares each parameter with
+    its help and search space. `uses_data` passes see calibration and fidelity through the context.
     """
 
     name: ClassVar[str]
     accepts: ClassVar[tuple[str, ...]]
     produces: ClassVar[tuple[str, ...]]
     Config: ClassVar[type[BaseModel]]
+    uses_data: ClassVar[bool] = False
 
     @abstractmethod
-    def run(self, artifact: Artifact, config: BaseModel, out_dir: Path) -> Artifact: ...
+    def run(self, artifact: Artifact, config: BaseModel, out_dir: Path, context: PassContext | None) -> Artifact: ...
 
-    def cached_run(self, artifact: Artifact, config: BaseModel, cache_dir: Path) -> Artifact:
-        """Run once per (input content, config); later calls return the stored result."""
-        key = f"{artifact.content_hash()}-{_hash(self.name, config.model_dump_json())}"
+    @classmethod
+    def precision(cls, config: BaseModel) -> str | None:
+        """The precision the output runs at, if this pass changes it (e.g. "int8")."""
+        return None
+
+    def cached_run(self, artifact: Artifact, config: BaseModel, cache_dir: Path,
+                   context: PassContext | None = None) -> Artifact:
+        """Run once per (input content, config, data); later calls return the stored result."""
+        data = context.fingerprint if (self.uses_data and context) else ""
+        key = f"{artifact.content_hash()}-{_hash(self.name, config.model_dump_json(), data)}"
         out_dir = cache_dir / self.name / key
         marker = out_dir / "artifact.json"
         if marker.is_file():
             stored = json.loads(marker.read_text())
-            return Artifact(out_dir / stored["file"], stored["format"], stored["meta"], tuple(stored["lineage"]))
+            meta = {**stored["meta"], "cached": True}
+            return Artifact(out_dir / stored["file"], stored["format"], meta, tuple(stored["lineage"]))
         tmp = out_dir.with_name(key + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        result = self.run(artifact, config, tmp)
+        result = self.run(artifact, config, tmp, context)
         shutil.rmtree(out_dir, ignore_errors=True)
         tmp.rename(out_dir)
         file = result.path.relative_to(tmp)
         lineage = (*artifact.lineage, self.name)
-        marker.write_text(json.dumps({"file": str(file), "format": result.format, "meta": result.meta, "lineage": lineage}))
-        return Artifact(out_dir / file, result.format, result.meta, lineage)
+        # FLOPs are the math of the original graph: count them there, not on fused or quantized ops.
+        meta = {"flops_source": str(artifact.meta.get("flops_source", artifact.path)) if artifact.format == "onnx" else None,
+                **{k: v for k, v in result.meta.items() if k != "cached"}}
+        if meta["flops_source"] is None:
+            del meta["flops_source"]
+        marker.write_text(json.dumps({"file": str(file), "format": result.format, "meta": meta, "lineage": lineage}))
+        return Artifact(out_dir / file, result.format, {**meta, "cached": False}, lineage)
 
 
 def _hash(*parts: str) -> str:

@@ -27,7 +27,7 @@ class ExportOnnx(Pass):
     produces = ("onnx",)
     Config = ExportOnnxConfig
 
-    def run(self, artifact: Artifact, config: BaseModel, out_dir: Path) -> Artifact:
+    def run(self, artifact: Artifact, config: BaseModel, out_dir: Path, context=None) -> Artifact:
         import torch
 
         uses_tt = bool(artifact.meta.get("uses_token_type_ids"))

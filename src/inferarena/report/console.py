@@ -54,14 +54,17 @@ def variants_table(variants: list[dict]) -> Table:
     """What every variant is, how close it stays to the FP32 reference, and what it costs in memory."""
     table = Table(title="Variants — fidelity against the FP32 reference", title_justify="left", title_style="bold",
                   box=box.SIMPLE_HEAD, pad_edge=False)
-    for header in ("variant", "cos mean", "cos min", "max diff", "RSS MB", "load s"):
-        table.add_column(header, justify="left" if header == "variant" else "right", no_wrap=True,
-                         min_width=_widest(variants) if header == "variant" else None)
+    for header in ("variant", "cos mean", "cos min", "max diff", "RSS MB", "load s", "passes (* cached)"):
+        table.add_column(header, justify="left" if header in ("variant", "passes (* cached)") else "right",
+                         no_wrap=header != "passes (* cached)", min_width=_widest(variants) if header == "variant" else None)
     for v in variants:
         f = v.get("fidelity") or {}
+        steps = ", ".join(p["pass"] + ("*" if p["cached"] else "") for p in v.get("passes") or [])
+        if v.get("kept_layers"):
+            steps += f"; {len(v['kept_layers'])} layers kept FP32"
         table.add_row(escape(v["name"]), f"{f.get('cos_mean', float('nan')):.5f}",
                       f"{f.get('cos_min', float('nan')):.5f}", f"{f.get('max_abs_diff', float('nan')):.2g}",
-                      fmt((v.get("memory") or {}).get("peak_rss_mb")), fmt(v.get("load_s")))
+                      fmt((v.get("memory") or {}).get("peak_rss_mb")), fmt(v.get("load_s")), escape(steps or "-"))
     return table
 
 

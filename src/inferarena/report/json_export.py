@@ -51,6 +51,9 @@ def to_document(run: dict) -> dict[str, Any]:
                 "knobs": v["knobs"],
                 "status": v["status"],
                 "error": v["error"],
+                "passes": [step["pass"] for step in v.get("passes") or []],
+                "kept_layers": v.get("kept_layers"),
+                "pass_report": v.get("pass_report"),
                 "session_info": v["session_info"],
                 "metrics": flat_metrics(v),
                 "scenarios": {

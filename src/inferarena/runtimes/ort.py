@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -45,7 +46,7 @@ class OnnxRuntime(Runtime):
         options.log_severity_level = 3
         session = ort.InferenceSession(str(artifact.path), options, providers=["CPUExecutionProvider"])
         batched = {i.name for i in session.get_inputs() if i.shape and not isinstance(i.shape[0], int)}
-        return OrtSession(session, knobs, OnnxFlopCounter(artifact.path, batched))
+        return OrtSession(session, knobs, OnnxFlopCounter(Path(artifact.meta.get("flops_source", artifact.path)), batched))
 
 
 class OrtSession(Session):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -47,7 +48,7 @@ class OpenVINO(Runtime):
         counter = None
         if artifact.format == "onnx":
             batched = {p.get_any_name() for p in model.inputs if p.get_partial_shape()[0].is_dynamic}
-            counter = OnnxFlopCounter(artifact.path, batched)
+            counter = OnnxFlopCounter(Path(artifact.meta.get("flops_source", artifact.path)), batched)
         return OvSession(compiled, counter)
 
 

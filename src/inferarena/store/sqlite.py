@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS variants (
     session_info_json TEXT,
     load_s REAL,
     finished_at TEXT NOT NULL,
+    build_json TEXT,                   -- passes applied (cached or not), layers kept in higher precision
     PRIMARY KEY (run_id, name)
 );
 CREATE TABLE IF NOT EXISTS samples (
@@ -85,6 +86,9 @@ class Store:
         try:
             self.db = sqlite3.connect(self.path)
             self.db.executescript(SCHEMA)
+            columns = {row[1] for row in self.db.execute("PRAGMA table_info(variants)")}
+            if "build_json" not in columns:  # a DB written before pipelines existed
+                self.db.execute("ALTER TABLE variants ADD COLUMN build_json TEXT")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot write DB {path} ({exc})", "pass a writable file path to --db") from None
         self.db.row_factory = sqlite3.Row
@@ -111,11 +115,15 @@ class Store:
             self.db.execute("DELETE FROM measurements WHERE run_id = ? AND variant = ?", (run_id, spec.name))
             self.db.execute("DELETE FROM samples WHERE run_id = ? AND variant = ?", (run_id, spec.name))
             self.db.execute(
-                "INSERT OR REPLACE INTO variants VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, spec.name, spec.runtime, spec.precision, spec.shape, json.dumps(spec.knobs),
-                 result["status"], result.get("error"), result.get("error_detail"),
+                "INSERT OR REPLACE INTO variants (run_id, name, runtime, precision, shape, knobs_json, status, error,"
+                " error_detail, fidelity_json, memory_json, session_info_json, load_s, finished_at, build_json)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, spec.name, spec.runtime, result.get("precision", spec.precision), spec.shape,
+                 json.dumps(spec.knobs), result["status"], result.get("error"), result.get("error_detail"),
                  _json(result.get("fidelity")), _json(result.get("memory")), _json(result.get("session_info")),
-                 result.get("load_s"), _now()),
+                 result.get("load_s"), _now(),
+                 json.dumps({"passes": result.get("passes") or [], "kept_layers": result.get("kept_layers"),
+                             "pass_report": result.get("pass_report")})),
             )
             for m in result.get("scenarios", []):
                 self.db.execute(
@@ -197,6 +205,7 @@ class Store:
                 "memory": _load(v["memory_json"]),
                 "session_info": _load(v["session_info_json"]),
                 "load_s": v["load_s"],
+                **(_load(v["build_json"]) or {"passes": [], "kept_layers": None, "pass_report": None}),
                 "scenarios": measurements.get(v["name"], {}),
             })
         return run

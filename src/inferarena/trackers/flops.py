@@ -56,20 +56,25 @@ def onnx_flops(path: Path, input_shapes: dict[str, tuple[int, ...]]) -> float | 
             shapes[value.name] = [d.dim_value for d in dims]
     total = 0.0
     for node in inferred.graph.node:
-        if node.op_type not in ("MatMul", "Gemm", "Conv"):
+        if node.op_type not in COUNTED:
             continue
         ins = [shapes.get(name) for name in node.input[:2]]
         out = shapes.get(node.output[0])
-        if any(s is None for s in ins) or out is None:
+        if any(not s for s in ins) or not out:  # unknown (or scalar) shape: no honest count
             return None
         if node.op_type == "Conv":
             weight = ins[1]  # (C_out, C_in / group, k...)
             total += 2.0 * math.prod(out) * math.prod(weight[1:])
         else:
             a = ins[0]
-            k = a[-1] if node.op_type == "MatMul" or not _attr(node, "transA") else a[0]
+            transposed = _attr(node, "transA") and node.op_type in ("Gemm", "FusedMatMul")
+            k = (a[-2] if node.op_type == "FusedMatMul" else a[0]) if transposed else a[-1]
             total += 2.0 * math.prod(out) * k
     return total
+
+
+# FusedMatMul (com.microsoft) is what ORT's optimizer turns MatMul + Mul/Transpose into.
+COUNTED = ("MatMul", "Gemm", "Conv", "FusedMatMul")
 
 
 def _attr(node, name: str) -> int:

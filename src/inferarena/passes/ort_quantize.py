@@ -1,0 +1,155 @@
+"""ONNX Runtime INT8 quantization, dynamic or static QDQ, optionally under an accuracy budget.
+
+With `max_drop` set, this is accuracy-driven mixed precision: each MatMul/Gemm is quantized alone
+to measure how much it costs in fidelity (cos_min against the FP32 reference), then the most
+harmful layers are returned to FP32, fewest first (binary search over the sensitivity ranking),
+until cos_min >= 1 - max_drop. The layers kept in FP32 are reported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from inferarena.artifacts import Artifact
+from inferarena.errors import ConfigError
+from inferarena.passes.base import Pass, PassContext
+
+QUANTIZABLE = ("MatMul", "Gemm")
+SENSITIVITY_SAMPLES = 16  # evaluation samples used to rank layers; the final check uses all of them
+
+
+class OrtQuantizeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["dynamic", "static"] = Field(
+        "dynamic", description="dynamic: weights INT8, activations quantized at run time. static: QDQ with "
+        "activation ranges calibrated on the workload. Search space: dynamic, static.",
+        json_schema_extra={"space": ["dynamic", "static"]})
+    per_channel: bool = Field(False, description="Per-channel weight scales. Search space: true, false.",
+                              json_schema_extra={"space": [False, True]})
+    calibrate_method: Literal["minmax", "entropy", "percentile"] = Field(
+        "minmax", description="Static only: how activation ranges are calibrated. Search space: minmax, entropy, "
+        "percentile.", json_schema_extra={"space": ["minmax", "entropy", "percentile"]})
+    calibration_samples: int = Field(64, ge=1, description="Static only: workload samples used for calibration.")
+    max_drop: float | None = Field(
+        None, gt=0, lt=1, description="Accuracy budget: keep cos_min >= 1 - max_drop against the FP32 reference by "
+        "returning the most sensitive layers to FP32. None: quantize every layer.")
+
+
+class OrtQuantize(Pass):
+    name = "ort_quantize"
+    accepts = ("onnx",)
+    produces = ("onnx",)
+    Config = OrtQuantizeConfig
+    uses_data = True
+
+    @classmethod
+    def precision(cls, config: BaseModel) -> str:
+        return "int8"
+
+    def run(self, artifact: Artifact, config: BaseModel, out_dir: Path, context: PassContext | None) -> Artifact:
+        import onnx
+
+        if context is None or (config.max_drop is not None and context.reference_path is None):
+            raise ConfigError("ort_quantize needs the workload and the FP32 reference", "run it inside `inferarena run`")
+        source = _with_node_names(artifact.path, out_dir)
+        graph = onnx.load(str(source), load_external_data=False).graph
+        candidates = [node.name for node in graph.node if node.op_type in QUANTIZABLE]
+        quantizer = _Quantizer(source, config, context, out_dir)
+        out = out_dir / "model.onnx"
+        kept: list[str] = []
+        report: dict = {"mode": config.mode, "quantizable_layers": len(candidates)}
+        if config.max_drop is None:
+            quantizer.quantize(out, exclude=[])
+        else:
+            target = 1.0 - config.max_drop
+            full = quantizer.fidelity(quantizer.quantize(out, exclude=[]))
+            report["cos_min_all_int8"] = full.cos_min
+            if full.cos_min < target:
+                kept = quantizer.smallest_exclusion(candidates, target, out)
+            final = quantizer.fidelity(quantizer.quantize(out, exclude=kept))
+            report.update(cos_min=final.cos_min, target_cos_min=target, budget_met=final.cos_min >= target)
+            if final.cos_min < target:
+                report["note"] = (f"budget max_drop={config.max_drop} cannot be met: the best reachable cos_min is "
+                                  f"{final.cos_min:.5f}, with {len(kept)} of {len(candidates)} layers in FP32")
+        report["kept_layers"] = kept
+        if source != artifact.path:
+            source.unlink()
+        meta = {**artifact.meta, "kept_layers": kept,
+                "pass_report": {**artifact.meta.get("pass_report", {}), self.name: report}}
+        return Artifact(out, "onnx", meta)
+
+
+def _with_node_names(path: Path, out_dir: Path) -> Path:
+    """Layers are chosen by node name, so every node needs one; name the unnamed in a copy."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    if all(node.name for node in model.graph.node):
+        return path
+    model = onnx.load(str(path))
+    for i, node in enumerate(model.graph.node):
+        node.name = node.name or f"{node.op_type}_{i}"
+    named = out_dir / "named.onnx"
+    onnx.save(model, str(named))
+    return named
+
+
+class _Quantizer:
+    def __init__(self, source: Path, config: OrtQuantizeConfig, context: PassContext, out_dir: Path):
+        self.source, self.config, self.context, self.out_dir = source, config, context, out_dir
+        self.cache_path = out_dir / "calibration.cache"
+
+    def quantize(self, out: Path, exclude: list[str], only: list[str] | None = None) -> Path:
+        from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType
+        from onnxruntime.quantization import quantize_dynamic, quantize_static
+
+        common = dict(per_channel=self.config.per_channel, nodes_to_exclude=exclude or None,
+                      nodes_to_quantize=only, op_types_to_quantize=list(QUANTIZABLE))
+        if self.config.mode == "dynamic":
+            quantize_dynamic(str(self.source), str(out), weight_type=QuantType.QInt8, **common)
+            return out
+
+        batches = self.context.calibration_batches(self.config.calibration_samples)
+
+        class Reader(CalibrationDataReader):
+            def __init__(self):
+                self.items = iter(batches)
+
+            def get_next(self):
+                return next(self.items, None)
+
+        method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                  "percentile": CalibrationMethod.Percentile}[self.config.calibrate_method]
+        # Calibrate once; every later quantization (sensitivity, search) reuses the ranges.
+        quantize_static(str(self.source), str(out), Reader(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=method,
+                        calibration_cache_path=str(self.cache_path), **common)
+        return out
+
+    def fidelity(self, path: Path, samples: int | None = None):
+        from inferarena.runtimes.ort import OnnxRuntime
+
+        session = OnnxRuntime().load(Artifact(path, "onnx"), "fp32",
+                                     OnnxRuntime.validate_knobs({"threads": self.context.threads}), {})
+        return self.context.fidelity(session, samples)
+
+    def smallest_exclusion(self, candidates: list[str], target: float, out: Path) -> list[str]:
+        """Rank layers by the fidelity each costs alone, then find the fewest to keep in FP32."""
+        probe = self.out_dir / "probe.onnx"
+        cost = {}
+        for name in candidates:
+            self.quantize(probe, exclude=[], only=[name])
+            cost[name] = 1.0 - self.fidelity(probe, SENSITIVITY_SAMPLES).cos_min
+        ranked = sorted(candidates, key=lambda n: cost[n], reverse=True)
+        low, high = 0, len(ranked)  # keeping all of them in FP32 meets any budget the reference meets
+        while low < high:
+            middle = (low + high) // 2
+            if self.fidelity(self.quantize(probe, exclude=ranked[:middle])).cos_min >= target:
+                high = middle
+            else:
+                low = middle + 1
+        probe.unlink(missing_ok=True)
+        return ranked[:low]

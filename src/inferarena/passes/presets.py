@@ -1,0 +1,20 @@
+"""Named pipelines for `--pipelines`: the common recipes, so nobody has to write YAML to try them."""
+
+from __future__ import annotations
+
+from inferarena.config import PipelineSpec
+from inferarena.errors import ConfigError
+
+PRESETS: dict[str, list[dict]] = {
+    "ort-optimized": [{"name": "ort_optimize", "config": {"level": "extended", "transformer_fusion": True}}],
+    "int8-dynamic": [{"name": "ort_quantize", "config": {"mode": "dynamic"}}],
+    "int8-static": [{"name": "ort_quantize", "config": {"mode": "static"}}],
+    "int8-dynamic-ac": [{"name": "ort_quantize", "config": {"mode": "dynamic", "max_drop": 0.01}}],
+    "int8-static-ac": [{"name": "ort_quantize", "config": {"mode": "static", "max_drop": 0.01}}],
+}
+
+
+def preset(name: str) -> PipelineSpec:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown pipeline {name!r}", f"choose from {', '.join(PRESETS)}, or define it in --config")
+    return PipelineSpec(name=name, passes=PRESETS[name])

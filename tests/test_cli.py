@@ -208,3 +208,25 @@ def test_pipelines_on_an_onnx_model(tmp_path, mlp_onnx):
     # The same passes on the same model and data come from the cache.
     again = invoke("run", "--model", mlp_onnx, "--config", cfg, "--db", db, "--cache-dir", cache)
     assert "build: int8-ac (cached)" in again.output and "build: opt (cached)" in again.output
+
+
+def test_nncf_pipelines_on_openvino(tmp_path, mlp_onnx):
+    pytest.importorskip("nncf")
+    pipelines = [
+        {"name": "nncf", "passes": [{"name": "nncf_quantize", "config": {"calibration_samples": 16}}]},
+        {"name": "w8", "passes": [{"name": "nncf_compress_weights", "config": {"mode": "int8_asym"}}]},
+    ]
+    cfg = quick_config(tmp_path, scenarios=["single_stream"], pipelines=pipelines,
+                       runtimes=[{"name": "onnxruntime"}, {"name": "openvino", "precisions": ["fp32"]}],
+                       fidelity={"min_cos_lossy": -1.0})
+    out = tmp_path / "run.json"
+    result = invoke("run", "--model", mlp_onnx, "--config", cfg, "--db", tmp_path / "r.db", "--json", out,
+                    "--cache-dir", tmp_path / "cache")
+    assert result.exit_code == 0, result.output
+    # NNCF writes OpenVINO IR, which ONNX Runtime cannot load: those variants exist on OpenVINO only.
+    assert "pipeline nncf: skipped on onnxruntime, which cannot load openvino" in result.output
+    variants = {v["name"]: v for v in json.loads(out.read_text())["variants"]}
+    for name in ("openvino/int8/fixed@nncf", "openvino/int8/fixed@w8"):
+        assert variants[name]["status"] == "ok", variants[name]["error"]
+        assert variants[name]["metrics"]["fidelity.cos_mean"] > 0.5
+        assert variants[name]["metrics"]["single_stream.gflops_per_query"] == pytest.approx(112 / 1e9)

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from inferarena import registry
 from inferarena.errors import InferarenaError
+from inferarena.passes.presets import PRESETS
 from inferarena.store import Store
 
 app = typer.Typer(
@@ -75,9 +76,8 @@ def run(
     scenarios: Annotated[Optional[list[str]], typer.Option(
         help=f"LoadGen scenarios, repeated or comma-separated: {', '.join(registry.SCENARIOS)}. Default: all.")] = None,
     pipelines: Annotated[Optional[list[str]], typer.Option(
-        help="Optimization pipelines to add as variants, repeated or comma-separated: ort-optimized, int8-dynamic, "
-        "int8-static, int8-dynamic-ac, int8-static-ac (-ac: accuracy-controlled, cos_min >= 0.99). "
-        "Custom pipelines go in --config.")] = None,
+        help=f"Optimization pipelines to add as variants, repeated or comma-separated: {', '.join(PRESETS)} "
+        "(-ac: accuracy-controlled, cos_min >= 0.99). Custom pipelines go in --config.")] = None,
     shapes: Annotated[Optional[list[str]], typer.Option(
         help="Shape strategies: fixed (pad to --max-length), dynamic (pad to each batch's longest). Default: both.")] = None,
     quick: Annotated[bool, typer.Option(

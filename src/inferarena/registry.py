@@ -27,6 +27,8 @@ PASSES: dict[str, str] = {
     "export_onnx": "inferarena.passes.export_onnx:ExportOnnx",
     "ort_optimize": "inferarena.passes.ort_optimize:OrtOptimize",
     "ort_quantize": "inferarena.passes.ort_quantize:OrtQuantize",
+    "nncf_quantize": "inferarena.passes.nncf_ov:NncfQuantize",
+    "nncf_compress_weights": "inferarena.passes.nncf_ov:NncfCompressWeights",
 }
 
 SCENARIOS: dict[str, str] = {

@@ -11,6 +11,10 @@ PRESETS: dict[str, list[dict]] = {
     "int8-static": [{"name": "ort_quantize", "config": {"mode": "static"}}],
     "int8-dynamic-ac": [{"name": "ort_quantize", "config": {"mode": "dynamic", "max_drop": 0.01}}],
     "int8-static-ac": [{"name": "ort_quantize", "config": {"mode": "static", "max_drop": 0.01}}],
+    "nncf-int8": [{"name": "nncf_quantize", "config": {}}],
+    "nncf-int8-weights": [{"name": "nncf_compress_weights", "config": {"mode": "int8_asym"}}],
+    "nncf-int4-weights": [{"name": "nncf_compress_weights", "config": {"mode": "int4_sym", "group_size": 64,
+                                                                       "ratio": 1.0}}],
 }
 
 

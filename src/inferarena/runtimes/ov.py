@@ -46,7 +46,7 @@ class OpenVINO(Runtime):
             config["INFERENCE_NUM_THREADS"] = knobs.threads
         compiled = core.compile_model(model, "CPU", config)
         counter = None
-        if artifact.format == "onnx":
+        if artifact.format == "onnx" or "flops_source" in artifact.meta:
             batched = {p.get_any_name() for p in model.inputs if p.get_partial_shape()[0].is_dynamic}
             counter = OnnxFlopCounter(Path(artifact.meta.get("flops_source", artifact.path)), batched)
         return OvSession(compiled, counter)

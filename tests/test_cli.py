@@ -230,3 +230,15 @@ def test_nncf_pipelines_on_openvino(tmp_path, mlp_onnx):
         assert variants[name]["status"] == "ok", variants[name]["error"]
         assert variants[name]["metrics"]["fidelity.cos_mean"] > 0.5
         assert variants[name]["metrics"]["single_stream.gflops_per_query"] == pytest.approx(112 / 1e9)
+
+
+def test_optimize_command(tmp_path, mlp_onnx):
+    args = ("optimize", mlp_onnx, "--pipeline", "int8-dynamic-ac", "--cache-dir", tmp_path / "cache")
+    first = invoke(*args)
+    assert first.exit_code == 0, first.output
+    assert "ort_quantize" in first.output and "kept_layers" in first.output and "Artifact (onnx):" in first.output
+    assert " no " in first.output  # built now
+    second = invoke(*args)
+    assert " yes " in second.output  # then taken from the cache
+    bad = invoke("optimize", mlp_onnx, "--pipeline", "ort_quantize,not_a_pass")
+    assert bad.exit_code == 2 and "unknown pass 'not_a_pass'" in bad.output

@@ -17,10 +17,10 @@ from typing import Callable
 
 from inferarena import environment, jobs, models, registry, runtimes, workloads
 from inferarena.config import RunConfig
-from inferarena.errors import RuntimeUnavailable
+from inferarena.errors import InferarenaError, RuntimeUnavailable
 from inferarena.hardware import host
 from inferarena.passes.base import PassContext
-from inferarena.plan import plan
+from inferarena.plan import pipeline_steps, plan
 from inferarena.store import Store
 from inferarena.trackers import cost
 from inferarena.worker import run_isolated
@@ -100,6 +100,34 @@ def run(config: RunConfig, store: Store, paths: Paths, resume: bool = False, on_
             emit("done", {"name": spec.name, "ok": result["status"] == "ok", "error": result.get("error"), "variant": True})
     store.finish_run(summary.run_id)
     return summary
+
+
+def optimize(config: RunConfig, pipeline, paths: Paths, on_event: EventSink | None = None) -> dict:
+    """Build one pipeline's artifact without measuring it: what `inferarena optimize` runs."""
+    emit = on_event or (lambda kind, data: None)
+    artifact = models.resolve(config.model)
+    workload = workloads.build(artifact, config.workload)
+    notes: list[str] = []
+    steps, _fmt, _precision = pipeline_steps(pipeline, artifact)
+    eval_indices = list(range(min(config.workload.eval_samples, len(workload))))
+    threads = config.threads or host().logical_cores
+    work = paths.work_dir / "optimize"
+    work.mkdir(parents=True, exist_ok=True)
+    emit("start", {"name": "reference (FP32)"})
+    reference = _reference(artifact, workload, eval_indices, threads, work, config.timeout_s(), work / "reference.log")
+    emit("done", {"name": "reference (FP32)", "ok": reference.ok, "error": reference.error})
+    if not reference.ok:
+        raise InferarenaError(f"the FP32 reference failed: {reference.error}", "check the model with `inferarena run`")
+    context = PassContext(workload, reference.value, eval_indices, threads,
+                          fingerprint=f"{config.workload.model_dump_json()}|{len(eval_indices)}")
+    emit("start", {"name": f"build: {pipeline.name}"})
+    outcome = run_isolated(jobs.build, (steps, artifact, paths.cache_dir, context), config.timeout_s(),
+                           work / f"{pipeline.name}.log")
+    emit("done", {"name": f"build: {pipeline.name}", "ok": outcome.ok, "error": outcome.error})
+    if not outcome.ok:
+        raise InferarenaError(f"pipeline {pipeline.name} failed: {outcome.error}", "see the pass's parameters")
+    built, applied = outcome.value
+    return {"artifact": built, "passes": applied, "notes": notes}
 
 
 def _reference(artifact, workload, eval_indices, threads, work: Path, timeout: float, log: Path):

@@ -199,6 +199,50 @@ def list_runtimes() -> None:
     console.print(table)
 
 
+@app.command()
+def optimize(
+    model: Annotated[str, typer.Argument(help="Bundled model name (minilm), a Hugging Face encoder folder, or a .onnx file.")],
+    pipeline: Annotated[str, typer.Option(help=f"A named pipeline ({', '.join(PRESETS)}) or passes in order, "
+                                               "comma-separated, with default settings (e.g. ort_optimize,ort_quantize).")],
+    inputs: Annotated[Optional[Path], typer.Option(help="Calibration/evaluation inputs, as for `run`.")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="YAML run config for the workload and threads.")] = None,
+    cache_dir: Annotated[Path, typer.Option(help="Where pass outputs are cached.")] = DEFAULT_CACHE,
+    debug: DebugOption = False,
+) -> None:
+    """Apply a pipeline of passes to a model and write the artifact, without measuring it.
+
+    Example: inferarena optimize minilm --pipeline int8-dynamic-ac
+    """
+    from inferarena import arena
+    from inferarena.config import PipelineSpec, RunConfig
+    from inferarena.passes.presets import preset
+
+    with user_errors(debug):
+        data = RunConfig.from_yaml(config).model_dump(mode="json") if config else {}
+        data["model"] = model
+        if inputs:
+            data.setdefault("workload", {})["inputs"] = str(inputs)
+        cfg = RunConfig.parse(data, source=str(config) if config else "options")
+        if pipeline in PRESETS:
+            spec = preset(pipeline)
+        else:
+            spec = RunConfig.parse({"pipelines": [{"name": "custom", "passes": [{"name": n} for n in _split([pipeline])]}]},
+                                   source="--pipeline").pipelines[0]
+        paths = arena.Paths(cache_dir=cache_dir, work_dir=Path(".inferarena"))
+        with _progress() as (_, on_event):
+            result = arena.optimize(cfg, spec, paths, on_event)
+    table = Table(title=f"{spec.name} on {model}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for header in ("pass", "cached", "seconds", "report"):
+        table.add_column(header, overflow="fold")
+    reports = result["artifact"].meta.get("pass_report", {})
+    for step in result["passes"]:
+        report = reports.get(step["pass"], {})
+        table.add_row(step["pass"], "yes" if step["cached"] else "no", f"{step['seconds']:.1f}",
+                      escape(json.dumps(report)) if report else "-")
+    console.print(table)
+    console.print(f"Artifact ({result['artifact'].format}): {result['artifact'].path}")
+
+
 class ReportFormat(str, Enum):
     html = "html"
     md = "md"

@@ -102,8 +102,8 @@ def plan(config: RunConfig, artifact: Artifact, workload: Workload, host: Host) 
     return specs, notes
 
 
-def _pipeline_variants(pipeline: PipelineSpec, planned: list, artifact: Artifact, shapes: list, notes: list[str]):
-    """Variants for one pipeline: its passes (plus the conversions they need) on every runtime that loads the result."""
+def pipeline_steps(pipeline: PipelineSpec, artifact: Artifact) -> tuple[tuple[Step, ...], str, str | None]:
+    """The build steps (conversions added), the format they produce and the precision, checked but not run."""
     steps: list[Step] = []
     fmt, precision = artifact.format, None
     for spec in pipeline.passes:
@@ -123,6 +123,12 @@ def _pipeline_variants(pipeline: PipelineSpec, planned: list, artifact: Artifact
             raise config_error(exc, f"pipeline {pipeline.name!r} pass {spec.name}") from None
         steps.append((spec.name, pass_config.model_dump_json()))
         fmt, precision = cls.produces[0], cls.precision(pass_config) or precision
+    return tuple(steps), fmt, precision
+
+
+def _pipeline_variants(pipeline: PipelineSpec, planned: list, artifact: Artifact, shapes: list, notes: list[str]):
+    """Variants for one pipeline: its passes (plus the conversions they need) on every runtime that loads the result."""
+    steps, fmt, precision = pipeline_steps(pipeline, artifact)
     variants = []
     for spec, runtime, knobs in planned:
         if pipeline.runtimes is not None and spec.name not in pipeline.runtimes:
@@ -138,7 +144,7 @@ def _pipeline_variants(pipeline: PipelineSpec, planned: list, artifact: Artifact
         for shape in pipeline.shapes or shapes:
             variants.append(VariantSpec(
                 name=f"{spec.name}/{label}/{shape.value}{suffix}@{pipeline.name}", runtime=spec.name, precision=label,
-                shape=shape.value, knobs=knobs, steps=tuple(steps), pipeline=pipeline.name, runtime_precision="fp32",
+                shape=shape.value, knobs=knobs, steps=steps, pipeline=pipeline.name, runtime_precision="fp32",
             ))
     if not variants:
         notes.append(f"pipeline {pipeline.name}: no runtime loads its {fmt} output")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import make_mlp_onnx, quick_config
+from conftest import quick_config
 from inferarena.cli import app
 
 runner = CliRunner()

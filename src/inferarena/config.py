@@ -28,6 +28,12 @@ class ShapeStrategy(str, Enum):
     dynamic = "dynamic"  # pad each batch to its own longest sample
 
 
+def _registered(name: str, axis: dict[str, str], kind: str) -> str:
+    if name not in axis:
+        raise ValueError(f"unknown {kind} {name!r}; choose from {', '.join(axis)}")
+    return name
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -41,24 +47,14 @@ class RuntimeSpec(_Strict):
         default_factory=dict, description="Runtime knobs (threads, hints...), validated by the runtime."
     )
 
-    @field_validator("name")
-    @classmethod
-    def _known(cls, name: str) -> str:
-        if name not in registry.RUNTIMES:
-            raise ValueError(f"unknown runtime {name!r}; choose from {', '.join(registry.RUNTIMES)}")
-        return name
+    _known = field_validator("name")(lambda cls, name: _registered(name, registry.RUNTIMES, "runtime"))
 
 
 class PassSpec(_Strict):
     name: str = Field(description="Pass name, e.g. ort_optimize, ort_quantize.")
     config: dict[str, Any] = Field(default_factory=dict, description="The pass's parameters, validated by the pass.")
 
-    @field_validator("name")
-    @classmethod
-    def _known(cls, name: str) -> str:
-        if name not in registry.PASSES:
-            raise ValueError(f"unknown pass {name!r}; choose from {', '.join(registry.PASSES)}")
-        return name
+    _known = field_validator("name")(lambda cls, name: _registered(name, registry.PASSES, "pass"))
 
 
 class PipelineSpec(_Strict):

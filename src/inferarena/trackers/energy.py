@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 import statistics
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import psutil
 
 from inferarena.hardware import Host
+from inferarena.trackers.sampling import Sampler
 
 POWERCAP = Path("/sys/class/powercap")
 
@@ -151,29 +151,18 @@ class EnergyMeter:
         return [GpuTracker(self.reader)] if self.source == "nvml" else []
 
 
-class GpuTracker:
+class GpuTracker(Sampler):
     """GPU memory in use and utilization from NVML, sampled over the window (GPU variants only)."""
 
     def __init__(self, reader: NvmlReader, interval_s: float = 0.1):
         self.reader, self.interval_s = reader, interval_s
         self.samples: list[dict[str, float]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
         self.result: GpuStats | None = None
 
-    def _sample(self) -> None:
-        while True:
-            self.samples.append(self.reader.utilization())
-            if self._stop.wait(self.interval_s):
-                return
+    def sample(self) -> None:
+        self.samples.append(self.reader.utilization())
 
-    def __enter__(self) -> "GpuTracker":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+    def finish(self) -> None:
         self.result = GpuStats(
             gpu_mem_used_mb_peak=max(s["gpu_mem_used_mb"] for s in self.samples),
             gpu_util_pct_avg=sum(s["gpu_util_pct"] for s in self.samples) / len(self.samples),

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import resource
-import threading
 from dataclasses import asdict, dataclass
 
 import psutil
+
+from inferarena.trackers.sampling import Sampler
 
 
 @dataclass(frozen=True)
@@ -17,31 +18,19 @@ class MemoryStats:
         return asdict(self)
 
 
-class MemoryTracker:
+class MemoryTracker(Sampler):
     """Samples this process's RSS in a background thread; the process-lifetime peak comes from getrusage."""
 
     def __init__(self, interval_s: float = 0.02):
         self.interval_s = interval_s
         self._process = psutil.Process()
         self._peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
         self.result: MemoryStats | None = None
 
-    def _sample(self) -> None:
-        while True:
-            self._peak = max(self._peak, self._process.memory_info().rss)
-            if self._stop.wait(self.interval_s):
-                return
-
-    def __enter__(self) -> "MemoryTracker":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+    def sample(self) -> None:
         self._peak = max(self._peak, self._process.memory_info().rss)
+
+    def finish(self) -> None:
         # ru_maxrss is in KiB on Linux.
         lifetime = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         self.result = MemoryStats(

@@ -1,0 +1,60 @@
+"""What every `inferarena` command shares: the app, the consoles, common options, error handling."""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from inferarena.errors import InferarenaError, StoreError
+
+app = typer.Typer(
+    help="Find the fastest, cheapest and most efficient way to serve a model: every runtime, measured "
+    "with MLPerf LoadGen, checked against the FP32 reference, kept in a SQLite history.\n\n"
+    "Start with:  inferarena run --quick",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+# Piped output (CI logs, `make demo > file`) gets room for the leaderboards; terminals keep their width.
+console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120)
+errors = Console(stderr=True)
+
+DEFAULT_DB = Path("inferarena.db")
+DEFAULT_CACHE = Path.home() / ".cache" / "inferarena"
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show the full traceback when something fails.")]
+DbOption = Annotated[Path, typer.Option("--db", help="SQLite file holding the run history.")]
+SortOption = Annotated[Optional[str], typer.Option(
+    help="Rank every leaderboard by this metric instead, e.g. energy_j_per_query, cost_usd_per_1m, pct_of_peak, "
+    "latency_ms_p99, throughput_sps.")]
+
+
+@contextmanager
+def user_errors(debug: bool):
+    """Problems the user can fix end in one line and exit code 2; --debug shows the traceback."""
+    try:
+        yield
+    except InferarenaError as exc:
+        if debug:
+            raise
+        errors.print(f"[bold red]error:[/] {escape(exc.problem)}" + (f"\n[bold]fix:[/] {escape(exc.fix)}" if exc.fix else ""))
+        raise typer.Exit(2) from None
+
+
+def _split(values: Optional[list[str]]) -> Optional[list[str]]:
+    if not values:
+        return None
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _require_db(db: Path) -> None:
+    if not db.is_file():
+        raise StoreError(f"no results database at {db}", "run `inferarena run` first, or pass --db")
+
+

@@ -48,7 +48,7 @@ def test_run_onnx_file_end_to_end(tmp_path, mlp_onnx):
     assert "mlp.onnx" in listed.output and "complete" in listed.output
     by_energy = invoke("show", "1", "--db", db, "--sort", "energy_j_per_query")
     assert by_energy.exit_code == 0 and "ranked by energy_j_per_query, lowest first" in by_energy.output
-    assert "mJ/query" in by_energy.output and "% peak" in by_energy.output
+    assert "mJ/q" in by_energy.output and "%peak" in by_energy.output
     bad_sort = invoke("show", "1", "--db", db, "--sort", "colour")
     assert bad_sort.exit_code == 2 and "cannot sort by 'colour'" in bad_sort.output
 

@@ -32,7 +32,7 @@ def render_run(run: dict, console: Console, sort: str | None = None) -> None:
     if peaks:
         console.print("GEMM peak here: " + ", ".join(f"{p} {g:,.0f} {'GOP/s' if p == 'int8' else 'GFLOP/s'}"
                                                      for p, g in peaks.items())
-                      + " (% peak compares each variant with its precision's peak)")
+                      + " (%peak compares each variant with its precision's peak; mJ/q is energy per query)")
     ok = [v for v in run["variants"] if v["status"] == "ok"]
     if ok:
         console.print(variants_table(ok))
@@ -75,7 +75,8 @@ def leaderboard(scenario: str, variants: list[dict], quick: bool, sort: str | No
     for header in ("#", "variant", *data.headers):
         text = header in ("variant", "LoadGen")
         table.add_column(header, justify="left" if text else "right", no_wrap=True,
-                         min_width=_widest(variants) if header == "variant" else None)
+                         min_width=_widest(variants) if header == "variant" else (len(str(len(data.rows))) if
+                                                                                  header == "#" else None))
     reasons: list[str] = []  # INVALID reasons as numbered footnotes, so the table stays narrow
     status_at = data.headers.index("LoadGen")
     for position, (v, cells, valid, reason) in enumerate(data.rows, 1):

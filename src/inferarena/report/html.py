@@ -127,7 +127,8 @@ def _recommendation(run: dict) -> str:
 def _leaderboard(run: dict, ok: list[dict]) -> str:
     present = [(k, h, f) for k, h, f in COLUMNS if any(k in flat_metrics(v) for v in ok)]
     head = '<th class="text">variant</th><th class="text">runtime</th><th class="text">precision</th>' \
-           '<th class="text">shape</th>' + "".join(f"<th>{E(h)}</th>" for _, h, _ in present)
+           '<th class="text">shape</th>' + "".join(f"<th>{E(h)}</th>" for _, h, _ in present) + \
+           '<th class="text">passes</th><th class="text">kept in FP32</th>'
     body = []
     for v in ok:
         metrics = flat_metrics(v)
@@ -136,6 +137,10 @@ def _leaderboard(run: dict, ok: list[dict]) -> str:
             value = metrics.get(key)
             shown = format(value, spec) if isinstance(value, (int, float)) else "-"
             cells.append(f'<td data-v="{E(str(value if value is not None else ""))}">{E(shown)}</td>')
+        passes = ", ".join(p["pass"] + (" (cached)" if p["cached"] else "") for p in v.get("passes") or []) or "-"
+        kept = ", ".join(v.get("kept_layers") or []) or "-"
+        cells += [f'<td class="text" data-v="{E(passes)}">{E(passes)}</td>',
+                  f'<td class="text" data-v="{E(kept)}">{E(kept)}</td>']
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (f'<section id="leaderboard"><h2>Leaderboard</h2><p class="note">Click a header to sort. '
             f'Energy per query is labelled by its source in the environment card.</p>'

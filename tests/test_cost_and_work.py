@@ -52,3 +52,21 @@ def test_peak_microbenchmark():
 
     peaks = measure(threads=1, seconds=0.02)
     assert peaks["fp32"] > 0
+
+
+def test_sequence_fit_is_exact_and_declines_what_it_cannot_model():
+    from collections import Counter
+
+    from inferarena.trackers.work import _sequence_fit
+
+    def transformer(shapes):  # linear layers in L, attention in L²
+        batch, length = next(iter(shapes.values()))
+        return float(batch * (1000 + 300 * length + 7 * length**2))
+
+    seen = Counter({(("ids", (1, n)), ("mask", (1, n))): 1 for n in range(10, 20)})
+    fit = _sequence_fit(transformer, seen)
+    assert fit({"ids": (32, 77), "mask": (32, 77)}) == pytest.approx(transformer({"ids": (32, 77)}))
+    cubic = lambda shapes: float(next(iter(shapes.values()))[1] ** 3)  # noqa: E731 - not a quadratic
+    assert _sequence_fit(cubic, seen) is None
+    images = Counter({(("x", (1, 3, 8, 8)),): 1 for _ in range(6)})
+    assert _sequence_fit(transformer, images) is None

@@ -40,7 +40,7 @@ def run(
         help=f"Optimization pipelines to add as variants, repeated or comma-separated: {', '.join(PRESETS)} "
         "(-ac: accuracy-controlled, cos_min >= 0.99). Custom pipelines go in --config.")] = None,
     shapes: Annotated[Optional[list[str]], typer.Option(
-        help="Shape strategies: fixed (pad to --max-length), dynamic (pad to each batch's longest). Default: both.")] = None,
+        help="Shape strategies: fixed (pad to workload.max_length, 128 by default), dynamic (pad to each batch's longest). Default: both.")] = None,
     quick: Annotated[bool, typer.Option(
         "--quick", help="Short durations for a demo or test (seconds, not MLPerf's 10 minutes); marked "
         "'quick (not MLPerf-compliant)' everywhere.")] = False,

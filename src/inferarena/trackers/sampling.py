@@ -6,7 +6,7 @@ import threading
 
 
 class Sampler:
-    interval_s: float = 0.02
+    interval_s: float = 0.1
 
     def sample(self) -> None:
         raise NotImplementedError

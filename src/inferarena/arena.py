@@ -49,10 +49,8 @@ def run(config: RunConfig, store: Store, paths: Paths, resume: bool = False, on_
     workload = workloads.build(artifact, config.workload)
     specs, notes = plan(config, artifact, workload, host())
     notes = [*workload.notes, *notes]
-    eval_indices = list(range(min(config.workload.eval_samples, len(workload))))
     price = cost.price(host(), config.cost.instance, config.cost.usd_per_hour)
-    threads = config.threads or host().logical_cores
-    peaks = _peaks(paths.cache_dir, threads, notes, emit)
+    peaks = _peaks(paths.cache_dir, _threads(config), notes, emit)
     env = {**environment.capture(), "gemm_peak_gflops": peaks, "price": price.label}
 
     run_id = store.resumable_run(config.config_hash()) if resume else None
@@ -75,11 +73,7 @@ def run(config: RunConfig, store: Store, paths: Paths, resume: bool = False, on_
         return work / "logs" / (re.sub(r"[^A-Za-z0-9_.+=-]+", "_", name) + ".log")
 
     if todo:
-        emit("start", {"name": "reference (FP32)"})
-        reference = _reference(artifact, workload, eval_indices, threads, work, timeout, log("reference"))
-        emit("done", {"name": "reference (FP32)", "ok": reference.ok, "error": reference.error})
-        context = PassContext(workload, reference.value, eval_indices, threads,
-                              fingerprint=f"{config.workload.model_dump_json()}|{len(eval_indices)}")
+        reference, context = _reference_and_context(config, artifact, workload, work, log("reference"), emit)
         built = {}
         for steps in dict.fromkeys(s.steps for s in todo if s.steps):  # each distinct build once, in plan order
             label = next((s.pipeline for s in todo if s.steps == steps and s.pipeline), None) or steps[-1][0]
@@ -94,7 +88,7 @@ def run(config: RunConfig, store: Store, paths: Paths, resume: bool = False, on_
                           "error": outcome.error})
         for spec in todo:
             emit("start", {"name": spec.name})
-            job = jobs.MeasureJob(spec, artifact, workload, reference.value, eval_indices, config, price, peaks)
+            job = jobs.MeasureJob(spec, artifact, workload, reference.value, context.eval_indices, config, price, peaks)
             result = _measure(job, reference, built, log(spec.name))
             store.save_variant(summary.run_id, spec, result)
             emit("done", {"name": spec.name, "ok": result["status"] == "ok", "error": result.get("error"), "variant": True})
@@ -107,19 +101,12 @@ def optimize(config: RunConfig, pipeline, paths: Paths, on_event: EventSink | No
     emit = on_event or (lambda kind, data: None)
     artifact = models.resolve(config.model)
     workload = workloads.build(artifact, config.workload)
-    notes: list[str] = []
     steps, _fmt, _precision = pipeline_steps(pipeline, artifact)
-    eval_indices = list(range(min(config.workload.eval_samples, len(workload))))
-    threads = config.threads or host().logical_cores
     work = paths.work_dir / "optimize"
     work.mkdir(parents=True, exist_ok=True)
-    emit("start", {"name": "reference (FP32)"})
-    reference = _reference(artifact, workload, eval_indices, threads, work, config.timeout_s(), work / "reference.log")
-    emit("done", {"name": "reference (FP32)", "ok": reference.ok, "error": reference.error})
+    reference, context = _reference_and_context(config, artifact, workload, work, work / "reference.log", emit)
     if not reference.ok:
         raise InferarenaError(f"the FP32 reference failed: {reference.error}", "check the model with `inferarena run`")
-    context = PassContext(workload, reference.value, eval_indices, threads,
-                          fingerprint=f"{config.workload.model_dump_json()}|{len(eval_indices)}")
     emit("start", {"name": f"build: {pipeline.name}"})
     outcome = run_isolated(jobs.build, (steps, artifact, paths.cache_dir, context), config.timeout_s(),
                            work / f"{pipeline.name}.log")
@@ -127,7 +114,22 @@ def optimize(config: RunConfig, pipeline, paths: Paths, on_event: EventSink | No
     if not outcome.ok:
         raise InferarenaError(f"pipeline {pipeline.name} failed: {outcome.error}", "see the pass's parameters")
     built, applied = outcome.value
-    return {"artifact": built, "passes": applied, "notes": notes}
+    return {"artifact": built, "passes": applied}
+
+
+def _threads(config: RunConfig) -> int:
+    return config.threads or host().logical_cores
+
+
+def _reference_and_context(config: RunConfig, artifact, workload, work: Path, log: Path, emit: EventSink):
+    """The FP32 reference on the evaluation samples, and the context data-driven passes see."""
+    eval_indices = list(range(min(config.workload.eval_samples, len(workload))))
+    emit("start", {"name": "reference (FP32)"})
+    reference = _reference(artifact, workload, eval_indices, _threads(config), work, config.timeout_s(), log)
+    emit("done", {"name": "reference (FP32)", "ok": reference.ok, "error": reference.error})
+    context = PassContext(workload, reference.value, eval_indices, _threads(config),
+                          fingerprint=f"{config.workload.model_dump_json()}|{len(eval_indices)}")
+    return reference, context
 
 
 def _reference(artifact, workload, eval_indices, threads, work: Path, timeout: float, log: Path):

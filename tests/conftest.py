@@ -70,6 +70,7 @@ def quick_config(tmp_path: Path, **extra) -> Path:
         "scenarios": ["single_stream", "offline"],
         "workload": {"num_samples": 64, "eval_samples": 16, "max_length": 32, "batch_size": 8},
         "loadgen": {"quick_duration_ms": 200},
+        "rounds": {"count": 1},  # one process per variant keeps tests fast; test_cli covers rounds
         **extra,
     }
     path = tmp_path / "run.yaml"

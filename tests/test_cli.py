@@ -19,7 +19,8 @@ def invoke(*args):
 
 def test_run_onnx_file_end_to_end(tmp_path, mlp_onnx):
     db, out = tmp_path / "r.db", tmp_path / "run.json"
-    result = invoke("run", "--model", mlp_onnx, "--config", quick_config(tmp_path), "--db", db, "--json", out,
+    config = quick_config(tmp_path, rounds={"count": 2, "noisy_spread_pct": 1e9})
+    result = invoke("run", "--model", mlp_onnx, "--config", config, "--db", db, "--json", out,
                     "--cache-dir", tmp_path / "cache")
     assert result.exit_code == 0, result.output
     assert "quick (not MLPerf-compliant)" in result.output
@@ -41,6 +42,12 @@ def test_run_onnx_file_end_to_end(tmp_path, mlp_onnx):
     assert ort["metrics"]["offline.gflops_per_query"] == pytest.approx(112 / 1e9)
     assert ort["metrics"]["offline.pct_of_peak"] > 0
     assert doc["environment"]["gemm_peak_gflops"]["fp32"] > 0
+    # Two rounds, each its own process; samples keep their round boundaries for `compare`.
+    assert ort["metrics"]["single_stream.rounds"] == 2 and len(ort["metrics"]["single_stream.latency_ms_p90_by_round"]) == 2
+    from inferarena.store import Store
+
+    rounds = Store(db).load_sample_rounds(1)[("onnxruntime/fp32/fixed", "single_stream")]
+    assert len(rounds) == 2 and all(len(r) >= 32 for r in rounds)  # 64 quick queries, shared by the rounds
 
     shown = invoke("show", "1", "--db", db)
     assert shown.exit_code == 0 and "onnxruntime" in shown.output and "Offline" in shown.output

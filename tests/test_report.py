@@ -153,3 +153,37 @@ def test_report_renders_in_headless_chromium(two_runs, tmp_path):
     subprocess.run(["chromium", *flags, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120,
                    env=env, check=True)
     assert shot.stat().st_size > 10_000
+
+
+def test_rounds_widen_the_interval_by_how_much_processes_differ():
+    rng = np.random.default_rng(0)
+
+    def tight(center):
+        return rng.normal(center, 0.2, 300)
+
+    # Run A had one slow process (29 ms) and one fast (20 ms); run B two slow ones: the same code.
+    a, b = [tight(20.0), tight(29.0)], [tight(29.0), tight(29.5)]
+    assert latency_change(np.concatenate(a), np.concatenate(b), 50).significant  # samples alone: "worse"
+    assert not latency_change(a, b, 50).significant  # rounds: no evidence beyond process noise
+    # A real 2x slowdown still shows through the rounds.
+    assert latency_change(a, [x * 2 for x in a], 50).significant
+    offline_a = [np.repeat(np.arange(1, 21) * 10.0, 8), np.repeat(np.arange(1, 21) * 14.0, 8)]
+    assert not throughput_change(offline_a, [offline_a[1], offline_a[1]]).significant
+
+
+def test_merging_rounds():
+    from inferarena.rounds import merge
+
+    def result(p90, rss, samples):
+        return {"status": "ok", "load_s": 1.0, "memory": {"peak_rss_mb": rss}, "fidelity": {"cos_min": 1.0},
+                "scenarios": [{"scenario": "single_stream", "valid": True, "invalid_reason": None, "mode": "quick",
+                               "metrics": {"latency_ms_p90": p90, "peak_rss_mb": rss, "energy_source": "estimate",
+                                           "cpu_util_pct_per_core": [90.0, 50.0]},
+                               "loadgen": {}, "latencies_ms": np.asarray(samples, float)}]}
+
+    merged = merge([result(10.0, 500.0, [9, 10, 11]), result(12.0, 520.0, [11, 12])])
+    s = merged["scenarios"][0]
+    assert merged["rounds"] == 2 and merged["memory"]["peak_rss_mb"] == 520.0
+    assert s["metrics"]["latency_ms_p90"] == 11.0 and s["metrics"]["peak_rss_mb"] == 520.0
+    assert s["metrics"]["latency_ms_p90_by_round"] == [10.0, 12.0] and s["metrics"]["round_spread_pct"] == 18.18
+    assert s["metrics"]["energy_source"] == "estimate" and s["round_sizes"] == [3, 2] and len(s["latencies_ms"]) == 5

@@ -99,7 +99,7 @@ def compare(
         if missing:
             raise InferarenaError(f"run {missing[0]} is not in {db}", "list the runs with `inferarena results`")
         rules = comparing.parse_fail_on(fail_on) if fail_on else {}
-        rows, notes = comparing.compare(runs[run_a], runs[run_b], store.load_samples(run_a), store.load_samples(run_b),
+        rows, notes = comparing.compare(runs[run_a], runs[run_b], store.load_sample_rounds(run_a), store.load_sample_rounds(run_b),
                                         tie_margin)
     for note in notes:
         console.print(f"[dim]note: {escape(note)}[/]")

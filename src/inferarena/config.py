@@ -94,6 +94,25 @@ class LoadGenConfig(_Strict):
     quick_duration_ms: int = Field(1500, ge=100, description="Minimum duration of each scenario under --quick.")
 
 
+class RoundsConfig(_Strict):
+    """Each variant is measured in several rounds, each in a fresh process, to see process-to-process noise.
+
+    On a shared VM one process can run 20-50% slower than the next, for its whole life. A single
+    measurement cannot show that; two rounds can, and `compare` widens its intervals by what they show.
+    """
+
+    count: int | None = Field(
+        None, ge=1, le=20, description="Rounds per variant. Default: 2 under --quick (each half as long), "
+        "1 for compliant runs (each round is a full-length MLPerf run).")
+    noisy_spread_pct: float = Field(
+        10.0, gt=0, description="Rounds whose ranking figures differ by more than this (% of their median) "
+        "mark the measurement noisy, and it gets extra rounds.")
+    extra_when_noisy: int = Field(1, ge=0, le=10, description="Rounds added to a noisy measurement.")
+
+    def planned(self, quick: bool) -> int:
+        return self.count or (2 if quick else 1)
+
+
 class FidelityConfig(_Strict):
     min_cos: float = Field(0.99, description="A variant whose worst cosine to the reference is below this fails.")
     min_cos_lossy: float = Field(
@@ -136,6 +155,7 @@ class RunConfig(_Strict):
     quick: bool = Field(False, description="Short durations for demos and tests; results are not MLPerf-compliant.")
     threads: int | None = Field(None, ge=1, description="Threads per runtime; default: all cores.")
     loadgen: LoadGenConfig = Field(default_factory=LoadGenConfig)
+    rounds: RoundsConfig = Field(default_factory=RoundsConfig)
     fidelity: FidelityConfig = Field(default_factory=FidelityConfig)
     energy: EnergyConfig = Field(default_factory=EnergyConfig)
     cost: CostConfig = Field(default_factory=CostConfig)

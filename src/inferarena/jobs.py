@@ -112,6 +112,7 @@ def measure(job: MeasureJob) -> dict[str, Any]:
             energy=energy,
             price=job.price,
             peak_gflops=job.peaks.get("int8" if spec.precision == "mixed" else spec.precision),
+            rounds=config.rounds.planned(config.quick),
         )
         for name in config.scenarios:
             result["scenarios"].append(asdict(_run_scenario(name, ctx)))

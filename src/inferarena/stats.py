@@ -28,16 +28,24 @@ class Change:
         return self.ci_low > 0 or self.ci_high < 0
 
 
-def bootstrap_change(a: np.ndarray, b: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray],
+Rounds = list[np.ndarray] | np.ndarray  # samples split by the process (round) that measured them
+
+
+def bootstrap_change(a: Rounds, b: Rounds, statistic: Callable[[np.ndarray], np.ndarray],
                      reps: int = 1000, seed: int = 0) -> Change:
-    """`statistic` maps an array of shape (reps, n) to (reps,) values: e.g. a percentile along axis 1."""
+    """`statistic` maps an array of shape (reps, n) to (reps,) values: e.g. a percentile along axis 1.
+
+    Resampling is two-level when the samples come in rounds: rounds are drawn with replacement,
+    then samples within the drawn rounds, so the interval covers how much rounds differ.
+    """
     rng = np.random.default_rng(seed)
-    a, b = _cap(np.asarray(a, float), rng), _cap(np.asarray(b, float), rng)
-    point_a, point_b = float(statistic(a[None, :])[0]), float(statistic(b[None, :])[0])
+    a, b = _rounds(a, rng), _rounds(b, rng)
+    flat_a, flat_b = np.concatenate(a), np.concatenate(b)
+    point_a, point_b = float(statistic(flat_a[None, :])[0]), float(statistic(flat_b[None, :])[0])
     ratios = []
-    for chunk in _chunks(reps, max(len(a), len(b))):
-        sa = statistic(a[rng.integers(0, len(a), (chunk, len(a)))])
-        sb = statistic(b[rng.integers(0, len(b), (chunk, len(b)))])
+    for chunk in _chunks(reps, max(len(flat_a), len(flat_b))):
+        sa = statistic(flat_a[_draw(a, chunk, rng)])
+        sb = statistic(flat_b[_draw(b, chunk, rng)])
         ratios.append(sb / sa - 1.0)
     ratios = np.concatenate(ratios)
     low, high = np.percentile(ratios, [2.5, 97.5])
@@ -48,12 +56,15 @@ def percentile(q: float) -> Callable[[np.ndarray], np.ndarray]:
     return lambda x: np.percentile(x, q, axis=1)
 
 
-def latency_change(a: np.ndarray, b: np.ndarray, q: float, seed: int = 0) -> Change:
-    """Change of the q-th latency percentile, with its bootstrap CI and Mann-Whitney U's p-value."""
+def latency_change(a: Rounds, b: Rounds, q: float, seed: int = 0) -> Change:
+    """Change of the q-th latency percentile, with its bootstrap CI and Mann-Whitney U's p-value.
+
+    The p-value treats all samples as independent, so with rounds it is optimistic; verdicts rest on the CI.
+    """
     from scipy.stats import mannwhitneyu
 
     change = bootstrap_change(a, b, percentile(q), seed=seed)
-    p = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+    p = float(mannwhitneyu(_flat(a), _flat(b), alternative="two-sided").pvalue)
     return Change(change.a, change.b, change.rel, change.ci_low, change.ci_high, p)
 
 
@@ -64,20 +75,47 @@ def batch_intervals(completion_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sizes.astype(float), durations
 
 
-def throughput_change(a_ms: np.ndarray, b_ms: np.ndarray, seed: int = 0) -> Change:
-    """Change of samples/s, bootstrapping over batches (size, duration) of each Offline run."""
+def throughput_change(a_ms: Rounds, b_ms: Rounds, seed: int = 0, reps: int = 1000) -> Change:
+    """Change of samples/s, bootstrapping over the batches (size, duration) of each Offline round."""
     rng = np.random.default_rng(seed)
-    (sa, da), (sb, db) = batch_intervals(a_ms), batch_intervals(b_ms)
+
+    def batches(rounds: Rounds):
+        per_round = [batch_intervals(r) for r in _rounds(rounds, rng)]
+        sizes = np.concatenate([s for s, _ in per_round])
+        durations = np.concatenate([d for _, d in per_round])
+        return sizes, durations, [np.arange(len(s)) for s, _ in per_round]
+
+    (sa, da, ra), (sb, db, rb) = batches(a_ms), batches(b_ms)
     point_a, point_b = float(sa.sum() / da.sum() * 1e3), float(sb.sum() / db.sum() * 1e3)
-    ia = rng.integers(0, len(sa), (1000, len(sa)))
-    ib = rng.integers(0, len(sb), (1000, len(sb)))
+    ia, ib = _draw(ra, reps, rng), _draw(rb, reps, rng)
     ratios = (sb[ib].sum(1) / db[ib].sum(1)) / (sa[ia].sum(1) / da[ia].sum(1)) - 1.0
     low, high = np.percentile(ratios, [2.5, 97.5])
     return Change(point_a, point_b, point_b / point_a - 1.0, float(low), float(high))
 
 
-def _cap(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return x if len(x) <= MAX_BOOTSTRAP_SAMPLES else rng.choice(x, MAX_BOOTSTRAP_SAMPLES, replace=False)
+def _flat(rounds: Rounds) -> np.ndarray:
+    return np.concatenate(rounds) if isinstance(rounds, list) else np.asarray(rounds, float)
+
+
+def _rounds(x: Rounds, rng: np.random.Generator) -> list[np.ndarray]:
+    rounds = [np.asarray(r, float) for r in x] if isinstance(x, list) else [np.asarray(x, float)]
+    total = sum(len(r) for r in rounds)
+    if total > MAX_BOOTSTRAP_SAMPLES:  # subsample each round alike, to bound memory
+        keep = MAX_BOOTSTRAP_SAMPLES / total
+        rounds = [rng.choice(r, max(1, int(len(r) * keep)), replace=False) for r in rounds]
+    return [r for r in rounds if len(r)]
+
+
+def _draw(rounds: list[np.ndarray], reps: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices into the concatenated rounds, shape (reps, n): rounds drawn first, then samples within them."""
+    sizes = np.array([len(r) for r in rounds])
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    k, n = len(rounds), int(sizes.sum())
+    if k == 1:
+        return rng.integers(0, n, (reps, n))
+    picked = rng.integers(0, k, (reps, k))  # which rounds this resample is made of
+    which = np.take_along_axis(picked, rng.integers(0, k, (reps, n)), axis=1)
+    return offsets[which] + (rng.random((reps, n)) * sizes[which]).astype(np.int64)
 
 
 def _chunks(reps: int, n: int, budget: int = 5_000_000):

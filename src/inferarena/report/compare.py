@@ -2,8 +2,9 @@
 
 Variants are matched by their config (name, runtime, precision, shape, knobs). Latency percentiles
 get a bootstrap CI of the relative change plus a Mann-Whitney U test on the latencies; Offline
-throughput is bootstrapped over its batches. A change is a verdict only when it is significant
-(the CI excludes zero) and larger than the tie margin.
+throughput is bootstrapped over its batches. Samples measured in several rounds (processes) are
+resampled round first, so the CI is as wide as the rounds disagree. A change is a verdict only when
+it is significant (the CI excludes zero) and larger than the tie margin.
 """
 
 from __future__ import annotations
@@ -61,13 +62,13 @@ def compare(run_a: dict, run_b: dict, samples_a: dict, samples_b: dict, tie_marg
                 continue
             a = samples_a.get((va["name"], scenario))
             b = samples_b.get((vb["name"], scenario))
-            if a is None or b is None or len(a) < 2 or len(b) < 2:
+            if a is None or b is None or sum(map(len, a)) < 2 or sum(map(len, b)) < 2:
                 continue
             rows.extend(_rows(scenario, vb["name"], a, b, tie_margin))
     return rows, notes
 
 
-def _rows(scenario: str, variant: str, a: np.ndarray, b: np.ndarray, tie_margin: float) -> list[Row]:
+def _rows(scenario: str, variant: str, a: list[np.ndarray], b: list[np.ndarray], tie_margin: float) -> list[Row]:
     rows = []
     for alias, (_, q, higher_is_better) in METRICS.items():
         if (q is None) != (scenario == "offline"):  # Offline: throughput; the others: latency percentiles

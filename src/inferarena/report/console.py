@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from inferarena.report.json_export import describe_workload
-from inferarena.report.leaderboard import board, check_sort, fmt
+from inferarena.report.leaderboard import NOISY_NOTE, ROUNDS_HEADER, board, check_sort, fmt
 from inferarena.scenarios.base import QUICK_NOTE
 
 def render_run(run: dict, console: Console, sort: str | None = None) -> None:
@@ -36,8 +36,9 @@ def render_run(run: dict, console: Console, sort: str | None = None) -> None:
     ok = [v for v in run["variants"] if v["status"] == "ok"]
     if ok:
         console.print(variants_table(ok))
+    noisy_pct = run["config"].get("rounds", {}).get("noisy_spread_pct", 10.0)
     for scenario in run["config"]["scenarios"]:
-        console.print(leaderboard(scenario, ok, run["quick"], sort))
+        console.print(leaderboard(scenario, ok, run["quick"], sort, noisy_pct))
     failed = [v for v in run["variants"] if v["status"] != "ok"]
     if failed:
         table = Table(title="Failed variants", title_style="bold red", expand=False)
@@ -68,8 +69,9 @@ def variants_table(variants: list[dict]) -> Table:
     return table
 
 
-def leaderboard(scenario: str, variants: list[dict], quick: bool, sort: str | None = None) -> Table:
-    data = board(scenario, variants, quick, sort)
+def leaderboard(scenario: str, variants: list[dict], quick: bool, sort: str | None = None,
+                noisy_pct: float = 10.0) -> Table:
+    data = board(scenario, variants, quick, sort, noisy_pct)
     table = Table(title=data.title, title_justify="left", title_style="bold", caption_justify="left",
                   box=box.SIMPLE_HEAD, pad_edge=False)
     for header in ("#", "variant", *data.headers):
@@ -88,8 +90,10 @@ def leaderboard(scenario: str, variants: list[dict], quick: bool, sort: str | No
                 reasons.append(reason)
             status = f"[red]INVALID[/]:{reasons.index(reason) + 1}"
         table.add_row(str(position), escape(v["name"]), *cells[:status_at], status, *cells[status_at:])
-    if reasons:
-        table.caption = "\n".join(f"INVALID:{i} {escape(r)}" for i, r in enumerate(reasons, 1))
+    captions = [f"INVALID:{i} {escape(r)}" for i, r in enumerate(reasons, 1)]
+    if ROUNDS_HEADER in data.headers and any(cells[-1].endswith("!)") for _, cells, _, _ in data.rows):
+        captions.append(NOISY_NOTE.format(pct=noisy_pct))
+    table.caption = "\n".join(captions) or None
     return table
 
 

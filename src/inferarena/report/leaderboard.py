@@ -10,6 +10,10 @@ from inferarena.errors import ConfigError
 
 # Shown in every scenario's table after its own columns: (metric key, header, scale).
 EFFICIENCY = (("energy_j_per_query", "mJ/q", 1000.0), ("cost_usd_per_1m", "$/1M", 1.0), ("pct_of_peak", "%peak", 1.0))
+# Rounds measured (each in its own process) and how far apart their ranking figures landed.
+ROUNDS_HEADER = "rounds (spread)"
+NOISY_NOTE = ("! rounds disagree by more than {pct:g}%: the machine was noisy while this ran (it got extra rounds); "
+              "`compare` widens its intervals accordingly")
 # Metrics where more is better; everything else sorts ascending.
 HIGHER_IS_BETTER = {"throughput_sps", "qps", "target_qps", "completed_qps", "gflops_per_s", "pct_of_peak"}
 
@@ -33,7 +37,7 @@ def check_sort(run: dict, sort: str | None) -> None:
         raise ConfigError(f"cannot sort by {sort!r}", f"choose one of: {', '.join(sortable_metrics(run))}")
 
 
-def board(scenario: str, variants: list[dict], quick: bool, sort: str | None = None) -> Board:
+def board(scenario: str, variants: list[dict], quick: bool, sort: str | None = None, noisy_pct: float = 10.0) -> Board:
     cls = registry.load(registry.SCENARIOS, scenario)
     if sort:
         ranking = f"{sort}, {'highest' if sort in HIGHER_IS_BETTER else 'lowest'} first"
@@ -50,6 +54,9 @@ def board(scenario: str, variants: list[dict], quick: bool, sort: str | None = N
     headers = [h for _, h in cls.columns] + ["LoadGen", "cos min"] + [
         h + (" est." if key == "energy_j_per_query" and sources == {"estimate"} else "") for key, h, _ in EFFICIENCY
     ]
+    with_rounds = any(v["scenarios"][scenario]["metrics"].get("rounds", 1) > 1 for v in rows)
+    if with_rounds:
+        headers.append(ROUNDS_HEADER)
     out = []
     for v in sorted(rows, key=lambda v: rank(v["scenarios"][scenario]["metrics"])):
         measured = v["scenarios"][scenario]
@@ -58,6 +65,10 @@ def board(scenario: str, variants: list[dict], quick: bool, sort: str | None = N
         cells.append(f"{v['fidelity']['cos_min']:.5f}" if v.get("fidelity") else "-")
         cells += [fmt(metrics[k] * scale if isinstance(metrics.get(k), (int, float)) else None)
                   for k, _, scale in EFFICIENCY]
+        if with_rounds:
+            spread = metrics.get("round_spread_pct")
+            cells.append(f"{metrics.get('rounds', 1)}" + ("" if spread is None else
+                                                          f" ({spread:.0f}%{'!' if spread > noisy_pct else ''})"))
         out.append((v, cells, measured["valid"], None if measured["valid"] else measured["invalid_reason"]))
     mode = " · quick (not MLPerf-compliant)" if quick else ""
     return Board(f"{cls.lg_scenario} — ranked by {ranking}{mode}", headers, out)

@@ -54,6 +54,7 @@ class ScenarioContext:
     energy: EnergyMeter | None = None
     price: Price | None = None
     peak_gflops: float | None = None  # the GEMM peak for this variant's precision
+    rounds: int = 1  # under --quick, each of this many rounds runs 1/rounds of the quick duration
     # Single-sample batches LoadGen asked to load, by sample index.
     cache: dict[int, Any] = field(default_factory=dict)
 

@@ -14,10 +14,10 @@ from inferarena.trackers.latency import LatencyStats
 
 
 def _duration(settings: Any, ctx: ScenarioContext, quick_queries: int, compliant_queries: int) -> None:
-    if ctx.quick:
-        settings.min_duration_ms = ctx.settings.quick_duration_ms
-        settings.max_duration_ms = 4 * ctx.settings.quick_duration_ms
-        settings.min_query_count = quick_queries
+    if ctx.quick:  # the rounds of a variant share the quick budget, so N rounds take about as long as one
+        settings.min_duration_ms = max(100, ctx.settings.quick_duration_ms // ctx.rounds)
+        settings.max_duration_ms = 4 * settings.min_duration_ms
+        settings.min_query_count = -(-quick_queries // ctx.rounds)
     else:
         settings.min_duration_ms = COMPLIANT_MIN_DURATION_MS
         settings.min_query_count = compliant_queries

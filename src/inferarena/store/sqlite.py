@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS samples (
     variant TEXT NOT NULL,
     scenario TEXT NOT NULL,
     latencies_ms BLOB NOT NULL,        -- float32 array, npy bytes, zlib-compressed
+    round_sizes_json TEXT,             -- samples per round, in order (NULL: one round)
     PRIMARY KEY (run_id, variant, scenario)
 );
 CREATE TABLE IF NOT EXISTS measurements (
@@ -89,6 +90,8 @@ class Store:
             columns = {row[1] for row in self.db.execute("PRAGMA table_info(variants)")}
             if "build_json" not in columns:  # a DB written before pipelines existed
                 self.db.execute("ALTER TABLE variants ADD COLUMN build_json TEXT")
+            if "round_sizes_json" not in {row[1] for row in self.db.execute("PRAGMA table_info(samples)")}:
+                self.db.execute("ALTER TABLE samples ADD COLUMN round_sizes_json TEXT")  # before rounds existed
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot write DB {path} ({exc})", "pass a writable file path to --db") from None
         self.db.row_factory = sqlite3.Row
@@ -132,8 +135,12 @@ class Store:
                      json.dumps(m["metrics"]), json.dumps(m["loadgen"])),
                 )
                 if m.get("latencies_ms") is not None and len(m["latencies_ms"]):
-                    self.db.execute("INSERT INTO samples VALUES (?, ?, ?, ?)",
-                                    (run_id, spec.name, m["scenario"], _pack(m["latencies_ms"])))
+                    sizes = m.get("round_sizes")
+                    self.db.execute(
+                        "INSERT INTO samples (run_id, variant, scenario, latencies_ms, round_sizes_json)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (run_id, spec.name, m["scenario"], _pack(m["latencies_ms"]),
+                         json.dumps(sizes) if sizes and len(sizes) > 1 else None))
 
     def finish_run(self, run_id: int) -> None:
         with self.db:
@@ -162,9 +169,19 @@ class Store:
         return [dict(r) for r in rows]
 
     def load_samples(self, run_id: int) -> dict[tuple[str, str], np.ndarray]:
-        """Raw per-sample latencies (ms) of a run, by (variant, scenario)."""
-        rows = self.db.execute("SELECT variant, scenario, latencies_ms FROM samples WHERE run_id = ?", (run_id,))
-        return {(r["variant"], r["scenario"]): _unpack(r["latencies_ms"]) for r in rows}
+        """Raw per-sample latencies (ms) of a run, by (variant, scenario), all rounds together."""
+        return {key: np.concatenate(rounds) for key, rounds in self.load_sample_rounds(run_id).items()}
+
+    def load_sample_rounds(self, run_id: int) -> dict[tuple[str, str], list[np.ndarray]]:
+        """The same, split into the rounds (separate processes) they were measured in."""
+        rows = self.db.execute("SELECT variant, scenario, latencies_ms, round_sizes_json FROM samples"
+                               " WHERE run_id = ?", (run_id,))
+        out = {}
+        for r in rows:
+            values = _unpack(r["latencies_ms"])
+            sizes = _load(r["round_sizes_json"]) or [len(values)]
+            out[(r["variant"], r["scenario"])] = np.split(values, np.cumsum(sizes)[:-1])
+        return out
 
     def load_run(self, run_id: int) -> dict | None:
         row = self.db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()

@@ -1,0 +1,91 @@
+"""Several rounds of one variant, each in a fresh process, merged into one result.
+
+One process can run 20-50% slower than the next on a shared VM and stay so for its whole life
+(thread placement, noisy neighbours): samples inside one process never show that, rounds do.
+The merged figure is the mean of the rounds' figures; the spread of the ranking figure across
+rounds is kept next to it, and raw samples keep their round boundaries so that `compare` can
+bootstrap over rounds, not only over samples.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from inferarena import registry
+
+
+def spread_pct(values: list[float]) -> float:
+    """(max - min) / median, in %: how far apart the rounds landed."""
+    values = [v for v in values if v is not None and v == v]
+    if len(values) < 2 or not np.median(values):
+        return 0.0
+    return float((max(values) - min(values)) / abs(np.median(values)) * 100.0)
+
+
+def ranking_metric(scenario: str) -> str:
+    return registry.load(registry.SCENARIOS, scenario).metric
+
+
+def noisiest(result: dict) -> tuple[str, float] | None:
+    """The scenario whose rounds disagree most, and by how much (%)."""
+    spreads = [(s["scenario"], s["metrics"].get("round_spread_pct", 0.0)) for s in result.get("scenarios", [])]
+    return max(spreads, key=lambda item: item[1], default=None)
+
+
+def merge(results: list[dict]) -> dict:
+    """One variant result from its rounds' results (all "ok"); the first round gives the non-timing fields."""
+    if len(results) == 1:
+        return results[0]
+    first = results[0]
+    merged = {**first, "rounds": len(results)}
+    merged["load_s"] = round(float(np.mean([r["load_s"] for r in results])), 3)
+    merged["memory"] = _merge_metrics([r["memory"] for r in results if r.get("memory")]) if first.get("memory") else None
+    by_name: dict[str, list[dict]] = {}
+    for r in results:
+        for s in r["scenarios"]:
+            by_name.setdefault(s["scenario"], []).append(s)
+    merged["scenarios"] = [_merge_scenario(name, rounds) for name, rounds in by_name.items()]
+    return merged
+
+
+def _merge_scenario(name: str, rounds: list[dict]) -> dict:
+    first = rounds[0]
+    metrics = _merge_metrics([r["metrics"] for r in rounds])
+    key = ranking_metric(name)
+    values = [r["metrics"].get(key) for r in rounds]
+    if all(isinstance(v, (int, float)) for v in values):
+        metrics[f"{key}_by_round"] = values
+        metrics["round_spread_pct"] = round(spread_pct(values), 2)
+    metrics["rounds"] = len(rounds)
+    invalid = [r["invalid_reason"] for r in rounds if not r["valid"]]
+    samples = [np.asarray(r["latencies_ms"]) for r in rounds if r.get("latencies_ms") is not None]
+    return {
+        **first,
+        "valid": not invalid,
+        "invalid_reason": "; ".join(dict.fromkeys(invalid)) or None,
+        "metrics": metrics,
+        "loadgen": _merge_metrics([r["loadgen"] for r in rounds]),
+        "latencies_ms": np.concatenate(samples) if samples else None,
+        "round_sizes": [len(s) for s in samples],
+    }
+
+
+def _merge_metrics(dicts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Numbers: the mean over rounds (peaks and maxima: the max; a bound met: only if every round met it)."""
+    out: dict[str, Any] = {}
+    for key, value in dicts[0].items():
+        values = [d.get(key) for d in dicts]
+        if isinstance(value, bool) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            if isinstance(value, list) and all(isinstance(v, list) and len(v) == len(value) for v in values):
+                out[key] = [round(float(np.mean(col)), 3) for col in zip(*values)]
+            else:
+                out[key] = value
+        elif "peak" in key or key.endswith("_max"):
+            out[key] = max(values)
+        elif key.endswith("_met"):
+            out[key] = min(values)
+        else:
+            out[key] = float(np.mean(values))
+    return out

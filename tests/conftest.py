@@ -71,6 +71,7 @@ def quick_config(tmp_path: Path, **extra) -> Path:
         "workload": {"num_samples": 64, "eval_samples": 16, "max_length": 32, "batch_size": 8},
         "loadgen": {"quick_duration_ms": 200},
         "rounds": {"count": 1},  # one process per variant keeps tests fast; test_cli covers rounds
+        "pipelines": [],  # the default INT8 pipelines are covered by the demo test
         **extra,
     }
     path = tmp_path / "run.yaml"

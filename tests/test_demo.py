@@ -35,5 +35,14 @@ def test_demo_on_minilm(tmp_path):
                 assert v["metrics"][f"{scenario}.energy_j_per_query"] > 0
                 assert v["metrics"][f"{scenario}.cost_usd_per_1m"] > 0
                 assert v["metrics"][f"{scenario}.pct_of_peak"] > 0
+    # The default pipelines: ORT INT8 with accuracy control, NNCF INT8 on OpenVINO.
+    for shape in ("fixed", "dynamic"):
+        ac = variants[f"onnxruntime/int8/{shape}@int8-dynamic-ac"]
+        assert ac["status"] == "ok", ac["error"]
+        assert ac["metrics"]["fidelity.cos_min"] >= 0.99 and ac["passes"][-1] == "ort_quantize"
+        assert ac["precision"] in ("int8", "mixed") and (ac["precision"] == "mixed") == bool(ac["kept_layers"])
+        nncf = variants[f"openvino/int8/{shape}@nncf-int8"]
+        assert nncf["status"] == "ok", nncf["error"]
+        assert nncf["metrics"]["fidelity.cos_min"] > 0.98
     shown = CliRunner().invoke(app, ["show", "1", "--db", str(db)])
     assert shown.exit_code == 0 and "openvino" in shown.output

@@ -81,3 +81,16 @@ def test_npz_inputs_checked(tmp_path):
     np.savez(wrong_name, y=np.ones((6, 4), dtype=np.float32))
     with pytest.raises(ModelError, match="no array for input 'x'"):
         build(artifact, WorkloadConfig(inputs=wrong_name))
+
+
+def test_bucketed_shapes_pad_to_the_next_edge(text_workload):
+    from inferarena.workloads.text import bucket_edges
+
+    assert bucket_edges([5, 9, 12, 30, 61], 64, (50, 75, 90)) == [16, 32, 48, 61]
+    edges = text_workload.buckets
+    assert edges == sorted(edges) and edges[-1] == text_workload.describe()["tokens_max"]
+    lengths = [len(t["input_ids"]) for t in text_workload.tokens]
+    for i in range(len(text_workload)):
+        width = text_workload.collate([i], ShapeStrategy.bucketed)["input_ids"].shape[1]
+        assert width in edges and width >= lengths[i]
+        assert all(e < lengths[i] for e in edges if e < width)  # the smallest edge that fits

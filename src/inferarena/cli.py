@@ -38,9 +38,12 @@ def run(
         help=f"LoadGen scenarios, repeated or comma-separated: {', '.join(registry.SCENARIOS)}. Default: all.")] = None,
     pipelines: Annotated[Optional[list[str]], typer.Option(
         help=f"Optimization pipelines to add as variants, repeated or comma-separated: {', '.join(PRESETS)} "
-        "(-ac: accuracy-controlled, cos_min >= 0.99). Custom pipelines go in --config.")] = None,
+        "(-ac: accuracy-controlled, cos_min >= 0.99), or none. Custom pipelines go in --config. "
+        "Default: int8-dynamic-ac on onnxruntime and nncf-int8 on openvino.")] = None,
     shapes: Annotated[Optional[list[str]], typer.Option(
-        help="Shape strategies: fixed (pad to workload.max_length, 128 by default), dynamic (pad to each batch's longest). Default: both.")] = None,
+        help="Shape strategies: fixed (pad to workload.max_length, 128 by default), dynamic (pad to each batch's "
+        "longest), bucketed (pad to the next of a few lengths from the workload's length quantiles). "
+        "Default: fixed,dynamic.")] = None,
     quick: Annotated[bool, typer.Option(
         "--quick", help="Short durations for a demo or test (seconds, not MLPerf's 10 minutes); marked "
         "'quick (not MLPerf-compliant)' everywhere.")] = False,
@@ -72,7 +75,9 @@ def run(
             data["scenarios"] = _split(scenarios)
         if _split(runtimes):
             data["runtimes"] = [{"name": name} for name in _split(runtimes)]
-        if _split(pipelines):
+        if _split(pipelines) == ["none"]:
+            data["pipelines"] = []
+        elif _split(pipelines):
             from inferarena.passes.presets import preset
 
             data["pipelines"] = [preset(name).model_dump(mode="json") for name in _split(pipelines)]

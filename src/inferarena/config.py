@@ -26,6 +26,7 @@ class ShapeStrategy(str, Enum):
 
     fixed = "fixed"  # pad every batch to workload.max_length
     dynamic = "dynamic"  # pad each batch to its own longest sample
+    bucketed = "bucketed"  # pad to the next of a few lengths taken from the workload's length distribution
 
 
 def _registered(name: str, axis: dict[str, str], kind: str) -> str:
@@ -66,6 +67,17 @@ class PipelineSpec(_Strict):
     shapes: list[ShapeStrategy] | None = Field(None, description="Shape strategies; default: the workload's.")
 
 
+# What a run measures besides the plain runtimes when nobody says otherwise: the two INT8 recipes
+# that keep accuracy, each on the runtime it was made for.
+DEFAULT_PIPELINES = {"int8-dynamic-ac": ["onnxruntime"], "nncf-int8": ["openvino"]}
+
+
+def default_pipelines() -> list[PipelineSpec]:
+    from inferarena.passes.presets import preset
+
+    return [preset(name).model_copy(update={"runtimes": runtimes}) for name, runtimes in DEFAULT_PIPELINES.items()]
+
+
 class WorkloadConfig(_Strict):
     texts: Path | None = Field(
         None, description="Text corpus: one text a line, or JSONL with a 'text' field. Default: stdlib docstrings."
@@ -78,7 +90,7 @@ class WorkloadConfig(_Strict):
     max_length: int = Field(128, ge=1, description="Token limit; `fixed` shapes pad to it.")
     shapes: list[ShapeStrategy] = Field(
         default_factory=lambda: [ShapeStrategy.fixed, ShapeStrategy.dynamic],
-        description="Shape strategies to measure (fixed, dynamic).",
+        description="Shape strategies to measure (fixed, dynamic, bucketed).",
     )
     batch_size: int = Field(32, ge=1, description="Batch size for Offline and for the fidelity check.")
     seed: int = Field(0, description="Seed for sampling the corpus and generating inputs.")
@@ -146,7 +158,9 @@ class RunConfig(_Strict):
         default_factory=list, description="Runtimes to measure; empty means every installed runtime."
     )
     pipelines: list[PipelineSpec] = Field(
-        default_factory=list, description="Optimization pipelines, each measured as extra variants (see --pipelines)."
+        default_factory=lambda: default_pipelines(),
+        description="Optimization pipelines, each measured as extra variants (see --pipelines). Default: "
+        "INT8 with accuracy control on ONNX Runtime and NNCF INT8 on OpenVINO; [] for none.",
     )
     scenarios: list[str] = Field(
         default_factory=lambda: ["single_stream", "multi_stream", "server", "offline"],

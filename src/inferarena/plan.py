@@ -133,10 +133,12 @@ def _pipeline_variants(pipeline: PipelineSpec, planned: list, artifact: Artifact
     for spec, runtime, knobs in planned:
         if pipeline.runtimes is not None and spec.name not in pipeline.runtimes:
             continue
-        if fmt not in runtime.formats:
+        try:  # e.g. a pruned HF model runs on torch as is, and on ONNX runtimes after export
+            conversion = passes.route(fmt, runtime.formats)
+        except ModelError:
             if pipeline.runtimes is not None:
                 raise ConfigError(f"pipeline {pipeline.name!r} makes a {fmt} model, which {spec.name} cannot load",
-                                  f"drop {spec.name} from the pipeline's runtimes")
+                                  f"drop {spec.name} from the pipeline's runtimes") from None
             notes.append(f"pipeline {pipeline.name}: skipped on {spec.name}, which cannot load {fmt}")
             continue
         suffix = "".join(f"+{k}={v}" for k, v in sorted(spec.knobs.items()))
@@ -144,9 +146,13 @@ def _pipeline_variants(pipeline: PipelineSpec, planned: list, artifact: Artifact
         for shape in pipeline.shapes or shapes:
             variants.append(VariantSpec(
                 name=f"{spec.name}/{label}/{shape.value}{suffix}@{pipeline.name}", runtime=spec.name, precision=label,
-                shape=shape.value, knobs=knobs, steps=steps, pipeline=pipeline.name, runtime_precision="fp32",
+                shape=shape.value, knobs=knobs, steps=steps + (((conversion, "{}"),) if conversion else ()),
+                pipeline=pipeline.name, runtime_precision="fp32",
             ))
-    if not variants:
+    if not variants and pipeline.runtimes is not None:
+        notes.append(f"pipeline {pipeline.name}: not measured, its runtimes ({', '.join(pipeline.runtimes)}) are "
+                     "not in this run")
+    elif not variants:
         notes.append(f"pipeline {pipeline.name}: no runtime loads its {fmt} output")
     return variants
 

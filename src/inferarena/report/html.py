@@ -24,6 +24,8 @@ COLUMNS = [
     ("offline.cost_usd_per_1m", "Offline $/1M", ".3g"),
     ("offline.pct_of_peak", "Offline % peak", ".3g"),
     ("memory.peak_rss_mb", "peak RSS MB", ".0f"),
+    ("single_stream.round_spread_pct", "SS rounds spread %", ".0f"),
+    ("offline.round_spread_pct", "Offline rounds spread %", ".0f"),
 ]
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 

@@ -1,4 +1,10 @@
-"""Tokenized text workloads, with fixed (pad to max length) and dynamic (pad to batch longest) shapes."""
+"""Tokenized text workloads: fixed (pad to max length), dynamic (pad to the batch's longest) and
+bucketed (pad to the next bucket edge) shapes.
+
+Bucketing gets most of dynamic shapes' saving on short inputs while keeping the number of distinct
+shapes a runtime sees small (each new shape can cost a re-plan or a recompile). The edges are the
+workload's own length quantiles, rounded up to multiples of 8.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +21,8 @@ from inferarena.workloads.corpus import read_texts, stdlib_paragraphs
 
 
 class TextWorkload(Workload):
-    strategies = (ShapeStrategy.fixed, ShapeStrategy.dynamic)
+    strategies = (ShapeStrategy.fixed, ShapeStrategy.bucketed, ShapeStrategy.dynamic)  # least padding last
+    BUCKET_QUANTILES = (50, 75, 90)
 
     def __init__(self, tokens: list[dict[str, np.ndarray]], input_names: list[str], max_length: int,
                  pad_id: int, source: str):
@@ -25,6 +32,7 @@ class TextWorkload(Workload):
         self.pad_id = pad_id
         self.source = source
         self.notes = []
+        self.buckets = bucket_edges([len(t["input_ids"]) for t in tokens], max_length, self.BUCKET_QUANTILES)
 
     @classmethod
     def build(cls, artifact: Artifact, config: WorkloadConfig) -> "TextWorkload":
@@ -56,10 +64,13 @@ class TextWorkload(Workload):
 
     def collate(self, indices: Sequence[int], strategy: ShapeStrategy) -> Batch:
         rows = [self.tokens[i] for i in indices]
+        longest = max(len(row["input_ids"]) for row in rows)
         if strategy is ShapeStrategy.fixed:
             width = self.max_length
+        elif strategy is ShapeStrategy.bucketed:
+            width = next(edge for edge in self.buckets if edge >= longest)
         else:
-            width = max(len(row["input_ids"]) for row in rows)
+            width = longest
         batch = {}
         for name in self.input_names:
             array = np.full((len(rows), width), self.pad_id if name == "input_ids" else 0, dtype=np.int64)
@@ -82,4 +93,13 @@ class TextWorkload(Workload):
             "tokens_p50": float(np.percentile(lengths, 50)),
             "tokens_p90": float(np.percentile(lengths, 90)),
             "tokens_max": int(lengths.max()),
+            "bucket_edges": self.buckets,
         }
+
+
+def bucket_edges(lengths: list[int], max_length: int, quantiles: tuple[int, ...]) -> list[int]:
+    """Padding lengths for `bucketed`: the length quantiles rounded up to a multiple of 8, then the longest."""
+    if not lengths:
+        return [max_length]
+    longest = max(lengths)
+    return sorted({min(longest, -(-int(np.percentile(lengths, q)) // 8) * 8) for q in quantiles} | {longest})

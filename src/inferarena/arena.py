@@ -160,7 +160,7 @@ def _peaks(cache_dir: Path, threads: int, notes: list[str], emit: EventSink) -> 
 def _measure(job: jobs.MeasureJob, reference, built, log: Path) -> dict:
     if not reference.ok:
         return {"status": "failed", "error": f"reference failed: {reference.error}", "error_detail": reference.detail}
-    build: dict = {}
+    build: dict = {"artifact": str(job.artifact.path)}  # what to deploy: the source, or what the passes made
     if job.spec.steps:
         outcome = built[job.spec.steps]
         if not outcome.ok:
@@ -169,7 +169,8 @@ def _measure(job: jobs.MeasureJob, reference, built, log: Path) -> dict:
         artifact, applied = outcome.value
         job = dataclasses.replace(job, artifact=artifact)
         kept = artifact.meta.get("kept_layers")
-        build = {"passes": applied, "kept_layers": kept, "pass_report": artifact.meta.get("pass_report")}
+        build = {"artifact": str(artifact.path), "passes": applied, "kept_layers": kept,
+                 "pass_report": artifact.meta.get("pass_report")}
         if kept:
             build["precision"] = "mixed"
     results = []

@@ -15,7 +15,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from inferarena import registry
-from inferarena.cli_common import (DEFAULT_CACHE, DEFAULT_DB, DbOption, DebugOption, SortOption, _require_db, _split,
+from inferarena.cli_common import (DEFAULT_CACHE, DEFAULT_DB, DbOption, DebugOption, MaxMemoryOption, MaxP99Option,
+                                   MinCosOption, MinThroughputOption, ProfileOption, SortOption, _require_db, _split,
                                    app, console, errors, user_errors)
 from inferarena.errors import InferarenaError
 from inferarena.passes.presets import PRESETS
@@ -56,9 +57,16 @@ def run(
         "--resume", help="Continue the latest unfinished run with the same config, measuring only what is missing.")] = False,
     cache_dir: Annotated[Path, typer.Option(help="Cache for converted models and GEMM peaks.")] = DEFAULT_CACHE,
     sort: SortOption = None,
+    profile: ProfileOption = None,
+    max_p99_ms: MaxP99Option = None,
+    min_cos: MinCosOption = None,
+    min_throughput: MinThroughputOption = None,
+    max_memory_mb: MaxMemoryOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Measure a model on every runtime and scenario, print leaderboards, and store the run.
+
+    With --profile, it ends with the variant to deploy for that priority, its 95% CIs and the reasons.
 
     Example: inferarena run --quick --runtimes onnxruntime,openvino --scenarios single_stream,offline
     """
@@ -69,8 +77,11 @@ def run(
 
     with user_errors(debug):
         data = RunConfig.from_yaml(config).model_dump(mode="json") if config else {}
-        overrides = {"model": model, "quick": quick or None, "threads": threads}
+        overrides = {"model": model, "quick": quick or None, "threads": threads, "profile": profile}
         data.update({k: v for k, v in overrides.items() if v is not None})
+        bounds = {"max_p99_ms": max_p99_ms, "min_cos": min_cos, "min_throughput": min_throughput,
+                  "max_memory_mb": max_memory_mb}
+        data.setdefault("constraints", {}).update({k: v for k, v in bounds.items() if v is not None})
         if _split(scenarios):
             data["scenarios"] = _split(scenarios)
         if _split(runtimes):
@@ -105,8 +116,12 @@ def run(
             console.print(f"Resumed run {summary.run_id}: kept {len(summary.skipped)} stored variant(s).")
         elif resume:
             console.print(f"No unfinished run with this config: started run {summary.run_id}.")
-        stored = store.load_run(summary.run_id)
+        from inferarena.cli_reports import with_recommendation
+
+        stored = with_recommendation(store, store.load_run(summary.run_id), db.resolve().parent)
         report_console.render_run(stored, console, sort)
+        if "_recommendation" in stored:
+            report_console.render_recommendation(stored["_recommendation"], stored, console)
         if json_path:
             json_export.write(stored, json_path)
             console.print(f"JSON written to {json_path}")

@@ -34,6 +34,15 @@ SortOption = Annotated[Optional[str], typer.Option(
     help="Rank every leaderboard by this metric instead, e.g. energy_j_per_query, cost_usd_per_1m, pct_of_peak, "
     "latency_ms_p99, throughput_sps.")]
 
+ProfileOption = Annotated[Optional[str], typer.Option(
+    help="What matters most: latency (SingleStream p90), throughput (Offline samples/s), balanced (both, "
+    "relative to the best), small (model size on disk).")]
+MaxP99Option = Annotated[Optional[float], typer.Option("--max-p99-ms", help="Bound on SingleStream p99 latency (ms).")]
+MinCosOption = Annotated[Optional[float], typer.Option("--min-cos", help="Bound on cos_min against the FP32 reference.")]
+MinThroughputOption = Annotated[Optional[float], typer.Option(
+    "--min-throughput", help="Bound on Offline throughput (samples/s).")]
+MaxMemoryOption = Annotated[Optional[float], typer.Option("--max-memory-mb", help="Bound on peak RSS (MB).")]
+
 
 @contextmanager
 def user_errors(debug: bool):

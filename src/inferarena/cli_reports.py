@@ -12,7 +12,8 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from inferarena.cli_common import (DEFAULT_DB, DbOption, DebugOption, SortOption, _require_db, app, console, errors,
+from inferarena.cli_common import (DEFAULT_DB, DbOption, DebugOption, MaxMemoryOption, MaxP99Option, MinCosOption,
+                                   MinThroughputOption, ProfileOption, SortOption, _require_db, app, console, errors,
                                    user_errors)
 from inferarena.errors import InferarenaError
 from inferarena.store import Store
@@ -55,6 +56,7 @@ def write_report(store, run_id: int, fmt: str, path: Path, sort: Optional[str] =
     if stored is None:
         raise InferarenaError(f"run {run_id} is not in {store.path}", "list the runs with `inferarena results`")
     check_sort(stored, sort)
+    stored = with_recommendation(store, stored, path.parent)
     if fmt == "html":
         text = html_report.render(stored, store.load_samples(run_id))
     elif fmt == "md":
@@ -79,8 +81,9 @@ def compare(
         help="Exit with code 3 when a metric regresses significantly beyond a limit, e.g. 'p99:+5%,throughput:-5%'. "
         "Metrics: p50, p90, p99 (latency, higher is worse), throughput (Offline, lower is worse).")] = None,
     tie_margin: Annotated[float, typer.Option(
-        help="Changes smaller than this fraction are called a tie even when significant. The CI covers noise within "
-        "a run only; between runs a shared 2-core VM drifts by about 10%, hence the default.")] = 0.10,
+        help="Changes smaller than this fraction are called a tie even when significant. The CI covers the noise "
+        "within each process and, with rounds, between processes; what a whole machine drifts between runs it "
+        "cannot see, hence a margin (10% suits a shared 2-core VM).")] = 0.10,
     debug: DebugOption = False,
 ) -> None:
     """Compare two runs variant by variant on their raw samples: change, 95% CI, verdict.
@@ -127,3 +130,63 @@ def compare(
         raise typer.Exit(comparing.REGRESSION_EXIT_CODE)
 
 
+
+
+@app.command()
+def recommend(
+    run_id: Annotated[int, typer.Argument(help="Run number, as listed by `inferarena results`.")],
+    profile: ProfileOption = "latency",
+    max_p99_ms: MaxP99Option = None,
+    min_cos: MinCosOption = None,
+    min_throughput: MinThroughputOption = None,
+    max_memory_mb: MaxMemoryOption = None,
+    db: DbOption = DEFAULT_DB,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the run and the pick as JSON.")] = None,
+    debug: DebugOption = False,
+) -> None:
+    """Pick the variant to deploy for a profile, under constraints, and say why (with 95% CIs).
+
+    Example: inferarena recommend 1 --profile latency --max-p99-ms 5 --min-cos 0.99
+    Writes a config that measures the pick again (inferarena-run-N-PROFILE.yaml next to the DB).
+    """
+    with user_errors(debug):
+        _require_db(db)
+        store = Store(db)
+        constraints = {"max_p99_ms": max_p99_ms, "min_cos": min_cos, "min_throughput": min_throughput,
+                       "max_memory_mb": max_memory_mb}
+        run, rec = recommend_run(store, run_id, profile, constraints, db.resolve().parent)
+    show_recommendation(run, rec, json_path)
+    if not rec.met:
+        raise typer.Exit(1)
+
+
+def recommend_run(store, run_id: int, profile: Optional[str], constraints: dict, config_dir: Path):
+    from inferarena.recommend import PROFILES, recommend as pick
+
+    if profile not in PROFILES:
+        raise InferarenaError(f"unknown profile {profile!r}", f"choose one of: {', '.join(PROFILES)}")
+    run = store.load_run(run_id)
+    if run is None:
+        raise InferarenaError(f"run {run_id} is not in {store.path}", "list the runs with `inferarena results`")
+    return run, pick(run, store.load_sample_rounds(run_id), profile, constraints, config_dir)
+
+
+def show_recommendation(run: dict, rec, json_path: Optional[Path]) -> None:
+    from inferarena.report import json_export
+    from inferarena.report.console import render_recommendation
+
+    render_recommendation(rec, run, console)
+    if json_path:
+        json_export.write({**run, "recommendation": rec.as_dict()}, json_path)
+        console.print(f"JSON written to {json_path}")
+
+
+def with_recommendation(store, run: dict, config_dir: Path) -> dict:
+    """The run, plus its pick when it was run with --profile."""
+    from inferarena.recommend import recommend as pick
+
+    profile = run["config"].get("profile")
+    if not profile:
+        return run
+    rec = pick(run, store.load_sample_rounds(run["run_id"]), profile, run["config"].get("constraints") or {}, config_dir)
+    return {**run, "recommendation": rec.as_dict(), "_recommendation": rec}

@@ -125,6 +125,16 @@ class RoundsConfig(_Strict):
         return self.count or (2 if quick else 1)
 
 
+class ConstraintsConfig(_Strict):
+    """Bounds the recommended variant must meet (`--profile`); unset ones do not apply."""
+
+    max_p99_ms: float | None = Field(None, gt=0, description="Highest SingleStream p99 latency (ms).")
+    max_p90_ms: float | None = Field(None, gt=0, description="Highest SingleStream p90 latency (ms).")
+    min_cos: float | None = Field(None, ge=-1, le=1, description="Lowest cos_min against the FP32 reference.")
+    min_throughput: float | None = Field(None, gt=0, description="Lowest Offline throughput (samples/s).")
+    max_memory_mb: float | None = Field(None, gt=0, description="Highest peak RSS (MB).")
+
+
 class FidelityConfig(_Strict):
     min_cos: float = Field(0.99, description="A variant whose worst cosine to the reference is below this fails.")
     min_cos_lossy: float = Field(
@@ -170,6 +180,9 @@ class RunConfig(_Strict):
     threads: int | None = Field(None, ge=1, description="Threads per runtime; default: all cores.")
     loadgen: LoadGenConfig = Field(default_factory=LoadGenConfig)
     rounds: RoundsConfig = Field(default_factory=RoundsConfig)
+    profile: Literal["latency", "throughput", "balanced", "small"] | None = Field(
+        None, description="Recommend one variant for this priority, with CIs and the reasons (see `recommend`).")
+    constraints: ConstraintsConfig = Field(default_factory=ConstraintsConfig)
     fidelity: FidelityConfig = Field(default_factory=FidelityConfig)
     energy: EnergyConfig = Field(default_factory=EnergyConfig)
     cost: CostConfig = Field(default_factory=CostConfig)

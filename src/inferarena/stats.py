@@ -31,25 +31,47 @@ class Change:
 Rounds = list[np.ndarray] | np.ndarray  # samples split by the process (round) that measured them
 
 
-def bootstrap_change(a: Rounds, b: Rounds, statistic: Callable[[np.ndarray], np.ndarray],
-                     reps: int = 1000, seed: int = 0) -> Change:
-    """`statistic` maps an array of shape (reps, n) to (reps,) values: e.g. a percentile along axis 1.
+def replicates(x: Rounds, statistic: Callable[[np.ndarray], np.ndarray], reps: int = 1000,
+               seed: int = 0) -> tuple[float, np.ndarray]:
+    """The statistic on all samples, and `reps` bootstrap replicates of it.
 
     Resampling is two-level when the samples come in rounds: rounds are drawn with replacement,
-    then samples within the drawn rounds, so the interval covers how much rounds differ.
+    then samples within the drawn rounds, so the spread covers how much rounds differ.
     """
     rng = np.random.default_rng(seed)
-    a, b = _rounds(a, rng), _rounds(b, rng)
-    flat_a, flat_b = np.concatenate(a), np.concatenate(b)
-    point_a, point_b = float(statistic(flat_a[None, :])[0]), float(statistic(flat_b[None, :])[0])
-    ratios = []
-    for chunk in _chunks(reps, max(len(flat_a), len(flat_b))):
-        sa = statistic(flat_a[_draw(a, chunk, rng)])
-        sb = statistic(flat_b[_draw(b, chunk, rng)])
-        ratios.append(sb / sa - 1.0)
-    ratios = np.concatenate(ratios)
-    low, high = np.percentile(ratios, [2.5, 97.5])
-    return Change(point_a, point_b, point_b / point_a - 1.0, float(low), float(high))
+    rounds = _rounds(x, rng)
+    flat = np.concatenate(rounds)
+    point = float(statistic(flat[None, :])[0])
+    values = [statistic(flat[_draw(rounds, chunk, rng)]) for chunk in _chunks(reps, len(flat))]
+    return point, np.concatenate(values)
+
+
+def throughput_replicates(x_ms: Rounds, reps: int = 1000, seed: int = 0) -> tuple[float, np.ndarray]:
+    """Offline samples/s, and its replicates over the batches (size, duration) of each round."""
+    rng = np.random.default_rng(seed)
+    per_round = [batch_intervals(r) for r in _rounds(x_ms, rng)]
+    sizes = np.concatenate([s for s, _ in per_round])
+    durations = np.concatenate([d for _, d in per_round])
+    index = _draw([np.arange(len(s)) for s, _ in per_round], reps, rng)
+    return float(sizes.sum() / durations.sum() * 1e3), sizes[index].sum(1) / durations[index].sum(1) * 1e3
+
+
+def interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def change(point_a: float, reps_a: np.ndarray, point_b: float, reps_b: np.ndarray) -> Change:
+    """B relative to A from their replicates (independent samples, so replicates pair up arbitrarily)."""
+    low, high = interval(reps_b / reps_a - 1.0)
+    return Change(point_a, point_b, point_b / point_a - 1.0, low, high)
+
+
+def bootstrap_change(a: Rounds, b: Rounds, statistic: Callable[[np.ndarray], np.ndarray],
+                     reps: int = 1000, seed: int = 0) -> Change:
+    """`statistic` maps an array of shape (reps, n) to (reps,) values: e.g. a percentile along axis 1."""
+    return change(*replicates(a, statistic, reps, seed), *replicates(b, statistic, reps, seed + 1))
 
 
 def percentile(q: float) -> Callable[[np.ndarray], np.ndarray]:
@@ -63,9 +85,9 @@ def latency_change(a: Rounds, b: Rounds, q: float, seed: int = 0) -> Change:
     """
     from scipy.stats import mannwhitneyu
 
-    change = bootstrap_change(a, b, percentile(q), seed=seed)
+    found = bootstrap_change(a, b, percentile(q), seed=seed)
     p = float(mannwhitneyu(_flat(a), _flat(b), alternative="two-sided").pvalue)
-    return Change(change.a, change.b, change.rel, change.ci_low, change.ci_high, p)
+    return Change(found.a, found.b, found.rel, found.ci_low, found.ci_high, p)
 
 
 def batch_intervals(completion_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -77,20 +99,7 @@ def batch_intervals(completion_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def throughput_change(a_ms: Rounds, b_ms: Rounds, seed: int = 0, reps: int = 1000) -> Change:
     """Change of samples/s, bootstrapping over the batches (size, duration) of each Offline round."""
-    rng = np.random.default_rng(seed)
-
-    def batches(rounds: Rounds):
-        per_round = [batch_intervals(r) for r in _rounds(rounds, rng)]
-        sizes = np.concatenate([s for s, _ in per_round])
-        durations = np.concatenate([d for _, d in per_round])
-        return sizes, durations, [np.arange(len(s)) for s, _ in per_round]
-
-    (sa, da, ra), (sb, db, rb) = batches(a_ms), batches(b_ms)
-    point_a, point_b = float(sa.sum() / da.sum() * 1e3), float(sb.sum() / db.sum() * 1e3)
-    ia, ib = _draw(ra, reps, rng), _draw(rb, reps, rng)
-    ratios = (sb[ib].sum(1) / db[ib].sum(1)) / (sa[ia].sum(1) / da[ia].sum(1)) - 1.0
-    low, high = np.percentile(ratios, [2.5, 97.5])
-    return Change(point_a, point_b, point_b / point_a - 1.0, float(low), float(high))
+    return change(*throughput_replicates(a_ms, reps, seed), *throughput_replicates(b_ms, reps, seed + 1))
 
 
 def _flat(rounds: Rounds) -> np.ndarray:

@@ -103,3 +103,26 @@ def _first_metric(run: dict, key: str):
 
 def _widest(variants: list[dict]) -> int:
     return max((len(v["name"]) for v in variants), default=7)
+
+
+def render_recommendation(rec, run: dict, console: Console) -> None:
+    """The Pareto front as a table, then the pick and its reasons in a panel."""
+    from rich.panel import Panel
+
+    from inferarena.report.json_export import flat_metrics
+
+    by_name = {v["name"]: flat_metrics(v) for v in run["variants"]}
+    table = Table(title="Pareto front — no other variant is better on p90 latency, throughput and cos_min at once",
+                  title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    for header in ("variant", "SS p90 ms", "samples/s", "cos min", "RSS MB"):
+        table.add_column(header, justify="left" if header == "variant" else "right", no_wrap=True)
+    for name in rec.pareto:
+        m = by_name[name]
+        table.add_row(("[bold]" if name == rec.variant else "") + escape(name),
+                      *(fmt(m.get(k)) for k in ("single_stream.latency_ms_p90", "offline.throughput_sps")),
+                      f"{m['fidelity.cos_min']:.5f}" if "fidelity.cos_min" in m else "-", fmt(m.get("memory.peak_rss_mb")))
+    if rec.pareto:
+        console.print(table)
+    title = f"Recommendation · profile {rec.profile}" + ("" if rec.met else " · constraints not met")
+    console.print(Panel(escape(rec.explanation), title=title, title_align="left",
+                        border_style="green" if rec.met else "red", width=min(console.width, 120)))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import json
 import numpy as np
 
 from inferarena.report.json_export import describe_workload, flat_metrics
@@ -123,7 +122,11 @@ def _recommendation(run: dict) -> str:
     rec = run.get("recommendation")
     if not rec:
         return ""
-    return f'<section id="recommendation"><h2>Recommendation</h2><pre>{E(json.dumps(rec, indent=2))}</pre></section>'
+    state = "" if rec["met"] else ' <span class="bad">(constraints not met)</span>'
+    front = ", ".join(E(n) for n in rec.get("pareto") or []) or "-"
+    return (f'<section id="recommendation"><h2>Recommendation · profile {E(rec["profile"])}{state}</h2>'
+            f'<p><b>{E(rec["variant"] or "none")}</b></p><p>{E(rec["explanation"])}</p>'
+            f'<p class="note">Pareto front (p90 latency, throughput, cos_min): {front}</p></section>')
 
 
 def _leaderboard(run: dict, ok: list[dict]) -> str:

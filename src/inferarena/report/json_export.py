@@ -63,7 +63,17 @@ def to_document(run: dict) -> dict[str, Any]:
             }
             for v in run["variants"]
         ],
+        **_recommendation(run),
     }
+
+
+def _recommendation(run: dict) -> dict[str, Any]:
+    """`recommendation` (profile, variant, explanation, constraints, met, CI of the deciding metric) and
+    `pareto` (variant names), when a pick was made."""
+    rec = run.get("recommendation")
+    if not rec:
+        return {}
+    return {"recommendation": {k: v for k, v in rec.items() if k != "pareto"}, "pareto": rec["pareto"]}
 
 
 def write(run: dict, path: Path) -> None:

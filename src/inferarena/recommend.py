@@ -1,0 +1,296 @@
+"""The pick: the variant that best serves a profile under the user's constraints, with the evidence.
+
+A profile names the figure that decides (p90 latency at batch 1, Offline throughput, ...). Every
+candidate's deciding figure gets a bootstrap CI from its raw samples (rounds first, see `stats`),
+and the pick is said to beat the runner-up only when the CI of their difference excludes zero;
+otherwise the two tie and the text says so. Constraints are checked on the point estimates, and a
+pick whose CI reaches past a bound is flagged.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inferarena import stats
+from inferarena.report.json_export import flat_metrics
+
+REPS = 1000
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    key: str  # flat metric key that decides
+    higher_is_better: bool
+    label: str
+    unit: str
+    # How to bootstrap the figure from (variant, scenario) samples; None: a single reading, no CI.
+    scenario: str | None = None
+    percentile: float | None = None
+    summary: str = ""
+
+
+PROFILES = {
+    "latency": Profile("latency", "single_stream.latency_ms_p90", False, "p90 latency at batch 1", "ms",
+                       "single_stream", 90.0, "lowest SingleStream p90 latency"),
+    "throughput": Profile("throughput", "offline.throughput_sps", True, "Offline throughput", "samples/s",
+                          "offline", None, "highest Offline samples/s"),
+    "balanced": Profile("balanced", "balanced_score", True, "balanced score", "",
+                        None, None, "best geometric mean of p90 latency and throughput, each relative to the best"),
+    "small": Profile("small", "model_mb", False, "model size on disk", "MB", None, None,
+                     "smallest model on disk; ties broken by p90 latency"),
+}
+
+# constraint name -> (flat metric key, "max" or "min", label, unit)
+CONSTRAINTS = {
+    "max_p99_ms": ("single_stream.latency_ms_p99", "max", "SingleStream p99", "ms"),
+    "max_p90_ms": ("single_stream.latency_ms_p90", "max", "SingleStream p90", "ms"),
+    "min_cos": ("fidelity.cos_min", "min", "cos_min", ""),
+    "min_throughput": ("offline.throughput_sps", "min", "Offline throughput", "samples/s"),
+    "max_memory_mb": ("memory.peak_rss_mb", "max", "peak RSS", "MB"),
+}
+
+# Figures shown as "what it gives up": (key, higher is better, label, unit)
+TRADE_OFFS = (
+    ("single_stream.latency_ms_p90", False, "p90 latency", "ms"),
+    ("offline.throughput_sps", True, "throughput", "samples/s"),
+    ("fidelity.cos_min", True, "cos_min", ""),
+    ("memory.peak_rss_mb", False, "peak RSS", "MB"),
+)
+
+
+@dataclass
+class Recommendation:
+    profile: str
+    variant: str | None
+    met: bool
+    constraints: dict[str, float]
+    metric: str
+    value: float | None
+    ci: list[float] | None
+    explanation: str
+    runner_up: str | None = None
+    artifact: str | None = None
+    config_path: str | None = None
+    pareto: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def recommend(run: dict, sample_rounds: dict, profile_name: str, constraints: dict[str, float] | None = None,
+              config_dir: Path | None = None) -> Recommendation:
+    profile = PROFILES[profile_name]
+    constraints = {k: v for k, v in (constraints or {}).items() if v is not None}
+    ok = [v for v in run["variants"] if v["status"] == "ok"]
+    figures = {v["name"]: _figures(v) for v in ok}
+    _add_balanced(figures)
+    candidates = [v for v in ok if figures[v["name"]].get(profile.key) is not None]
+    front = pareto(ok, figures)
+    if not candidates:
+        return Recommendation(profile.name, None, False, constraints, profile.key, None, None,
+                              f"No variant has a {profile.label} figure: run the scenario it needs.", pareto=front)
+    feasible = [v for v in candidates if not _misses(figures[v["name"]], constraints)]
+    if not feasible:
+        closest = min(candidates, key=lambda v: sum(m[1] for m in _misses(figures[v["name"]], constraints)))
+        misses = "; ".join(m[0] for m in _misses(figures[closest["name"]], constraints))
+        return Recommendation(profile.name, None, False, constraints, profile.key, None, None,
+                              f"No variant meets the constraints. The closest is {closest['name']}: {misses}.",
+                              pareto=front)
+    ranked = sorted(feasible, key=lambda v: _rank(profile, figures[v["name"]]))
+    pick, runner = ranked[0], (ranked[1] if len(ranked) > 1 else None)
+    reps = {v["name"]: _replicates(profile, v, sample_rounds, figures) for v in ranked[:2]}
+    point, values = reps[pick["name"]]
+    ci = list(stats.interval(values)) if values is not None else None
+    lines = [f"Picked {pick['name']} for the {profile.name} profile ({profile.summary}): "
+             f"{profile.label} {_num(point)}{_unit(profile.unit)}" + (f" [95% CI {_num(ci[0])}, {_num(ci[1])}]" if ci else "")
+             + "."]
+    if runner is not None:
+        lines.append(_versus(profile, pick, runner, reps))
+    else:
+        lines.append("It is the only variant that meets the constraints.")
+    if constraints:
+        lines.append("Constraints: " + "; ".join(_constraint_status(figures[pick["name"]], name, bound, pick, sample_rounds)
+                                                for name, bound in constraints.items()) + ".")
+    gives = _gives_up(pick, ok, figures)
+    if gives:
+        lines.append("It gives up: " + "; ".join(gives) + ".")
+    config_path = _write_config(run, pick, profile, config_dir) if config_dir else None
+    artifact = pick.get("artifact")
+    lines.append(f"Deploy: {artifact or 'the source model'} on {pick['runtime']} ({_knobs(pick)}).")
+    if config_path:
+        lines.append(f"Reproduce: inferarena run --config {config_path}")
+    return Recommendation(profile.name, pick["name"], True, constraints, profile.key, point, ci, " ".join(lines),
+                          runner["name"] if runner else None, artifact, config_path, front)
+
+
+def pareto(variants: list[dict], figures: dict[str, dict]) -> list[str]:
+    """Variants no other beats on all of p90 latency, throughput and cos_min at once."""
+    axes = [(k, h) for k, h, _, _ in TRADE_OFFS[:3]]
+    points = {v["name"]: [figures[v["name"]].get(k) for k, _ in axes] for v in variants}
+    points = {n: p for n, p in points.items() if all(isinstance(x, (int, float)) for x in p)}
+
+    def dominates(p, q):
+        better_or_equal = all((a >= b) if h else (a <= b) for (_, h), a, b in zip(axes, p, q))
+        return better_or_equal and p != q
+
+    return [n for n, p in points.items() if not any(dominates(q, p) for q in points.values())]
+
+
+def _figures(v: dict) -> dict[str, Any]:
+    figures = {k: x for k, x in flat_metrics(v).items() if isinstance(x, (int, float)) and not isinstance(x, bool)}
+    size = _size_mb(v.get("artifact"))
+    if size is not None:
+        figures["model_mb"] = size
+    return figures
+
+
+def _add_balanced(figures: dict[str, dict]) -> None:
+    lat = [f["single_stream.latency_ms_p90"] for f in figures.values() if "single_stream.latency_ms_p90" in f]
+    thr = [f["offline.throughput_sps"] for f in figures.values() if "offline.throughput_sps" in f]
+    if not lat or not thr:
+        return
+    for f in figures.values():
+        if "single_stream.latency_ms_p90" in f and "offline.throughput_sps" in f:
+            f["balanced_score"] = float(np.sqrt(min(lat) / f["single_stream.latency_ms_p90"]
+                                                * f["offline.throughput_sps"] / max(thr)))
+
+
+def _rank(profile: Profile, f: dict) -> tuple:
+    value = f[profile.key]
+    tie_break = f.get("single_stream.latency_ms_p90", float("inf"))
+    return (-value if profile.higher_is_better else value, tie_break)
+
+
+def _replicates(profile: Profile, v: dict, sample_rounds: dict, figures: dict) -> tuple[float, np.ndarray | None]:
+    point = figures[v["name"]][profile.key]
+    rounds = sample_rounds.get((v["name"], profile.scenario)) if profile.scenario else None
+    if not rounds or sum(map(len, rounds)) < 2:
+        return point, None
+    seed = zlib.crc32(v["name"].encode())  # independent draws per variant, the same on every call
+    if profile.percentile is not None:
+        _, values = stats.replicates(rounds, stats.percentile(profile.percentile), REPS, seed)
+    else:
+        _, values = stats.throughput_replicates(rounds, REPS, seed)
+    # The stored figure is the mean over rounds (LoadGen's own numbers); centre the replicates on it.
+    return point, values * (point / float(np.median(values)))
+
+
+def _versus(profile: Profile, pick: dict, runner: dict, reps: dict) -> str:
+    (pa, va), (pb, vb) = reps[pick["name"]], reps[runner["name"]]
+    better = "higher" if profile.higher_is_better else "lower"
+    if va is None or vb is None:
+        diff = abs(pa / pb - 1) * 100
+        return (f"The runner-up, {runner['name']}, has {_num(pb)}{_unit(profile.unit)}: {diff:.0f}% {'worse'} "
+                "(a single reading each, so no interval).")
+    found = stats.change(pb, vb, pa, va)  # the pick relative to the runner-up
+    rel, low, high = (x * 100 for x in (found.rel, found.ci_low, found.ci_high))
+    lo, hi = stats.interval(vb)
+    text = (f"The runner-up, {runner['name']}, has {_num(pb)}{_unit(profile.unit)} [95% CI {_num(lo)}, {_num(hi)}]; "
+            f"the pick is {abs(rel):.0f}% {better} [CI of the difference {low:+.0f}% .. {high:+.0f}%]")
+    if found.significant:
+        return text + ", a real margin: the intervals separate."
+    return text + (", which is within the noise: the two tie, and the pick leads only on the point estimate "
+                   "(either is a sound choice; a longer run would separate them).")
+
+
+def _misses(f: dict, constraints: dict[str, float]) -> list[tuple[str, float]]:
+    """(text, relative shortfall) for every constraint the figures break."""
+    out = []
+    for name, bound in constraints.items():
+        key, kind, label, unit = CONSTRAINTS[name]
+        value = f.get(key)
+        if value is None:
+            out.append((f"{label} not measured", 1.0))
+        elif (kind == "max" and value > bound) or (kind == "min" and value < bound):
+            gap = abs(value - bound)
+            out.append((f"{label} {_num(value)}{_unit(unit)} misses {kind} {_num(bound)}{_unit(unit)} by "
+                        f"{_num(gap)}{_unit(unit)} ({gap / abs(bound) * 100:.1f}%)", gap / abs(bound)))
+    return out
+
+
+def _constraint_status(f: dict, name: str, bound: float, v: dict, sample_rounds: dict) -> str:
+    key, kind, label, unit = CONSTRAINTS[name]
+    text = f"{label} {_num(f[key])}{_unit(unit)} {'≤' if kind == 'max' else '≥'} {_num(bound)}{_unit(unit)} met"
+    if name in ("max_p99_ms", "max_p90_ms"):
+        rounds = sample_rounds.get((v["name"], "single_stream"))
+        if rounds:
+            _, values = stats.replicates(rounds, stats.percentile(99.0 if name == "max_p99_ms" else 90.0), REPS)
+            low, high = stats.interval(values * (f[key] / float(np.median(values))))
+            text += f" [CI {_num(low)}, {_num(high)}]"
+            if high > bound:
+                text += ", but its CI reaches past the bound"
+    return text
+
+
+def _gives_up(pick: dict, ok: list[dict], figures: dict) -> list[str]:
+    mine = figures[pick["name"]]
+    out = []
+    for key, higher, label, unit in TRADE_OFFS:
+        have = [(figures[v["name"]][key], v["name"]) for v in ok if key in figures[v["name"]]]
+        if key not in mine or not have:
+            continue
+        best, who = (max if higher else min)(have)
+        worse = (best - mine[key]) / abs(best) if higher else (mine[key] - best) / abs(best)
+        threshold = 0.001 if key.startswith("fidelity") else 0.10
+        if worse > threshold and who != pick["name"]:
+            out.append(f"{label} {_num(mine[key])}{_unit(unit)} against {_num(best)}{_unit(unit)} for {who}")
+    return out
+
+
+def _write_config(run: dict, pick: dict, profile: Profile, config_dir: Path) -> str:
+    """A run config that measures just the pick again, under the same workload and settings."""
+    import yaml
+
+    config = json.loads(json.dumps(run["config"]))
+    pipeline = next((p for p in config.get("pipelines", []) if pick["name"].endswith("@" + p["name"])), None)
+    knobs = {k: v for k, v in pick["knobs"].items() if k != "threads"}
+    runtime = {"name": pick["runtime"], "knobs": knobs}
+    if pipeline is None:
+        runtime["precisions"] = [pick["precision"]]
+    config["runtimes"] = [runtime]
+    config["pipelines"] = [{**pipeline, "runtimes": [pick["runtime"]], "shapes": [pick["shape"]]}] if pipeline else []
+    config["workload"]["shapes"] = [pick["shape"]]
+    path = Path(config_dir) / f"inferarena-run-{run['run_id']}-{profile.name}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return str(path)
+
+
+def _size_mb(path: str | None) -> float | None:
+    """Bytes on disk of an artifact: a folder's weights, or a file plus its sidecars (.bin, .data)."""
+    if not path:
+        return None
+    p = Path(path)
+    if p.is_dir():
+        weights = [f for f in p.iterdir() if f.suffix in (".safetensors",)] or [f for f in p.iterdir() if f.suffix == ".bin"]
+        files = weights
+    elif p.is_file():
+        files = [p, *[f for f in p.parent.iterdir() if f != p and f.stem.startswith(p.stem) and f.suffix in (".bin", ".data")]]
+    else:
+        return None
+    return round(sum(f.stat().st_size for f in files) / 1e6, 2)
+
+
+def _knobs(v: dict) -> str:
+    return ", ".join(f"{k}={x}" for k, x in v["knobs"].items() if x is not None) or "defaults"
+
+
+def _unit(unit: str) -> str:
+    return f" {unit}" if unit else ""
+
+
+def _num(x: float) -> str:
+    if x is None:
+        return "-"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    if abs(x) >= 1:
+        return f"{x:.2f}"
+    return f"{x:.4g}"
+

@@ -1,0 +1,56 @@
+"""The pick: profiles, constraints, ties within noise, and the closest miss."""
+
+import numpy as np
+
+from inferarena.recommend import pareto, recommend
+
+
+def variant(name, p90, thr, cos, rss=500.0, runtime="onnxruntime"):
+    return {"name": name, "runtime": runtime, "precision": "fp32", "shape": "dynamic", "knobs": {"threads": 2},
+            "status": "ok", "fidelity": {"cos_min": cos}, "memory": {"peak_rss_mb": rss}, "artifact": None,
+            "scenarios": {"single_stream": {"valid": True, "metrics": {"latency_ms_p90": p90, "latency_ms_p99": p90 * 1.5}},
+                          "offline": {"valid": True, "metrics": {"throughput_sps": thr}}}}
+
+
+def samples(center, rounds=2, n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.normal(center, center * 0.05, n) / 1.064 for _ in range(rounds)]  # p90 ~ center
+
+
+def run_of(*variants):
+    return {"run_id": 7, "config": {"pipelines": [], "workload": {}}, "variants": list(variants)}
+
+
+def test_latency_pick_with_a_real_margin_and_its_config(tmp_path):
+    fast, slow = variant("a", 3.0, 100.0, 0.995), variant("b", 6.0, 300.0, 1.0)
+    rounds = {("a", "single_stream"): samples(3.0), ("b", "single_stream"): samples(6.0, seed=1)}
+    rec = recommend(run_of(fast, slow), rounds, "latency", {"min_cos": 0.99}, tmp_path)
+    assert rec.variant == "a" and rec.met and rec.runner_up == "b"
+    assert rec.ci[0] < rec.value < rec.ci[1]
+    assert "intervals separate" in rec.explanation and "throughput 100" in rec.explanation  # what it gives up
+    assert "cos_min 0.9950 ≥ 0.9900 met" in rec.explanation or "cos_min 0.995" in rec.explanation
+    config = (tmp_path / "inferarena-run-7-latency.yaml").read_text()
+    assert "onnxruntime" in config and rec.config_path.endswith("latency.yaml")
+    assert set(rec.pareto) == {"a", "b"}
+
+
+def test_close_variants_tie_and_constraints_can_fail(tmp_path):
+    a, b = variant("a", 3.0, 100.0, 0.995), variant("b", 3.05, 100.0, 0.995)
+    # One slow process each: rounds disagree by far more than the 2% between the variants.
+    rounds = {("a", "single_stream"): [samples(2.4)[0], samples(3.6)[1]],
+              ("b", "single_stream"): [samples(2.45)[0], samples(3.65)[1]]}
+    rec = recommend(run_of(a, b), rounds, "latency", {}, None)
+    assert rec.variant == "a" and "the two tie" in rec.explanation
+
+    rec = recommend(run_of(a, b), rounds, "throughput", {"max_p99_ms": 2.0}, None)
+    assert not rec.met and rec.variant is None
+    assert "No variant meets the constraints. The closest is a: SingleStream p99 4.50 ms misses max 2.00 ms" in rec.explanation
+
+
+def test_pareto_keeps_only_undominated():
+    vs = [variant("fast", 2.0, 100.0, 0.99), variant("wide", 5.0, 400.0, 0.99), variant("worse", 5.0, 100.0, 0.99),
+          variant("exact", 6.0, 90.0, 1.0)]
+    figures = {v["name"]: {"single_stream.latency_ms_p90": v["scenarios"]["single_stream"]["metrics"]["latency_ms_p90"],
+                           "offline.throughput_sps": v["scenarios"]["offline"]["metrics"]["throughput_sps"],
+                           "fidelity.cos_min": v["fidelity"]["cos_min"]} for v in vs}
+    assert pareto(vs, figures) == ["fast", "wide", "exact"]

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,7 @@ def run(config: RunConfig, store: Store, paths: Paths, resume: bool = False, on_
     workload = workloads.build(artifact, config.workload)
     specs, notes = plan(config, artifact, workload, host())
     notes = [*workload.notes, *notes]
+    evaluators = _evaluators(config, artifact, notes)
     price = cost.price(host(), config.cost.instance, config.cost.usd_per_hour)
     peaks = _peaks(paths.cache_dir, _threads(config), notes, emit)
     env = {**environment.capture(), "gemm_peak_gflops": peaks, "price": price.label}
@@ -74,7 +76,9 @@ def run(config: RunConfig, store: Store, paths: Paths, resume: bool = False, on_
         return work / "logs" / (re.sub(r"[^A-Za-z0-9_.+=-]+", "_", name) + ".log")
 
     if todo:
-        reference, context = _reference_and_context(config, artifact, workload, work, log("reference"), emit)
+        reference, context = _reference_and_context(config, artifact, workload, work, log("reference"), emit, evaluators)
+        if reference.ok:
+            store.update_environment(summary.run_id, {"task_reference": _reference_task(reference.value)})
         built = {}
         for steps in dict.fromkeys(s.steps for s in todo if s.steps):  # each distinct build once, in plan order
             label = next((s.pipeline for s in todo if s.steps == steps and s.pipeline), None) or steps[-1][0]
@@ -89,7 +93,8 @@ def run(config: RunConfig, store: Store, paths: Paths, resume: bool = False, on_
                           "error": outcome.error})
         for spec in todo:
             emit("start", {"name": spec.name})
-            job = jobs.MeasureJob(spec, artifact, workload, reference.value, context.eval_indices, config, price, peaks)
+            job = jobs.MeasureJob(spec, artifact, workload, reference.value, context.eval_indices, config, price, peaks,
+                                  evaluators)
             result = _measure(job, reference, built, log(spec.name))
             store.save_variant(summary.run_id, spec, result)
             emit("done", {"name": spec.name, "ok": result["status"] == "ok", "error": result.get("error"), "variant": True})
@@ -122,29 +127,53 @@ def _threads(config: RunConfig) -> int:
     return config.threads or host().logical_cores
 
 
-def _reference_and_context(config: RunConfig, artifact, workload, work: Path, log: Path, emit: EventSink):
+def _reference_and_context(config: RunConfig, artifact, workload, work: Path, log: Path, emit: EventSink,
+                           evaluators: tuple[str, ...] = ()):
     """The FP32 reference on the evaluation samples, and the context data-driven passes see."""
     eval_indices = list(range(min(config.workload.eval_samples, len(workload))))
     emit("start", {"name": "reference (FP32)"})
-    reference = _reference(artifact, workload, eval_indices, _threads(config), work, config.timeout_s(), log)
+    reference = _reference(artifact, workload, eval_indices, _threads(config), work, config.timeout_s(), log, evaluators)
     emit("done", {"name": "reference (FP32)", "ok": reference.ok, "error": reference.error})
     context = PassContext(workload, reference.value, eval_indices, _threads(config),
                           fingerprint=f"{config.workload.model_dump_json()}|{len(eval_indices)}")
     return reference, context
 
 
-def _reference(artifact, workload, eval_indices, threads, work: Path, timeout: float, log: Path):
+def _reference(artifact, workload, eval_indices, threads, work: Path, timeout: float, log: Path, evaluators=()):
     """FP32 outputs from the first installed runtime that loads the source format as is."""
     for name in registry.RUNTIMES:
         runtime = runtimes.get(name)
         if artifact.format in runtime.formats and "fp32" in runtime.precisions and runtime.available():
             out = work / "reference.npy"
-            args = (name, artifact, workload, eval_indices, threads, out)
+            args = (name, artifact, workload, eval_indices, threads, out, evaluators)
             return run_isolated(jobs.reference, args, timeout, log)
     raise RuntimeUnavailable(
         f"no installed runtime loads a {artifact.format} model to compute the FP32 reference",
         "pip install 'inferarena[all]'",
     )
+
+
+def _evaluators(config: RunConfig, artifact, notes: list[str]) -> tuple[str, ...]:
+    """The configured task metrics that fit this model, with their data fetched here, once."""
+    chosen = []
+    for name in config.evaluators:
+        cls = registry.load(registry.EVALUATORS, name)
+        if cls.task != artifact.meta.get("task"):
+            notes.append(f"task metric {name} skipped: it scores {cls.task} models, and this model's task is "
+                         f"{artifact.meta.get('task') or 'not declared'}")
+            continue
+        try:
+            cls().texts()  # downloads and verifies the data on first use
+        except InferarenaError as exc:
+            notes.append(f"task metric {name} skipped: {exc.problem} ({exc.fix})")
+            continue
+        chosen.append(name)
+    return tuple(chosen)
+
+
+def _reference_task(reference_path: str) -> list[dict]:
+    path = jobs.reference_task_path(Path(reference_path))
+    return json.loads(path.read_text()) if path.is_file() else []
 
 
 def _peaks(cache_dir: Path, threads: int, notes: list[str], emit: EventSink) -> dict[str, float]:
@@ -184,8 +213,8 @@ def _measure(job: jobs.MeasureJob, reference, built, log: Path) -> dict:
                 failed["error"] = f"round {len(results) + 1}: {failed['error']}"
             return {**failed, **build}
         results.append(outcome.value)
-        if len(results) == 1:
-            job = _same_offered_load(job, outcome.value)
+        if len(results) == 1:  # task metrics do not change between rounds: scored once
+            job = dataclasses.replace(_same_offered_load(job, outcome.value), evaluators=())
         if len(results) == planned == job.config.rounds.planned(job.config.quick):
             worst = noisiest(rounds_merge(results))
             if worst and worst[1] > job.config.rounds.noisy_spread_pct:  # noisy: measure it again

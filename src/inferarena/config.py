@@ -180,6 +180,10 @@ class RunConfig(_Strict):
     threads: int | None = Field(None, ge=1, description="Threads per runtime; default: all cores.")
     loadgen: LoadGenConfig = Field(default_factory=LoadGenConfig)
     rounds: RoundsConfig = Field(default_factory=RoundsConfig)
+    evaluators: list[str] = Field(
+        default_factory=lambda: ["lee_docsim"],
+        description="Task metrics measured on every variant whose model task they fit, next to the FP32 "
+        "reference's score (lee_docsim: Spearman against human document similarity; wordsim353, simlex999).")
     profile: Literal["latency", "throughput", "balanced", "small"] | None = Field(
         None, description="Recommend one variant for this priority, with CIs and the reasons (see `recommend`).")
     constraints: ConstraintsConfig = Field(default_factory=ConstraintsConfig)
@@ -198,6 +202,14 @@ class RunConfig(_Strict):
             raise ValueError(f"unknown scenario {unknown[0]!r}; choose from {', '.join(registry.SCENARIOS)}")
         if not names:
             raise ValueError("at least one scenario is needed")
+        return names
+
+    @field_validator("evaluators")
+    @classmethod
+    def _known_evaluators(cls, names: list[str]) -> list[str]:
+        unknown = [n for n in names if n not in registry.EVALUATORS]
+        if unknown:
+            raise ValueError(f"unknown evaluator {unknown[0]!r}; choose from {', '.join(registry.EVALUATORS)}")
         return names
 
     def timeout_s(self) -> float:

@@ -5,6 +5,7 @@ Each function runs inside `worker.run_isolated`, so it may import any framework.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,13 +51,36 @@ def outputs(session: Session, workload: Workload, indices: list[int], strategy: 
     return np.concatenate(rows)
 
 
-def reference(runtime_name: str, artifact: Artifact, workload: Workload, indices: list[int], threads: int, out: Path) -> str:
-    """FP32 outputs of the source model, one sample at a time with the least padding."""
+def reference(runtime_name: str, artifact: Artifact, workload: Workload, indices: list[int], threads: int, out: Path,
+              evaluators: tuple[str, ...] = ()) -> str:
+    """FP32 outputs of the source model, one sample at a time with the least padding; the FP32 task
+    scores go next to them (`reference_task_path`)."""
     runtime = registry.load(registry.RUNTIMES, runtime_name)
     strategy = workload.strategies[-1]
     session = runtime().load(artifact, "fp32", runtime.validate_knobs({"threads": threads}), workload.input_shapes(strategy))
     np.save(out, outputs(session, workload, indices, strategy, batch=1))
+    reference_task_path(out).write_text(json.dumps(task_scores(session, workload, evaluators)))
     return str(out)
+
+
+def reference_task_path(reference: Path) -> Path:
+    return Path(reference).with_suffix(".task.json")
+
+
+def task_scores(session: Session, workload: Workload, evaluators: tuple[str, ...]) -> list[dict]:
+    """Each evaluator's metric on this session's embeddings; a failure is reported, not raised."""
+    from inferarena.evaluators.task import evaluate
+
+    def embed(texts: list[str]) -> np.ndarray:
+        return next(iter(session.predict(workload.encode_texts(texts)).values()))
+
+    scores = []
+    for name in evaluators:
+        try:
+            scores.append(evaluate(registry.load(registry.EVALUATORS, name)(download=False), embed, batch_size=8))
+        except Exception as exc:  # one broken metric must not cost the variant its measurements
+            scores.append({"name": name, "error": f"{type(exc).__name__}: {exc}"[:300]})
+    return scores
 
 
 @dataclass
@@ -69,6 +93,7 @@ class MeasureJob:
     config: RunConfig
     price: Price | None = None
     peaks: dict[str, float] = field(default_factory=dict)  # GEMM GFLOP/s by precision
+    evaluators: tuple[str, ...] = ()  # task metrics to score (their data already fetched)
 
 
 def peaks(cache_dir: Path, threads: int, refresh: bool = False) -> dict:
@@ -99,6 +124,7 @@ def measure(job: MeasureJob) -> dict[str, Any]:
         mismatch = _mismatch(fidelity, config, lossy=spec.precision in LOSSY)
         if mismatch:
             return {**result, "status": "failed", "error": f"output mismatch: {mismatch}"}
+        result["task"] = task_scores(session, workload, job.evaluators)
         energy = EnergyMeter(host(), config.energy.tdp_w, config.energy.tdp_threads, config.energy.idle_s,
                              device=runtime.devices[0])
         ctx = ScenarioContext(

@@ -31,6 +31,13 @@ PASSES: dict[str, str] = {
     "nncf_compress_weights": "inferarena.passes.nncf_ov:NncfCompressWeights",
 }
 
+# Task-accuracy evaluators; each applies to models whose artifact.meta["task"] equals its `task`.
+EVALUATORS: dict[str, str] = {
+    "lee_docsim": "inferarena.evaluators.similarity:LeeDocSim",
+    "wordsim353": "inferarena.evaluators.similarity:WordSim353",
+    "simlex999": "inferarena.evaluators.similarity:SimLex999",
+}
+
 SCENARIOS: dict[str, str] = {
     "single_stream": "inferarena.scenarios.mlperf:SingleStream",
     "multi_stream": "inferarena.scenarios.mlperf:MultiStream",

@@ -35,7 +35,7 @@ def render_run(run: dict, console: Console, sort: str | None = None) -> None:
                       + " (%peak compares each variant with its precision's peak; mJ/q is energy per query)")
     ok = [v for v in run["variants"] if v["status"] == "ok"]
     if ok:
-        console.print(variants_table(ok))
+        console.print(variants_table(ok, env.get("task_reference") or []))
     noisy_pct = run["config"].get("rounds", {}).get("noisy_spread_pct", 10.0)
     for scenario in run["config"]["scenarios"]:
         console.print(leaderboard(scenario, ok, run["quick"], sort, noisy_pct))
@@ -51,11 +51,14 @@ def render_run(run: dict, console: Console, sort: str | None = None) -> None:
         console.print("[yellow]This run did not finish; rerun with the same options and --resume to complete it.[/]")
 
 
-def variants_table(variants: list[dict]) -> Table:
-    """What every variant is, how close it stays to the FP32 reference, and what it costs in memory."""
+def variants_table(variants: list[dict], task_reference: list[dict] | None = None) -> Table:
+    """What every variant is, how close it stays to the FP32 reference (outputs and task metric), and
+    what it costs in memory."""
+    tasks = [t for t in task_reference or [] if "value" in t]
     table = Table(title="Variants — fidelity against the FP32 reference", title_justify="left", title_style="bold",
                   box=box.SIMPLE_HEAD, pad_edge=False)
-    for header in ("variant", "cos mean", "cos min", "max diff", "RSS MB", "load s", "passes (* cached)"):
+    task_headers = [f"{t['name']} (FP32 {t['value']:.3f})" for t in tasks]
+    for header in ("variant", "cos mean", "cos min", "max diff", *task_headers, "RSS MB", "load s", "passes (* cached)"):
         table.add_column(header, justify="left" if header in ("variant", "passes (* cached)") else "right",
                          no_wrap=header != "passes (* cached)", min_width=_widest(variants) if header == "variant" else None)
     for v in variants:
@@ -63,8 +66,10 @@ def variants_table(variants: list[dict]) -> Table:
         steps = ", ".join(p["pass"] + ("*" if p["cached"] else "") for p in v.get("passes") or [])
         if v.get("kept_layers"):
             steps += f"; {len(v['kept_layers'])} layers kept FP32"
+        scores = {t["name"]: t.get("value") for t in v.get("task") or []}
         table.add_row(escape(v["name"]), f"{f.get('cos_mean', float('nan')):.5f}",
                       f"{f.get('cos_min', float('nan')):.5f}", f"{f.get('max_abs_diff', float('nan')):.2g}",
+                      *(f"{scores[t['name']]:.3f}" if scores.get(t["name"]) is not None else "-" for t in tasks),
                       fmt((v.get("memory") or {}).get("peak_rss_mb")), fmt(v.get("load_s")), escape(steps or "-"))
     return table
 

@@ -20,6 +20,9 @@ def flat_metrics(variant: dict) -> dict[str, Any]:
     for group in ("fidelity", "memory"):
         for key, value in (variant.get(group) or {}).items():
             metrics[f"{group}.{key}"] = value
+    for task in variant.get("task") or []:
+        if "value" in task:
+            metrics[f"task.{task['name']}.{task['metric']}"] = task["value"]
     return metrics
 
 

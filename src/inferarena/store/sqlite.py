@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS variants (
     load_s REAL,
     finished_at TEXT NOT NULL,
     build_json TEXT,                   -- passes applied (cached or not), layers kept in higher precision
+    task_json TEXT,                    -- task metrics (e.g. Spearman on human similarity judgments)
     PRIMARY KEY (run_id, name)
 );
 CREATE TABLE IF NOT EXISTS samples (
@@ -88,8 +89,9 @@ class Store:
             self.db = sqlite3.connect(self.path)
             self.db.executescript(SCHEMA)
             columns = {row[1] for row in self.db.execute("PRAGMA table_info(variants)")}
-            if "build_json" not in columns:  # a DB written before pipelines existed
-                self.db.execute("ALTER TABLE variants ADD COLUMN build_json TEXT")
+            for column in ("build_json", "task_json"):  # a DB written before pipelines or task metrics existed
+                if column not in columns:
+                    self.db.execute(f"ALTER TABLE variants ADD COLUMN {column} TEXT")
             if "round_sizes_json" not in {row[1] for row in self.db.execute("PRAGMA table_info(samples)")}:
                 self.db.execute("ALTER TABLE samples ADD COLUMN round_sizes_json TEXT")  # before rounds existed
         except sqlite3.DatabaseError as exc:
@@ -119,14 +121,15 @@ class Store:
             self.db.execute("DELETE FROM samples WHERE run_id = ? AND variant = ?", (run_id, spec.name))
             self.db.execute(
                 "INSERT OR REPLACE INTO variants (run_id, name, runtime, precision, shape, knobs_json, status, error,"
-                " error_detail, fidelity_json, memory_json, session_info_json, load_s, finished_at, build_json)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " error_detail, fidelity_json, memory_json, session_info_json, load_s, finished_at, build_json, task_json)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, spec.name, spec.runtime, result.get("precision", spec.precision), spec.shape,
                  json.dumps(spec.knobs), result["status"], result.get("error"), result.get("error_detail"),
                  _json(result.get("fidelity")), _json(result.get("memory")), _json(result.get("session_info")),
                  result.get("load_s"), _now(),
                  json.dumps({"passes": result.get("passes") or [], "kept_layers": result.get("kept_layers"),
-                             "pass_report": result.get("pass_report"), "artifact": result.get("artifact")})),
+                             "pass_report": result.get("pass_report"), "artifact": result.get("artifact")}),
+                 _json(result.get("task"))),
             )
             for m in result.get("scenarios", []):
                 self.db.execute(
@@ -141,6 +144,13 @@ class Store:
                         " VALUES (?, ?, ?, ?, ?)",
                         (run_id, spec.name, m["scenario"], _pack(m["latencies_ms"]),
                          json.dumps(sizes) if sizes and len(sizes) > 1 else None))
+
+    def update_environment(self, run_id: int, extra: dict) -> None:
+        """Add figures known only once the run started (e.g. the FP32 reference's task scores)."""
+        with self.db:
+            row = self.db.execute("SELECT environment_json FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            environment = {**json.loads(row[0]), **extra}
+            self.db.execute("UPDATE runs SET environment_json = ? WHERE run_id = ?", (json.dumps(environment), run_id))
 
     def finish_run(self, run_id: int) -> None:
         with self.db:
@@ -222,6 +232,7 @@ class Store:
                 "memory": _load(v["memory_json"]),
                 "session_info": _load(v["session_info_json"]),
                 "load_s": v["load_s"],
+                "task": _load(v["task_json"]) or [],
                 **(_load(v["build_json"]) or {"passes": [], "kept_layers": None, "pass_report": None}),
                 "scenarios": measurements.get(v["name"], {}),
             })

@@ -38,5 +38,9 @@ class Workload(ABC):
     def describe(self) -> dict[str, Any]:
         """A summary stored with the run (source, counts, length distribution)."""
 
+    def encode_texts(self, texts: list[str]) -> Batch | None:
+        """Arbitrary texts as one batch, for task evaluators; None where the model does not take text."""
+        return None
+
     def batch_limit(self, wanted: int) -> int:
         return wanted if self.max_batch is None else min(wanted, self.max_batch)

@@ -25,19 +25,18 @@ class TextWorkload(Workload):
     BUCKET_QUANTILES = (50, 75, 90)
 
     def __init__(self, tokens: list[dict[str, np.ndarray]], input_names: list[str], max_length: int,
-                 pad_id: int, source: str):
+                 pad_id: int, source: str, tokenizer_path: str | None = None):
         self.tokens = tokens
         self.input_names = input_names
         self.max_length = max_length
         self.pad_id = pad_id
         self.source = source
+        self.tokenizer_path = tokenizer_path
         self.notes = []
         self.buckets = bucket_edges([len(t["input_ids"]) for t in tokens], max_length, self.BUCKET_QUANTILES)
 
     @classmethod
     def build(cls, artifact: Artifact, config: WorkloadConfig) -> "TextWorkload":
-        from tokenizers import Tokenizer
-
         if config.inputs is not None and config.inputs.suffix == ".npz":
             raise ConfigError(
                 f"{artifact.meta['name']} takes text, not tensors from {config.inputs.name}",
@@ -48,22 +47,18 @@ class TextWorkload(Workload):
             texts, source = read_texts(texts_path, config.num_samples, config.seed), str(texts_path)
         else:
             texts, source = stdlib_paragraphs(config.num_samples, config.seed), "python stdlib docstrings"
-        tokenizer = Tokenizer.from_file(artifact.meta["tokenizer"])
-        tokenizer.no_padding()
-        tokenizer.enable_truncation(config.max_length)
         names = ["input_ids", "attention_mask"] + (["token_type_ids"] if artifact.meta.get("uses_token_type_ids") else [])
-        tokens = []
-        for enc in tokenizer.encode_batch(texts):
-            row = {"input_ids": enc.ids, "attention_mask": enc.attention_mask, "token_type_ids": enc.type_ids}
-            tokens.append({name: np.asarray(row[name], dtype=np.int64) for name in names})
+        tokenizer, tokens = _tokenize(artifact.meta["tokenizer"], texts, config.max_length, names)
         pad_id = next((i for t in ("[PAD]", "<pad>") if (i := tokenizer.token_to_id(t)) is not None), 0)
-        return cls(tokens, names, config.max_length, pad_id, source)
+        return cls(tokens, names, config.max_length, pad_id, source, artifact.meta["tokenizer"])
 
     def __len__(self) -> int:
         return len(self.tokens)
 
     def collate(self, indices: Sequence[int], strategy: ShapeStrategy) -> Batch:
-        rows = [self.tokens[i] for i in indices]
+        return self._pad([self.tokens[i] for i in indices], strategy)
+
+    def _pad(self, rows: list[dict[str, np.ndarray]], strategy: ShapeStrategy) -> Batch:
         longest = max(len(row["input_ids"]) for row in rows)
         if strategy is ShapeStrategy.fixed:
             width = self.max_length
@@ -78,6 +73,13 @@ class TextWorkload(Workload):
                 array[j, : len(row[name])] = row[name]
             batch[name] = array
         return batch
+
+    def encode_texts(self, texts: list[str]) -> Batch | None:
+        """Tokenize, truncate to max_length and pad to the longest, as the dynamic strategy does."""
+        if self.tokenizer_path is None:
+            return None
+        _, rows = _tokenize(self.tokenizer_path, texts, self.max_length, self.input_names)
+        return self._pad(rows, ShapeStrategy.dynamic)
 
     def input_shapes(self, strategy: ShapeStrategy) -> dict[str, list[int]]:
         width = self.max_length if strategy is ShapeStrategy.fixed else -1
@@ -95,6 +97,20 @@ class TextWorkload(Workload):
             "tokens_max": int(lengths.max()),
             "bucket_edges": self.buckets,
         }
+
+
+def _tokenize(path: str, texts: list[str], max_length: int, names: list[str]):
+    """(tokenizer, one dict of int64 arrays per text), truncated to max_length and unpadded."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(path)
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length)
+    rows = []
+    for enc in tokenizer.encode_batch(texts):
+        row = {"input_ids": enc.ids, "attention_mask": enc.attention_mask, "token_type_ids": enc.type_ids}
+        rows.append({name: np.asarray(row[name], dtype=np.int64) for name in names})
+    return tokenizer, rows
 
 
 def bucket_edges(lengths: list[int], max_length: int, quantiles: tuple[int, ...]) -> list[int]:

@@ -45,61 +45,131 @@ class RunSummary:
     notes: list[str] = field(default_factory=list)
 
 
+class _Sweep:
+    """One run's shared state: the model, workload, reference, builds and store, for `run` and `search`."""
+
+    def __init__(self, config: RunConfig, store: Store, paths: Paths, emit: EventSink):
+        self.config, self.store, self.paths, self.emit = config, store, paths, emit
+        self.artifact = models.resolve(config.model)
+        self.workload = workloads.build(self.artifact, config.workload)
+        self.specs, notes = plan(config, self.artifact, self.workload, host())
+        self.notes = [*self.workload.notes, *notes]
+        self.evaluators = _evaluators(config, self.artifact, self.notes)
+        self.price = cost.price(host(), config.cost.instance, config.cost.usd_per_hour)
+        self.peaks = _peaks(paths.cache_dir, _threads(config), self.notes, emit)
+        self.built: dict = {}
+        self.reference = self.context = None
+
+    def open(self, resume: bool) -> RunSummary:
+        """Create the run, or find the unfinished one with this config."""
+        config = self.config
+        run_id = self.store.resumable_run(config.config_hash()) if resume else None
+        summary = RunSummary(run_id=run_id or 0, resumed=run_id is not None, notes=self.notes)
+        if run_id is None:
+            env = {**environment.capture(), "gemm_peak_gflops": self.peaks, "price": self.price.label}
+            summary.run_id = self.store.create_run(
+                config.model_dump(mode="json"), config.config_hash(), self.artifact.meta.get("name", config.model),
+                config.quick, env, self.workload.describe(), self.notes,
+            )
+        self.run_id = summary.run_id
+        self.work = self.paths.work_dir / f"run-{summary.run_id}"
+        (self.work / "logs").mkdir(parents=True, exist_ok=True)
+        return summary
+
+    def log(self, name: str) -> Path:  # one log per worker, so a crash report shows only its own output
+        return self.work / "logs" / (re.sub(r"[^A-Za-z0-9_.+=-]+", "_", name) + ".log")
+
+    def prepare(self) -> None:
+        """The FP32 reference (outputs and task scores) that every variant is checked against."""
+        if self.reference is not None:
+            return
+        self.reference, self.context = _reference_and_context(self.config, self.artifact, self.workload, self.work,
+                                                              self.log("reference"), self.emit, self.evaluators)
+        if self.reference.ok:
+            self.store.update_environment(self.run_id, {"task_reference": _reference_task(self.reference.value)})
+
+    def build(self, steps: tuple, label: str) -> None:
+        """Run a variant's passes once (each cached by content hash across runs)."""
+        if steps in self.built:
+            return
+        self.emit("start", {"name": f"build: {label}"})
+        if self.reference.ok:
+            self.built[steps] = run_isolated(jobs.build, (steps, self.artifact, self.paths.cache_dir, self.context),
+                                             self.config.timeout_s(), self.log(label))
+        else:
+            self.built[steps] = self.reference
+        outcome = self.built[steps]
+        cached = outcome.ok and all(step["cached"] for step in outcome.value[1])
+        self.emit("done", {"name": f"build: {label}" + (" (cached)" if cached else ""), "ok": outcome.ok,
+                           "error": outcome.error})
+
+    def measure(self, spec, config: RunConfig | None = None, keep_going=None, previous: tuple = ()) -> tuple[dict, list]:
+        self.prepare()
+        if spec.steps:
+            self.build(spec.steps, spec.pipeline or spec.steps[-1][0])
+        self.emit("start", {"name": spec.name})
+        job = jobs.MeasureJob(spec, self.artifact, self.workload, self.reference.value, self.context.eval_indices,
+                              config or self.config, self.price, self.peaks, self.evaluators)
+        result, rounds = _measure(job, self.reference, self.built, self.log(spec.name), keep_going, previous)
+        self.store.save_variant(self.run_id, spec, result)
+        self.emit("done", {"name": spec.name, "ok": result["status"] == "ok", "error": result.get("error"),
+                           "variant": True})
+        return result, rounds
+
+
 def run(config: RunConfig, store: Store, paths: Paths, resume: bool = False, on_event: EventSink | None = None) -> RunSummary:
-    emit = on_event or (lambda kind, data: None)
-    artifact = models.resolve(config.model)
-    workload = workloads.build(artifact, config.workload)
-    specs, notes = plan(config, artifact, workload, host())
-    notes = [*workload.notes, *notes]
-    evaluators = _evaluators(config, artifact, notes)
-    price = cost.price(host(), config.cost.instance, config.cost.usd_per_hour)
-    peaks = _peaks(paths.cache_dir, _threads(config), notes, emit)
-    env = {**environment.capture(), "gemm_peak_gflops": peaks, "price": price.label}
-
-    run_id = store.resumable_run(config.config_hash()) if resume else None
-    summary = RunSummary(run_id=run_id or 0, resumed=run_id is not None, notes=notes)
-    if run_id is None:
-        summary.run_id = store.create_run(
-            config.model_dump(mode="json"), config.config_hash(), artifact.meta.get("name", config.model),
-            config.quick, env, workload.describe(), notes,
-        )
+    sweep = _Sweep(config, store, paths, on_event or (lambda kind, data: None))
+    summary = sweep.open(resume)
     done = store.finished_variants(summary.run_id)
-    summary.skipped = [s.name for s in specs if s.name in done]
-    todo = [s for s in specs if s.name not in done]
-    emit("plan", {"run_id": summary.run_id, "total": len(specs), "todo": len(todo), "notes": notes})
-
-    work = paths.work_dir / f"run-{summary.run_id}"
-    (work / "logs").mkdir(parents=True, exist_ok=True)
-    timeout = config.timeout_s()
-
-    def log(name: str) -> Path:  # one log per worker, so a crash report shows only its own output
-        return work / "logs" / (re.sub(r"[^A-Za-z0-9_.+=-]+", "_", name) + ".log")
-
+    summary.skipped = [s.name for s in sweep.specs if s.name in done]
+    todo = [s for s in sweep.specs if s.name not in done]
+    sweep.emit("plan", {"run_id": summary.run_id, "total": len(sweep.specs), "todo": len(todo), "notes": sweep.notes})
     if todo:
-        reference, context = _reference_and_context(config, artifact, workload, work, log("reference"), emit, evaluators)
-        if reference.ok:
-            store.update_environment(summary.run_id, {"task_reference": _reference_task(reference.value)})
-        built = {}
+        sweep.prepare()
         for steps in dict.fromkeys(s.steps for s in todo if s.steps):  # each distinct build once, in plan order
-            label = next((s.pipeline for s in todo if s.steps == steps and s.pipeline), None) or steps[-1][0]
-            emit("start", {"name": f"build: {label}"})
-            if reference.ok:
-                built[steps] = run_isolated(jobs.build, (steps, artifact, paths.cache_dir, context), timeout, log(label))
-            else:
-                built[steps] = reference
-            outcome = built[steps]
-            cached = outcome.ok and all(step["cached"] for step in outcome.value[1])
-            emit("done", {"name": f"build: {label}" + (" (cached)" if cached else ""), "ok": outcome.ok,
-                          "error": outcome.error})
+            sweep.build(steps, next((s.pipeline for s in todo if s.steps == steps and s.pipeline), None) or steps[-1][0])
         for spec in todo:
-            emit("start", {"name": spec.name})
-            job = jobs.MeasureJob(spec, artifact, workload, reference.value, context.eval_indices, config, price, peaks,
-                                  evaluators)
-            result = _measure(job, reference, built, log(spec.name))
-            store.save_variant(summary.run_id, spec, result)
-            emit("done", {"name": spec.name, "ok": result["status"] == "ok", "error": result.get("error"), "variant": True})
+            sweep.measure(spec)
     store.finish_run(summary.run_id)
     return summary
+
+
+def search(config: RunConfig, store: Store, paths: Paths, resume: bool = False,
+           on_event: EventSink | None = None) -> RunSummary:
+    """Search the joint space for the profile's best variant (see `inferarena.search`), then confirm the finalists."""
+    from inferarena.search import Search, build_space
+
+    sweep = _Sweep(config, store, paths, on_event or (lambda kind, data: None))
+    shapes = [s.value for s in config.workload.shapes if s in sweep.workload.strategies]
+    space = build_space(sweep.specs, shapes, config.profile)
+    summary = sweep.open(resume)
+    stored = store.load_run(summary.run_id)
+    done = {v["name"]: _as_result(v) for v in stored["variants"]}
+    summary.skipped = list(done)
+    budget = config.search.trials or space.size()
+    sweep.emit("plan", {"run_id": summary.run_id, "total": min(budget, space.size()), "todo": min(budget, space.size()),
+                        "notes": [*sweep.notes, f"search space: {space.size()} points ({', '.join(d.name for d in space.dimensions)}"
+                                  f" over {len(space.bases)} runtime/precision/pipeline bases); strategy "
+                                  f"{config.search.strategy}"]})
+
+    def measure(spec, keep_going):
+        return sweep.measure(spec, keep_going=keep_going)
+
+    driver = Search(space, config, measure, done)
+    driver.optuna() if config.search.strategy == "optuna" else driver.grid()
+    for trial in driver.finalists(config.search.finalists):  # a confirmation measurement, in fresh processes
+        if trial.rounds:
+            sweep.emit("start", {"name": f"confirm: {trial.spec.name}"})
+            sweep.measure(trial.spec, previous=tuple(trial.rounds))
+    store.finish_run(summary.run_id)
+    summary.notes = sweep.notes
+    return summary
+
+
+def _as_result(v: dict) -> dict:
+    """A stored variant in the shape `jobs.measure` returns, for a resumed search."""
+    return {"status": v["status"], "fidelity": v.get("fidelity"), "pruned": bool(v.get("pruned")),
+            "scenarios": [{"scenario": name, "metrics": m["metrics"]} for name, m in v["scenarios"].items()]}
 
 
 def optimize(config: RunConfig, pipeline, paths: Paths, on_event: EventSink | None = None) -> dict:
@@ -186,15 +256,22 @@ def _peaks(cache_dir: Path, threads: int, notes: list[str], emit: EventSink) -> 
     return outcome.value["gflops"]
 
 
-def _measure(job: jobs.MeasureJob, reference, built, log: Path) -> dict:
+def _measure(job: jobs.MeasureJob, reference, built, log: Path, keep_going: Callable[[dict], bool] | None = None,
+             previous: tuple[dict, ...] = ()) -> tuple[dict, list[dict]]:
+    """Measure a variant in rounds, each its own process; returns the merged result and the rounds.
+
+    `keep_going(first round)` may stop a variant after one round (search pruning); `previous`
+    rounds (a confirmation measurement) are merged with the new ones.
+    """
     if not reference.ok:
-        return {"status": "failed", "error": f"reference failed: {reference.error}", "error_detail": reference.detail}
+        return {"status": "failed", "error": f"reference failed: {reference.error}", "error_detail": reference.detail}, []
     build: dict = {"artifact": str(job.artifact.path)}  # what to deploy: the source, or what the passes made
     if job.spec.steps:
         outcome = built[job.spec.steps]
         if not outcome.ok:
             what = job.spec.pipeline or job.spec.steps[-1][0]
-            return {"status": "failed", "error": f"build {what} failed: {outcome.error}", "error_detail": outcome.detail}
+            return {"status": "failed", "error": f"build {what} failed: {outcome.error}",
+                    "error_detail": outcome.detail}, []
         artifact, applied = outcome.value
         job = dataclasses.replace(job, artifact=artifact)
         kept = artifact.meta.get("kept_layers")
@@ -202,8 +279,10 @@ def _measure(job: jobs.MeasureJob, reference, built, log: Path) -> dict:
                  "pass_report": artifact.meta.get("pass_report")}
         if kept:
             build["precision"] = "mixed"
-    results = []
-    planned = job.config.rounds.planned(job.config.quick)
+    results = list(previous)
+    if previous:
+        job = dataclasses.replace(_same_offered_load(job, previous[0]), evaluators=())
+    base = planned = len(previous) + job.config.rounds.planned(job.config.quick)
     while len(results) < planned:
         outcome = run_isolated(jobs.measure, (job,), job.config.timeout_s(), log)
         if not outcome.ok or outcome.value["status"] != "ok":
@@ -211,15 +290,17 @@ def _measure(job: jobs.MeasureJob, reference, built, log: Path) -> dict:
                                                         "error_detail": outcome.detail}
             if results:
                 failed["error"] = f"round {len(results) + 1}: {failed['error']}"
-            return {**failed, **build}
+            return {**failed, **build}, results
         results.append(outcome.value)
         if len(results) == 1:  # task metrics do not change between rounds: scored once
             job = dataclasses.replace(_same_offered_load(job, outcome.value), evaluators=())
-        if len(results) == planned == job.config.rounds.planned(job.config.quick):
+            if keep_going is not None and not keep_going(outcome.value):
+                return {**rounds_merge(results), **build, "pruned": True}, results
+        if len(results) == planned == base:
             worst = noisiest(rounds_merge(results))
             if worst and worst[1] > job.config.rounds.noisy_spread_pct:  # noisy: measure it again
                 planned += job.config.rounds.extra_when_noisy
-    return {**rounds_merge(results), **build}
+    return {**rounds_merge(results), **build}, results
 
 
 def _same_offered_load(job: jobs.MeasureJob, first: dict) -> jobs.MeasureJob:

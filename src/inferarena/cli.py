@@ -71,66 +71,128 @@ def run(
     Example: inferarena run --quick --runtimes onnxruntime,openvino --scenarios single_stream,offline
     """
     from inferarena import arena
-    from inferarena.config import RunConfig
+
+    with user_errors(debug):
+        cfg = _run_config(config, model, quick, threads, profile, scenarios, runtimes, pipelines, inputs, shapes,
+                          {"max_p99_ms": max_p99_ms, "min_cos": min_cos, "min_throughput": min_throughput,
+                           "max_memory_mb": max_memory_mb})
+        _sweep(arena.run, cfg, db, cache_dir, resume, json_path, report_html, sort)
+
+
+def _sweep(driver, cfg, db: Path, cache_dir: Path, resume: bool, json_path: Optional[Path], report_html: bool,
+           sort: Optional[str]) -> None:
+    """Run `driver` (arena.run or arena.search) with a progress bar, then show, export and report the run."""
+    from inferarena import arena
+    from inferarena.cli_reports import _report_path, with_recommendation, write_report
     from inferarena.report import console as report_console
     from inferarena.report import json_export
 
-    with user_errors(debug):
-        data = RunConfig.from_yaml(config).model_dump(mode="json") if config else {}
-        overrides = {"model": model, "quick": quick or None, "threads": threads, "profile": profile}
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        bounds = {"max_p99_ms": max_p99_ms, "min_cos": min_cos, "min_throughput": min_throughput,
-                  "max_memory_mb": max_memory_mb}
-        data.setdefault("constraints", {}).update({k: v for k, v in bounds.items() if v is not None})
-        if _split(scenarios):
-            data["scenarios"] = _split(scenarios)
-        if _split(runtimes):
-            data["runtimes"] = [{"name": name} for name in _split(runtimes)]
-        if _split(pipelines) == ["none"]:
-            data["pipelines"] = []
-        elif _split(pipelines):
-            from inferarena.passes.presets import preset
-
-            data["pipelines"] = [preset(name).model_dump(mode="json") for name in _split(pipelines)]
-        workload = data.setdefault("workload", {})
-        if inputs:
-            workload["inputs"] = str(inputs)
-        if _split(shapes):
-            workload["shapes"] = _split(shapes)
-        cfg = RunConfig.parse(data, source=str(config) if config else "options")
-
-        store = Store(db)
-        paths = arena.Paths(cache_dir=cache_dir, work_dir=db.resolve().parent / ".inferarena")
+    store = Store(db)
+    paths = arena.Paths(cache_dir=cache_dir, work_dir=db.resolve().parent / ".inferarena")
+    try:
+        paths.cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InferarenaError(f"cannot create cache folder {cache_dir} ({exc.strerror})", "pass --cache-dir") from None
+    with _progress() as (progress, on_event):
         try:
-            paths.cache_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InferarenaError(f"cannot create cache folder {cache_dir} ({exc.strerror})", "pass --cache-dir") from None
-        with _progress() as (progress, on_event):
-            try:
-                summary = arena.run(cfg, store, paths, resume=resume, on_event=on_event)
-            except KeyboardInterrupt:
-                progress.stop()
-                errors.print("[yellow]Interrupted.[/] Finished variants are stored; rerun the same command with --resume.")
-                raise typer.Exit(130) from None
-        if summary.resumed:
-            console.print(f"Resumed run {summary.run_id}: kept {len(summary.skipped)} stored variant(s).")
-        elif resume:
-            console.print(f"No unfinished run with this config: started run {summary.run_id}.")
-        from inferarena.cli_reports import with_recommendation
+            summary = driver(cfg, store, paths, resume=resume, on_event=on_event)
+        except KeyboardInterrupt:
+            progress.stop()
+            errors.print("[yellow]Interrupted.[/] Finished variants are stored; rerun the same command with --resume.")
+            raise typer.Exit(130) from None
+    if summary.resumed:
+        console.print(f"Resumed run {summary.run_id}: kept {len(summary.skipped)} stored variant(s).")
+    elif resume:
+        console.print(f"No unfinished run with this config: started run {summary.run_id}.")
+    stored = with_recommendation(store, store.load_run(summary.run_id), db.resolve().parent)
+    report_console.render_run(stored, console, sort)
+    if "_recommendation" in stored:
+        report_console.render_recommendation(stored["_recommendation"], stored, console)
+    if json_path:
+        json_export.write(stored, json_path)
+        console.print(f"JSON written to {json_path}")
+    console.print(f"Stored as run {summary.run_id} in {db} · see it again with: inferarena show {summary.run_id}")
+    if report_html:
+        path = write_report(store, summary.run_id, "html", _report_path(db, summary.run_id, "html"))
+        console.print(f"Report: {path}")
 
-        stored = with_recommendation(store, store.load_run(summary.run_id), db.resolve().parent)
-        report_console.render_run(stored, console, sort)
-        if "_recommendation" in stored:
-            report_console.render_recommendation(stored["_recommendation"], stored, console)
-        if json_path:
-            json_export.write(stored, json_path)
-            console.print(f"JSON written to {json_path}")
-        console.print(f"Stored as run {summary.run_id} in {db} · see it again with: inferarena show {summary.run_id}")
-        if report_html:
-            from inferarena.cli_reports import _report_path, write_report
 
-            path = write_report(store, summary.run_id, "html", _report_path(db, summary.run_id, "html"))
-            console.print(f"Report: {path}")
+@app.command()
+def search(
+    profile: ProfileOption = "throughput",
+    strategy: Annotated[str, typer.Option(help="optuna: TPE sampling within --trials/--time-budget-s (default: a "
+                                          "quarter of the space); grid: every point.")] = "optuna",
+    trials: Annotated[Optional[int], typer.Option(help="Most variants to measure.")] = None,
+    time_budget_s: Annotated[Optional[float], typer.Option(help="Start no new trial after this many seconds.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Bundled model name, HF folder or .onnx. [default: minilm]")] = None,
+    inputs: Annotated[Optional[Path], typer.Option(help="Inputs, as for `run`.")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="YAML run config; options given here override it.")] = None,
+    runtimes: Annotated[Optional[list[str]], typer.Option(help="Runtimes to search over. Default: every installed one.")] = None,
+    pipelines: Annotated[Optional[list[str]], typer.Option(
+        help=f"Compression pipelines to search over: {', '.join(PRESETS)}, or none. Default: int8-dynamic-ac, nncf-int8.")] = None,
+    shapes: Annotated[list[str], typer.Option(help="Shape strategies to search over.")] = ["fixed,bucketed,dynamic"],
+    quick: Annotated[bool, typer.Option("--quick/--compliant", help="Quick trials (seconds each, labelled "
+                                        "not MLPerf-compliant) or full MLPerf durations.")] = True,
+    threads: Annotated[Optional[int], typer.Option(help="Threads per runtime. Default: all cores.")] = None,
+    max_p99_ms: MaxP99Option = None,
+    min_cos: MinCosOption = None,
+    min_throughput: MinThroughputOption = None,
+    max_memory_mb: MaxMemoryOption = None,
+    db: DbOption = DEFAULT_DB,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the run and the pick as JSON.")] = None,
+    report_html: Annotated[bool, typer.Option("--report/--no-report", help="Write the HTML report next to the DB.")] = True,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the latest unfinished search with this config.")] = False,
+    cache_dir: Annotated[Path, typer.Option(help="Cache for converted models and GEMM peaks.")] = DEFAULT_CACHE,
+    debug: DebugOption = False,
+) -> None:
+    """Search compression × runtime × knobs × shape strategy × batch size for a profile, and recommend.
+
+    The space comes from what each plugin declares (see the printed note). Trials clearly behind the
+    best after one round are pruned; the finalists are measured again before the pick.
+
+    Example: inferarena search --profile latency --min-cos 0.99 --trials 12
+    """
+    from inferarena import arena
+    from inferarena.search import scenarios_for
+
+    with user_errors(debug):
+        if strategy not in ("grid", "optuna"):
+            raise InferarenaError(f"unknown strategy {strategy!r}", "use --strategy optuna or --strategy grid")
+        cfg = _run_config(config, model, quick, threads, profile, None, runtimes, pipelines, inputs, shapes,
+                          {"max_p99_ms": max_p99_ms, "min_cos": min_cos, "min_throughput": min_throughput,
+                           "max_memory_mb": max_memory_mb},
+                          {"search": {"strategy": strategy, "trials": trials, "time_budget_s": time_budget_s}})
+        cfg = cfg.model_copy(update={"scenarios": scenarios_for(cfg.profile)})
+        _sweep(arena.search, cfg, db, cache_dir, resume, json_path, report_html, None)
+
+
+def _run_config(config, model, quick, threads, profile, scenarios, runtimes, pipelines, inputs, shapes, bounds,
+                extra: dict | None = None):
+    """The run config: the --config file, then each option given on the command line over it."""
+    from inferarena.config import RunConfig
+
+    data = RunConfig.from_yaml(config).model_dump(mode="json") if config else {}
+    overrides = {"model": model, "quick": quick or None, "threads": threads, "profile": profile}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    data.setdefault("constraints", {}).update({k: v for k, v in bounds.items() if v is not None})
+    for key, value in (extra or {}).items():
+        data.setdefault(key, {}).update({k: v for k, v in value.items() if v is not None})
+    if _split(scenarios):
+        data["scenarios"] = _split(scenarios)
+    if _split(runtimes):
+        data["runtimes"] = [{"name": name} for name in _split(runtimes)]
+    if _split(pipelines) == ["none"]:
+        data["pipelines"] = []
+    elif _split(pipelines):
+        from inferarena.passes.presets import preset
+
+        data["pipelines"] = [preset(name).model_dump(mode="json") for name in _split(pipelines)]
+    workload = data.setdefault("workload", {})
+    if inputs:
+        workload["inputs"] = str(inputs)
+    if _split(shapes):
+        workload["shapes"] = _split(shapes)
+    return RunConfig.parse(data, source=str(config) if config else "options")
 
 
 @contextmanager

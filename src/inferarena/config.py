@@ -135,6 +135,20 @@ class ConstraintsConfig(_Strict):
     max_memory_mb: float | None = Field(None, gt=0, description="Highest peak RSS (MB).")
 
 
+class SearchConfig(_Strict):
+    """`inferarena search`: how to explore the joint space for the run's profile."""
+
+    strategy: Literal["grid", "optuna"] = Field(
+        "optuna", description="grid: every point; optuna: TPE sampling within the trial and time budget.")
+    trials: int | None = Field(None, ge=1, description="Most variants to measure; default: the whole space (grid) "
+                               "or a quarter of it (optuna).")
+    time_budget_s: float | None = Field(None, gt=0, description="Stop starting new trials after this many seconds.")
+    prune_margin: float = Field(
+        0.25, ge=0, description="A trial whose first round trails the best so far by more than this fraction "
+        "gets no further rounds.")
+    finalists: int = Field(3, ge=0, description="Best trials measured again at the end, in fresh processes.")
+
+
 class FidelityConfig(_Strict):
     min_cos: float = Field(0.99, description="A variant whose worst cosine to the reference is below this fails.")
     min_cos_lossy: float = Field(
@@ -187,6 +201,7 @@ class RunConfig(_Strict):
     profile: Literal["latency", "throughput", "balanced", "small"] | None = Field(
         None, description="Recommend one variant for this priority, with CIs and the reasons (see `recommend`).")
     constraints: ConstraintsConfig = Field(default_factory=ConstraintsConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
     fidelity: FidelityConfig = Field(default_factory=FidelityConfig)
     energy: EnergyConfig = Field(default_factory=EnergyConfig)
     cost: CostConfig = Field(default_factory=CostConfig)

@@ -131,7 +131,7 @@ def measure(job: MeasureJob) -> dict[str, Any]:
             session=session,
             workload=workload,
             strategy=strategy,
-            batch_size=config.workload.batch_size,
+            batch_size=spec.batch_size or config.workload.batch_size,
             quick=config.quick,
             settings=config.loadgen,
             estimates=warm_up(session, workload, strategy, config),
@@ -169,11 +169,13 @@ def _mismatch(fidelity, config: RunConfig, lossy: bool) -> str | None:
 def warm_up(session: Session, workload: Workload, strategy: ShapeStrategy, config: RunConfig) -> Estimates:
     """Warm the session and time it roughly, so LoadGen can size its query schedule."""
     n = len(workload)
+    # Bucketed batches are formed from length-sorted samples: time them the way Offline will serve them.
+    order = workload.length_order() if strategy is ShapeStrategy.bucketed else list(range(n))
 
     def timed(count: int, repeats: int) -> float:
         times = []
         for r in range(repeats):
-            indices = [(r * count + i) % n for i in range(count)]
+            indices = [order[(r * max(count, n // repeats) + i) % n] for i in range(count)]
             batch = workload.collate(indices, strategy)
             start = time.perf_counter()
             session.predict(batch)

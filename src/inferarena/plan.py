@@ -34,6 +34,7 @@ class VariantSpec:
     pipeline: str | None = None
     # The precision the runtime is asked for; differs from `precision` for quantized models (loaded at fp32).
     runtime_precision: str | None = None
+    batch_size: int | None = None  # Offline/eval batch; None: the workload's
 
     @property
     def load_precision(self) -> str:

@@ -131,8 +131,8 @@ def recommend(run: dict, sample_rounds: dict, profile_name: str, constraints: di
 
 
 def pareto(variants: list[dict], figures: dict[str, dict]) -> list[str]:
-    """Variants no other beats on all of p90 latency, throughput and cos_min at once."""
-    axes = [(k, h) for k, h, _, _ in TRADE_OFFS[:3]]
+    """Variants no other beats on all of p90 latency, throughput and cos_min at once (those measured)."""
+    axes = [(k, h) for k, h, _, _ in TRADE_OFFS[:3] if any(k in figures[v["name"]] for v in variants)]  # measured ones
     points = {v["name"]: [figures[v["name"]].get(k) for k, _ in axes] for v in variants}
     points = {n: p for n, p in points.items() if all(isinstance(x, (int, float)) for x in p)}
 

@@ -17,7 +17,8 @@ LEVELS = ("disable_all", "basic", "extended", "all")
 
 class OrtKnobs(Knobs):
     graph_optimization_level: Literal["disable_all", "basic", "extended", "all"] = Field(
-        "all", description="ONNX Runtime graph optimization level applied when the session loads."
+        "all", description="ONNX Runtime graph optimization level applied when the session loads. Search space: "
+        "basic, all.", json_schema_extra={"space": ["basic", "all"]}
     )
 
 

@@ -17,7 +17,8 @@ OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
 
 class OvKnobs(Knobs):
     performance_hint: Literal["LATENCY", "THROUGHPUT"] = Field(
-        "LATENCY", description="OpenVINO PERFORMANCE_HINT: LATENCY (one stream) or THROUGHPUT (several)."
+        "LATENCY", description="OpenVINO PERFORMANCE_HINT: LATENCY (one stream) or THROUGHPUT (several). "
+        "Search space: LATENCY, THROUGHPUT.", json_schema_extra={"space": ["LATENCY", "THROUGHPUT"]}
     )
     static_shapes: bool = Field(
         True, description="Reshape the model to the workload's fixed dimensions before compiling."

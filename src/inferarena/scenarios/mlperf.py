@@ -9,6 +9,7 @@ import queue
 import threading
 from typing import Any
 
+from inferarena.config import ShapeStrategy
 from inferarena.scenarios.base import COMPLIANT_MIN_DURATION_MS, Scenario, ScenarioContext
 from inferarena.trackers.latency import LatencyStats
 
@@ -82,7 +83,8 @@ class MultiStream(Scenario):
 
 
 class Offline(Scenario):
-    """All samples in one query, served in batches of `batch_size`. Metric: samples per second."""
+    """All samples in one query, served in batches of `batch_size` (bucketed: sorted by length first, as
+    length-aware servers batch). Metric: samples per second."""
 
     name = "offline"
     lg_scenario = "Offline"
@@ -99,6 +101,8 @@ class Offline(Scenario):
         settings.offline_expected_qps = expected
 
     def issue(self, ctx, queries, complete):
+        if ctx.strategy is ShapeStrategy.bucketed:  # similar lengths share a batch, so little is padding
+            queries = sorted(queries, key=lambda q: ctx.workload.length(q.index))
         _in_batches(ctx, queries, ctx.workload.batch_limit(ctx.batch_size), complete)
 
     def figures(self, log):

@@ -128,7 +128,8 @@ class Store:
                  _json(result.get("fidelity")), _json(result.get("memory")), _json(result.get("session_info")),
                  result.get("load_s"), _now(),
                  json.dumps({"passes": result.get("passes") or [], "kept_layers": result.get("kept_layers"),
-                             "pass_report": result.get("pass_report"), "artifact": result.get("artifact")}),
+                             "pass_report": result.get("pass_report"), "artifact": result.get("artifact"),
+                             "pruned": bool(result.get("pruned"))}),
                  _json(result.get("task"))),
             )
             for m in result.get("scenarios", []):

@@ -38,6 +38,14 @@ class Workload(ABC):
     def describe(self) -> dict[str, Any]:
         """A summary stored with the run (source, counts, length distribution)."""
 
+    def length(self, index: int) -> int:
+        """How long sample `index` is (tokens for text); batching by length groups similar ones."""
+        return 1
+
+    def length_order(self) -> list[int]:
+        """Sample indices, shortest first: the order in which `bucketed` batches are formed."""
+        return sorted(range(len(self)), key=self.length)
+
     def encode_texts(self, texts: list[str]) -> Batch | None:
         """Arbitrary texts as one batch, for task evaluators; None where the model does not take text."""
         return None

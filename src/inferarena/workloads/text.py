@@ -74,6 +74,9 @@ class TextWorkload(Workload):
             batch[name] = array
         return batch
 
+    def length(self, index: int) -> int:
+        return len(self.tokens[index]["input_ids"])
+
     def encode_texts(self, texts: list[str]) -> Batch | None:
         """Tokenize, truncate to max_length and pad to the longest, as the dynamic strategy does."""
         if self.tokenizer_path is None:

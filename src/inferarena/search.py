@@ -1,0 +1,212 @@
+"""Joint search over compression × runtime × knobs × shape strategy × batch size, for one profile.
+
+The space is read from plugin declarations: the variants `plan` makes (runtimes, precisions,
+pipelines), the shape strategies the workload offers, each runtime knob's declared `space`, and
+batch sizes where the profile is about throughput. Each trial is one variant, measured in its own
+processes like any other. Two strategies:
+
+- grid: every point, in a fixed order;
+- optuna: TPE over the same dimensions, within a trial count and a time budget.
+
+Both prune early: a trial whose first round is clearly behind the best so far (by `prune_margin`)
+gets no second round. The finalists get a confirmation round at the end, and the pick comes from
+`recommend`, on all rounds. A search is a run: interrupted, it resumes with `--resume`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from inferarena import registry, runtimes
+from inferarena.config import RunConfig
+from inferarena.plan import VariantSpec
+from inferarena.recommend import PROFILES
+
+# The scenario each profile is judged on.
+SCENARIOS = {"latency": ["single_stream"], "throughput": ["offline"], "balanced": ["single_stream", "offline"],
+             "small": ["single_stream"]}
+BATCH_SIZES = (8, 16, 32, 64)
+
+
+@dataclass(frozen=True)
+class Dimension:
+    name: str
+    choices: tuple
+    runtime: str | None = None  # a knob: applies only to trials on this runtime
+
+
+@dataclass
+class Space:
+    bases: list[VariantSpec]  # one per (runtime, precision, pipeline), shape still to choose
+    dimensions: list[Dimension]
+
+    def size(self) -> int:
+        total = 0
+        for base in self.bases:
+            total += _product(d.choices for d in self.dimensions if d.runtime in (None, base.runtime))
+        return total
+
+    def points(self):
+        """Every trial of the grid, as (base index, params)."""
+        for i, base in enumerate(self.bases):
+            dims = [d for d in self.dimensions if d.runtime in (None, base.runtime)]
+            for values in itertools.product(*(d.choices for d in dims)):
+                yield i, {d.name: v for d, v in zip(dims, values)}
+
+    def variant(self, base_index: int, params: dict[str, Any]) -> VariantSpec:
+        base = self.bases[base_index]
+        knobs = {**base.knobs, **{k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(base.runtime + ".")}}
+        batch = params.get("batch_size")
+        shape = params["shape"]
+        changed = "".join(f"+{k}={v}" for k, v in sorted(knobs.items()) if base.knobs.get(k) != v)
+        suffix = changed + (f"+batch={batch}" if batch else "")
+        at = f"@{base.pipeline}" if base.pipeline else ""
+        return dataclasses.replace(base, name=f"{base.runtime}/{base.precision}/{shape}{suffix}{at}", shape=shape,
+                                   knobs=knobs, batch_size=batch)
+
+
+def build_space(specs: list[VariantSpec], shapes: list[str], profile: str) -> Space:
+    """Bases from the planned variants (one per runtime, precision and pipeline), then the dimensions."""
+    bases: dict[tuple, VariantSpec] = {}
+    for spec in specs:
+        bases.setdefault((spec.runtime, spec.precision, spec.pipeline, spec.steps), spec)
+    dims = [Dimension("shape", tuple(shapes))]
+    for name in dict.fromkeys(s.runtime for s in bases.values()):
+        for knob, info in runtimes.get(name).Knobs.model_fields.items():
+            space = (info.json_schema_extra or {}).get("space") if isinstance(info.json_schema_extra, dict) else None
+            if space:
+                dims.append(Dimension(f"{name}.{knob}", tuple(space), runtime=name))
+    if profile in ("throughput", "balanced"):
+        dims.append(Dimension("batch_size", BATCH_SIZES))
+    return Space(list(bases.values()), dims)
+
+
+@dataclass
+class Trial:
+    spec: VariantSpec
+    params: dict[str, Any]
+    value: float | None  # the profile's figure after its rounds (None: failed or no figure)
+    pruned: bool = False
+    rounds: list[dict] = field(default_factory=list)
+
+
+# measure(spec, keep_going) -> (result, round results); keep_going(first round result) -> bool
+Measure = Callable[[VariantSpec, Callable[[dict], bool]], tuple[dict, list[dict]]]
+
+
+class Search:
+    """Drives one strategy over a space; the caller measures and stores each trial."""
+
+    def __init__(self, space: Space, config: RunConfig, measure: Measure, done: dict[str, dict] | None = None,
+                 on_trial: Callable[[Trial], None] | None = None):
+        self.space, self.config, self.measure = space, config, measure
+        self.profile = PROFILES[config.profile]
+        self.done = done or {}  # variant name -> stored result, from an interrupted search
+        self.on_trial = on_trial or (lambda trial: None)
+        self.trials: list[Trial] = []
+        self.best: float | None = None
+        self.started = time.monotonic()
+        s = config.search
+        self.max_trials = s.trials or (space.size() if s.strategy == "grid" else max(4, -(-space.size() // 4)))
+
+    def figure(self, result: dict) -> float | None:
+        scenario, _, key = self.profile.key.partition(".")
+        if result.get("status") != "ok":
+            return None
+        if scenario == "fidelity":
+            return (result.get("fidelity") or {}).get(key)
+        measured = next((s for s in result.get("scenarios", []) if s["scenario"] == scenario), None)
+        value = (measured or {}).get("metrics", {}).get(key)
+        return value if isinstance(value, (int, float)) else None
+
+    def feasible(self, result: dict) -> bool:
+        bound = self.config.constraints.min_cos
+        return bound is None or (result.get("fidelity") or {}).get("cos_min", -1) >= bound
+
+    def better(self, a: float, b: float) -> bool:
+        return a > b if self.profile.higher_is_better else a < b
+
+    def behind(self, value: float) -> bool:
+        """Clearly worse than the best so far: by more than the prune margin."""
+        if self.best is None:
+            return False
+        margin = self.config.search.prune_margin
+        return value < self.best * (1 - margin) if self.profile.higher_is_better else value > self.best * (1 + margin)
+
+    def out_of_budget(self) -> bool:
+        s = self.config.search
+        return len(self.trials) >= self.max_trials or \
+            (s.time_budget_s is not None and time.monotonic() - self.started >= s.time_budget_s)
+
+    def run_trial(self, base_index: int, params: dict) -> Trial:
+        spec = self.space.variant(base_index, params)
+        if spec.name in self.done:  # measured before the interruption: reuse, do not repeat
+            result, rounds = self.done[spec.name], []
+        else:
+            def keep_going(first: dict) -> bool:
+                value = self.figure(first)
+                return value is not None and self.feasible(first) and not self.behind(value)
+
+            result, rounds = self.measure(spec, keep_going)
+        value = self.figure(result)
+        trial = Trial(spec, params, value, pruned=bool(result.get("pruned")), rounds=rounds)
+        if value is not None and self.feasible(result) and not trial.pruned and (self.best is None or self.better(value, self.best)):
+            self.best = value
+        self.trials.append(trial)
+        self.on_trial(trial)
+        return trial
+
+    def grid(self) -> list[Trial]:
+        for base_index, params in self.space.points():
+            if self.out_of_budget():
+                break
+            self.run_trial(base_index, params)
+        return self.trials
+
+    def optuna(self) -> list[Trial]:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        direction = "maximize" if self.profile.higher_is_better else "minimize"
+        study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=self.config.workload.seed))
+        labels = [f"{b.runtime}/{b.precision}" + (f"@{b.pipeline}" if b.pipeline else "") for b in self.space.bases]
+        while not self.out_of_budget():
+            trial = study.ask()
+            base_index = labels.index(trial.suggest_categorical("candidate", labels))
+            runtime = self.space.bases[base_index].runtime
+            params = {d.name: trial.suggest_categorical(d.name, list(d.choices))
+                      for d in self.space.dimensions if d.runtime in (None, runtime)}
+            spec = self.space.variant(base_index, params)
+            if any(t.spec.name == spec.name for t in self.trials):  # TPE proposed a point it has seen
+                seen = next(t for t in self.trials if t.spec.name == spec.name)
+                study.tell(trial, seen.value if seen.value is not None else None,
+                           state=None if seen.value is not None else optuna.trial.TrialState.FAIL)
+                if len(study.trials) > 4 * max(1, self.space.size()):
+                    break  # the sampler keeps revisiting: the space is exhausted
+                continue
+            done = self.run_trial(base_index, params)
+            if done.value is None:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            else:
+                study.tell(trial, done.value)
+        return self.trials
+
+    def finalists(self, count: int = 3) -> list[Trial]:
+        ranked = [t for t in self.trials if t.value is not None and not t.pruned]
+        ranked.sort(key=lambda t: -t.value if self.profile.higher_is_better else t.value)
+        return ranked[:count]
+
+
+def _product(choices) -> int:
+    total = 1
+    for c in choices:
+        total *= len(c)
+    return total
+
+
+def scenarios_for(profile: str) -> list[str]:
+    return [s for s in SCENARIOS[profile] if s in registry.SCENARIOS]

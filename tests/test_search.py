@@ -1,0 +1,98 @@
+"""Search: the space from plugin declarations, grid and optuna strategies, pruning, resume."""
+
+import json
+
+import pytest
+
+from conftest import quick_config
+from inferarena.config import RunConfig
+from inferarena.plan import VariantSpec
+from inferarena.search import Search, build_space
+
+
+def spec(runtime, precision="fp32", pipeline=None):
+    knobs = {"threads": 2, **({"graph_optimization_level": "all"} if runtime == "onnxruntime" else {}),
+             **({"performance_hint": "LATENCY", "static_shapes": True} if runtime == "openvino" else {})}
+    return VariantSpec(name=f"{runtime}/{precision}/fixed", runtime=runtime, precision=precision, shape="fixed",
+                       knobs=knobs, pipeline=pipeline)
+
+
+def test_space_comes_from_declarations():
+    space = build_space([spec("onnxruntime"), spec("openvino"), spec("openvino", "bf16")],
+                        ["fixed", "bucketed", "dynamic"], "throughput")
+    names = [d.name for d in space.dimensions]
+    assert names == ["shape", "onnxruntime.graph_optimization_level", "openvino.performance_hint", "batch_size"]
+    # ORT: 3 shapes x 2 levels x 4 batches; each OpenVINO base: 3 x 2 hints x 4 batches.
+    assert space.size() == 24 + 24 + 24 == len(list(space.points()))
+    variant = space.variant(1, {"shape": "bucketed", "openvino.performance_hint": "THROUGHPUT", "batch_size": 16})
+    assert variant.name == "openvino/fp32/bucketed+performance_hint=THROUGHPUT+batch=16"
+    assert variant.knobs["performance_hint"] == "THROUGHPUT" and variant.batch_size == 16
+    latency = build_space([spec("onnxruntime")], ["fixed"], "latency")
+    assert [d.name for d in latency.dimensions] == ["shape", "onnxruntime.graph_optimization_level"]
+
+
+def fake_measure(speeds):
+    """Throughput by (runtime, shape); records which trials got past their first round."""
+    calls = []
+
+    def measure(variant, keep_going):
+        value = speeds[(variant.runtime, variant.shape)] * (variant.batch_size or 1)
+        first = {"status": "ok", "fidelity": {"cos_min": 0.999},
+                 "scenarios": [{"scenario": "offline", "metrics": {"throughput_sps": value}}]}
+        go_on = keep_going(first)
+        calls.append((variant.name, go_on))
+        return {**first, "pruned": not go_on}, [first] if not go_on else [first, first]
+    return measure, calls
+
+
+def test_grid_prunes_what_trails_and_confirms_the_best():
+    space = build_space([spec("onnxruntime"), spec("openvino")], ["fixed", "dynamic"], "throughput")
+    config = RunConfig(profile="throughput", search={"strategy": "grid", "prune_margin": 0.25})
+    measure, calls = fake_measure({("onnxruntime", "fixed"): 10.0, ("onnxruntime", "dynamic"): 30.0,
+                                   ("openvino", "fixed"): 5.0, ("openvino", "dynamic"): 29.0})
+    search = Search(space, config, measure)
+    search.grid()
+    assert len(search.trials) == space.size()
+    best = search.finalists(1)[0]
+    assert best.value == 30.0 * 64 and best.spec.shape == "dynamic"
+    pruned = {name for name, go_on in calls if not go_on}
+    assert pruned and best.spec.name not in pruned
+    assert "openvino/fp32/fixed+batch=8" in pruned  # 40 samples/s against a best of 640
+
+
+def test_optuna_stays_in_budget_and_resumes_without_repeating():
+    space = build_space([spec("onnxruntime"), spec("openvino")], ["fixed", "dynamic"], "throughput")
+    config = RunConfig(profile="throughput", search={"strategy": "optuna", "trials": 6})
+    measure, calls = fake_measure({("onnxruntime", "fixed"): 10.0, ("onnxruntime", "dynamic"): 30.0,
+                                   ("openvino", "fixed"): 5.0, ("openvino", "dynamic"): 29.0})
+    search = Search(space, config, measure)
+    search.optuna()
+    assert len(search.trials) == 6 and len({t.spec.name for t in search.trials}) == 6
+    # Resumed with the first three stored: they are not measured again.
+    done = {t.spec.name: {"status": "ok", "fidelity": {"cos_min": 0.999}, "scenarios": [
+        {"scenario": "offline", "metrics": {"throughput_sps": t.value}}]} for t in search.trials[:3]}
+    measure2, calls2 = fake_measure({k: 1.0 for k in [("onnxruntime", "fixed"), ("onnxruntime", "dynamic"),
+                                                      ("openvino", "fixed"), ("openvino", "dynamic")]})
+    again = Search(space, config, measure2, done)
+    again.optuna()
+    assert not {name for name, _ in calls2} & set(done)
+
+
+def test_search_command_on_an_onnx_model(tmp_path, mlp_onnx):
+    from typer.testing import CliRunner
+
+    from inferarena.cli import app
+
+    db, out = tmp_path / "r.db", tmp_path / "s.json"
+    result = CliRunner().invoke(app, [
+        "search", "--model", str(mlp_onnx), "--config", str(quick_config(tmp_path)), "--profile", "latency",
+        "--strategy", "grid", "--runtimes", "onnxruntime", "--pipelines", "none", "--db", str(db),
+        "--json", str(out), "--no-report", "--cache-dir", str(tmp_path / "cache")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "search space: 2 points" in result.output and "Recommendation · profile latency" in result.output
+    doc = json.loads(out.read_text())
+    assert {v["name"] for v in doc["variants"]} == {"onnxruntime/fp32/fixed",
+                                                    "onnxruntime/fp32/fixed+graph_optimization_level=basic"}
+    rec = doc["recommendation"]
+    assert rec["variant"] in {v["name"] for v in doc["variants"]} and rec["met"] and len(rec["ci"]) == 2
+    assert doc["config"]["scenarios"] == ["single_stream"] and doc["pareto"]

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from inferarena import registry, runtimes
 from inferarena.config import RunConfig
+from inferarena.errors import RuntimeUnavailable
 from inferarena.plan import VariantSpec
 from inferarena.recommend import PROFILES
 
@@ -168,8 +169,11 @@ class Search:
         return self.trials
 
     def optuna(self) -> list[Trial]:
-        import optuna
-
+        try:
+            import optuna
+        except ImportError:
+            raise RuntimeUnavailable("the optuna strategy needs optuna, which is not installed",
+                                     "pip install 'inferarena[search]', or use --strategy grid") from None
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         direction = "maximize" if self.profile.higher_is_better else "minimize"
         study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=self.config.workload.seed))

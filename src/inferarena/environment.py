@@ -20,6 +20,7 @@ def capture() -> dict[str, Any]:
         "physical_cores": h.physical_cores,
         "memory_gb": h.memory_gb,
         "native_bf16": h.has_bf16,
+        "native_fp16": h.has_fp16,
         "os": platform.platform(),
         "python": sys.version.split()[0],
         "inferarena": __version__,

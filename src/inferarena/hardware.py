@@ -24,6 +24,15 @@ class Host:
         """Native BF16 math (AVX512-BF16 or AMX); elsewhere BF16 is emulated and slow."""
         return bool({"avx512_bf16", "amx_bf16"} & self.flags)
 
+    @property
+    def has_fp16(self) -> bool:
+        """Native FP16 math (AVX512-FP16 or AMX-FP16, Sapphire Rapids and later)."""
+        return bool({"avx512_fp16", "amx_fp16"} & self.flags)
+
+    def supports(self, precision: str) -> bool:
+        """Whether the CPU computes in this precision natively (fp32 and integer types always)."""
+        return {"bf16": self.has_bf16, "fp16": self.has_fp16}.get(precision, True)
+
 
 @lru_cache(maxsize=1)
 def host() -> Host:

@@ -73,7 +73,7 @@ class Runtime(ABC):
 
     @classmethod
     def supported_precisions(cls, host: Host) -> tuple[str, ...]:
-        return tuple(p for p in cls.precisions if p != "bf16" or host.has_bf16)
+        return tuple(p for p in cls.precisions if host.supports(p))
 
     @classmethod
     def validate_knobs(cls, knobs: dict[str, Any]) -> Knobs:

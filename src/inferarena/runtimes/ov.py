@@ -12,7 +12,7 @@ from inferarena.artifacts import Artifact
 from inferarena.runtimes.base import Batch, Knobs, Runtime, Session
 from inferarena.trackers.flops import OnnxFlopCounter
 
-OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
+OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 
 
 class OvKnobs(Knobs):
@@ -28,7 +28,7 @@ class OvKnobs(Knobs):
 class OpenVINO(Runtime):
     name = "openvino"
     formats = ("openvino", "onnx")
-    precisions = ("fp32", "bf16")
+    precisions = ("fp32", "bf16", "fp16")  # fp16 only where the CPU has it natively (AVX512-FP16/AMX-FP16)
     modules = ("openvino",)
     distribution = "openvino"
     extra = "openvino"

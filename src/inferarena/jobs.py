@@ -121,7 +121,7 @@ def measure(job: MeasureJob) -> dict[str, Any]:
             "load_s": round(load_s, 3),
             "scenarios": [],
         }
-        mismatch = _mismatch(fidelity, config, lossy=spec.precision in LOSSY)
+        mismatch = _mismatch(fidelity, config, lossy=spec.lossy or spec.precision in LOSSY)
         if mismatch:
             return {**result, "status": "failed", "error": f"output mismatch: {mismatch}"}
         result["task"] = task_scores(session, workload, job.evaluators)

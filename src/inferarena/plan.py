@@ -35,6 +35,7 @@ class VariantSpec:
     # The precision the runtime is asked for; differs from `precision` for quantized models (loaded at fp32).
     runtime_precision: str | None = None
     batch_size: int | None = None  # Offline/eval batch; None: the workload's
+    lossy: bool = False  # a pass changed the model on purpose (quantized, pruned): fidelity.min_cos_lossy applies
 
     @property
     def load_precision(self) -> str:
@@ -103,6 +104,15 @@ def plan(config: RunConfig, artifact: Artifact, workload: Workload, host: Host) 
     return specs, notes
 
 
+def lossy(steps: tuple[Step, ...]) -> bool:
+    """Whether a pass in these steps lowers precision or removes parts of the model on purpose."""
+    for name, config_json in steps:
+        cls = registry.load(registry.PASSES, name)
+        if cls.lossy or cls.precision(cls.Config.model_validate_json(config_json)) in ("int8", "int4"):
+            return True
+    return False
+
+
 def pipeline_steps(pipeline: PipelineSpec, artifact: Artifact) -> tuple[tuple[Step, ...], str, str | None]:
     """The build steps (conversions added), the format they produce and the precision, checked but not run."""
     steps: list[Step] = []
@@ -148,7 +158,7 @@ def _pipeline_variants(pipeline: PipelineSpec, planned: list, artifact: Artifact
             variants.append(VariantSpec(
                 name=f"{spec.name}/{label}/{shape.value}{suffix}@{pipeline.name}", runtime=spec.name, precision=label,
                 shape=shape.value, knobs=knobs, steps=steps + (((conversion, "{}"),) if conversion else ()),
-                pipeline=pipeline.name, runtime_precision="fp32",
+                pipeline=pipeline.name, runtime_precision="fp32", lossy=lossy(steps),
             ))
     if not variants and pipeline.runtimes is not None:
         notes.append(f"pipeline {pipeline.name}: not measured, its runtimes ({', '.join(pipeline.runtimes)}) are "

@@ -29,6 +29,9 @@ PASSES: dict[str, str] = {
     "ort_quantize": "inferarena.passes.ort_quantize:OrtQuantize",
     "nncf_quantize": "inferarena.passes.nncf_ov:NncfQuantize",
     "nncf_compress_weights": "inferarena.passes.nncf_ov:NncfCompressWeights",
+    "ort_weight_only": "inferarena.passes.ort_weight_only:OrtWeightOnly",
+    "torchao_quantize": "inferarena.passes.torchao_quant:TorchaoQuantize",
+    "prune_structured": "inferarena.passes.prune:StructuredPrune",
 }
 
 # Task-accuracy evaluators; each applies to models whose artifact.meta["task"] equals its `task`.

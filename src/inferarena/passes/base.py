@@ -61,6 +61,8 @@ class Pass(ABC):
     produces: ClassVar[tuple[str, ...]]
     Config: ClassVar[type[BaseModel]]
     uses_data: ClassVar[bool] = False
+    # Changes what the model computes on purpose (pruning): judged by fidelity.min_cos_lossy, like int8.
+    lossy: ClassVar[bool] = False
 
     @abstractmethod
     def run(self, artifact: Artifact, config: BaseModel, out_dir: Path, context: PassContext | None) -> Artifact: ...

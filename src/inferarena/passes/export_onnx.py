@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from inferarena.artifacts import Artifact
+from inferarena.errors import ConfigError
 from inferarena.models.hf_encoder import OUTPUT_NAME, input_names, load_embedding_module
 from inferarena.passes.base import Pass
 
@@ -30,6 +31,9 @@ class ExportOnnx(Pass):
     def run(self, artifact: Artifact, config: BaseModel, out_dir: Path, context=None) -> Artifact:
         import torch
 
+        if (Path(artifact.path) / "torchao.json").is_file():  # the export would silently drop it
+            raise ConfigError("torchao quantization exists only in the torch runtime, and export would drop it",
+                              "put torchao_quantize last and run it on torch, or drop the ONNX runtimes")
         uses_tt = bool(artifact.meta.get("uses_token_type_ids"))
         module = load_embedding_module(artifact.path, uses_tt)
         names = input_names(uses_tt)

@@ -17,10 +17,23 @@ PRESETS: dict[str, list[dict]] = {
     "nncf-int8-weights": [{"name": "nncf_compress_weights", "config": {"mode": "int8_asym"}}],
     "nncf-int4-weights": [{"name": "nncf_compress_weights", "config": {"mode": "int4_sym", "group_size": 64,
                                                                        "ratio": 1.0}}],
+    # ORT MatMulNBits; accuracy_level 4 = INT8 activations, the only faster-than-FP32 path on x86.
+    "ort-int4-weights": [{"name": "ort_weight_only", "config": {"bits": 4, "block_size": 32, "accuracy_level": 4}}],
+    "ort-int8-weights": [{"name": "ort_weight_only", "config": {"bits": 8, "block_size": 32, "symmetric": True,
+                                                                "accuracy_level": 4}}],
+    "torchao-int8": [{"name": "torchao_quantize", "config": {"scheme": "int8_dynamic"}}],
+    "torchao-int8-weights": [{"name": "torchao_quantize", "config": {"scheme": "int8_weight_only"}}],
+    # Structured pruning without fine-tuning (FLAP importance, bias compensation): FFN neurons only.
+    "prune-ffn-10": [{"name": "prune_structured", "config": {"ratio": 0.1, "targets": "ffn"}}],
+    "prune-ffn-20": [{"name": "prune_structured", "config": {"ratio": 0.2, "targets": "ffn"}}],
 }
+
+
+# Presets whose result only one runtime can run (torchao lives inside torch; export would drop it).
+RUNTIMES = {"torchao-int8": ["torch"], "torchao-int8-weights": ["torch"]}
 
 
 def preset(name: str) -> PipelineSpec:
     if name not in PRESETS:
         raise ConfigError(f"unknown pipeline {name!r}", f"choose from {', '.join(PRESETS)}, or define it in --config")
-    return PipelineSpec(name=name, passes=PRESETS[name])
+    return PipelineSpec(name=name, passes=PRESETS[name], runtimes=RUNTIMES.get(name))

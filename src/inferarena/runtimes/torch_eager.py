@@ -24,7 +24,13 @@ class TorchEager(Runtime):
             torch.set_num_threads(knobs.threads)
         uses_tt = bool(artifact.meta.get("uses_token_type_ids"))
         module = load_embedding_module(artifact.path, uses_tt)
-        return TorchSession(torch, module, precision, input_names(uses_tt))
+        session = TorchSession(torch, module, precision, input_names(uses_tt))
+        from inferarena.passes.torchao_quant import apply_recipe, read_recipe
+
+        if recipe := read_recipe(artifact.path):  # written by the torchao_quantize pass: quantize on load
+            apply_recipe(module, recipe)
+            session.info["torchao"] = recipe["scheme"]
+        return session
 
 
 class TorchSession(Session):
@@ -45,7 +51,10 @@ class TorchSession(Session):
             from torch.utils.flop_counter import FlopCounterMode
 
             inputs = {n: torch.ones(shapes[n], dtype=torch.int64) for n in self.input_names}
-            with torch.inference_mode(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+            # torchao's INT8 GEMM, which the counter does not know: (m, k) @ (k, n) is 2mkn like any matmul.
+            int_mm = {torch.ops.aten._int_mm: lambda a, b, *_, **__: 2 * a[0] * a[1] * b[1]}
+            with torch.inference_mode(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(
+                    display=False, custom_mapping=int_mm) as counter:
                 self.module(**inputs)
             self._flops[key] = float(counter.get_total_flops())
         return self._flops[key]

@@ -1,0 +1,152 @@
+"""torchao quantization of an `hf_encoder`'s Linear layers, for the PyTorch eager runtime.
+
+The pass writes a recipe, not quantized weights: its output folder holds the input's files
+(hard links where the file system allows, else copies) plus `torchao.json`, the torchao config
+serialized with torchao's own allowlisted `config_to_dict`. The torch runtime replays it with
+`quantize_` when it loads the folder. Re-quantizing is round-to-nearest, so it is deterministic
+and takes about a second; a pickled state dict of torchao tensor subclasses would tie the cache to
+one torchao version. The pass still quantizes once itself, so a scheme that torchao cannot apply
+fails at build time, not in the measurement worker.
+
+On CPU with torchao 0.18, int4 weights are stored unpacked in int8 (`IntxUnpackedToInt8Tensor`)
+and dequantized per call: that variant measures int4's accuracy, not an int4 kernel.
+
+Example pipeline: `{"name": "torchao_quantize", "config": {"scheme": "int8_dynamic"}}`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from inferarena.artifacts import Artifact
+from inferarena.errors import ConfigError, ModelError, RuntimeUnavailable
+from inferarena.passes.base import Pass, PassContext
+
+RECIPE = "torchao.json"
+RECIPE_VERSION = 1
+INSTALL = "pip install torchao (with the torch you already have: pip install -c constraints.txt torchao)"
+
+
+class TorchaoQuantizeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scheme: Literal["int8_dynamic", "int8_weight_only", "int4_weight_only"] = Field(
+        "int8_dynamic", description="int8_dynamic: INT8 weights per channel, activations quantized per token at run "
+        "time (INT8 GEMM). int8_weight_only: INT8 weights, FP32 math. int4_weight_only: INT4 weights per group, FP32 "
+        "math. Search space: int8_dynamic, int8_weight_only, int4_weight_only.",
+        json_schema_extra={"space": ["int8_dynamic", "int8_weight_only", "int4_weight_only"]})
+    group_size: Literal[32, 64, 128] = Field(
+        32, description="int4_weight_only only: weights share a scale per group of this many; must divide every "
+        "Linear's input width. Search space: 32, 64, 128.", json_schema_extra={"space": [32, 64, 128]})
+
+
+class TorchaoQuantize(Pass):
+    name = "torchao_quantize"
+    accepts = ("hf_encoder",)
+    produces = ("hf_encoder",)
+    Config = TorchaoQuantizeConfig
+
+    @classmethod
+    def precision(cls, config: BaseModel) -> str:
+        return "int4" if config.scheme.startswith("int4") else "int8"
+
+    def run(self, artifact: Artifact, config: BaseModel, out_dir: Path, context: PassContext | None) -> Artifact:
+        from inferarena.models.hf_encoder import load_embedding_module
+
+        if (artifact.path / RECIPE).is_file():
+            raise ConfigError(f"{artifact.path} is already quantized with torchao", "apply torchao_quantize once")
+        _import_torchao()
+        recipe = {"version": RECIPE_VERSION, "scheme": config.scheme,
+                  "group_size": config.group_size if config.scheme == "int4_weight_only" else None,
+                  "torchao_version": importlib.metadata.version("torchao"), "torchao_config": _config_dict(config)}
+        module = load_embedding_module(artifact.path, bool(artifact.meta.get("uses_token_type_ids")))
+        layers, quantized = apply_recipe(module, recipe)
+        out = out_dir / "model"
+        shutil.copytree(artifact.path, out, copy_function=_link_or_copy)
+        (out / RECIPE).write_text(json.dumps(recipe, indent=1))
+        report = {"scheme": config.scheme, "group_size": recipe["group_size"], "linear_layers": layers,
+                  "quantized_layers": quantized, "torchao_version": recipe["torchao_version"]}
+        meta = {**artifact.meta, "torchao": {"scheme": config.scheme, "group_size": recipe["group_size"]},
+                "pass_report": {**artifact.meta.get("pass_report", {}), self.name: report}}
+        return Artifact(out, "hf_encoder", meta)
+
+
+def read_recipe(folder: Path) -> dict[str, Any] | None:
+    """The torchao recipe a folder carries, if any: what the torch runtime checks on load."""
+    path = folder / RECIPE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def apply_recipe(module: Any, recipe: dict[str, Any]) -> tuple[int, int]:
+    """Quantize `module`'s Linear layers in place; returns (Linear layers, layers quantized)."""
+    import torch
+
+    _import_torchao()
+    from torchao.core.config import config_from_dict
+    from torchao.quantization import quantize_
+    from torchao.utils import TorchAOBaseTensor
+
+    if recipe.get("version") != RECIPE_VERSION:
+        raise ModelError(f"torchao recipe version {recipe.get('version')} is not {RECIPE_VERSION}",
+                         "rebuild the model with the torchao_quantize pass")
+    try:
+        quantize_(module, config_from_dict(recipe["torchao_config"]))
+    except (AssertionError, ValueError, NotImplementedError, RuntimeError, ImportError) as exc:
+        raise ConfigError(f"torchao cannot apply {recipe['scheme']} here: {str(exc).splitlines()[0][:200]}",
+                          "pick another scheme (or a group_size that divides every layer's width)") from None
+    linears = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+    return len(linears), sum(isinstance(m.weight, TorchAOBaseTensor) for m in linears)
+
+
+def _config_dict(config: TorchaoQuantizeConfig) -> dict[str, Any]:
+    import torch
+    from torchao.core.config import config_to_dict
+    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig, IntxWeightOnlyConfig
+    from torchao.quantization.granularity import PerGroup
+
+    if config.scheme == "int8_dynamic":
+        ao_config = Int8DynamicActivationInt8WeightConfig()
+    elif config.scheme == "int8_weight_only":
+        ao_config = Int8WeightOnlyConfig()
+    else:  # Int4WeightOnlyConfig's packings need CUDA/XPU/mslk kernels; the intx one runs anywhere.
+        ao_config = IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(config.group_size))
+    return config_to_dict(ao_config)
+
+
+def _torchao_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torchao") is not None
+
+
+def _import_torchao() -> None:
+    """Import torchao, or say how to install it. Its import logs a warning per CUDA-only extension
+    it cannot load (harmless on CPU), so its logger is quieted for the import."""
+    import logging
+
+    if not _torchao_installed():
+        raise RuntimeUnavailable("torchao is not installed", INSTALL)
+    logger = logging.getLogger("torchao")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        import torchao  # noqa: F401
+    except Exception as exc:  # e.g. a torchao built against another torch
+        raise RuntimeUnavailable(f"torchao does not import: {str(exc).splitlines()[0][:200]}", INSTALL) from None
+    finally:
+        logger.setLevel(level)
+
+
+def _link_or_copy(src: str, dst: str) -> str:
+    """A hard link costs no space and survives the source being deleted; across file systems, copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+    return dst

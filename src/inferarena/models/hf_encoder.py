@@ -16,7 +16,15 @@ def load_embedding_module(folder: Path, uses_token_type_ids: bool):
     import torch
     from transformers import AutoModel
 
-    encoder = AutoModel.from_pretrained(str(folder)).eval()
+    import json
+
+    if "heads_per_layer" in json.loads((Path(folder) / "config.json").read_text()):
+        # Head-pruned by inferarena: our own class, never code from the folder (see models/pruned_bert.py).
+        from inferarena.models.pruned_bert import PrunedBertModel
+
+        encoder = PrunedBertModel.from_pretrained(str(folder)).eval()
+    else:
+        encoder = AutoModel.from_pretrained(str(folder)).eval()
 
     class SentenceEmbedding(torch.nn.Module):
         def __init__(self, encoder):

@@ -26,6 +26,7 @@ PRESETS: dict[str, list[dict]] = {
     # Structured pruning without fine-tuning (FLAP importance, bias compensation): FFN neurons only.
     "prune-ffn-10": [{"name": "prune_structured", "config": {"ratio": 0.1, "targets": "ffn"}}],
     "prune-ffn-20": [{"name": "prune_structured", "config": {"ratio": 0.2, "targets": "ffn"}}],
+    "prune-20": [{"name": "prune_structured", "config": {"ratio": 0.2, "targets": "heads+ffn"}}],
 }
 
 

@@ -31,26 +31,7 @@ from inferarena.passes.base import Pass, PassContext
 
 WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".ot", ".onnx", ".onnx_data", ".gguf"}
 MODELING_FILE = "modeling_pruned_bert.py"
-MODELING_SOURCE = '''"""BERT whose layers keep different numbers of attention heads (written by inferarena).
-
-transformers 5 dropped BERT's `pruned_heads`; this resizes each layer's attention to
-`config.heads_per_layer` so the checkpoint's smaller weights load into it.
-"""
-import torch
-from transformers import BertModel
-
-
-class PrunedBertModel(BertModel):
-    def __init__(self, config, *args, **kwargs):
-        super().__init__(config, *args, **kwargs)
-        size = config.hidden_size // config.num_attention_heads
-        for layer, heads in zip(self.encoder.layer, config.heads_per_layer):
-            attention, width = layer.attention, heads * size
-            for name in ("query", "key", "value"):
-                setattr(attention.self, name, torch.nn.Linear(config.hidden_size, width))
-            attention.self.num_attention_heads, attention.self.all_head_size = heads, width
-            attention.output.dense = torch.nn.Linear(width, config.hidden_size)
-'''
+MODELING_SOURCE = Path(__file__).resolve().parent.parent / "models" / "pruned_bert.py"  # copied, not imported
 
 
 class StructuredPruneConfig(BaseModel):
@@ -60,8 +41,9 @@ class StructuredPruneConfig(BaseModel):
         "multiple of 32 on wide layers, for full vector lanes). Search space: 0.1 .. 0.5.",
         json_schema_extra={"space": [0.1, 0.2, 0.3, 0.4, 0.5]})
     targets: Literal["ffn", "heads", "heads+ffn"] = Field(
-        "ffn", description="What is removed. Head-pruned folders need a loader with trust_remote_code "
-        "(transformers 5 dropped BERT's pruned_heads); FFN-only output stays a plain BERT. "
+        "ffn", description="What is removed. Head-pruned folders load through inferarena's PrunedBertModel "
+        "(transformers 5 dropped BERT's pruned_heads; other tools need trust_remote_code); FFN-only output "
+        "stays a plain BERT. "
         "Search space: ffn, heads, heads+ffn.", json_schema_extra={"space": ["ffn", "heads", "heads+ffn"]})
     importance: Literal["flap", "magnitude"] = Field(
         "flap", description="flap: activation variance on the calibration set x squared weight-column norm; "
@@ -160,7 +142,7 @@ def save_pruned(encoder, source: Path, out_dir: Path) -> None:
     if any(h != config.num_attention_heads for h in heads):
         config.heads_per_layer = heads
         config.auto_map = {"AutoModel": f"{Path(MODELING_FILE).stem}.PrunedBertModel"}
-        (out_dir / MODELING_FILE).write_text(MODELING_SOURCE)
+        (out_dir / MODELING_FILE).write_text(MODELING_SOURCE.read_text())
     encoder.save_pretrained(out_dir)
     for file in source.rglob("*"):
         relative = file.relative_to(source)

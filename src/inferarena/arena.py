@@ -106,7 +106,7 @@ class _Sweep:
     def measure(self, spec, config: RunConfig | None = None, keep_going=None, previous: tuple = ()) -> tuple[dict, list]:
         self.prepare()
         if spec.steps:
-            self.build(spec.steps, spec.pipeline or spec.steps[-1][0])
+            self.build(spec.steps, _label(spec))
         self.emit("start", {"name": spec.name})
         job = jobs.MeasureJob(spec, self.artifact, self.workload, self.reference.value, self.context.eval_indices,
                               config or self.config, self.price, self.peaks, self.evaluators)
@@ -126,8 +126,12 @@ def run(config: RunConfig, store: Store, paths: Paths, resume: bool = False, on_
     sweep.emit("plan", {"run_id": summary.run_id, "total": len(sweep.specs), "todo": len(todo), "notes": sweep.notes})
     if todo:
         sweep.prepare()
-        for steps in dict.fromkeys(s.steps for s in todo if s.steps):  # each distinct build once, in plan order
-            sweep.build(steps, next((s.pipeline for s in todo if s.steps == steps and s.pipeline), None) or steps[-1][0])
+        first: dict = {}
+        for spec in todo:
+            if spec.steps:
+                first.setdefault(spec.steps, spec)
+        for spec in first.values():  # each distinct build once, in plan order
+            sweep.build(spec.steps, _label(spec))
         for spec in todo:
             sweep.measure(spec)
     store.finish_run(summary.run_id)
@@ -146,29 +150,35 @@ def search(config: RunConfig, store: Store, paths: Paths, resume: bool = False,
     stored = store.load_run(summary.run_id)
     done = {v["name"]: _as_result(v) for v in stored["variants"]}
     summary.skipped = list(done)
-    budget = config.search.trials or space.size()
-    sweep.emit("plan", {"run_id": summary.run_id, "total": min(budget, space.size()), "todo": min(budget, space.size()),
+    driver = Search(space, config, lambda spec, keep_going: sweep.measure(spec, keep_going=keep_going), done)
+    total = min(driver.max_trials, space.size()) + config.search.finalists
+    sweep.emit("plan", {"run_id": summary.run_id, "total": total, "todo": total,
                         "notes": [*sweep.notes, f"search space: {space.size()} points ({', '.join(d.name for d in space.dimensions)}"
                                   f" over {len(space.bases)} runtime/precision/pipeline bases); strategy "
                                   f"{config.search.strategy}"]})
 
-    def measure(spec, keep_going):
-        return sweep.measure(spec, keep_going=keep_going)
-
-    driver = Search(space, config, measure, done)
     driver.optuna() if config.search.strategy == "optuna" else driver.grid()
     for trial in driver.finalists(config.search.finalists):  # a confirmation measurement, in fresh processes
         if trial.rounds:
-            sweep.emit("start", {"name": f"confirm: {trial.spec.name}"})
             sweep.measure(trial.spec, previous=tuple(trial.rounds))
     store.finish_run(summary.run_id)
     summary.notes = sweep.notes
     return summary
 
 
+def _label(spec) -> str:
+    """A build's name: its pipeline, plus the conversion that follows it for this runtime (if any)."""
+    name, config = spec.steps[-1]
+    if not spec.pipeline:
+        return name
+    converted = config == "{}" and len(spec.steps) > 1  # conversions are the only steps with an empty config
+    return spec.pipeline + (f" → {name}" if converted else "")
+
+
 def _as_result(v: dict) -> dict:
     """A stored variant in the shape `jobs.measure` returns, for a resumed search."""
     return {"status": v["status"], "fidelity": v.get("fidelity"), "pruned": bool(v.get("pruned")),
+            "memory": v.get("memory"), "artifact": v.get("artifact"),
             "scenarios": [{"scenario": name, "metrics": m["metrics"]} for name, m in v["scenarios"].items()]}
 
 
@@ -288,13 +298,15 @@ def _measure(job: jobs.MeasureJob, reference, built, log: Path, keep_going: Call
         if not outcome.ok or outcome.value["status"] != "ok":
             failed = outcome.value if outcome.ok else {"status": "failed", "error": outcome.error,
                                                         "error_detail": outcome.detail}
-            if results:
-                failed["error"] = f"round {len(results) + 1}: {failed['error']}"
+            if results:  # the rounds that worked still stand; the failure is kept with them
+                merged = rounds_merge(results)
+                info = {**(merged.get("session_info") or {}), "failed_round": f"round {len(results) + 1}: {failed['error']}"}
+                return {**merged, "session_info": info, **build}, results
             return {**failed, **build}, results
         results.append(outcome.value)
         if len(results) == 1:  # task metrics do not change between rounds: scored once
             job = dataclasses.replace(_same_offered_load(job, outcome.value), evaluators=())
-            if keep_going is not None and not keep_going(outcome.value):
+            if keep_going is not None and not keep_going({**outcome.value, **build}):
                 return {**rounds_merge(results), **build, "pruned": True}, results
         if len(results) == planned == base:
             worst = noisiest(rounds_merge(results))

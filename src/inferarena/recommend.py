@@ -88,7 +88,8 @@ def recommend(run: dict, sample_rounds: dict, profile_name: str, constraints: di
               config_dir: Path | None = None) -> Recommendation:
     profile = PROFILES[profile_name]
     constraints = {k: v for k, v in (constraints or {}).items() if v is not None}
-    ok = [v for v in run["variants"] if v["status"] == "ok"]
+    # Search trials pruned after one round were never confirmed: they inform the search, not the pick.
+    ok = [v for v in run["variants"] if v["status"] == "ok" and not v.get("pruned")]
     figures = {v["name"]: _figures(v) for v in ok}
     _add_balanced(figures)
     candidates = [v for v in ok if figures[v["name"]].get(profile.key) is not None]
@@ -187,15 +188,16 @@ def _versus(profile: Profile, pick: dict, runner: dict, reps: dict) -> str:
     better = "higher" if profile.higher_is_better else "lower"
     if va is None or vb is None:
         diff = abs(pa / pb - 1) * 100
-        return (f"The runner-up, {runner['name']}, has {_num(pb)}{_unit(profile.unit)}: {diff:.0f}% {'worse'} "
-                "(a single reading each, so no interval).")
+        which = "either" if va is None and vb is None else ("the pick" if va is None else "the runner-up")
+        return (f"The runner-up, {runner['name']}, has {_num(pb)}{_unit(profile.unit)}; the pick is {diff:.0f}% "
+                f"{better} (no raw samples for {which}, so no interval).")
     found = stats.change(pb, vb, pa, va)  # the pick relative to the runner-up
     rel, low, high = (x * 100 for x in (found.rel, found.ci_low, found.ci_high))
     lo, hi = stats.interval(vb)
     text = (f"The runner-up, {runner['name']}, has {_num(pb)}{_unit(profile.unit)} [95% CI {_num(lo)}, {_num(hi)}]; "
             f"the pick is {abs(rel):.0f}% {better} [CI of the difference {low:+.0f}% .. {high:+.0f}%]")
     if found.significant:
-        return text + ", a real margin: the intervals separate."
+        return text + ", a real margin: the CI of the difference excludes zero."
     return text + (", which is within the noise: the two tie, and the pick leads only on the point estimate "
                    "(either is a sound choice; a longer run would separate them).")
 

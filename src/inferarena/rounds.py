@@ -82,7 +82,7 @@ def _merge_metrics(dicts: list[dict[str, Any]]) -> dict[str, Any]:
                 out[key] = [round(float(np.mean(col)), 3) for col in zip(*values)]
             else:
                 out[key] = value
-        elif "peak" in key or key.endswith("_max"):
+        elif key.startswith("peak_") or key.endswith(("_peak_rss_mb", "_max")) or key == "window_peak_rss_mb":
             out[key] = max(values)
         elif key.endswith("_met"):
             out[key] = min(values)

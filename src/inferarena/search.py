@@ -25,7 +25,7 @@ from inferarena import registry, runtimes
 from inferarena.config import RunConfig
 from inferarena.errors import RuntimeUnavailable
 from inferarena.plan import VariantSpec
-from inferarena.recommend import PROFILES
+from inferarena.recommend import PROFILES, _figures, _misses
 
 # The scenario each profile is judged on.
 SCENARIOS = {"latency": ["single_stream"], "throughput": ["offline"], "balanced": ["single_stream", "offline"],
@@ -93,6 +93,7 @@ class Trial:
     value: float | None  # the profile's figure after its rounds (None: failed or no figure)
     pruned: bool = False
     rounds: list[dict] = field(default_factory=list)
+    feasible: bool = True
 
 
 # measure(spec, keep_going) -> (result, round results); keep_going(first round result) -> bool
@@ -115,18 +116,20 @@ class Search:
         self.max_trials = s.trials or (space.size() if s.strategy == "grid" else max(4, -(-space.size() // 4)))
 
     def figure(self, result: dict) -> float | None:
-        scenario, _, key = self.profile.key.partition(".")
+        """The profile's deciding figure for one trial (balanced: sqrt(throughput / p90), which ranks
+        like recommend's score, whose normalisers are the same for every variant)."""
         if result.get("status") != "ok":
             return None
-        if scenario == "fidelity":
-            return (result.get("fidelity") or {}).get(key)
-        measured = next((s for s in result.get("scenarios", []) if s["scenario"] == scenario), None)
-        value = (measured or {}).get("metrics", {}).get(key)
-        return value if isinstance(value, (int, float)) else None
+        f = _figures(_as_variant(result))
+        if self.profile.name == "balanced":
+            lat, thr = f.get("single_stream.latency_ms_p90"), f.get("offline.throughput_sps")
+            return (thr / lat) ** 0.5 if lat and thr else None
+        return f.get(self.profile.key)
 
     def feasible(self, result: dict) -> bool:
-        bound = self.config.constraints.min_cos
-        return bound is None or (result.get("fidelity") or {}).get("cos_min", -1) >= bound
+        """Every constraint recommend will check, so pruning never measures against an ineligible best."""
+        constraints = {k: v for k, v in self.config.constraints.model_dump().items() if v is not None}
+        return not _misses(_figures(_as_variant(result)), constraints)
 
     def better(self, a: float, b: float) -> bool:
         return a > b if self.profile.higher_is_better else a < b
@@ -154,8 +157,9 @@ class Search:
 
             result, rounds = self.measure(spec, keep_going)
         value = self.figure(result)
-        trial = Trial(spec, params, value, pruned=bool(result.get("pruned")), rounds=rounds)
-        if value is not None and self.feasible(result) and not trial.pruned and (self.best is None or self.better(value, self.best)):
+        trial = Trial(spec, params, value, pruned=bool(result.get("pruned")), rounds=rounds,
+                      feasible=result.get("status") == "ok" and self.feasible(result))
+        if value is not None and trial.feasible and not trial.pruned and (self.best is None or self.better(value, self.best)):
             self.best = value
         self.trials.append(trial)
         self.on_trial(trial)
@@ -187,22 +191,29 @@ class Search:
             spec = self.space.variant(base_index, params)
             if any(t.spec.name == spec.name for t in self.trials):  # TPE proposed a point it has seen
                 seen = next(t for t in self.trials if t.spec.name == spec.name)
-                study.tell(trial, seen.value if seen.value is not None else None,
-                           state=None if seen.value is not None else optuna.trial.TrialState.FAIL)
+                good = seen.value is not None and seen.feasible
+                study.tell(trial, seen.value if good else None, state=None if good else optuna.trial.TrialState.FAIL)
                 if len(study.trials) > 4 * max(1, self.space.size()):
                     break  # the sampler keeps revisiting: the space is exhausted
                 continue
             done = self.run_trial(base_index, params)
-            if done.value is None:
+            if done.value is None or not done.feasible:  # infeasible values must not pull the sampler
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
             else:
                 study.tell(trial, done.value)
         return self.trials
 
     def finalists(self, count: int = 3) -> list[Trial]:
-        ranked = [t for t in self.trials if t.value is not None and not t.pruned]
+        ranked = [t for t in self.trials if t.value is not None and not t.pruned and t.feasible]
         ranked.sort(key=lambda t: -t.value if self.profile.higher_is_better else t.value)
         return ranked[:count]
+
+
+def _as_variant(result: dict) -> dict:
+    """A worker's result in the stored variant's shape, which recommend's figures read."""
+    return {"scenarios": {s["scenario"]: {"metrics": s["metrics"], "valid": s.get("valid", True)}
+                          for s in result.get("scenarios", [])},
+            "fidelity": result.get("fidelity"), "memory": result.get("memory"), "artifact": result.get("artifact")}
 
 
 def _product(choices) -> int:

@@ -49,7 +49,8 @@ def replicates(x: Rounds, statistic: Callable[[np.ndarray], np.ndarray], reps: i
 def throughput_replicates(x_ms: Rounds, reps: int = 1000, seed: int = 0) -> tuple[float, np.ndarray]:
     """Offline samples/s, and its replicates over the batches (size, duration) of each round."""
     rng = np.random.default_rng(seed)
-    per_round = [batch_intervals(r) for r in _rounds(x_ms, rng)]
+    # Batches, not samples, are resampled here: never thin the completion times (that would change the counts).
+    per_round = [batch_intervals(np.asarray(r, float)) for r in (x_ms if isinstance(x_ms, list) else [x_ms]) if len(r)]
     sizes = np.concatenate([s for s, _ in per_round])
     durations = np.concatenate([d for _, d in per_round])
     index = _draw([np.arange(len(s)) for s, _ in per_round], reps, rng)
@@ -123,7 +124,11 @@ def _draw(rounds: list[np.ndarray], reps: int, rng: np.random.Generator) -> np.n
     if k == 1:
         return rng.integers(0, n, (reps, n))
     picked = rng.integers(0, k, (reps, k))  # which rounds this resample is made of
-    which = np.take_along_axis(picked, rng.integers(0, k, (reps, n)), axis=1)
+    # Each slot comes from a drawn round in proportion to its size, as the point estimate weighs rounds.
+    cumulative = np.cumsum(sizes[picked], axis=1)
+    u = rng.random((reps, n)) * cumulative[:, -1:]
+    slot = (u[..., None] >= cumulative[:, None, :]).sum(axis=-1)
+    which = np.take_along_axis(picked, slot, axis=1)
     return offsets[which] + (rng.random((reps, n)) * sizes[which]).astype(np.int64)
 
 

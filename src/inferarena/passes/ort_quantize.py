@@ -44,9 +44,10 @@ class OrtQuantizeConfig(BaseModel):
     max_drop: float | None = Field(
         None, gt=0, lt=1, description="Accuracy budget: keep cos_min >= 1 - max_drop against the FP32 reference by "
         "returning the most sensitive layers to FP32. None: quantize every layer.")
-    sensitivity: Literal["local", "isolated"] = Field(
-        "local", description="How layers are ranked for the budget: local (each layer's simulated INT8 error on "
-        "its recorded inputs; seconds) or isolated (each layer quantized alone, whole model checked; minutes).")
+    sensitivity: Literal["auto", "local", "isolated"] = Field(
+        "auto", description="How layers are ranked for the budget: local (each layer's simulated INT8 error on "
+        "its recorded inputs; seconds), isolated (each layer quantized alone, whole model checked; minutes), "
+        "auto (local for dynamic, isolated for static, where calibrated ranges make the local simulation poor).")
 
 
 class OrtQuantize(Pass):
@@ -81,7 +82,8 @@ class OrtQuantize(Pass):
             if full.cos_min < target:
                 kept = quantizer.smallest_exclusion(candidates, target, out)
                 top = sorted(quantizer.ranking.items(), key=lambda item: -item[1])[:5]
-                report["sensitivity"] = config.sensitivity
+                report["sensitivity"] = ("local" if config.mode == "dynamic" else "isolated") \
+                    if config.sensitivity == "auto" else config.sensitivity
                 report["most_sensitive"] = {name: round(cost, 5) for name, cost in top}
             final = quantizer.fidelity(quantizer.quantize(out, exclude=kept))
             report.update(cos_min=final.cos_min, target_cos_min=target, budget_met=final.cos_min >= target)
@@ -153,7 +155,8 @@ class _Quantizer:
     def smallest_exclusion(self, candidates: list[str], target: float, out: Path) -> list[str]:
         """Rank layers by how much INT8 hurts them, then find the fewest to keep in FP32."""
         probe = self.out_dir / "probe.onnx"
-        if self.config.sensitivity == "local":
+        method = self.config.sensitivity
+        if method == "local" or (method == "auto" and self.config.mode == "dynamic"):
             cost = self.local_errors(candidates)
         else:
             cost = {}
@@ -205,6 +208,8 @@ class _Quantizer:
                     w = w.T
                 wq = _fake_int8(w, per_channel=self.config.per_channel)
                 pairs = [(x, w, wq) for x in recorded.get(a, [])]
+            elif self.config.mode == "dynamic":  # ORT's dynamic MatMul quantizes constant-B nodes only
+                pairs = []
             else:  # activation x activation (attention scores): both sides per-tensor uint8
                 pairs = [(x, y, _fake_uint8(y)) for x, y in zip(recorded.get(a, []), recorded.get(b, []))]
             num = den = 0.0

@@ -291,7 +291,7 @@ def _measure(job: jobs.MeasureJob, reference, built, log: Path, keep_going: Call
             build["precision"] = "mixed"
     results = list(previous)
     if previous:
-        job = dataclasses.replace(_same_offered_load(job, previous[0]), evaluators=())
+        job = dataclasses.replace(_same_offered_load(job, previous[0]), evaluators=(), first_round=_first(previous[0]))
     base = planned = len(previous) + job.config.rounds.planned(job.config.quick)
     while len(results) < planned:
         outcome = run_isolated(jobs.measure, (job,), job.config.timeout_s(), log)
@@ -304,8 +304,9 @@ def _measure(job: jobs.MeasureJob, reference, built, log: Path, keep_going: Call
                 return {**merged, "session_info": info, **build}, results
             return {**failed, **build}, results
         results.append(outcome.value)
-        if len(results) == 1:  # task metrics do not change between rounds: scored once
-            job = dataclasses.replace(_same_offered_load(job, outcome.value), evaluators=())
+        if len(results) == 1:  # outputs, task metrics and warm-up estimates do not change between rounds
+            job = dataclasses.replace(_same_offered_load(job, outcome.value), evaluators=(),
+                                      first_round=_first(outcome.value))
             if keep_going is not None and not keep_going({**outcome.value, **build}):
                 return {**rounds_merge(results), **build, "pruned": True}, results
         if len(results) == planned == base:
@@ -313,6 +314,10 @@ def _measure(job: jobs.MeasureJob, reference, built, log: Path, keep_going: Call
             if worst and worst[1] > job.config.rounds.noisy_spread_pct:  # noisy: measure it again
                 planned += job.config.rounds.extra_when_noisy
     return {**rounds_merge(results), **build}, results
+
+
+def _first(result: dict) -> dict:
+    return {"fidelity": result["fidelity"], "estimates": result.get("estimates")}
 
 
 def _same_offered_load(job: jobs.MeasureJob, first: dict) -> jobs.MeasureJob:

@@ -43,7 +43,7 @@ def test_run_onnx_file_end_to_end(tmp_path, mlp_onnx):
     assert ort["metrics"]["offline.pct_of_peak"] > 0
     assert doc["environment"]["gemm_peak_gflops"]["fp32"] > 0
     # Two rounds, each its own process; samples keep their round boundaries for `compare`.
-    assert ort["metrics"]["single_stream.rounds"] == 2 and len(ort["metrics"]["single_stream.latency_ms_p90_by_round"]) == 2
+    assert ort["metrics"]["single_stream.rounds"] == 2 and len(ort["metrics"]["single_stream.latency_ms_p50_by_round"]) == 2
     from inferarena.store import Store
 
     rounds = Store(db).load_sample_rounds(1)[("onnxruntime/fp32/fixed", "single_stream")]

@@ -67,12 +67,13 @@ def reference_task_path(reference: Path) -> Path:
     return Path(reference).with_suffix(".task.json")
 
 
-def task_scores(session: Session, workload: Workload, evaluators: tuple[str, ...]) -> list[dict]:
+def task_scores(session: Session, workload: Workload, evaluators: tuple[str, ...],
+                strategy: ShapeStrategy = ShapeStrategy.dynamic) -> list[dict]:
     """Each evaluator's metric on this session's embeddings; a failure is reported, not raised."""
     from inferarena.evaluators.task import evaluate
 
     def embed(texts: list[str]) -> np.ndarray:
-        return next(iter(session.predict(workload.encode_texts(texts)).values()))
+        return next(iter(session.predict(workload.encode_texts(texts, strategy)).values()))
 
     scores = []
     for name in evaluators:
@@ -130,7 +131,7 @@ def measure(job: MeasureJob) -> dict[str, Any]:
         mismatch = _mismatch(fidelity, config, lossy=spec.lossy or spec.precision in LOSSY)
         if mismatch:
             return {**result, "status": "failed", "error": f"output mismatch: {mismatch}"}
-        result["task"] = task_scores(session, workload, job.evaluators)
+        result["task"] = task_scores(session, workload, job.evaluators, strategy)
         energy = EnergyMeter(host(), config.energy.tdp_w, config.energy.tdp_threads, config.energy.idle_s,
                              device=runtime.devices[0])
         ctx = ScenarioContext(
@@ -198,9 +199,9 @@ def warm_up(session: Session, workload: Workload, strategy: ShapeStrategy, confi
             times.append(time.perf_counter() - start)
         return float(np.median(times[1:] if len(times) > 1 else times))
 
-    single = timed(1, 8)
+    single = timed(1, 6)
     per_query = config.loadgen.multi_stream_samples_per_query
     chunk = workload.batch_limit(per_query)
-    multi = timed(chunk, 4) * -(-per_query // chunk)
+    multi = timed(chunk, 3) * -(-per_query // chunk)
     batch = workload.batch_limit(config.workload.batch_size)
-    return Estimates(latency_s_single=single, latency_s_multi=multi, throughput_sps=batch / timed(batch, 3))
+    return Estimates(latency_s_single=single, latency_s_multi=multi, throughput_sps=batch / timed(batch, 2))

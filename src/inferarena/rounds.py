@@ -2,8 +2,8 @@
 
 One process can run 20-50% slower than the next on a shared VM and stay so for its whole life
 (thread placement, noisy neighbours): samples inside one process never show that, rounds do.
-The merged figure is the mean of the rounds' figures; the spread of the ranking figure across
-rounds is kept next to it, and raw samples keep their round boundaries so that `compare` can
+The merged figure is the mean of the rounds' figures; the spread of a central figure (p50, or
+Offline throughput) across rounds is kept next to it, and raw samples keep their round boundaries so that `compare` can
 bootstrap over rounds, not only over samples.
 """
 
@@ -24,8 +24,8 @@ def spread_pct(values: list[float]) -> float:
     return float((max(values) - min(values)) / abs(np.median(values)) * 100.0)
 
 
-def ranking_metric(scenario: str) -> str:
-    return registry.load(registry.SCENARIOS, scenario).metric
+def spread_metric(scenario: str) -> str:
+    return registry.load(registry.SCENARIOS, scenario).spread_metric
 
 
 def noisiest(result: dict) -> tuple[str, float] | None:
@@ -53,7 +53,7 @@ def merge(results: list[dict]) -> dict:
 def _merge_scenario(name: str, rounds: list[dict]) -> dict:
     first = rounds[0]
     metrics = _merge_metrics([r["metrics"] for r in rounds])
-    key = ranking_metric(name)
+    key = spread_metric(name)
     values = [r["metrics"].get(key) for r in rounds]
     if all(isinstance(v, (int, float)) for v in values):
         metrics[f"{key}_by_round"] = values

@@ -78,6 +78,9 @@ class Scenario(ABC):
     ranking: ClassVar[str]  # the same, in words for the leaderboard's title
     columns: ClassVar[tuple[tuple[str, str], ...]]  # (metric key, header) shown in its leaderboard
     higher_is_better: ClassVar[bool] = False
+    # What rounds are compared on to call a measurement noisy: a central figure, since a p90 or p99
+    # from a few dozen queries differs between rounds by sampling alone.
+    spread_metric: ClassVar[str] = "latency_ms_p50"
 
     @classmethod
     def rank_key(cls, metrics: dict[str, float]) -> tuple:

@@ -89,6 +89,7 @@ class Offline(Scenario):
     name = "offline"
     lg_scenario = "Offline"
     metric = "throughput_sps"
+    spread_metric = "throughput_sps"
     ranking = "samples/s, highest first"
     columns = (("throughput_sps", "samples/s"),)
     higher_is_better = True

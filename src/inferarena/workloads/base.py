@@ -46,7 +46,7 @@ class Workload(ABC):
         """Sample indices, shortest first: the order in which `bucketed` batches are formed."""
         return sorted(range(len(self)), key=self.length)
 
-    def encode_texts(self, texts: list[str]) -> Batch | None:
+    def encode_texts(self, texts: list[str], strategy: ShapeStrategy = ShapeStrategy.dynamic) -> Batch | None:
         """Arbitrary texts as one batch, for task evaluators; None where the model does not take text."""
         return None
 

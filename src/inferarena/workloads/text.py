@@ -77,12 +77,12 @@ class TextWorkload(Workload):
     def length(self, index: int) -> int:
         return len(self.tokens[index]["input_ids"])
 
-    def encode_texts(self, texts: list[str]) -> Batch | None:
-        """Tokenize, truncate to max_length and pad to the longest, as the dynamic strategy does."""
+    def encode_texts(self, texts: list[str], strategy: ShapeStrategy = ShapeStrategy.dynamic) -> Batch | None:
+        """Tokenize, truncate to max_length and pad as `strategy` pads (fixed-shape sessions need fixed)."""
         if self.tokenizer_path is None:
             return None
         _, rows = _tokenize(self.tokenizer_path, texts, self.max_length, self.input_names)
-        return self._pad(rows, ShapeStrategy.dynamic)
+        return self._pad(rows, ShapeStrategy.fixed if strategy is ShapeStrategy.fixed else ShapeStrategy.dynamic)
 
     def input_shapes(self, strategy: ShapeStrategy) -> dict[str, list[int]]:
         width = self.max_length if strategy is ShapeStrategy.fixed else -1

@@ -275,7 +275,7 @@ def _measure(job: jobs.MeasureJob, reference, built, log: Path, keep_going: Call
     """
     if not reference.ok:
         return {"status": "failed", "error": f"reference failed: {reference.error}", "error_detail": reference.detail}, []
-    build: dict = {"artifact": str(job.artifact.path)}  # what to deploy: the source, or what the passes made
+    build: dict = {"artifact": str(job.artifact.path), "batch_size": job.spec.batch_size}  # what to deploy
     if job.spec.steps:
         outcome = built[job.spec.steps]
         if not outcome.ok:
@@ -285,7 +285,7 @@ def _measure(job: jobs.MeasureJob, reference, built, log: Path, keep_going: Call
         artifact, applied = outcome.value
         job = dataclasses.replace(job, artifact=artifact)
         kept = artifact.meta.get("kept_layers")
-        build = {"artifact": str(artifact.path), "passes": applied, "kept_layers": kept,
+        build = {"artifact": str(artifact.path), "batch_size": job.spec.batch_size, "passes": applied, "kept_layers": kept,
                  "pass_report": artifact.meta.get("pass_report")}
         if kept:
             build["precision"] = "mixed"

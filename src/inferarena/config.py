@@ -42,7 +42,8 @@ class _Strict(BaseModel):
 class RuntimeSpec(_Strict):
     name: str = Field(description="Runtime name; `inferarena runtimes` lists them.")
     precisions: list[str] | None = Field(
-        None, description="Precisions to measure; default: every one the runtime supports on this CPU."
+        None, description="Precisions to measure; default: every one the runtime supports on this CPU; [] for "
+        "none (only the pipelines run on it)."
     )
     knobs: dict[str, Any] = Field(
         default_factory=dict, description="Runtime knobs (threads, hints...), validated by the runtime."

@@ -252,10 +252,14 @@ def _write_config(run: dict, pick: dict, profile: Profile, config_dir: Path) -> 
 
     config = json.loads(json.dumps(run["config"]))
     pipeline = next((p for p in config.get("pipelines", []) if pick["name"].endswith("@" + p["name"])), None)
-    knobs = {k: v for k, v in pick["knobs"].items() if k != "threads"}
-    runtime = {"name": pick["runtime"], "knobs": knobs}
-    if pipeline is None:
-        runtime["precisions"] = [pick["precision"]]
+    from inferarena import runtimes
+
+    defaults = runtimes.get(pick["runtime"]).Knobs().model_dump()
+    knobs = {k: v for k, v in pick["knobs"].items() if k != "threads" and v != defaults.get(k)}
+    # Only the pick: its precision on its runtime, or none there when a pipeline made it.
+    runtime = {"name": pick["runtime"], "knobs": knobs, "precisions": [] if pipeline else [pick["precision"]]}
+    if pick.get("batch_size"):
+        config["workload"]["batch_size"] = pick["batch_size"]
     config["runtimes"] = [runtime]
     config["pipelines"] = [{**pipeline, "runtimes": [pick["runtime"]], "shapes": [pick["shape"]]}] if pipeline else []
     config["workload"]["shapes"] = [pick["shape"]]

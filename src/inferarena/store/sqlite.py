@@ -129,7 +129,7 @@ class Store:
                  result.get("load_s"), _now(),
                  json.dumps({"passes": result.get("passes") or [], "kept_layers": result.get("kept_layers"),
                              "pass_report": result.get("pass_report"), "artifact": result.get("artifact"),
-                             "pruned": bool(result.get("pruned"))}),
+                             "pruned": bool(result.get("pruned")), "batch_size": result.get("batch_size")}),
                  _json(result.get("task"))),
             )
             for m in result.get("scenarios", []):

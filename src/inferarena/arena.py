@@ -214,7 +214,7 @@ def _reference_and_context(config: RunConfig, artifact, workload, work: Path, lo
     emit("start", {"name": "reference (FP32)"})
     reference = _reference(artifact, workload, eval_indices, _threads(config), work, config.timeout_s(), log, evaluators)
     emit("done", {"name": "reference (FP32)", "ok": reference.ok, "error": reference.error})
-    context = PassContext(workload, reference.value, eval_indices, _threads(config),
+    context = PassContext(workload, reference.value, eval_indices, _threads(config), batch_size=config.workload.batch_size,
                           fingerprint=f"{config.workload.model_dump_json()}|{len(eval_indices)}")
     return reference, context
 

@@ -29,6 +29,7 @@ class PassContext:
     eval_indices: list[int]
     threads: int
     fingerprint: str  # hash of the workload config: part of every data-driven pass's cache key
+    batch_size: int = 8  # the batch the measurement checks fidelity at (padding changes dynamic INT8 ranges)
 
     def calibration_batches(self, count: int) -> list[dict[str, np.ndarray]]:
         available = len(self.workload) - len(self.eval_indices)
@@ -40,13 +41,17 @@ class PassContext:
         strategy = self.workload.strategies[-1]
         return [self.workload.collate([len(self.workload) - 1 - i], strategy) for i in range(count)]
 
-    def fidelity(self, session: Any, limit: int | None = None) -> Fidelity:
-        """Fidelity of a loaded Session on the evaluation samples (the first `limit` of them)."""
+    def fidelity(self, session: Any, limit: int | None = None, every_shape: bool = True) -> Fidelity:
+        """Fidelity of a loaded Session on the evaluation samples (the first `limit` of them), batched as
+        the measurement batches them; the worst over the workload's shape strategies, since padding
+        changes what a quantized model computes and a budget must hold for every variant."""
         from inferarena.jobs import outputs
 
         indices = self.eval_indices[:limit]
-        got = outputs(session, self.workload, indices, self.workload.strategies[-1], batch=8)
-        return score(got, np.load(self.reference_path)[: len(indices)])
+        reference = np.load(self.reference_path)[: len(indices)]
+        found = [score(outputs(session, self.workload, indices, strategy, batch=self.batch_size), reference)
+                 for strategy in (self.workload.strategies if every_shape else self.workload.strategies[-1:])]
+        return min(found, key=lambda f: f.cos_min)
 
 
 class Pass(ABC):
@@ -63,6 +68,8 @@ class Pass(ABC):
     uses_data: ClassVar[bool] = False
     # Changes what the model computes on purpose (pruning): judged by fidelity.min_cos_lossy, like int8.
     lossy: ClassVar[bool] = False
+    # Bumped when a pass's output changes for the same input and config, so old cache entries are not reused.
+    version: ClassVar[str] = ""
 
     @abstractmethod
     def run(self, artifact: Artifact, config: BaseModel, out_dir: Path, context: PassContext | None) -> Artifact: ...
@@ -76,7 +83,7 @@ class Pass(ABC):
                    context: PassContext | None = None) -> Artifact:
         """Run once per (input content, config, data); later calls return the stored result."""
         data = context.fingerprint if (self.uses_data and context) else ""
-        key = f"{artifact.content_hash()}-{_hash(self.name, config.model_dump_json(), data)}"
+        key = f"{artifact.content_hash()}-{_hash(self.name + self.version, config.model_dump_json(), data)}"
         out_dir = cache_dir / self.name / key
         marker = out_dir / "artifact.json"
         if marker.is_file():

@@ -56,6 +56,7 @@ class OrtQuantize(Pass):
     produces = ("onnx",)
     Config = OrtQuantizeConfig
     uses_data = True
+    version = "2"  # the budget is checked on every shape strategy, at the measurement's batch size
 
     @classmethod
     def precision(cls, config: BaseModel) -> str:
@@ -145,12 +146,12 @@ class _Quantizer:
                         calibration_cache_path=str(self.cache_path), **common)
         return out
 
-    def fidelity(self, path: Path, samples: int | None = None):
+    def fidelity(self, path: Path, samples: int | None = None, every_shape: bool = True):
         from inferarena.runtimes.ort import OnnxRuntime
 
         session = OnnxRuntime().load(Artifact(path, "onnx"), "fp32",
                                      OnnxRuntime.validate_knobs({"threads": self.context.threads}), {})
-        return self.context.fidelity(session, samples)
+        return self.context.fidelity(session, samples, every_shape)
 
     def smallest_exclusion(self, candidates: list[str], target: float, out: Path) -> list[str]:
         """Rank layers by how much INT8 hurts them, then find the fewest to keep in FP32."""
@@ -162,7 +163,7 @@ class _Quantizer:
             cost = {}
             for name in candidates:
                 self.quantize(probe, exclude=[], only=[name])
-                cost[name] = 1.0 - self.fidelity(probe, SENSITIVITY_SAMPLES).cos_min
+                cost[name] = 1.0 - self.fidelity(probe, SENSITIVITY_SAMPLES, every_shape=False).cos_min
         self.ranking = cost
         ranked = sorted(candidates, key=lambda n: cost[n], reverse=True)
         low, high = 0, len(ranked)  # keeping all of them in FP32 meets any budget the reference meets

@@ -72,6 +72,11 @@ def compare(run_a: dict, run_b: dict, samples_a: dict, samples_b: dict, tie_marg
     level = 1 - 0.05 / max(family, 1)
     for scenario, name, a, b in pairs:
         rows.extend(_rows(scenario, name, a, b, tie_margin, level))
+    few = min((min(len(a), len(b)) for _, _, a, b in pairs), default=0)
+    if 2 <= few <= 3:
+        notes.append(f"intervals include process-to-process noise: a t-interval over as few as {few} rounds a side, "
+                     f"at a {level:.2%} level for {family} comparisons, is wide; for a CI gate measure more rounds "
+                     "(rounds.count: 5 in the run config) to narrow it")
     return rows, notes
 
 

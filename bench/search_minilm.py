@@ -32,7 +32,10 @@ TARGETS = {"throughput": ("offline.throughput_sps", 1100.0, "≥", "sentences/s"
 def search(out: Path, profile: str, strategy: str, runtimes: str, extra: list[str]) -> tuple[dict, float]:
     tag = f"{profile}-{strategy}"
     started = time.monotonic()
-    cmd = [sys.executable, "-m", "inferarena.cli", "search", "--profile", profile, "--strategy", strategy,
+    config = out / "search.yaml"  # the task metric is not what the search ranks by: skip it per trial
+    config.write_text("evaluators: []\n")
+    cmd = [sys.executable, "-m", "inferarena.cli", "search", "--config", str(config), "--profile", profile,
+           "--strategy", strategy,
            "--min-cos", "0.99", "--runtimes", runtimes, "--db", str(out / f"{tag}.db"), "--json",
            str(out / f"{tag}.json"), *extra]
     done = subprocess.run(cmd, capture_output=True, text=True)

@@ -183,7 +183,8 @@ def test_merging_rounds():
                                "metrics": {"latency_ms_p50": p90 / 2, "latency_ms_p90": p90, "peak_rss_mb": rss,
                                            "energy_source": "estimate",
                                            "cpu_util_pct_per_core": [90.0, 50.0]},
-                               "loadgen": {}, "latencies_ms": np.asarray(samples, float)}]}
+                               "loadgen": {"errors": ["early stopping not met"]},
+                               "latencies_ms": np.asarray(samples, float)}]}
 
     merged = merge([result(10.0, 500.0, [9, 10, 11]), result(12.0, 520.0, [11, 12])])
     s = merged["scenarios"][0]
@@ -191,3 +192,4 @@ def test_merging_rounds():
     assert s["metrics"]["latency_ms_p90"] == 11.0 and s["metrics"]["peak_rss_mb"] == 520.0
     assert s["metrics"]["latency_ms_p50_by_round"] == [5.0, 6.0] and s["metrics"]["round_spread_pct"] == 18.18
     assert s["metrics"]["energy_source"] == "estimate" and s["round_sizes"] == [3, 2] and len(s["latencies_ms"]) == 5
+    assert s["loadgen"]["errors"] == ["early stopping not met"]  # text lists are kept, not averaged

@@ -78,7 +78,9 @@ def _merge_metrics(dicts: list[dict[str, Any]]) -> dict[str, Any]:
     for key, value in dicts[0].items():
         values = [d.get(key) for d in dicts]
         if isinstance(value, bool) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            if isinstance(value, list) and all(isinstance(v, list) and len(v) == len(value) for v in values):
+            numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for v in values
+                          if isinstance(v, list) for x in v)
+            if isinstance(value, list) and numeric and all(isinstance(v, list) and len(v) == len(value) for v in values):
                 out[key] = [round(float(np.mean(col)), 3) for col in zip(*values)]
             else:
                 out[key] = value

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from inferarena import registry
-from inferarena.cli_common import (DEFAULT_CACHE, DEFAULT_DB, DbOption, DebugOption, MaxMemoryOption, MaxP99Option,
+from inferarena.cli_common import (bounds, DEFAULT_CACHE, DEFAULT_DB, DbOption, DebugOption, MaxMemoryOption, MaxP99Option,
                                    MinCosOption, MinThroughputOption, ProfileOption, SortOption, _require_db, _split,
                                    app, console, errors, user_errors)
 from inferarena.errors import InferarenaError
@@ -74,8 +74,7 @@ def run(
 
     with user_errors(debug):
         cfg = _run_config(config, model, quick, threads, profile, scenarios, runtimes, pipelines, inputs, shapes,
-                          {"max_p99_ms": max_p99_ms, "min_cos": min_cos, "min_throughput": min_throughput,
-                           "max_memory_mb": max_memory_mb})
+                          bounds(max_p99_ms, min_cos, min_throughput, max_memory_mb))
         _sweep(arena.run, cfg, db, cache_dir, resume, json_path, report_html, sort)
 
 
@@ -159,14 +158,13 @@ def search(
         if strategy not in ("grid", "optuna"):
             raise InferarenaError(f"unknown strategy {strategy!r}", "use --strategy optuna or --strategy grid")
         cfg = _run_config(config, model, quick, threads, profile, None, runtimes, pipelines, inputs, shapes,
-                          {"max_p99_ms": max_p99_ms, "min_cos": min_cos, "min_throughput": min_throughput,
-                           "max_memory_mb": max_memory_mb},
+                          bounds(max_p99_ms, min_cos, min_throughput, max_memory_mb),
                           {"search": {"strategy": strategy, "trials": trials, "time_budget_s": time_budget_s}})
         cfg = cfg.model_copy(update={"scenarios": scenarios_for(cfg.profile)})
         _sweep(arena.search, cfg, db, cache_dir, resume, json_path, report_html, None)
 
 
-def _run_config(config, model, quick, threads, profile, scenarios, runtimes, pipelines, inputs, shapes, bounds,
+def _run_config(config, model, quick, threads, profile, scenarios, runtimes, pipelines, inputs, shapes, constraints,
                 extra: dict | None = None):
     """The run config: the --config file, then each option given on the command line over it."""
     from inferarena.config import RunConfig
@@ -174,7 +172,7 @@ def _run_config(config, model, quick, threads, profile, scenarios, runtimes, pip
     data = RunConfig.from_yaml(config).model_dump(mode="json") if config else {}
     overrides = {"model": model, "quick": quick or None, "threads": threads, "profile": profile}
     data.update({k: v for k, v in overrides.items() if v is not None})
-    data.setdefault("constraints", {}).update({k: v for k, v in bounds.items() if v is not None})
+    data.setdefault("constraints", {}).update({k: v for k, v in constraints.items() if v is not None})
     for key, value in (extra or {}).items():
         data.setdefault(key, {}).update({k: v for k, v in value.items() if v is not None})
     if _split(scenarios):

@@ -44,6 +44,12 @@ MinThroughputOption = Annotated[Optional[float], typer.Option(
 MaxMemoryOption = Annotated[Optional[float], typer.Option("--max-memory-mb", help="Bound on peak RSS (MB).")]
 
 
+def bounds(max_p99_ms, min_cos, min_throughput, max_memory_mb) -> dict:
+    """The constraint options, keyed as `ConstraintsConfig` names them."""
+    return {"max_p99_ms": max_p99_ms, "min_cos": min_cos, "min_throughput": min_throughput,
+            "max_memory_mb": max_memory_mb}
+
+
 @contextmanager
 def user_errors(debug: bool):
     """Problems the user can fix end in one line and exit code 2; --debug shows the traceback."""

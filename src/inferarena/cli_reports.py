@@ -12,7 +12,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from inferarena.cli_common import (DEFAULT_DB, DbOption, DebugOption, MaxMemoryOption, MaxP99Option, MinCosOption,
+from inferarena.cli_common import (bounds, DEFAULT_DB, DbOption, DebugOption, MaxMemoryOption, MaxP99Option, MinCosOption,
                                    MinThroughputOption, ProfileOption, SortOption, _require_db, app, console, errors,
                                    user_errors)
 from inferarena.errors import InferarenaError
@@ -152,8 +152,7 @@ def recommend(
     with user_errors(debug):
         _require_db(db)
         store = Store(db)
-        constraints = {"max_p99_ms": max_p99_ms, "min_cos": min_cos, "min_throughput": min_throughput,
-                       "max_memory_mb": max_memory_mb}
+        constraints = bounds(max_p99_ms, min_cos, min_throughput, max_memory_mb)
         run, rec = recommend_run(store, run_id, profile, constraints, db.resolve().parent)
     show_recommendation(run, rec, json_path)
     if not rec.met:

@@ -220,13 +220,8 @@ class RunConfig(_Strict):
             raise ValueError("at least one scenario is needed")
         return names
 
-    @field_validator("evaluators")
-    @classmethod
-    def _known_evaluators(cls, names: list[str]) -> list[str]:
-        unknown = [n for n in names if n not in registry.EVALUATORS]
-        if unknown:
-            raise ValueError(f"unknown evaluator {unknown[0]!r}; choose from {', '.join(registry.EVALUATORS)}")
-        return names
+    _known_evaluators = field_validator("evaluators")(
+        lambda cls, names: [_registered(n, registry.EVALUATORS, "evaluator") for n in names])
 
     def timeout_s(self) -> float:
         # Compliant scenarios run >= 10 min each, and MultiStream/Server need 270k queries: allow a day.

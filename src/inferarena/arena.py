@@ -236,14 +236,17 @@ def _reference(artifact, workload, eval_indices, threads, work: Path, timeout: f
 def _evaluators(config: RunConfig, artifact, notes: list[str]) -> tuple[str, ...]:
     """The configured task metrics that fit this model, with their data fetched here, once."""
     chosen = []
-    for name in config.evaluators:
+    named = config.evaluators is not None
+    for name in config.evaluators if named else registry.EVALUATORS:
         cls = registry.load(registry.EVALUATORS, name)
+        if not named and not (cls.default and cls.task == artifact.meta.get("task")):
+            continue
         if cls.task != artifact.meta.get("task"):
             notes.append(f"task metric {name} skipped: it scores {cls.task} models, and this model's task is "
                          f"{artifact.meta.get('task') or 'not declared'}")
             continue
         try:
-            cls().texts()  # downloads and verifies the data on first use
+            cls().inputs()  # downloads and verifies the data on first use
         except InferarenaError as exc:
             notes.append(f"task metric {name} skipped: {exc.problem} ({exc.fix})")
             continue

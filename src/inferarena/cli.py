@@ -40,7 +40,8 @@ def run(
     pipelines: Annotated[Optional[list[str]], typer.Option(
         help=f"Optimization pipelines to add as variants, repeated or comma-separated: {', '.join(PRESETS)} "
         "(-ac: accuracy-controlled, cos_min >= 0.99), or none. Custom pipelines go in --config. "
-        "Default: int8-dynamic-ac on onnxruntime and nncf-int8 on openvino.")] = None,
+        "Default: the model's own (MiniLM: int8-dynamic-ac on onnxruntime, nncf-int8 on openvino; "
+        "efficientnet-lite0: nncf-int8 on openvino, tflite-int8 on litert).")] = None,
     shapes: Annotated[Optional[list[str]], typer.Option(
         help="Shape strategies: fixed (pad to workload.max_length, 128 by default), dynamic (pad to each batch's "
         "longest), bucketed (pad to the next of a few lengths from the workload's length quantiles). "
@@ -128,7 +129,7 @@ def search(
     config: Annotated[Optional[Path], typer.Option(help="YAML run config; options given here override it.")] = None,
     runtimes: Annotated[Optional[list[str]], typer.Option(help="Runtimes to search over. Default: every installed one.")] = None,
     pipelines: Annotated[Optional[list[str]], typer.Option(
-        help=f"Compression pipelines to search over: {', '.join(PRESETS)}, or none. Default: int8-dynamic-ac, nncf-int8.")] = None,
+        help=f"Compression pipelines to search over: {', '.join(PRESETS)}, or none. Default: the model's own (see run --help).")] = None,
     shapes: Annotated[list[str], typer.Option(help="Shape strategies to search over.")] = ["fixed,bucketed,dynamic"],
     quick: Annotated[bool, typer.Option("--quick/--compliant", help="Quick trials (seconds each, labelled "
                                         "not MLPerf-compliant) or full MLPerf durations.")] = True,

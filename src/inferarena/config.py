@@ -68,15 +68,17 @@ class PipelineSpec(_Strict):
     shapes: list[ShapeStrategy] | None = Field(None, description="Shape strategies; default: the workload's.")
 
 
-# What a run measures besides the plain runtimes when nobody says otherwise: the two INT8 recipes
-# that keep accuracy, each on the runtime it was made for.
+# What a run measures besides the plain runtimes when neither the config nor the model says otherwise:
+# the two INT8 recipes that keep accuracy, each on the runtime it was made for. A model can name its
+# own in `meta["default_pipelines"]` (an image CNN wants static INT8, not dynamic).
 DEFAULT_PIPELINES = {"int8-dynamic-ac": ["onnxruntime"], "nncf-int8": ["openvino"]}
 
 
-def default_pipelines() -> list[PipelineSpec]:
+def default_pipelines(defaults: dict[str, list[str]] | None = None) -> list[PipelineSpec]:
     from inferarena.passes.presets import preset
 
-    return [preset(name).model_copy(update={"runtimes": runtimes}) for name, runtimes in DEFAULT_PIPELINES.items()]
+    chosen = DEFAULT_PIPELINES if defaults is None else defaults
+    return [preset(name).model_copy(update={"runtimes": runtimes}) for name, runtimes in chosen.items()]
 
 
 class WorkloadConfig(_Strict):
@@ -182,11 +184,16 @@ class RunConfig(_Strict):
     runtimes: list[RuntimeSpec] = Field(
         default_factory=list, description="Runtimes to measure; empty means every installed runtime."
     )
-    pipelines: list[PipelineSpec] = Field(
-        default_factory=lambda: default_pipelines(),
-        description="Optimization pipelines, each measured as extra variants (see --pipelines). Default: "
-        "INT8 with accuracy control on ONNX Runtime and NNCF INT8 on OpenVINO; [] for none.",
+    pipelines: list[PipelineSpec] | None = Field(
+        None,
+        description="Optimization pipelines, each measured as extra variants (see --pipelines). Default: the "
+        "model's own; for MiniLM and user models INT8 with accuracy control on ONNX Runtime and NNCF INT8 on "
+        "OpenVINO, for EfficientNet-Lite0 NNCF INT8 on OpenVINO and full-INT8 TFLite on LiteRT; [] for none.",
     )
+
+    def pipelines_for(self, meta: dict) -> list[PipelineSpec]:
+        """The pipelines to measure on a model with this artifact meta."""
+        return self.pipelines if self.pipelines is not None else default_pipelines(meta.get("default_pipelines"))
     scenarios: list[str] = Field(
         default_factory=lambda: ["single_stream", "multi_stream", "server", "offline"],
         description="LoadGen scenarios to run.",
@@ -195,10 +202,12 @@ class RunConfig(_Strict):
     threads: int | None = Field(None, ge=1, description="Threads per runtime; default: all cores.")
     loadgen: LoadGenConfig = Field(default_factory=LoadGenConfig)
     rounds: RoundsConfig = Field(default_factory=RoundsConfig)
-    evaluators: list[str] = Field(
-        default_factory=lambda: ["lee_docsim"],
+    evaluators: list[str] | None = Field(
+        None,
         description="Task metrics measured on every variant whose model task they fit, next to the FP32 "
-        "reference's score (lee_docsim: Spearman against human document similarity; wordsim353, simlex999).")
+        "reference's score (lee_docsim: Spearman against human document similarity; wordsim353, simlex999; "
+        "imagenet_photos: top-5 on labeled photos). Default: lee_docsim for embedding models, "
+        "imagenet_photos for image classifiers; [] for none.")
     profile: Literal["latency", "throughput", "balanced", "small"] | None = Field(
         None, description="Recommend one variant for this priority, with CIs and the reasons (see `recommend`).")
     constraints: ConstraintsConfig = Field(default_factory=ConstraintsConfig)
@@ -221,7 +230,7 @@ class RunConfig(_Strict):
         return names
 
     _known_evaluators = field_validator("evaluators")(
-        lambda cls, names: [_registered(n, registry.EVALUATORS, "evaluator") for n in names])
+        lambda cls, names: None if names is None else [_registered(n, registry.EVALUATORS, "evaluator") for n in names])
 
     def timeout_s(self) -> float:
         # Compliant scenarios run >= 10 min each, and MultiStream/Server need 270k queries: allow a day.

@@ -73,7 +73,7 @@ def task_scores(session: Session, workload: Workload, evaluators: tuple[str, ...
     from inferarena.evaluators.task import evaluate
 
     def embed(texts: list[str]) -> np.ndarray:
-        return next(iter(session.predict(workload.encode_texts(texts, strategy)).values()))
+        return next(iter(session.predict(workload.encode(texts, strategy)).values()))
 
     scores = []
     for name in evaluators:
@@ -121,7 +121,7 @@ def measure(job: MeasureJob) -> dict[str, Any]:
             fidelity = Fidelity(**job.first_round["fidelity"])
         else:
             got = outputs(session, workload, job.eval_indices, strategy, config.workload.batch_size)
-            fidelity = score(got, np.load(job.reference_path))
+            fidelity = score(got, np.load(job.reference_path), classes=job.artifact.meta.get("outputs") == "class_logits")
         result: dict[str, Any] = {
             "fidelity": fidelity.as_dict(),
             "session_info": session.info,

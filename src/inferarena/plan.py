@@ -87,10 +87,10 @@ def plan(config: RunConfig, artifact: Artifact, workload: Workload, host: Host) 
                         precision=precision,
                         shape=shape.value,
                         knobs=knobs.model_dump(mode="json"),
-                        steps=((conversion, "{}"),) if conversion else (),
+                        steps=tuple((c, "{}") for c in conversion),
                     )
                 )
-    for pipeline in config.pipelines:
+    for pipeline in config.pipelines_for(artifact.meta):
         try:
             specs += _pipeline_variants(pipeline, planned, artifact, shapes, notes)
         except ConfigError as exc:  # one bad pipeline is skipped with its reason; the sweep goes on
@@ -126,8 +126,7 @@ def pipeline_steps(pipeline: PipelineSpec, artifact: Artifact) -> tuple[tuple[St
                 f"pipeline {pipeline.name!r}: pass {spec.name} takes {' or '.join(cls.accepts)}, but gets {fmt}",
                 "reorder the passes or add a converting pass",
             ) from None
-        if conversion:
-            steps.append((conversion, "{}"))
+        steps += [(c, "{}") for c in conversion]
         try:
             pass_config = cls.Config.model_validate(spec.config)
         except ValidationError as exc:
@@ -157,7 +156,7 @@ def _pipeline_variants(pipeline: PipelineSpec, planned: list, artifact: Artifact
         for shape in pipeline.shapes or shapes:
             variants.append(VariantSpec(
                 name=f"{spec.name}/{label}/{shape.value}{suffix}@{pipeline.name}", runtime=spec.name, precision=label,
-                shape=shape.value, knobs=knobs, steps=steps + (((conversion, "{}"),) if conversion else ()),
+                shape=shape.value, knobs=knobs, steps=steps + tuple((c, "{}") for c in conversion),
                 pipeline=pipeline.name, runtime_precision="fp32", lossy=lossy(steps),
             ))
     if not variants and pipeline.runtimes is not None:

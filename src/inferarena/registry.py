@@ -13,18 +13,26 @@ RUNTIMES: dict[str, str] = {
     "torch": "inferarena.runtimes.torch_eager:TorchEager",
     "onnxruntime": "inferarena.runtimes.ort:OnnxRuntime",
     "openvino": "inferarena.runtimes.ov:OpenVINO",
+    "tensorflow": "inferarena.runtimes.tensorflow:TensorFlow",
+    "litert": "inferarena.runtimes.litert:LiteRT",
 }
 
 # Order matters: the first source that claims a --model spec loads it.
 MODEL_SOURCES: dict[str, str] = {
     "minilm": "inferarena.models.minilm:MiniLM",
+    "efficientnet-lite0": "inferarena.models.efficientnet_lite:EfficientNetLite0",
     "onnx_file": "inferarena.models.onnx_file:OnnxFile",
-    "hf_folder": "inferarena.models.hf_folder:HFFolder",
+    "tflite_file": "inferarena.models.tf_files:TFLiteFile",
+    "savedmodel_dir": "inferarena.models.tf_files:SavedModelDir",
+    "keras_file": "inferarena.models.tf_files:KerasFile",
+    "hf_folder": "inferarena.models.hf_folder:HFFolder",  # any other folder: last
 }
 
 # Format conversions and optimization passes.
 PASSES: dict[str, str] = {
     "export_onnx": "inferarena.passes.export_onnx:ExportOnnx",
+    "export_tf": "inferarena.passes.tf_convert:ExportTF",
+    "tflite_convert": "inferarena.passes.tf_convert:TFLiteConvert",
     "ort_optimize": "inferarena.passes.ort_optimize:OrtOptimize",
     "ort_quantize": "inferarena.passes.ort_quantize:OrtQuantize",
     "nncf_quantize": "inferarena.passes.nncf_ov:NncfQuantize",
@@ -39,6 +47,7 @@ EVALUATORS: dict[str, str] = {
     "lee_docsim": "inferarena.evaluators.similarity:LeeDocSim",
     "wordsim353": "inferarena.evaluators.similarity:WordSim353",
     "simlex999": "inferarena.evaluators.similarity:SimLex999",
+    "imagenet_photos": "inferarena.evaluators.imagenet:ImagenetPhotos",
 }
 
 SCENARIOS: dict[str, str] = {

@@ -27,6 +27,7 @@ class LeeDocSim(Evaluator):
     name = "lee_docsim"
     task = "embedding"
     metric = "spearman"
+    default = True
 
     def texts(self) -> list[str]:
         return self._data[0]

@@ -26,7 +26,7 @@ class Evaluator(ABC):
     """One task metric over a fixed list of texts.
 
     Building one does no I/O, so listing or configuring evaluators is free: data is read (and, when
-    allowed, downloaded into `data_dir`) on the first call to `texts()`. `task` is matched against
+    allowed, downloaded into `data_dir`) on the first call to `inputs()`. `task` is matched against
     the artifact's `meta["task"]`, so an evaluator only runs on models it makes sense for.
     """
 
@@ -34,14 +34,21 @@ class Evaluator(ABC):
     task: ClassVar[str]
     metric: ClassVar[str]
     higher_is_better: ClassVar[bool] = True
+    # Scored on every model of its task when the config names no evaluators.
+    default: ClassVar[bool] = False
 
     def __init__(self, data_dir: Path = DEFAULT_DATA_DIR, download: bool = True):
         self.data_dir = data_dir
         self.download = download
 
-    @abstractmethod
+    def inputs(self) -> list:
+        """The raw inputs (texts, photos) in the order `score` expects their rows; the workload
+        preprocesses them as it does its own samples."""
+        return self.texts()
+
     def texts(self) -> list[str]:
-        """The inputs to embed, in the order `score` expects their rows."""
+        """For text evaluators: the texts to embed."""
+        raise NotImplementedError(f"{type(self).__name__} defines neither inputs() nor texts()")
 
     @abstractmethod
     def score(self, embeddings: np.ndarray) -> float:
@@ -54,7 +61,7 @@ def evaluate(evaluator: Evaluator, embed: Callable[[list[str]], np.ndarray], bat
     Rows are L2-normalized here, so a plugin's `score` can take dot products as cosines whatever
     the model's pooling did.
     """
-    texts = evaluator.texts()
+    texts = evaluator.inputs()
     batches = [np.asarray(embed(texts[i : i + batch_size])) for i in range(0, len(texts), batch_size)]
     rows = np.concatenate([b.reshape(len(b), -1) for b in batches]).astype(np.float64)
     if len(rows) != len(texts):

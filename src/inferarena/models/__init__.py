@@ -14,8 +14,9 @@ def resolve(spec: str) -> Artifact:
         if source.claims(spec):
             return source().load(spec)
     raise ModelError(
-        f"model {spec!r} is neither a bundled model nor an existing .onnx file or Hugging Face folder",
-        f"use one of: {', '.join(bundled_names())}, a path to a .onnx file, or a folder with config.json",
+        f"model {spec!r} is neither a bundled model nor a model file or folder inferarena reads",
+        f"use one of: {', '.join(bundled_names())}, a .onnx, .tflite or .keras file, a SavedModel folder, "
+        "or a Hugging Face folder with config.json",
     )
 
 

@@ -6,20 +6,26 @@ from inferarena import registry
 from inferarena.errors import ModelError
 
 
-def converter_for(source_format: str, wanted: tuple[str, ...]) -> str | None:
-    """The registered pass that turns `source_format` into one of `wanted`, if any (by declaration only)."""
-    for name in registry.PASSES:
-        cls = registry.load(registry.PASSES, name)
-        if source_format in cls.accepts and set(cls.produces) & set(wanted):
-            return name
-    return None
-
-
-def route(source_format: str, wanted: tuple[str, ...]) -> str | None:
-    """None if the runtime takes the source as is, else the name of the converting pass."""
+def route(source_format: str, wanted: tuple[str, ...]) -> tuple[str, ...]:
+    """The converting passes, in order, that turn `source_format` into one of `wanted`: () if a runtime
+    takes the source as is. The shortest chain wins (e.g. torch_module -> tf_savedmodel -> tflite);
+    decided from the passes' declarations only, nothing is imported beyond their classes."""
     if source_format in wanted:
-        return None
-    name = converter_for(source_format, wanted)
-    if name is None:
-        raise ModelError(f"no pass converts {source_format} into {' or '.join(wanted)}", "pick another runtime")
-    return name
+        return ()
+    converters = [(name, cls) for name in registry.PASSES
+                  if getattr(cls := registry.load(registry.PASSES, name), "converts", False)]
+    frontier, seen = [(source_format, ())], {source_format}
+    while frontier:
+        step = []
+        for fmt, chain in frontier:
+            for name, cls in converters:
+                if fmt not in cls.accepts:
+                    continue
+                for out in cls.produces:
+                    if out in wanted:
+                        return (*chain, name)
+                    if out not in seen:
+                        seen.add(out)
+                        step.append((out, (*chain, name)))
+        frontier = step
+    raise ModelError(f"no pass converts {source_format} into {' or '.join(wanted)}", "pick another runtime")

@@ -66,6 +66,9 @@ class Pass(ABC):
     produces: ClassVar[tuple[str, ...]]
     Config: ClassVar[type[BaseModel]]
     uses_data: ClassVar[bool] = False
+    # A pure format conversion that runs with its default config: the planner inserts it where a runtime
+    # or pass needs another format (chains allowed, e.g. torch_module -> tf_savedmodel -> tflite).
+    converts: ClassVar[bool] = False
     # Changes what the model computes on purpose (pruning): judged by fidelity.min_cos_lossy, like int8.
     lossy: ClassVar[bool] = False
     # Bumped when a pass's output changes for the same input and config, so old cache entries are not reused.

@@ -1,4 +1,5 @@
-"""Export an `hf_encoder` to ONNX with the dynamo exporter, batch and sequence axes dynamic.
+"""Export an `hf_encoder` (batch and sequence axes dynamic) or a `torch_module` (batch axis dynamic) to
+ONNX with the dynamo exporter.
 
 Two traps, both seen with transformers 5.x: the legacy exporter (dynamo=False) silently produced
 wrong outputs, and tracing with an all-ones attention mask drops the mask from the graph. So the
@@ -24,8 +25,9 @@ class ExportOnnxConfig(BaseModel):
 
 class ExportOnnx(Pass):
     name = "export_onnx"
-    accepts = ("hf_encoder",)
+    accepts = ("hf_encoder", "torch_module")
     produces = ("onnx",)
+    converts = True
     Config = ExportOnnxConfig
 
     def run(self, artifact: Artifact, config: BaseModel, out_dir: Path, context=None) -> Artifact:
@@ -34,6 +36,8 @@ class ExportOnnx(Pass):
         if (Path(artifact.path) / "torchao.json").is_file():  # the export would silently drop it
             raise ConfigError("torchao quantization exists only in the torch runtime, and export would drop it",
                               "put torchao_quantize last and run it on torch, or drop the ONNX runtimes")
+        if artifact.format == "torch_module":
+            return self._module(artifact, config, out_dir)
         uses_tt = bool(artifact.meta.get("uses_token_type_ids"))
         module = load_embedding_module(artifact.path, uses_tt)
         names = input_names(uses_tt)
@@ -55,5 +59,23 @@ class ExportOnnx(Pass):
             opset_version=config.opset,
             optimize=True,
             verbose=False,
+        )
+        return Artifact(out, "onnx", dict(artifact.meta))
+
+    def _module(self, artifact: Artifact, config: BaseModel, out_dir: Path) -> Artifact:
+        """A `torch_module` model: traced on random inputs of its declared shapes, the batch axis dynamic."""
+        import torch
+
+        from inferarena.models import torch_module
+
+        module = torch_module.build(artifact)
+        specs = artifact.meta["inputs"]
+        example = tuple(torch.randn(torch_module.example_shape(s, 2)).to(getattr(torch, s["dtype"])) for s in specs)
+        batch = torch.export.Dim("batch")
+        out = out_dir / "model.onnx"
+        torch.onnx.export(
+            module, example, str(out), dynamo=True, input_names=[s["name"] for s in specs],
+            output_names=[artifact.meta["output_name"]],
+            dynamic_shapes=tuple({0: batch} for _ in specs), opset_version=config.opset, optimize=True, verbose=False,
         )
         return Artifact(out, "onnx", dict(artifact.meta))

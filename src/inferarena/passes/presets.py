@@ -27,11 +27,16 @@ PRESETS: dict[str, list[dict]] = {
     "prune-ffn-10": [{"name": "prune_structured", "config": {"ratio": 0.1, "targets": "ffn"}}],
     "prune-ffn-20": [{"name": "prune_structured", "config": {"ratio": 0.2, "targets": "ffn"}}],
     "prune-20": [{"name": "prune_structured", "config": {"ratio": 0.2, "targets": "heads+ffn"}}],
+    # TensorFlow Lite conversions for LiteRT (from a SavedModel, .keras, or a model with a Keras definition).
+    "tflite-fp16": [{"name": "tflite_convert", "config": {"mode": "float16"}}],
+    "tflite-dynamic-int8": [{"name": "tflite_convert", "config": {"mode": "dynamic_int8"}}],
+    "tflite-int8": [{"name": "tflite_convert", "config": {"mode": "int8"}}],
 }
 
 
 # Presets whose result only one runtime can run (torchao lives inside torch; export would drop it).
-RUNTIMES = {"torchao-int8": ["torch"], "torchao-int8-weights": ["torch"]}
+RUNTIMES = {"torchao-int8": ["torch"], "torchao-int8-weights": ["torch"], "tflite-fp16": ["litert"],
+            "tflite-dynamic-int8": ["litert"], "tflite-int8": ["litert"]}
 
 
 def preset(name: str) -> PipelineSpec:

@@ -57,8 +57,12 @@ def variants_table(variants: list[dict], task_reference: list[dict] | None = Non
     tasks = [t for t in task_reference or [] if "value" in t]
     table = Table(title="Variants — fidelity against the FP32 reference", title_justify="left", title_style="bold",
                   box=box.SIMPLE_HEAD, pad_edge=False)
-    task_headers = [f"{t['name']} (FP32 {t['value']:.3f})" for t in tasks]
-    for header in ("variant", "cos mean", "cos min", "max diff", *task_headers, "RSS MB", "load s", "passes (* cached)"):
+    task_headers = [f"{t['name']}\n(FP32 {t['value']:.3f})" for t in tasks]
+    # Classifiers also get top-k agreement with the reference's classes.
+    agreement = [k for k in ("top1_agreement", "top5_agreement") if any(k in (v.get("fidelity") or {}) for v in variants)]
+    agreement_headers = [k.replace("_agreement", "\nagree") for k in agreement]
+    for header in ("variant", "cos mean", "cos min", "max diff", *agreement_headers, *task_headers, "RSS MB", "load s",
+                   "passes (* cached)"):
         table.add_column(header, justify="left" if header in ("variant", "passes (* cached)") else "right",
                          no_wrap=header != "passes (* cached)", min_width=_widest(variants) if header == "variant" else None)
     for v in variants:
@@ -69,6 +73,7 @@ def variants_table(variants: list[dict], task_reference: list[dict] | None = Non
         scores = {t["name"]: t.get("value") for t in v.get("task") or []}
         table.add_row(escape(v["name"]), f"{f.get('cos_mean', float('nan')):.5f}",
                       f"{f.get('cos_min', float('nan')):.5f}", f"{f.get('max_abs_diff', float('nan')):.2g}",
+                      *(f"{f[k]:.3f}" if k in f else "-" for k in agreement),
                       *(f"{scores[t['name']]:.3f}" if scores.get(t["name"]) is not None else "-" for t in tasks),
                       fmt((v.get("memory") or {}).get("peak_rss_mb")), fmt(v.get("load_s")), escape(steps or "-"))
     return table

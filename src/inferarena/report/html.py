@@ -12,6 +12,7 @@ E = html.escape
 # Leaderboard columns: (flat metric key, header). Units are in the headers as in the keys.
 COLUMNS = [
     ("fidelity.cos_min", "cos min", ".5f"),
+    ("fidelity.top1_agreement", "top-1 agree", ".3f"),
     ("single_stream.latency_ms_p50", "SS p50 ms", ".3g"),
     ("single_stream.latency_ms_p90", "SS p90 ms", ".3g"),
     ("single_stream.latency_ms_p99", "SS p99 ms", ".3g"),

@@ -51,7 +51,9 @@ def board(scenario: str, variants: list[dict], quick: bool, sort: str | None = N
         ranking, rank = cls.ranking, cls.rank_key
     rows = [v for v in variants if scenario in v["scenarios"]]
     sources = {v["scenarios"][scenario]["metrics"].get("energy_source") for v in rows}
-    headers = [h for _, h in cls.columns] + ["LoadGen", "cos min"] + [
+    # Classifiers are judged by whether the top class survives; other models by the cosine of their outputs.
+    top1 = any("top1_agreement" in (v.get("fidelity") or {}) for v in rows)
+    headers = [h for _, h in cls.columns] + ["LoadGen", "top-1 agree" if top1 else "cos min"] + [
         h + (" est." if key == "energy_j_per_query" and sources == {"estimate"} else "") for key, h, _ in EFFICIENCY
     ]
     with_rounds = any(v["scenarios"][scenario]["metrics"].get("rounds", 1) > 1 for v in rows)
@@ -62,7 +64,10 @@ def board(scenario: str, variants: list[dict], quick: bool, sort: str | None = N
         measured = v["scenarios"][scenario]
         metrics = measured["metrics"]
         cells = [fmt(metrics.get(k)) for k, _ in cls.columns]
-        cells.append(f"{v['fidelity']['cos_min']:.5f}" if v.get("fidelity") else "-")
+        if top1:
+            cells.append(fmt((v.get("fidelity") or {}).get("top1_agreement")))
+        else:
+            cells.append(f"{v['fidelity']['cos_min']:.5f}" if v.get("fidelity") else "-")
         cells += [fmt(metrics[k] * scale if isinstance(metrics.get(k), (int, float)) else None)
                   for k, _, scale in EFFICIENCY]
         if with_rounds:

@@ -11,7 +11,7 @@ from inferarena.runtimes.base import Batch, Knobs, Runtime, Session
 
 class TorchEager(Runtime):
     name = "torch"
-    formats = ("hf_encoder",)
+    formats = ("hf_encoder", "torch_module")
     precisions = ("fp32", "bf16")
     modules = ("torch", "transformers")
     distribution = "torch"
@@ -22,6 +22,13 @@ class TorchEager(Runtime):
 
         if knobs.threads:
             torch.set_num_threads(knobs.threads)
+        if artifact.format == "torch_module":
+            from inferarena.models import torch_module
+
+            module = torch_module.build(artifact)
+            dtypes = {s["name"]: getattr(torch, s["dtype"]) for s in artifact.meta["inputs"]}
+            session = TorchSession(torch, module, precision, list(dtypes), artifact.meta["output_name"], dtypes)
+            return session
         uses_tt = bool(artifact.meta.get("uses_token_type_ids"))
         module = load_embedding_module(artifact.path, uses_tt)
         session = TorchSession(torch, module, precision, input_names(uses_tt))
@@ -34,8 +41,11 @@ class TorchEager(Runtime):
 
 
 class TorchSession(Session):
-    def __init__(self, torch, module, precision: str, names: list[str]):
+    def __init__(self, torch, module, precision: str, names: list[str], output: str = OUTPUT_NAME,
+                 dtypes: dict | None = None):
         self.torch = torch
+        self.output = output
+        self.dtypes = dtypes or {n: torch.int64 for n in names}  # token ids unless the model says otherwise
         self.module = module
         self.bf16 = precision == "bf16"
         self.input_names = names
@@ -50,7 +60,7 @@ class TorchSession(Session):
             from torch.nn.attention import SDPBackend, sdpa_kernel
             from torch.utils.flop_counter import FlopCounterMode
 
-            inputs = {n: torch.ones(shapes[n], dtype=torch.int64) for n in self.input_names}
+            inputs = {n: torch.ones(shapes[n], dtype=self.dtypes[n]) for n in self.input_names}
             # torchao's INT8 GEMM, which the counter does not know: (m, k) @ (k, n) is 2mkn like any matmul.
             int_mm = {torch.ops.aten._int_mm: lambda a, b, *_, **__: 2 * a[0] * a[1] * b[1]}
             with torch.inference_mode(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(
@@ -64,4 +74,4 @@ class TorchSession(Session):
         inputs = {n: torch.from_numpy(batch[n]) for n in self.input_names}
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             out = self.module(**inputs)
-        return {OUTPUT_NAME: out.float().numpy()}
+        return {self.output: out.float().numpy()}

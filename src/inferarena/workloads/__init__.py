@@ -14,6 +14,10 @@ def build(artifact: Artifact, config: WorkloadConfig) -> Workload:
         from inferarena.workloads.text import TextWorkload
 
         return TextWorkload.build(artifact, config)
+    if kind == "image":
+        from inferarena.workloads.image import ImageWorkload
+
+        return ImageWorkload.build(artifact, config)
     from inferarena.workloads.tensor import TensorWorkload
 
     return TensorWorkload.build(artifact, config)

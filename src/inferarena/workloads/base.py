@@ -50,5 +50,9 @@ class Workload(ABC):
         """Arbitrary texts as one batch, for task evaluators; None where the model does not take text."""
         return None
 
+    def encode(self, items: list[Any], strategy: ShapeStrategy = ShapeStrategy.dynamic) -> Batch | None:
+        """An evaluator's raw inputs (texts, photos) as one batch, preprocessed as this workload does."""
+        return self.encode_texts(items, strategy)
+
     def batch_limit(self, wanted: int) -> int:
         return wanted if self.max_batch is None else min(wanted, self.max_batch)

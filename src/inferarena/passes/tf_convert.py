@@ -72,7 +72,7 @@ class TFLiteConfig(BaseModel):
         "weights, activations quantized on the fly; int8: full integer with ranges calibrated on the workload.",
         json_schema_extra={"space": ["float32", "float16", "dynamic_int8", "int8"]},
     )
-    calibration_samples: int = Field(100, ge=1, description="Workload samples for int8's representative dataset.")
+    calibration_samples: int = Field(64, ge=1, description="Workload samples for int8's representative dataset.")
 
 
 class TFLiteConvert(Pass):

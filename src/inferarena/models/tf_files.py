@@ -20,9 +20,16 @@ def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
-def _artifact(path: Path, fmt: str, inputs: list[dict]) -> Artifact:
+# A .tflite is already converted; a SavedModel or .keras file gets the one TFLite recipe that needs no
+# calibration data (a user's model is measured on random inputs unless --inputs is given).
+DEFAULT_PIPELINES = {"tflite": {}, "tf_savedmodel": {"tflite-dynamic-int8": ["litert"]},
+                     "keras": {"tflite-dynamic-int8": ["litert"]}}
+
+
+def _artifact(path: Path, fmt: str, inputs: list[dict], **meta) -> Artifact:
     return Artifact(path=path, format=fmt, meta={"name": path.name, "input_kind": "tensor", "task": "tensor",
-                                                 "inputs": inputs})
+                                                 "inputs": inputs, "default_pipelines": DEFAULT_PIPELINES[fmt],
+                                                 **meta})
 
 
 def _spec(name: str, dtype, shape) -> dict:
@@ -49,7 +56,12 @@ class TFLiteFile(ModelSource):
         interpreter = open_interpreter(path, 1)
         inputs = [_spec(d["name"], d["dtype"], d.get("shape_signature", d["shape"]))
                   for d in interpreter.get_input_details()]
-        return _artifact(path, "tflite", inputs)
+        # What the file holds, since its precision was fixed at conversion: tensor counts by dtype.
+        dtypes: dict[str, int] = {}
+        for detail in interpreter.get_tensor_details():
+            name = np.dtype(detail["dtype"]).name
+            dtypes[name] = dtypes.get(name, 0) + 1
+        return _artifact(path, "tflite", inputs, tensor_dtypes=dtypes)
 
 
 class SavedModelDir(ModelSource):

@@ -28,7 +28,10 @@ class LiteRT(Runtime):
 
     def load(self, artifact: Artifact, precision: str, knobs: Knobs, input_shapes: dict[str, list[int]]) -> Session:
         interpreter = open_interpreter(artifact.path, knobs.threads)
-        return LiteRTSession(interpreter, knobs.threads, artifact.meta.get("tflite_mode"))
+        session = LiteRTSession(interpreter, knobs.threads, artifact.meta.get("tflite_mode"))
+        if artifact.meta.get("tensor_dtypes"):  # a user's .tflite: its precision was set when it was converted
+            session.info["tensor_dtypes"] = artifact.meta["tensor_dtypes"]
+        return session
 
 
 def open_interpreter(path, threads: int | None = None):

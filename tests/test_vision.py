@@ -156,3 +156,34 @@ def test_efficientnet_on_every_runtime(tmp_path):
         assert v["metrics"]["fidelity.top1_agreement"] >= (0.99 if "fp32" in name else 0.5)
         assert v["metrics"]["task.imagenet_photos.top5_accuracy"] >= (1.0 if "fp32" in name else 0.75)
     assert "top-1 agree" in result.output
+
+
+def test_managed_environment_failure_is_named(tmp_path, monkeypatch):
+    """A managed environment that cannot be created says which, and where its log is."""
+    from inferarena import envs
+    from inferarena.errors import RuntimeUnavailable
+
+    monkeypatch.setenv("INFERARENA_ENVS", str(tmp_path / "envs"))
+    broken = envs.Environment("broken", ("inferarena-no-such-package==0.0.0",))
+    with pytest.raises(RuntimeUnavailable, match="could not create the 'broken' environment") as caught:
+        envs.ensure(broken)
+    assert "broken-" in caught.value.fix and not envs.ready(broken)
+
+
+@pytest.mark.slow
+@needs_vision
+@needs_litert
+def test_litert_torch_in_its_own_environment(tmp_path):
+    """PyTorch -> .tflite with litert-torch, run in the venv inferarena manages for it (created on
+    first use, minutes): FP32 with a dynamic batch, and static INT8 with int8 I/O at batch 1."""
+    cfg = quick_config(tmp_path, pipelines=None, workload={"num_samples": 96, "eval_samples": 16, "batch_size": 8})
+    out = tmp_path / "run.json"
+    result = invoke("run", "--model", "efficientnet-lite0", "--config", cfg, "--db", tmp_path / "r.db", "--json", out,
+                    "--runtimes", "litert", "--pipelines", "litert-torch,litert-torch-int8",
+                    "--cache-dir", tmp_path / "cache")
+    assert result.exit_code == 0, result.output
+    variants = {v["name"]: v for v in json.loads(out.read_text())["variants"]}
+    fp32, int8 = variants["litert/fp32/fixed@litert-torch"], variants["litert/int8/fixed@litert-torch-int8"]
+    assert fp32["status"] == "ok" and fp32["metrics"]["fidelity.cos_min"] > 0.9999, fp32["error"]
+    assert int8["status"] == "ok" and int8["metrics"]["fidelity.top5_agreement"] >= 0.9, int8["error"]
+    assert int8["metrics"]["task.imagenet_photos.top5_accuracy"] >= 0.75

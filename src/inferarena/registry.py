@@ -33,6 +33,7 @@ PASSES: dict[str, str] = {
     "export_onnx": "inferarena.passes.export_onnx:ExportOnnx",
     "export_tf": "inferarena.passes.tf_convert:ExportTF",
     "tflite_convert": "inferarena.passes.tf_convert:TFLiteConvert",
+    "litert_torch_export": "inferarena.passes.litert_torch:LiteRTTorchExport",
     "ort_optimize": "inferarena.passes.ort_optimize:OrtOptimize",
     "ort_quantize": "inferarena.passes.ort_quantize:OrtQuantize",
     "nncf_quantize": "inferarena.passes.nncf_ov:NncfQuantize",

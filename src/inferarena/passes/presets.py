@@ -31,12 +31,16 @@ PRESETS: dict[str, list[dict]] = {
     "tflite-fp16": [{"name": "tflite_convert", "config": {"mode": "float16"}}],
     "tflite-dynamic-int8": [{"name": "tflite_convert", "config": {"mode": "dynamic_int8"}}],
     "tflite-int8": [{"name": "tflite_convert", "config": {"mode": "int8"}}],
+    # PyTorch -> .tflite directly with litert-torch (in its own managed environment; see passes/litert_torch.py).
+    "litert-torch": [{"name": "litert_torch_export", "config": {"mode": "float32"}}],
+    "litert-torch-int8": [{"name": "litert_torch_export", "config": {"mode": "int8"}}],
 }
 
 
 # Presets whose result only one runtime can run (torchao lives inside torch; export would drop it).
 RUNTIMES = {"torchao-int8": ["torch"], "torchao-int8-weights": ["torch"], "tflite-fp16": ["litert"],
-            "tflite-dynamic-int8": ["litert"], "tflite-int8": ["litert"]}
+            "tflite-dynamic-int8": ["litert"], "tflite-int8": ["litert"], "litert-torch": ["litert"],
+            "litert-torch-int8": ["litert"]}
 
 
 def preset(name: str) -> PipelineSpec:

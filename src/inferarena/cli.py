@@ -356,6 +356,7 @@ def show(
 
 
 from inferarena import cli_reports  # noqa: E402,F401 - registers `report` and `compare` after the others
+from inferarena import cli_serving  # noqa: E402,F401 - registers `serve-bench`
 
 
 def main() -> None:

@@ -51,6 +51,13 @@ EVALUATORS: dict[str, str] = {
     "imagenet_photos": "inferarena.evaluators.imagenet:ImagenetPhotos",
 }
 
+# Model servers for `serve-bench`, each run in its own managed environment.
+SERVERS: dict[str, str] = {
+    "triton": "inferarena.serving.triton:Triton",
+    "torchserve": "inferarena.serving.torchserve:TorchServe",
+    "mlserver": "inferarena.serving.mlserver:MLServer",
+}
+
 SCENARIOS: dict[str, str] = {
     "single_stream": "inferarena.scenarios.mlperf:SingleStream",
     "multi_stream": "inferarena.scenarios.mlperf:MultiStream",

@@ -1,0 +1,109 @@
+"""`inferarena serve-bench`: which server, and which batching, serves most queries within the SLA."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+
+from inferarena import registry
+from inferarena.cli_common import DEFAULT_CACHE, DEFAULT_DB, DbOption, DebugOption, _split, app, console, user_errors
+
+
+def _ints(values: Optional[list[str]], default: list[int]) -> list[int]:
+    return [int(v) for v in _split(values)] if values else default
+
+
+def _floats(values: Optional[list[str]], default: list[float]) -> list[float]:
+    return [float(v) for v in _split(values)] if values else default
+
+
+@app.command("serve-bench")
+def serve_bench(
+    model: Annotated[str, typer.Option(help="Bundled model name, HF folder, or .onnx file.")] = "minilm",
+    servers: Annotated[Optional[list[str]], typer.Option(
+        help=f"Servers, repeated or comma-separated: {', '.join(registry.SERVERS)}. Default: all. Each runs in "
+        "an environment inferarena creates on first use (minutes), since their dependencies clash.")] = None,
+    pipeline: Annotated[Optional[str], typer.Option(
+        help="Serve this --pipelines preset's ONNX output (e.g. int8-dynamic-ac) instead of the FP32 export.")] = None,
+    sla_p99_ms: Annotated[float, typer.Option(help="p99 latency SLA (ms): the peak QPS is the highest that meets it.")] = 100.0,
+    max_batch: Annotated[Optional[list[str]], typer.Option(
+        help="Server-side max batch sizes to sweep (1 = no batching). Default: 1,8.")] = None,
+    max_delay_ms: Annotated[Optional[list[str]], typer.Option(
+        help="Max queue delays (ms) to sweep for batch sizes above 1. Default: 2.")] = None,
+    instances: Annotated[Optional[list[str]], typer.Option(
+        help="Model instances (workers) to sweep, where the server has them. Default: 1.")] = None,
+    concurrency: Annotated[int, typer.Option(help="Client threads, each with its own connection.")] = 32,
+    probe_ms: Annotated[int, typer.Option(help="Duration of each LoadGen Server probe (ms).")] = 3000,
+    target: Annotated[Optional[str], typer.Option(
+        help="Remote mode: benchmark a running endpoint (http://host:port) instead of starting servers.")] = None,
+    protocol: Annotated[str, typer.Option(
+        help="Remote protocol: kserve-v2 (Triton, MLServer, OpenVINO Model Server), torchserve, or tfserving-rest "
+        "(written from TF Serving's REST docs, not checked against a real one).")] = "kserve-v2",
+    target_model: Annotated[Optional[str], typer.Option(help="Remote mode: the model's name on the endpoint.")] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON here.")] = None,
+    db: DbOption = DEFAULT_DB,
+    cache_dir: Annotated[Path, typer.Option(help="Pass cache (the ONNX export is reused from `run`).")] = DEFAULT_CACHE,
+    debug: DebugOption = False,
+) -> None:
+    """Deploy a model on Triton, TorchServe and MLServer (127.0.0.1, free ports), sweep their batching,
+    and find each configuration's peak QPS within the p99 SLA under LoadGen's Server scenario.
+
+    Examples:
+      inferarena serve-bench --servers mlserver --max-batch 1,4,8 --max-delay-ms 1,5
+      inferarena serve-bench --target http://10.0.0.5:8000 --protocol kserve-v2 --target-model minilm
+    """
+    from inferarena.cli import _progress
+    from inferarena.environment import capture
+    from inferarena.serving import bench
+    from inferarena.serving.servers import Batching
+    from inferarena.store import Store
+
+    with user_errors(debug):
+        sweep = [Batching(max_batch_size=b, max_delay_ms=d if b > 1 else 0.0, instances=i)
+                 for i in _ints(instances, [1]) for b in _ints(max_batch, [1, 8])
+                 for d in (_floats(max_delay_ms, [2.0]) if b > 1 else [0.0])]
+        config = bench.ServeBenchConfig(
+            model=model, pipeline=pipeline, servers=_split(servers) or list(registry.SERVERS), batching=sweep,
+            sla_p99_ms=sla_p99_ms, concurrency=concurrency, probe_ms=probe_ms, target=target, protocol=protocol,
+            target_model=target_model)
+        with _progress() as (_, on_event):
+            result = bench.serve_bench(config, cache_dir, Path(".inferarena"), on_event)
+        store = Store(db)
+        run_id = bench.save(store, config, result, capture(), {"kind": "serve-bench", "model": model})
+    _print(result, run_id)
+    if json_path:
+        json_path.write_text(bench.to_json(result, run_id))
+        console.print(f"JSON: {json_path}")
+    if not any(e["status"] == "ok" for e in result["servers"]):
+        raise typer.Exit(1)
+
+
+def _print(result: dict, run_id: int) -> None:
+    sla = result["sla_p99_ms"]
+    table = Table(title=f"Serving {result['model']} — peak QPS with p99 ≤ {sla:g} ms (LoadGen Server, Poisson)",
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for header in ("server", "batching", "peak QPS", "p50 ms", "p99 ms", "avg batch", "client CPU ms/q", "status"):
+        table.add_column(header, justify="left" if header in ("server", "batching", "status") else "right")
+    for e in result["servers"]:
+        def f(key, spec=".3g"):
+            return format(e[key], spec) if isinstance(e.get(key), (int, float)) else "-"
+        status = e["status"] if e["status"] == "ok" else f"[red]{escape(str(e.get('error') or e['status']))[:120]}[/]"
+        table.add_row(e["server"], escape(e["label"]), f("peak_qps_at_slo", ".4g"), f("latency_ms_p50"),
+                      f("latency_ms_p99"), f("avg_batch_size"), f("client_cpu_ms_per_query"), status)
+    console.print(table)
+    best = {}
+    for e in result["servers"]:
+        if e["status"] == "ok" and (e["server"] not in best or e["peak_qps_at_slo"] > best[e["server"]]["peak_qps_at_slo"]):
+            best[e["server"]] = e
+    for name, e in best.items():
+        gain = result["efficiency"].get(name)
+        console.print(f"Best on {name}: {e['label']}, {e['peak_qps_at_slo']:.4g} QPS at p99 {e['latency_ms_p99']:.3g} ms"
+                      + (f"; dynamic batching ×{gain:.2f} the QPS without it" if gain else ""))
+    for note in result["notes"]:
+        console.print(f"[dim]note: {escape(note)}[/]")
+    console.print(f"Stored as run {run_id}; client threads do not batch, each query is one request.")

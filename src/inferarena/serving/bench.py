@@ -1,0 +1,268 @@
+"""`inferarena serve-bench`: one model variant on each installed server, for each batching config,
+loaded by LoadGen's Server scenario until the peak QPS within the p99 SLA is found.
+
+For each (server, batching): stage the ONNX model in a fresh folder, start the server in its managed
+environment on free loopback ports, wait for readiness, check one answer against local ONNX Runtime,
+search the peak QPS, read the batch sizes the server formed during the best probe, and stop the
+server (its whole process group). A server that fails to start or dies is recorded with its log tail
+and the sweep goes on. Results go to the same SQLite store as `run` (one variant per server config,
+scenario `server`) and to the `--json` document's `servers[]`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from inferarena import registry
+from inferarena.config import WorkloadConfig
+from inferarena.errors import ConfigError, InferarenaError
+from inferarena.serving import load
+from inferarena.serving.clients import RequestFailed, client
+from inferarena.serving.process import ServerFailed, ServerProcess, free_port
+from inferarena.serving.servers import Batching, ModelServer, stage_model
+
+EventSink = Callable[[str, dict], None]
+
+
+class ServeBenchConfig(BaseModel):
+    """Everything that decides a serve-bench's numbers; stored with its results."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field("minilm", description="Bundled model name, HF folder, or .onnx file.")
+    pipeline: str | None = Field(None, description="A --pipelines preset whose ONNX output is served instead.")
+    servers: list[str] = Field(default_factory=lambda: list(registry.SERVERS), description="Servers to measure.")
+    batching: list[Batching] = Field(
+        default_factory=lambda: [Batching(max_batch_size=1), Batching(max_batch_size=8, max_delay_ms=2.0)],
+        description="Batching configs swept on every server (instances only where the server has them).")
+    sla_p99_ms: float = Field(100.0, gt=0, description="p99 latency bound: the peak QPS is the highest that meets it.")
+    concurrency: int = Field(32, ge=1, description="Client threads (each with its own connection).")
+    probe_ms: int = Field(3000, ge=200, description="Duration of each LoadGen Server probe.")
+    max_probes: int = Field(8, ge=1, description="Probes per config in the peak-QPS search.")
+    threads: int | None = Field(None, ge=1, description="Intra-op threads of the served model; default: all cores.")
+    target: str | None = Field(None, description="Remote mode: an already running endpoint (http://host:port).")
+    protocol: Literal["kserve-v2", "torchserve", "tfserving-rest"] = Field("kserve-v2", description="Remote protocol.")
+    target_model: str | None = Field(None, description="Remote mode: the model's name on that endpoint.")
+    workload: WorkloadConfig = Field(default_factory=lambda: WorkloadConfig(num_samples=256))
+
+
+def serve_bench(config: ServeBenchConfig, cache_dir: Path, work_dir: Path, emit: EventSink | None = None) -> dict:
+    """Run the whole benchmark; returns {"model", "servers": [...], "efficiency": {...}, "notes"}."""
+    from inferarena import models, workloads
+
+    emit = emit or (lambda kind, data: None)
+    artifact = models.resolve(config.model)
+    workload = workloads.build(artifact, config.workload)
+    notes: list[str] = list(getattr(workload, "notes", []))
+    entries: list[dict] = []
+    if config.target:
+        entries.append(_remote(config, workload, emit))
+    else:
+        onnx, reference = _onnx(config, artifact, workload, cache_dir, work_dir, emit)
+        for name in config.servers:
+            if name not in registry.SERVERS:
+                raise ConfigError(f"unknown server {name!r}", f"choose from {', '.join(registry.SERVERS)}")
+            server: ModelServer = registry.load(registry.SERVERS, name)()
+            python = _environment(server, emit)
+            for batching in config.batching:
+                if batching.instances > 1 and not server.has_instances:
+                    notes.append(f"{name}: skipped {batching.key()}: it has no instance count")
+                    continue
+                if isinstance(python, InferarenaError):
+                    entries.append(_entry(name, batching, "failed", error=python.problem))
+                    continue
+                entries.append(_bench_server(server, python, batching, config, onnx, reference, workload,
+                                             work_dir, emit))
+    return {"model": config.model, "servers": entries, "efficiency": efficiency(entries), "notes": notes,
+            "sla_p99_ms": config.sla_p99_ms}
+
+
+def efficiency(entries: list[dict]) -> dict[str, float | None]:
+    """Per server: peak QPS of its best batched config over its peak without batching."""
+    out: dict[str, float | None] = {}
+    for name in dict.fromkeys(e["server"] for e in entries):
+        mine = [e for e in entries if e["server"] == name and e["status"] == "ok"]
+        plain = [e["peak_qps_at_slo"] for e in mine if e["config"].get("max_batch_size") == 1 and e["peak_qps_at_slo"]]
+        batched = [e["peak_qps_at_slo"] for e in mine if e["config"].get("max_batch_size", 1) > 1
+                   and e["peak_qps_at_slo"]]
+        out[name] = round(max(batched) / max(plain), 3) if plain and batched else None
+    return out
+
+
+def _entry(server: str, batching: Batching | None, status: str, **fields: Any) -> dict:
+    return {"server": server, "config": batching.model_dump() if batching else {},
+            "label": batching.label() if batching else "remote endpoint", "status": status,
+            "peak_qps_at_slo": None, "latency_ms_p99": None, "avg_batch_size": None, **fields}
+
+
+def _environment(server: ModelServer, emit: EventSink):
+    from inferarena import envs
+
+    label = f"{server.name}: environment" + ("" if envs.ready(server.environment) else " (first use: minutes)")
+    emit("start", {"name": label})
+    try:
+        python = envs.ensure(server.environment)
+    except InferarenaError as exc:
+        emit("done", {"name": label, "ok": False, "error": exc.problem})
+        return exc
+    emit("done", {"name": label, "ok": True, "error": None})
+    return python
+
+
+def _onnx(config: ServeBenchConfig, artifact, workload, cache_dir: Path, work_dir: Path, emit: EventSink):
+    """The ONNX file to serve (the source exported, or the pipeline's output), and local ORT outputs
+    on the first samples, to check that each server answers the same."""
+    from inferarena import jobs, passes
+    from inferarena.passes.base import PassContext
+
+    emit("start", {"name": "build the served model"})
+    if config.pipeline:  # data-driven passes need the reference and calibration: the optimize path has them
+        from inferarena import arena
+        from inferarena.config import RunConfig
+        from inferarena.passes.presets import preset
+
+        run_config = RunConfig(model=config.model, workload=config.workload, quick=True, threads=config.threads)
+        built = arena.optimize(run_config, preset(config.pipeline), arena.Paths(cache_dir, work_dir))["artifact"]
+        if built.format != "onnx":
+            raise ConfigError(f"pipeline {config.pipeline} makes a {built.format} model, and the servers serve ONNX",
+                              "pick a pipeline whose output is ONNX (ort-*, int8-*)")
+    else:
+        steps = tuple((name, "{}") for name in passes.route(artifact.format, ("onnx",)))
+        context = PassContext(workload, None, [], config.threads or 1, fingerprint=config.workload.model_dump_json())
+        built, _ = jobs.build(steps, artifact, cache_dir, context)
+    emit("done", {"name": "build the served model", "ok": True, "error": None})
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(built.path), providers=["CPUExecutionProvider"])
+    batch = workload.collate([0], workload.strategies[0])
+    reference = session.run(None, batch)[0]
+    return built, (batch, reference)
+
+
+def _bench_server(server: ModelServer, python: Path, batching: Batching, config: ServeBenchConfig, onnx, reference,
+                  workload, work_dir: Path, emit: EventSink) -> dict:
+    name = f"{server.name} {batching.key()}"
+    folder = (work_dir / "serve" / server.name / batching.key()).resolve()  # servers run with their own cwd
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    batch, expected = reference
+    dtypes = {k: v.dtype.name for k, v in batch.items()}
+    served = [stage_model("model", onnx.path, dtypes, config.threads or 0, folder / "models")]
+    ports = {p: free_port() for p in server.port_names}
+    command, env = server.command(served, batching, folder, python, ports)
+    process = ServerProcess(server.name, command, folder / "server.log", folder, env, server.stop_leader_first)
+    emit("start", {"name": name})
+    try:
+        with process:
+            ready_s = process.wait_ready(server.ready_urls(ports, served), server.startup_timeout_s,
+                                         server.ready_check(ports, served))
+            c = client(server.protocol, server.base_url(ports), "model")
+            got = next(iter(c.infer(batch).values()))
+            if not np.allclose(np.asarray(got, dtype=np.float64).reshape(expected.shape), expected, atol=1e-3):
+                raise ServerFailed(f"{server.name} answered differently from local ONNX Runtime "
+                                   f"(max diff {np.abs(np.asarray(got).reshape(expected.shape) - expected).max():.3g})",
+                                   "check the server's glue")
+            bodies = load.encode_bodies(c, workload)
+            first_ms = load.first_latency_ms(c, bodies)
+            probe = _probe_with_batches(c, bodies, workload, config, served[0].folder, process)
+            search = load.peak_qps(probe, start_qps=max(1.0, 0.5 * 1000 / first_ms), max_probes=config.max_probes)
+    except (ServerFailed, RequestFailed, InferarenaError) as exc:
+        message = exc.problem if isinstance(exc, InferarenaError) else str(exc)
+        emit("done", {"name": name, "ok": False, "error": message})
+        return _entry(server.name, batching, "failed", error=message[:600], log=str(process.log))
+    finally:
+        server.cleanup(folder)
+    emit("done", {"name": name, "ok": True, "error": None})
+    best = search.best.metrics if search.best else {}
+    return _entry(server.name, batching, "ok" if search.best else "no QPS met the SLA",
+                  peak_qps_at_slo=search.peak_qps, latency_ms_p99=best.get("latency_ms_p99"),
+                  latency_ms_p50=best.get("latency_ms_p50"), latency_ms_p90=best.get("latency_ms_p90"),
+                  completed_qps=best.get("completed_qps"), avg_batch_size=best.get("avg_batch_size"),
+                  client_cpu_ms_per_query=best.get("client_cpu_ms_per_query"), errors=best.get("errors"),
+                  ready_s=round(ready_s, 2), single_request_ms=round(first_ms, 3),
+                  probes=[{"target_qps": round(p.target_qps, 2), "ok": p.ok,
+                           "latency_ms_p99": p.metrics.get("latency_ms_p99"),
+                           "avg_batch_size": p.metrics.get("avg_batch_size"), "error": p.error_sample}
+                          for p in search.probes], best=best)
+
+
+def _probe_with_batches(c, bodies, workload, config: ServeBenchConfig, model_folder: Path, process: ServerProcess):
+    """A probe function that also reads the batch sizes the server formed during that probe."""
+    from inferarena.serving.backend import read_batches
+
+    def probe(qps: float) -> load.Probe:
+        before = len(read_batches(model_folder))
+        result = load.run_at(c, bodies, workload, qps, config.sla_p99_ms, config.concurrency, config.probe_ms)
+        sizes = read_batches(model_folder)[before:]
+        if sizes:
+            result.metrics["avg_batch_size"] = round(float(np.mean(sizes)), 3)
+            result.metrics["server_batches"] = float(len(sizes))
+        if not process.alive():
+            raise ServerFailed(f"{process.name} died during the load: {process.tail()}", f"see {process.log}")
+        return result
+
+    return probe
+
+
+def _remote(config: ServeBenchConfig, workload, emit: EventSink) -> dict:
+    if not config.target_model:
+        raise ConfigError("remote mode needs the model's name on the endpoint", "pass --target-model NAME")
+    name = f"remote {config.target}"
+    emit("start", {"name": name})
+    c = client(config.protocol, config.target, config.target_model)
+    try:
+        bodies = load.encode_bodies(c, workload)
+        first_ms = load.first_latency_ms(c, bodies)
+        search = load.peak_qps(lambda q: load.run_at(c, bodies, workload, q, config.sla_p99_ms, config.concurrency,
+                                                     config.probe_ms),
+                               start_qps=max(1.0, 0.5 * 1000 / first_ms), max_probes=config.max_probes)
+    except RequestFailed as exc:
+        emit("done", {"name": name, "ok": False, "error": str(exc)})
+        return _entry("remote", None, "failed", error=str(exc)[:600], target=config.target)
+    emit("done", {"name": name, "ok": True, "error": None})
+    best = search.best.metrics if search.best else {}
+    return _entry("remote", None, "ok" if search.best else "no QPS met the SLA", target=config.target,
+                  protocol=config.protocol, peak_qps_at_slo=search.peak_qps, latency_ms_p99=best.get("latency_ms_p99"),
+                  latency_ms_p50=best.get("latency_ms_p50"), completed_qps=best.get("completed_qps"),
+                  client_cpu_ms_per_query=best.get("client_cpu_ms_per_query"), single_request_ms=round(first_ms, 3),
+                  probes=[{"target_qps": round(p.target_qps, 2), "ok": p.ok,
+                           "latency_ms_p99": p.metrics.get("latency_ms_p99"), "error": p.error_sample}
+                          for p in search.probes], best=best)
+
+
+def save(store, config: ServeBenchConfig, result: dict, environment: dict, workload: dict) -> int:
+    """Store the benchmark as a run: one variant per server config, its best probe as scenario `server`."""
+    from types import SimpleNamespace
+
+    from inferarena.scenarios.base import QUICK_NOTE
+
+    run_id = store.create_run(config.model_dump(mode="json") | {"kind": "serve-bench"}, "serve-bench-" +
+                              str(time.time_ns()), config.model, True, environment, workload, result["notes"])
+    for e in result["servers"]:
+        key = Batching(**e["config"]).key() if e["config"] else "remote"
+        spec = SimpleNamespace(name=f"{e['server']}/{key}", runtime=e["server"], precision="fp32", shape="fixed",
+                               knobs=e["config"])
+        metrics = {k: v for k, v in (e.get("best") or {}).items() if isinstance(v, (int, float))}
+        metrics.update({k: e[k] for k in ("peak_qps_at_slo", "avg_batch_size") if e.get(k) is not None})
+        scenarios = [] if e["status"] != "ok" else [{
+            "scenario": "server", "valid": True, "invalid_reason": None, "mode": QUICK_NOTE,
+            "metrics": metrics, "loadgen": {}, "latencies_ms": None}]
+        store.save_variant(run_id, spec, {"status": "ok" if e["status"] == "ok" else "failed",
+                                          "error": e.get("error"), "session_info": {"probes": e.get("probes")},
+                                          "scenarios": scenarios})
+    store.finish_run(run_id)
+    return run_id
+
+
+def to_json(result: dict, run_id: int | None) -> str:
+    doc = {"run_id": run_id, **{k: v for k, v in result.items()}}
+    for e in doc["servers"]:
+        e.pop("best", None)
+    return json.dumps(doc, indent=2, default=float)

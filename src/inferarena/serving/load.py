@@ -1,0 +1,166 @@
+"""LoadGen's Server scenario against a live endpoint, and the search for the peak QPS within an SLA.
+
+Each query is one request, sent from a pool of client threads (each with its own kept-alive
+connection), so batching is the server's business. Poisson arrivals and every latency figure are
+LoadGen's. The client's own cost is reported as `client_cpu_ms_per_query`: this process's CPU time over
+the test divided by the queries completed. Bodies are encoded once per sample beforehand and
+answers are only checked for their status, so that cost is LoadGen plus the HTTP exchange.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from inferarena.config import LoadGenConfig, ShapeStrategy
+from inferarena.runtimes.base import Session
+from inferarena.scenarios.base import Estimates, Scenario, ScenarioContext, ScenarioResult
+from inferarena.serving.clients import Client, RequestFailed
+from inferarena.trackers.latency import LatencyStats
+from inferarena.workloads.base import Workload
+
+
+class _NoSession(Session):
+    """The harness wraps a session for FLOP counting; a served model's work happens elsewhere."""
+
+    input_names: list[str] = []
+    info: dict[str, Any] = {}
+
+    def predict(self, batch):
+        raise NotImplementedError
+
+
+class ServedServer(Scenario):
+    name = "server"
+    lg_scenario = "Server"
+    metric = "target_qps"
+    ranking = "QPS within the p99 bound, highest first"
+    columns = (("target_qps", "QPS"), ("latency_ms_p50", "p50 ms"), ("latency_ms_p99", "p99 ms"))
+    higher_is_better = True
+
+    def __init__(self, client: Client, bodies: list[bytes], target_qps: float, sla_ms: float, concurrency: int,
+                 duration_ms: int, min_queries: int):
+        self.client, self.bodies = client, bodies
+        self.target_qps, self.sla_ms = target_qps, sla_ms
+        self.concurrency, self.duration_ms, self.min_queries = concurrency, duration_ms, min_queries
+        self.errors: list[str] = []
+        self.lock = threading.Lock()
+
+    def configure(self, settings, ctx):
+        settings.server_target_qps = self.target_qps
+        settings.server_target_latency_ns = int(self.sla_ms * 1e6)
+        settings.min_duration_ms = self.duration_ms
+        settings.max_duration_ms = self.duration_ms * 3
+        settings.min_query_count = self.min_queries
+
+    def start(self, ctx, complete):
+        self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="client")
+
+    def issue(self, ctx, queries, complete):
+        for q in queries:
+            self.pool.submit(self._one, q, complete)
+
+    def _one(self, query, complete) -> None:
+        try:
+            self.client.post(self.bodies[query.index])
+        except RequestFailed as exc:
+            with self.lock:
+                self.errors.append(str(exc))
+        finally:
+            complete([query])
+
+    def stop(self):
+        self.pool.shutdown(wait=True)
+
+    def figures(self, log):
+        latency = LatencyStats.from_loadgen(log)
+        return {
+            **(latency.as_dict() if latency else {}),
+            "target_qps": self.target_qps,
+            "completed_qps": log.get("result_completed_samples_per_sec"),
+            "latency_bound_met": float(bool(log.get("result_perf_constraints_met"))),
+            "latency_bound_ms": self.sla_ms,
+            "errors": float(len(self.errors)),
+        }
+
+
+@dataclass
+class Probe:
+    target_qps: float
+    ok: bool
+    metrics: dict[str, Any]
+    error_sample: str | None = None
+
+
+@dataclass
+class PeakSearch:
+    peak_qps: float | None
+    best: Probe | None
+    probes: list[Probe] = field(default_factory=list)
+
+
+def run_at(client: Client, bodies: list[bytes], workload: Workload, target_qps: float, sla_ms: float,
+           concurrency: int, duration_ms: int) -> Probe:
+    """One LoadGen Server test at `target_qps`; ok when p99 is within the SLA and no request failed."""
+    scenario = ServedServer(client, bodies, target_qps, sla_ms, concurrency, duration_ms,
+                            min_queries=max(32, int(target_qps * duration_ms / 1000)))
+    ctx = ScenarioContext(session=_NoSession(), workload=workload, strategy=workload.strategies[0], batch_size=1,
+                          quick=True, settings=LoadGenConfig(), estimates=Estimates(0.0, 0.0, target_qps))
+    result: ScenarioResult = scenario.run(ctx)
+    metrics = dict(result.metrics)
+    if metrics.get("cpu_util_pct") is not None and metrics.get("completed_qps"):
+        # CPU time of this (client) process per second of test, over queries per second.
+        metrics["client_cpu_ms_per_query"] = 10 * metrics["cpu_util_pct"] / metrics["completed_qps"]
+    ok = bool(metrics.get("latency_bound_met")) and not scenario.errors
+    return Probe(target_qps, ok, metrics, scenario.errors[0] if scenario.errors else None)
+
+
+def peak_qps(probe: Callable[[float], Probe], start_qps: float, max_probes: int = 9, precision: float = 0.1) -> PeakSearch:
+    """The highest target QPS whose probe passes: double from `start_qps` until one fails, then bisect
+    until the bracket is within `precision` (relative) or the probes run out."""
+    search = PeakSearch(None, None)
+    low, high, qps = None, None, start_qps
+    while len(search.probes) < max_probes:
+        result = probe(qps)
+        search.probes.append(result)
+        if result.ok:
+            low = result
+        else:
+            high = result
+        if low is None:
+            qps = qps / 2 if high is not None else qps
+            if qps < 0.5:
+                break
+            continue
+        if high is None:
+            qps = low.target_qps * 2
+            continue
+        if (high.target_qps - low.target_qps) / low.target_qps <= precision:
+            break
+        qps = (low.target_qps + high.target_qps) / 2
+    if low is not None:
+        search.peak_qps, search.best = low.target_qps, low
+    return search
+
+
+def encode_bodies(client: Client, workload: Workload) -> list[bytes]:
+    """Every sample as a ready request body (batch of one), in sample order."""
+    strategy = ShapeStrategy.fixed if ShapeStrategy.fixed in workload.strategies else workload.strategies[0]
+    return [client.encode(workload.collate([i], strategy)) for i in range(len(workload))]
+
+
+def first_latency_ms(client: Client, bodies: list[bytes], count: int = 20) -> float:
+    """Median latency of sequential requests: where the QPS search starts."""
+    import time
+
+    times = []
+    for i in range(count):
+        started = time.perf_counter()
+        client.post(bodies[i % len(bodies)])
+        times.append((time.perf_counter() - started) * 1000)
+    return float(np.median(times))

@@ -1,0 +1,138 @@
+"""serve-bench: the peak-QPS search, server processes that leave nothing behind, clients, and the real
+servers (MLServer, TorchServe, Triton) started on loopback in the environments inferarena manages."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+from test_cli import invoke
+
+from inferarena.serving.load import Probe, peak_qps
+from inferarena.serving.process import ServerFailed, ServerProcess, free_port
+
+
+def test_peak_search_brackets_the_capacity():
+    """Doubling then bisecting lands within 10% below the true capacity, never above it."""
+    seen = []
+
+    def probe(qps):
+        seen.append(qps)
+        return Probe(qps, qps <= 37.0, {"latency_ms_p99": 10.0})
+
+    search = peak_qps(probe, start_qps=3.0, max_probes=12)
+    assert 37.0 / 1.1 <= search.peak_qps <= 37.0
+    assert seen[:4] == [3.0, 6.0, 12.0, 24.0]  # doubles while it passes
+    nothing = peak_qps(lambda q: Probe(q, False, {}), start_qps=4.0, max_probes=5)
+    assert nothing.peak_qps is None and [p.target_qps for p in nothing.probes] == [4.0, 2.0, 1.0, 0.5]  # gives up
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie waiting to be reaped is gone for our purposes
+        return stat.read().split(")")[-1].split()[0] != "Z"
+
+
+def test_server_process_stops_its_whole_group(tmp_path):
+    """A server that spawns a child (as MLServer and TorchServe do) is stopped with it, and one that
+    dies while starting is reported with its log's error line."""
+    script = tmp_path / "server.py"
+    script.write_text(textwrap.dedent("""
+        import http.server, subprocess, sys
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        print("child", child.pid, flush=True)
+        http.server.test(HandlerClass=http.server.SimpleHTTPRequestHandler, port=int(sys.argv[1]), bind="127.0.0.1")
+    """))
+    port = free_port()
+    server = ServerProcess("fake", [sys.executable, str(script), str(port)], tmp_path / "server.log", tmp_path)
+    with server:
+        server.wait_ready([f"http://127.0.0.1:{port}/"], timeout_s=30)
+        child = int(next(line.split()[1] for line in server.log.read_text().splitlines() if line.startswith("child")))
+        assert _alive(child)
+    assert not _alive(server.pid) and not _alive(child)
+
+    dying = ServerProcess("broken", [sys.executable, "-c", "raise RuntimeError('no model here')"],
+                          tmp_path / "broken.log", tmp_path)
+    with dying, pytest.raises(ServerFailed, match="broken exited with code 1 while starting: RuntimeError: no model"):
+        dying.wait_ready([f"http://127.0.0.1:{free_port()}/"], timeout_s=30)
+
+
+class _KServe(BaseHTTPRequestHandler):
+    """A minimal KServe v2 endpoint (y = 2x) standing in for a remote server nobody runs here."""
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.path.startswith("/v1/models/double:predict"):  # TF Serving REST, as documented
+            x = np.asarray(body["inputs"]["x"], dtype=np.float32)
+            answer = {"outputs": (2 * x).tolist()}
+        else:
+            tensor = body["inputs"][0]
+            x = np.asarray(tensor["data"], dtype=np.float32)
+            answer = {"model_name": "double", "outputs": [{"name": "y", "shape": tensor["shape"], "datatype": "FP32",
+                                                           "data": (2 * x).tolist()}]}
+        data = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def remote_endpoint():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _KServe)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_remote_mode(tmp_path, mlp_onnx, remote_endpoint):
+    """--target benchmarks a running endpoint over KServe v2 and over TF Serving's REST API (the latter
+    written from its documentation; no TF Serving can be installed here)."""
+    for protocol in ("kserve-v2", "tfserving-rest"):
+        out = tmp_path / f"{protocol}.json"
+        result = invoke("serve-bench", "--model", mlp_onnx, "--target", remote_endpoint, "--protocol", protocol,
+                        "--target-model", "double", "--probe-ms", "300", "--json", out, "--db", tmp_path / "r.db",
+                        "--cache-dir", tmp_path / "cache")
+        assert result.exit_code == 0, result.output
+        entry = json.loads(out.read_text())["servers"][0]
+        assert entry["server"] == "remote" and entry["status"] == "ok" and entry["peak_qps_at_slo"] > 0
+        assert entry["client_cpu_ms_per_query"] > 0  # the client's own cost is reported
+    assert "peak QPS" in result.output
+
+
+@pytest.mark.slow
+def test_real_servers_sweep(tmp_path, mlp_onnx):
+    """MLServer, TorchServe and Triton (pytriton) each serve an ONNX model with and without dynamic
+    batching: peak QPS within the SLA, the batches they formed, and no server process left behind."""
+    out = tmp_path / "bench.json"
+    result = invoke("serve-bench", "--model", mlp_onnx, "--max-batch", "1,8", "--max-delay-ms", "2",
+                    "--probe-ms", "500", "--sla-p99-ms", "200", "--json", out, "--db", tmp_path / "r.db",
+                    "--cache-dir", tmp_path / "cache")
+    doc = json.loads(out.read_text())
+    by = {(e["server"], e["config"]["max_batch_size"]): e for e in doc["servers"]}
+    for server in ("mlserver", "torchserve", "triton"):
+        for batch in (1, 8):
+            entry = by[(server, batch)]
+            assert entry["status"] == "ok", (server, batch, entry.get("error"), result.output)
+            assert entry["peak_qps_at_slo"] > 0 and entry["latency_ms_p99"] <= 200
+            assert entry["avg_batch_size"] >= 1.0
+        assert by[(server, 1)]["avg_batch_size"] == 1.0
+    assert result.exit_code == 0
+    assert "Best on triton" in result.output
+    leftovers = os.popen("ps -eo cmd").read()
+    for marker in ("mlserver start", "org.pytorch.serve.ModelServer", "tritonserver", "triton_serve"):
+        assert marker not in leftovers

@@ -136,3 +136,20 @@ def test_real_servers_sweep(tmp_path, mlp_onnx):
     leftovers = os.popen("ps -eo cmd").read()
     for marker in ("mlserver start", "org.pytorch.serve.ModelServer", "tritonserver", "triton_serve"):
         assert marker not in leftovers
+
+
+@pytest.mark.slow
+def test_two_models_on_one_server(tmp_path, mlp_onnx):
+    """Multi-model consolidation: the model and its INT8 variant on one Triton and one TorchServe,
+    under a mixed load, each with its own p99."""
+    out = tmp_path / "multi.json"
+    result = invoke("serve-bench", "--model", mlp_onnx, "--servers", "triton,torchserve", "--max-batch", "8",
+                    "--multi-model", "int8-dynamic", "--probe-ms", "500", "--sla-p99-ms", "200", "--json", out,
+                    "--db", tmp_path / "r.db", "--cache-dir", tmp_path / "cache")
+    assert result.exit_code == 0, result.output
+    for entry in json.loads(out.read_text())["servers"]:
+        assert entry["status"] == "ok", (entry["server"], entry.get("error"))
+        assert set(entry["models"]) == {"model", "int8_dynamic"}
+        for figures in entry["models"].values():
+            assert figures["queries"] > 0 and figures["latency_ms_p99"] > 0
+    assert "two models at" in result.output

@@ -37,6 +37,9 @@ def serve_bench(
         help="Max queue delays (ms) to sweep for batch sizes above 1. Default: 2.")] = None,
     instances: Annotated[Optional[list[str]], typer.Option(
         help="Model instances (workers) to sweep, where the server has them. Default: 1.")] = None,
+    multi_model: Annotated[Optional[str], typer.Option(
+        help="Also serve this --pipelines preset's variant of the model (e.g. int8-dynamic-ac) on the same server, "
+        "under a mixed load (requests alternate between the two), and report each model's p99.")] = None,
     concurrency: Annotated[int, typer.Option(help="Client threads, each with its own connection.")] = 32,
     probe_ms: Annotated[int, typer.Option(help="Duration of each LoadGen Server probe (ms).")] = 3000,
     target: Annotated[Optional[str], typer.Option(
@@ -70,7 +73,7 @@ def serve_bench(
         config = bench.ServeBenchConfig(
             model=model, pipeline=pipeline, servers=_split(servers) or list(registry.SERVERS), batching=sweep,
             sla_p99_ms=sla_p99_ms, concurrency=concurrency, probe_ms=probe_ms, target=target, protocol=protocol,
-            target_model=target_model)
+            target_model=target_model, multi_model=multi_model)
         with _progress() as (_, on_event):
             result = bench.serve_bench(config, cache_dir, Path(".inferarena"), on_event)
         store = Store(db)
@@ -96,6 +99,12 @@ def _print(result: dict, run_id: int) -> None:
         table.add_row(e["server"], escape(e["label"]), f("peak_qps_at_slo", ".4g"), f("latency_ms_p50"),
                       f("latency_ms_p99"), f("avg_batch_size"), f("client_cpu_ms_per_query"), status)
     console.print(table)
+    for e in result["servers"]:
+        if e.get("models"):
+            parts = [f"{m} p50 {v['latency_ms_p50']:.3g} / p99 {v['latency_ms_p99']:.3g} ms ({v['queries']:.0f} queries)"
+                     for m, v in e["models"].items() if v.get("latency_ms_p99") is not None]
+            console.print(f"{e['server']} ({escape(e['label'])}), two models at {e['peak_qps_at_slo']:.4g} QPS: "
+                          + "; ".join(parts))
     best = {}
     for e in result["servers"]:
         if e["status"] == "ok" and (e["server"] not in best or e["peak_qps_at_slo"] > best[e["server"]]["peak_qps_at_slo"]):

@@ -50,6 +50,9 @@ class ServeBenchConfig(BaseModel):
     target: str | None = Field(None, description="Remote mode: an already running endpoint (http://host:port).")
     protocol: Literal["kserve-v2", "torchserve", "tfserving-rest"] = Field("kserve-v2", description="Remote protocol.")
     target_model: str | None = Field(None, description="Remote mode: the model's name on that endpoint.")
+    multi_model: str | None = Field(
+        None, description="Serve a second model on the same server, this --pipelines preset's ONNX variant of the "
+        "first, under a mixed load (requests alternate), and report each model's p99.")
     workload: WorkloadConfig = Field(default_factory=lambda: WorkloadConfig(num_samples=256))
 
 
@@ -65,7 +68,11 @@ def serve_bench(config: ServeBenchConfig, cache_dir: Path, work_dir: Path, emit:
     if config.target:
         entries.append(_remote(config, workload, emit))
     else:
-        onnx, reference = _onnx(config, artifact, workload, cache_dir, work_dir, emit)
+        onnx, reference = _onnx(config, config.pipeline, artifact, workload, cache_dir, work_dir, emit)
+        models = [("model", onnx, reference)]
+        if config.multi_model:
+            second, second_reference = _onnx(config, config.multi_model, artifact, workload, cache_dir, work_dir, emit)
+            models.append((_safe(config.multi_model), second, second_reference))
         for name in config.servers:
             if name not in registry.SERVERS:
                 raise ConfigError(f"unknown server {name!r}", f"choose from {', '.join(registry.SERVERS)}")
@@ -78,8 +85,7 @@ def serve_bench(config: ServeBenchConfig, cache_dir: Path, work_dir: Path, emit:
                 if isinstance(python, InferarenaError):
                     entries.append(_entry(name, batching, "failed", error=python.problem))
                     continue
-                entries.append(_bench_server(server, python, batching, config, onnx, reference, workload,
-                                             work_dir, emit))
+                entries.append(_bench_server(server, python, batching, config, models, workload, work_dir, emit))
     return {"model": config.model, "servers": entries, "efficiency": efficiency(entries), "notes": notes,
             "sla_p99_ms": config.sla_p99_ms}
 
@@ -116,28 +122,34 @@ def _environment(server: ModelServer, emit: EventSink):
     return python
 
 
-def _onnx(config: ServeBenchConfig, artifact, workload, cache_dir: Path, work_dir: Path, emit: EventSink):
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name)
+
+
+def _onnx(config: ServeBenchConfig, pipeline: str | None, artifact, workload, cache_dir: Path, work_dir: Path,
+          emit: EventSink):
     """The ONNX file to serve (the source exported, or the pipeline's output), and local ORT outputs
     on the first samples, to check that each server answers the same."""
     from inferarena import jobs, passes
     from inferarena.passes.base import PassContext
 
-    emit("start", {"name": "build the served model"})
-    if config.pipeline:  # data-driven passes need the reference and calibration: the optimize path has them
+    label = f"build the served model{f' ({pipeline})' if pipeline else ''}"
+    emit("start", {"name": label})
+    if pipeline:  # data-driven passes need the reference and calibration: the optimize path has them
         from inferarena import arena
         from inferarena.config import RunConfig
         from inferarena.passes.presets import preset
 
         run_config = RunConfig(model=config.model, workload=config.workload, quick=True, threads=config.threads)
-        built = arena.optimize(run_config, preset(config.pipeline), arena.Paths(cache_dir, work_dir))["artifact"]
+        built = arena.optimize(run_config, preset(pipeline), arena.Paths(cache_dir, work_dir))["artifact"]
         if built.format != "onnx":
-            raise ConfigError(f"pipeline {config.pipeline} makes a {built.format} model, and the servers serve ONNX",
+            raise ConfigError(f"pipeline {pipeline} makes a {built.format} model, and the servers serve ONNX",
                               "pick a pipeline whose output is ONNX (ort-*, int8-*)")
     else:
         steps = tuple((name, "{}") for name in passes.route(artifact.format, ("onnx",)))
         context = PassContext(workload, None, [], config.threads or 1, fingerprint=config.workload.model_dump_json())
         built, _ = jobs.build(steps, artifact, cache_dir, context)
-    emit("done", {"name": "build the served model", "ok": True, "error": None})
+    emit("done", {"name": label, "ok": True, "error": None})
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(built.path), providers=["CPUExecutionProvider"])
@@ -146,15 +158,14 @@ def _onnx(config: ServeBenchConfig, artifact, workload, cache_dir: Path, work_di
     return built, (batch, reference)
 
 
-def _bench_server(server: ModelServer, python: Path, batching: Batching, config: ServeBenchConfig, onnx, reference,
+def _bench_server(server: ModelServer, python: Path, batching: Batching, config: ServeBenchConfig, models: list,
                   workload, work_dir: Path, emit: EventSink) -> dict:
-    name = f"{server.name} {batching.key()}"
+    name = f"{server.name} {batching.key()}" + (f" + {models[1][0]}" if len(models) > 1 else "")
     folder = (work_dir / "serve" / server.name / batching.key()).resolve()  # servers run with their own cwd
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    batch, expected = reference
-    dtypes = {k: v.dtype.name for k, v in batch.items()}
-    served = [stage_model("model", onnx.path, dtypes, config.threads or 0, folder / "models")]
+    served = [stage_model(model_name, onnx.path, {k: v.dtype.name for k, v in reference[0].items()},
+                          config.threads or 0, folder / "models") for model_name, onnx, reference in models]
     ports = {p: free_port() for p in server.port_names}
     command, env = server.command(served, batching, folder, python, ports)
     process = ServerProcess(server.name, command, folder / "server.log", folder, env, server.stop_leader_first)
@@ -162,16 +173,18 @@ def _bench_server(server: ModelServer, python: Path, batching: Batching, config:
     try:
         with process:
             ready_s = process.wait_ready(server.ready_urls(ports, served), server.startup_timeout_s,
-                                         server.ready_check(ports, served))
-            c = client(server.protocol, server.base_url(ports), "model")
-            got = next(iter(c.infer(batch).values()))
-            if not np.allclose(np.asarray(got, dtype=np.float64).reshape(expected.shape), expected, atol=1e-3):
-                raise ServerFailed(f"{server.name} answered differently from local ONNX Runtime "
-                                   f"(max diff {np.abs(np.asarray(got).reshape(expected.shape) - expected).max():.3g})",
-                                   "check the server's glue")
-            bodies = load.encode_bodies(c, workload)
-            first_ms = load.first_latency_ms(c, bodies)
-            probe = _probe_with_batches(c, bodies, workload, config, served[0].folder, process)
+                                         server.ready_check(ports, served, folder))
+            targets = []
+            for (model_name, _, (batch, expected)), staged in zip(models, served, strict=True):
+                c = client(server.protocol, server.base_url(ports), staged.name)
+                got = np.asarray(next(iter(c.infer(batch).values())), dtype=np.float64)
+                if got.size != expected.size or not np.allclose(got.reshape(expected.shape), expected, atol=1e-3):
+                    diff = np.abs(got.reshape(expected.shape) - expected).max() if got.size == expected.size else "shape"
+                    raise ServerFailed(f"{server.name} answered {model_name} differently from local ONNX Runtime "
+                                       f"(max diff {diff})", "check the server's glue")
+                targets.append(load.Target(model_name, c, load.encode_bodies(c, workload)))
+            first_ms = load.first_latency_ms(targets[0].client, targets[0].bodies)
+            probe = _probe_with_batches(targets, workload, config, [s.folder for s in served], process)
             search = load.peak_qps(probe, start_qps=max(1.0, 0.5 * 1000 / first_ms), max_probes=config.max_probes)
     except (ServerFailed, RequestFailed, InferarenaError) as exc:
         message = exc.problem if isinstance(exc, InferarenaError) else str(exc)
@@ -181,26 +194,28 @@ def _bench_server(server: ModelServer, python: Path, batching: Batching, config:
         server.cleanup(folder)
     emit("done", {"name": name, "ok": True, "error": None})
     best = search.best.metrics if search.best else {}
+    per_model = {m: {k: best.get(f"{m}.{k}") for k in ("latency_ms_p50", "latency_ms_p99", "queries")}
+                 for m, _, _ in models} if len(models) > 1 else None
     return _entry(server.name, batching, "ok" if search.best else "no QPS met the SLA",
                   peak_qps_at_slo=search.peak_qps, latency_ms_p99=best.get("latency_ms_p99"),
                   latency_ms_p50=best.get("latency_ms_p50"), latency_ms_p90=best.get("latency_ms_p90"),
                   completed_qps=best.get("completed_qps"), avg_batch_size=best.get("avg_batch_size"),
                   client_cpu_ms_per_query=best.get("client_cpu_ms_per_query"), errors=best.get("errors"),
-                  ready_s=round(ready_s, 2), single_request_ms=round(first_ms, 3),
+                  ready_s=round(ready_s, 2), single_request_ms=round(first_ms, 3), models=per_model,
                   probes=[{"target_qps": round(p.target_qps, 2), "ok": p.ok,
                            "latency_ms_p99": p.metrics.get("latency_ms_p99"),
                            "avg_batch_size": p.metrics.get("avg_batch_size"), "error": p.error_sample}
                           for p in search.probes], best=best)
 
 
-def _probe_with_batches(c, bodies, workload, config: ServeBenchConfig, model_folder: Path, process: ServerProcess):
+def _probe_with_batches(targets, workload, config: ServeBenchConfig, folders: list[Path], process: ServerProcess):
     """A probe function that also reads the batch sizes the server formed during that probe."""
     from inferarena.serving.backend import read_batches
 
     def probe(qps: float) -> load.Probe:
-        before = len(read_batches(model_folder))
-        result = load.run_at(c, bodies, workload, qps, config.sla_p99_ms, config.concurrency, config.probe_ms)
-        sizes = read_batches(model_folder)[before:]
+        before = [len(read_batches(f)) for f in folders]
+        result = load.run_at(targets, workload, qps, config.sla_p99_ms, config.concurrency, config.probe_ms)
+        sizes = [size for f, start in zip(folders, before, strict=True) for size in read_batches(f)[start:]]
         if sizes:
             result.metrics["avg_batch_size"] = round(float(np.mean(sizes)), 3)
             result.metrics["server_batches"] = float(len(sizes))
@@ -220,7 +235,8 @@ def _remote(config: ServeBenchConfig, workload, emit: EventSink) -> dict:
     try:
         bodies = load.encode_bodies(c, workload)
         first_ms = load.first_latency_ms(c, bodies)
-        search = load.peak_qps(lambda q: load.run_at(c, bodies, workload, q, config.sla_p99_ms, config.concurrency,
+        targets = [load.Target(config.target_model, c, bodies)]
+        search = load.peak_qps(lambda q: load.run_at(targets, workload, q, config.sla_p99_ms, config.concurrency,
                                                      config.probe_ms),
                                start_qps=max(1.0, 0.5 * 1000 / first_ms), max_probes=config.max_probes)
     except RequestFailed as exc:

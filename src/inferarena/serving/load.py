@@ -10,6 +10,7 @@ answers are only checked for their status, so that cost is LoadGen plus the HTTP
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,13 +44,15 @@ class ServedServer(Scenario):
     columns = (("target_qps", "QPS"), ("latency_ms_p50", "p50 ms"), ("latency_ms_p99", "p99 ms"))
     higher_is_better = True
 
-    def __init__(self, client: Client, bodies: list[bytes], target_qps: float, sla_ms: float, concurrency: int,
+    def __init__(self, targets: list[Target], target_qps: float, sla_ms: float, concurrency: int,
                  duration_ms: int, min_queries: int):
-        self.client, self.bodies = client, bodies
+        self.targets = targets
         self.target_qps, self.sla_ms = target_qps, sla_ms
         self.concurrency, self.duration_ms, self.min_queries = concurrency, duration_ms, min_queries
         self.errors: list[str] = []
         self.lock = threading.Lock()
+        # Per served model, when several share the server: our own request timings (LoadGen's are overall).
+        self.timings: dict[str, list[float]] = {t.name: [] for t in targets}
 
     def configure(self, settings, ctx):
         settings.server_target_qps = self.target_qps
@@ -66,8 +69,11 @@ class ServedServer(Scenario):
             self.pool.submit(self._one, q, complete)
 
     def _one(self, query, complete) -> None:
+        target = self.targets[query.index % len(self.targets)]  # a mixed load: models take turns by sample
+        started = time.perf_counter()
         try:
-            self.client.post(self.bodies[query.index])
+            target.client.post(target.bodies[query.index])
+            self.timings[target.name].append((time.perf_counter() - started) * 1000)
         except RequestFailed as exc:
             with self.lock:
                 self.errors.append(str(exc))
@@ -86,7 +92,20 @@ class ServedServer(Scenario):
             "latency_bound_met": float(bool(log.get("result_perf_constraints_met"))),
             "latency_bound_ms": self.sla_ms,
             "errors": float(len(self.errors)),
+            **({f"{name}.{k}": v for name, times in self.timings.items() if times
+                for k, v in (("latency_ms_p50", float(np.percentile(times, 50))),
+                             ("latency_ms_p99", float(np.percentile(times, 99))), ("queries", float(len(times))))}
+               if len(self.targets) > 1 else {}),
         }
+
+
+@dataclass
+class Target:
+    """One served model: its name, the client that reaches it, and every sample as a request body."""
+
+    name: str
+    client: Client
+    bodies: list[bytes]
 
 
 @dataclass
@@ -104,10 +123,11 @@ class PeakSearch:
     probes: list[Probe] = field(default_factory=list)
 
 
-def run_at(client: Client, bodies: list[bytes], workload: Workload, target_qps: float, sla_ms: float,
-           concurrency: int, duration_ms: int) -> Probe:
-    """One LoadGen Server test at `target_qps`; ok when p99 is within the SLA and no request failed."""
-    scenario = ServedServer(client, bodies, target_qps, sla_ms, concurrency, duration_ms,
+def run_at(targets: list[Target], workload: Workload, target_qps: float, sla_ms: float, concurrency: int,
+           duration_ms: int) -> Probe:
+    """One LoadGen Server test at `target_qps`; ok when p99 is within the SLA and no request failed.
+    With several targets, each model gets every n-th sample (a mixed load) and its own p50/p99."""
+    scenario = ServedServer(targets, target_qps, sla_ms, concurrency, duration_ms,
                             min_queries=max(32, int(target_qps * duration_ms / 1000)))
     ctx = ScenarioContext(session=_NoSession(), workload=workload, strategy=workload.strategies[0], batch_size=1,
                           quick=True, settings=LoadGenConfig(), estimates=Estimates(0.0, 0.0, target_qps))
@@ -156,8 +176,6 @@ def encode_bodies(client: Client, workload: Workload) -> list[bytes]:
 
 def first_latency_ms(client: Client, bodies: list[bytes], count: int = 20) -> float:
     """Median latency of sequential requests: where the QPS search starts."""
-    import time
-
     times = []
     for i in range(count):
         started = time.perf_counter()

@@ -96,7 +96,8 @@ class ModelServer(ABC):
     # group gets SIGKILL; otherwise the whole group gets SIGTERM.
     stop_leader_first: ClassVar[bool] = False
 
-    def ready_check(self, ports: dict[str, int], models: list[ServedModel]) -> Callable[[], bool] | None:
+    def ready_check(self, ports: dict[str, int], models: list[ServedModel],
+                    workdir: Path | None = None) -> Callable[[], bool] | None:
         """An extra readiness condition beyond the URLs answering 200 (e.g. workers loaded)."""
         return None
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from inferarena.envs import Environment
 from inferarena.errors import InferarenaError
-from inferarena.serving.servers import Batching, ModelServer, ServedModel
+from inferarena.serving.process import ServerFailed
+from inferarena.serving.servers import Batching, ModelServer, ServedModel, external_data
 
 
 class TorchServe(ModelServer):
@@ -40,7 +41,8 @@ class TorchServe(ModelServer):
                               "responseTimeout: 60\ndeviceType: cpu\n")
             archive = [str(python.parent / "torch-model-archiver"), "--model-name", model.name, "--version", "1.0",
                        "--serialized-file", str(model.folder / "model.onnx"), "--handler", str(handler),
-                       "--extra-files", str(model.folder / "served.json"), "--export-path", str(store),
+                       "--extra-files", ",".join(str(model.folder / f) for f in ("served.json", *external_data(
+                           model.folder / "model.onnx"))), "--export-path", str(store),
                        "-c", str(config), "--force"]
             done = subprocess.run(archive, capture_output=True, text=True)
             if done.returncode != 0:
@@ -72,9 +74,17 @@ class TorchServe(ModelServer):
     def ready_urls(self, ports, models):
         return [f"{self.base_url(ports)}/ping"]
 
-    def ready_check(self, ports, models):
-        """/ping answers before the Python workers load (or while they crash-loop): wait for READY workers."""
+    def ready_check(self, ports, models, workdir: Path | None = None):
+        """/ping answers before the Python workers load (or while they crash-loop): wait for READY workers,
+        and fail at once on a worker error, which TorchServe would retry forever."""
         def check() -> bool:
+            log = (workdir or Path(".")) / "logs" / "model_log.log"
+            if log.is_file():
+                failed = [line for line in log.read_text(errors="replace").splitlines()
+                          if "MODEL_LOG" in line and ("Error" in line or "Fail" in line)]
+                if failed:
+                    raise ServerFailed(f"torchserve's worker failed: {failed[-1].split('MODEL_LOG - ')[-1][:300]}",
+                                       f"see {log}")
             for model in models:
                 try:
                     with urllib.request.urlopen(f"http://127.0.0.1:{ports['management']}/models/{model.name}",

@@ -112,6 +112,11 @@ def test_remote_mode(tmp_path, mlp_onnx, remote_endpoint):
         assert entry["server"] == "remote" and entry["status"] == "ok" and entry["peak_qps_at_slo"] > 0
         assert entry["client_cpu_ms_per_query"] > 0  # the client's own cost is reported
     assert "peak QPS" in result.output
+    # Stored like any run: `show` and the HTML report read it back.
+    shown = invoke("show", "2", "--db", tmp_path / "r.db")
+    assert shown.exit_code == 0 and "remote/remote" in shown.output, shown.output
+    report = invoke("report", "2", "--db", tmp_path / "r.db", "--output", tmp_path / "serve.html")
+    assert report.exit_code == 0 and (tmp_path / "serve.html").is_file(), report.output
 
 
 @pytest.mark.slow

@@ -77,7 +77,7 @@ def serve_bench(
         with _progress() as (_, on_event):
             result = bench.serve_bench(config, cache_dir, Path(".inferarena"), on_event)
         store = Store(db)
-        run_id = bench.save(store, config, result, capture(), {"kind": "serve-bench", "model": model})
+        run_id = bench.save(store, config, result, capture(), result["workload"])
     _print(result, run_id)
     if json_path:
         json_path.write_text(bench.to_json(result, run_id))

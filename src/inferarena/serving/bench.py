@@ -87,7 +87,7 @@ def serve_bench(config: ServeBenchConfig, cache_dir: Path, work_dir: Path, emit:
                     continue
                 entries.append(_bench_server(server, python, batching, config, models, workload, work_dir, emit))
     return {"model": config.model, "servers": entries, "efficiency": efficiency(entries), "notes": notes,
-            "sla_p99_ms": config.sla_p99_ms}
+            "sla_p99_ms": config.sla_p99_ms, "workload": workload.describe()}
 
 
 def efficiency(entries: list[dict]) -> dict[str, float | None]:
@@ -259,7 +259,8 @@ def save(store, config: ServeBenchConfig, result: dict, environment: dict, workl
 
     from inferarena.scenarios.base import QUICK_NOTE
 
-    run_id = store.create_run(config.model_dump(mode="json") | {"kind": "serve-bench"}, "serve-bench-" +
+    run_id = store.create_run(config.model_dump(mode="json") | {"kind": "serve-bench", "scenarios": ["server"]},
+                              "serve-bench-" +
                               str(time.time_ns()), config.model, True, environment, workload, result["notes"])
     for e in result["servers"]:
         key = Batching(**e["config"]).key() if e["config"] else "remote"

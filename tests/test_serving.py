@@ -136,6 +136,9 @@ def test_real_servers_sweep(tmp_path, mlp_onnx):
             assert entry["peak_qps_at_slo"] > 0 and entry["latency_ms_p99"] <= 200
             assert entry["avg_batch_size"] >= 1.0
         assert by[(server, 1)]["avg_batch_size"] == 1.0
+    # Triton's own statistics agree with what our model code saw it form.
+    triton = by[("triton", 8)]
+    assert triton["server_reported_avg_batch_size"] == pytest.approx(triton["avg_batch_size"], rel=0.05)
     assert result.exit_code == 0
     assert "Best on triton" in result.output
     leftovers = os.popen("ps -eo cmd").read()

@@ -31,7 +31,7 @@ def describe_workload(workload: dict) -> str:
     if workload.get("kind") == "text":
         return (f"{workload['samples']} texts from {workload['source']}, tokens p50 {workload['tokens_p50']:.0f} / "
                 f"p90 {workload['tokens_p90']:.0f} / max {workload['tokens_max']} (fixed pads to {workload['max_length']})")
-    return f"{workload['samples']} samples, {workload['source']}"
+    return f"{workload.get('samples', '?')} samples, {workload.get('source', 'unknown source')}"
 
 
 def to_document(run: dict) -> dict[str, Any]:

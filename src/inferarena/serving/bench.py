@@ -184,7 +184,8 @@ def _bench_server(server: ModelServer, python: Path, batching: Batching, config:
                                        f"(max diff {diff})", "check the server's glue")
                 targets.append(load.Target(model_name, c, load.encode_bodies(c, workload)))
             first_ms = load.first_latency_ms(targets[0].client, targets[0].bodies)
-            probe = _probe_with_batches(targets, workload, config, [s.folder for s in served], process)
+            probe = _probe_with_batches(targets, workload, config, [s.folder for s in served], process,
+                                        lambda: server.batch_counters(ports))
             search = load.peak_qps(probe, start_qps=max(1.0, 0.5 * 1000 / first_ms), max_probes=config.max_probes)
     except (ServerFailed, RequestFailed, InferarenaError) as exc:
         message = exc.problem if isinstance(exc, InferarenaError) else str(exc)
@@ -200,6 +201,7 @@ def _bench_server(server: ModelServer, python: Path, batching: Batching, config:
                   peak_qps_at_slo=search.peak_qps, latency_ms_p99=best.get("latency_ms_p99"),
                   latency_ms_p50=best.get("latency_ms_p50"), latency_ms_p90=best.get("latency_ms_p90"),
                   completed_qps=best.get("completed_qps"), avg_batch_size=best.get("avg_batch_size"),
+                  server_reported_avg_batch_size=best.get("server_reported_avg_batch_size"),
                   client_cpu_ms_per_query=best.get("client_cpu_ms_per_query"), errors=best.get("errors"),
                   ready_s=round(ready_s, 2), single_request_ms=round(first_ms, 3), models=per_model,
                   probes=[{"target_qps": round(p.target_qps, 2), "ok": p.ok,
@@ -208,17 +210,23 @@ def _bench_server(server: ModelServer, python: Path, batching: Batching, config:
                           for p in search.probes], best=best)
 
 
-def _probe_with_batches(targets, workload, config: ServeBenchConfig, folders: list[Path], process: ServerProcess):
-    """A probe function that also reads the batch sizes the server formed during that probe."""
+def _probe_with_batches(targets, workload, config: ServeBenchConfig, folders: list[Path], process: ServerProcess,
+                        counters: Callable[[], tuple[float, float] | None] = lambda: None):
+    """A probe function that also reads the batch sizes the server formed during that probe: from our
+    model code's log, and from the server's own statistics where it keeps them."""
     from inferarena.serving.backend import read_batches
 
     def probe(qps: float) -> load.Probe:
         before = [len(read_batches(f)) for f in folders]
+        counted = counters()
         result = load.run_at(targets, workload, qps, config.sla_p99_ms, config.concurrency, config.probe_ms)
         sizes = [size for f, start in zip(folders, before, strict=True) for size in read_batches(f)[start:]]
         if sizes:
             result.metrics["avg_batch_size"] = round(float(np.mean(sizes)), 3)
             result.metrics["server_batches"] = float(len(sizes))
+        after = counters()
+        if counted and after and after[1] > counted[1]:
+            result.metrics["server_reported_avg_batch_size"] = round((after[0] - counted[0]) / (after[1] - counted[1]), 3)
         if not process.alive():
             raise ServerFailed(f"{process.name} died during the load: {process.tail()}", f"see {process.log}")
         return result

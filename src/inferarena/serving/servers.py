@@ -101,5 +101,11 @@ class ModelServer(ABC):
         """An extra readiness condition beyond the URLs answering 200 (e.g. workers loaded)."""
         return None
 
+    def batch_counters(self, ports: dict[str, int]) -> tuple[float, float] | None:
+        """(inferences, executions) so far, from the server's own statistics, where it keeps them; their
+        change over a probe gives the average batch the server reports (next to the one our model
+        code logged)."""
+        return None
+
     def cleanup(self, workdir: Path) -> None:  # noqa: B027 - optional hook
         """Remove what the server leaves outside `workdir` after it stopped."""

@@ -53,6 +53,22 @@ class Triton(ModelServer):
         base = self.base_url(ports)
         return [f"{base}/v2/health/ready"] + [f"{base}/v2/models/{m.name}/ready" for m in models]
 
+    def batch_counters(self, ports):
+        """Triton's Prometheus counters: nv_inference_count (samples) over nv_inference_exec_count (batches)."""
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{ports['metrics']}/metrics", timeout=2) as response:
+                text = response.read().decode()
+        except OSError:
+            return None
+        totals = {"nv_inference_count": 0.0, "nv_inference_exec_count": 0.0}
+        for line in text.splitlines():
+            name = line.split("{", 1)[0]
+            if name in totals:
+                totals[name] += float(line.rsplit(" ", 1)[1])
+        return totals["nv_inference_count"], totals["nv_inference_exec_count"]
+
     def cleanup(self, workdir: Path) -> None:
         shutil.rmtree(workdir / "triton-workspace", ignore_errors=True)
         started = getattr(self, "started", time.time())

@@ -87,14 +87,18 @@ def ensure(env: Environment) -> Path:
         return python(env)
 
 
+def source_path() -> str:
+    """The folder holding the `inferarena` package: what a managed environment puts on PYTHONPATH."""
+    import inferarena
+
+    return str(Path(inferarena.__file__).resolve().parents[1])
+
+
 def run_job(env: Environment, module: str, args: dict[str, Any], timeout_s: float = 1800) -> dict[str, Any]:
     """Run `python -m module` in the environment with `args` as JSON on stdin; its last stdout line
     is its JSON result. A job that fails raises with the tail of what it printed."""
-    import inferarena
-
     exe = ensure(env)
-    source = str(Path(inferarena.__file__).resolve().parents[1])
-    environ = {**os.environ, "PYTHONPATH": source + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    environ = {**os.environ, "PYTHONPATH": source_path() + os.pathsep + os.environ.get("PYTHONPATH", "")}
     done = subprocess.run([str(exe), "-m", module], input=json.dumps(args), capture_output=True, text=True,
                           env=environ, timeout=timeout_s)
     if done.returncode != 0:

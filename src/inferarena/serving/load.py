@@ -20,9 +20,9 @@ import numpy as np
 
 from inferarena.config import LoadGenConfig, ShapeStrategy
 from inferarena.runtimes.base import Session
-from inferarena.scenarios.base import Estimates, Scenario, ScenarioContext, ScenarioResult
+from inferarena.scenarios.base import Estimates, ScenarioContext, ScenarioResult
+from inferarena.scenarios.mlperf import Server
 from inferarena.serving.clients import Client, RequestFailed
-from inferarena.trackers.latency import LatencyStats
 from inferarena.workloads.base import Workload
 
 
@@ -36,18 +36,13 @@ class _NoSession(Session):
         raise NotImplementedError
 
 
-class ServedServer(Scenario):
-    name = "server"
-    lg_scenario = "Server"
-    metric = "target_qps"
-    ranking = "QPS within the p99 bound, highest first"
-    columns = (("target_qps", "QPS"), ("latency_ms_p50", "p50 ms"), ("latency_ms_p99", "p99 ms"))
-    higher_is_better = True
+class ServedServer(Server):
+    """MLPerf's Server scenario (ranking, figures) with a SUT that sends each query to a live endpoint."""
 
     def __init__(self, targets: list[Target], target_qps: float, sla_ms: float, concurrency: int,
                  duration_ms: int, min_queries: int):
         self.targets = targets
-        self.target_qps, self.sla_ms = target_qps, sla_ms
+        self.target_qps, self.sla_ms, self.latency_bound_ms = target_qps, sla_ms, sla_ms
         self.concurrency, self.duration_ms, self.min_queries = concurrency, duration_ms, min_queries
         self.errors: list[str] = []
         self.lock = threading.Lock()
@@ -84,13 +79,8 @@ class ServedServer(Scenario):
         self.pool.shutdown(wait=True)
 
     def figures(self, log):
-        latency = LatencyStats.from_loadgen(log)
         return {
-            **(latency.as_dict() if latency else {}),
-            "target_qps": self.target_qps,
-            "completed_qps": log.get("result_completed_samples_per_sec"),
-            "latency_bound_met": float(bool(log.get("result_perf_constraints_met"))),
-            "latency_bound_ms": self.sla_ms,
+            **super().figures(log),
             "errors": float(len(self.errors)),
             **({f"{name}.{k}": v for name, times in self.timings.items() if times
                 for k, v in (("latency_ms_p50", float(np.percentile(times, 50))),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from inferarena.envs import Environment
+from inferarena.envs import Environment, source_path
 from inferarena.serving.servers import Batching, ModelServer, ServedModel
 
 
@@ -39,7 +39,7 @@ class MLServer(ModelServer):
             if batching.max_batch_size > 1:
                 settings.update(max_batch_size=batching.max_batch_size, max_batch_time=batching.max_delay_ms / 1000)
             (folder / "model-settings.json").write_text(json.dumps(settings))
-        return [str(python.parent / "mlserver"), "start", str(root)], {"PYTHONPATH": _source()}
+        return [str(python.parent / "mlserver"), "start", str(root)], {"PYTHONPATH": source_path()}
 
     def base_url(self, ports) -> str:
         return f"http://127.0.0.1:{ports['http']}"
@@ -48,8 +48,3 @@ class MLServer(ModelServer):
         base = self.base_url(ports)
         return [f"{base}/v2/health/ready"] + [f"{base}/v2/models/{m.name}/ready" for m in models]
 
-
-def _source() -> str:
-    import inferarena
-
-    return str(Path(inferarena.__file__).resolve().parents[1])

@@ -16,7 +16,7 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
-from inferarena.envs import Environment
+from inferarena.envs import Environment, source_path
 from inferarena.errors import InferarenaError
 from inferarena.serving.process import ServerFailed
 from inferarena.serving.servers import Batching, ModelServer, ServedModel, external_data
@@ -65,7 +65,7 @@ class TorchServe(ModelServer):
                    "-f", str(properties), "-s", str(store), "-ncs", "--disable-token-auth",
                    "-m", *[f"{m.name}={m.name}.mar" for m in models]]
         env = {"LOG_LOCATION": str(workdir / "logs"), "METRICS_LOCATION": str(workdir / "logs"), "TEMP": str(tmp),
-               "TMPDIR": str(tmp), "PYTHONPATH": _source()}
+               "TMPDIR": str(tmp), "PYTHONPATH": source_path()}
         return command, env
 
     def base_url(self, ports) -> str:
@@ -98,8 +98,3 @@ class TorchServe(ModelServer):
 
         return check
 
-
-def _source() -> str:
-    import inferarena
-
-    return str(Path(inferarena.__file__).resolve().parents[1])

@@ -20,7 +20,7 @@ import sysconfig
 import time
 from pathlib import Path
 
-from inferarena.envs import Environment
+from inferarena.envs import Environment, source_path
 from inferarena.serving.servers import Batching, ModelServer, ServedModel
 
 
@@ -42,7 +42,7 @@ class Triton(ModelServer):
         libdir = sysconfig.get_config_var("LIBDIR") or ""
         import os
 
-        env = {"PYTHONPATH": _source(), "LD_LIBRARY_PATH": os.pathsep.join(
+        env = {"PYTHONPATH": source_path(), "LD_LIBRARY_PATH": os.pathsep.join(
             p for p in (libdir, os.environ.get("LD_LIBRARY_PATH", "")) if p)}
         return command, env
 
@@ -80,8 +80,3 @@ class Triton(ModelServer):
             except OSError:
                 continue
 
-
-def _source() -> str:
-    import inferarena
-
-    return str(Path(inferarena.__file__).resolve().parents[1])

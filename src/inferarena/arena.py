@@ -1,7 +1,7 @@
 """Where the axes meet: model -> variants -> runtimes -> LoadGen scenarios -> store.
 
     artifact = models.resolve(config.model)
-    workload = workloads.build(artifact, config.workload)
+    workload = workloads.build(artifact, config.workload, config.generation)
     for variant in plan(config, artifact, workload):
         result = worker(measure, variant)      # own process, timeout; failure is a result
         store.save_variant(run_id, variant, result)
@@ -51,12 +51,14 @@ class _Sweep:
     def __init__(self, config: RunConfig, store: Store, paths: Paths, emit: EventSink):
         self.config, self.store, self.paths, self.emit = config, store, paths, emit
         self.artifact = models.resolve(config.model)
-        self.workload = workloads.build(self.artifact, config.workload)
+        self.workload = workloads.build(self.artifact, config.workload, config.generation)
         self.specs, notes = plan(config, self.artifact, self.workload, host())
         self.notes = [*self.workload.notes, *notes]
         self.evaluators = _evaluators(config, self.artifact, self.notes)
         self.price = cost.price(host(), config.cost.instance, config.cost.usd_per_hour)
         self.peaks = _peaks(paths.cache_dir, _threads(config), self.notes, emit)
+        self.generative = self.artifact.meta.get("kind") == "generate"
+        self.bandwidth = _bandwidth(paths.cache_dir, _threads(config), self.notes, emit) if self.generative else None
         self.built: dict = {}
         self.reference = self.context = None
 
@@ -66,7 +68,8 @@ class _Sweep:
         run_id = self.store.resumable_run(config.config_hash()) if resume else None
         summary = RunSummary(run_id=run_id or 0, resumed=run_id is not None, notes=self.notes)
         if run_id is None:
-            env = {**environment.capture(), "gemm_peak_gflops": self.peaks, "price": self.price.label}
+            env = {**environment.capture(), "gemm_peak_gflops": self.peaks, "price": self.price.label,
+                   **({"memory_bandwidth_gb_per_s": self.bandwidth} if self.bandwidth else {})}
             summary.run_id = self.store.create_run(
                 config.model_dump(mode="json"), config.config_hash(), self.artifact.meta.get("name", config.model),
                 config.quick, env, self.workload.describe(), self.notes,
@@ -84,8 +87,13 @@ class _Sweep:
         if self.reference is not None:
             return
         self.reference, self.context = _reference_and_context(self.config, self.artifact, self.workload, self.work,
-                                                              self.log("reference"), self.emit, self.evaluators)
-        if self.reference.ok:
+                                                              self.log("reference"), self.emit, self.evaluators,
+                                                              self.paths.cache_dir)
+        if self.reference.ok and self.generative:
+            ref = json.loads(Path(self.reference.value).read_text())
+            self.store.update_environment(self.run_id, {"generation_reference": {
+                "runtime": ref["runtime"], "precision": "fp32", "perplexity": ref["perplexity"]}})
+        elif self.reference.ok:
             self.store.update_environment(self.run_id, {"task_reference": _reference_task(self.reference.value)})
 
     def build(self, steps: tuple, label: str) -> None:
@@ -109,7 +117,8 @@ class _Sweep:
             self.build(spec.steps, _label(spec))
         self.emit("start", {"name": spec.name})
         job = jobs.MeasureJob(spec, self.artifact, self.workload, self.reference.value, self.context.eval_indices,
-                              config or self.config, self.price, self.peaks, self.evaluators)
+                              config or self.config, self.price, self.peaks, self.evaluators,
+                              bandwidth_gb_per_s=(self.bandwidth or {}).get("triad_gb_per_s"))
         result, rounds = _measure(job, self.reference, self.built, self.log(spec.name), keep_going, previous)
         self.store.save_variant(self.run_id, spec, result)
         self.emit("done", {"name": spec.name, "ok": result["status"] == "ok", "error": result.get("error"),
@@ -186,11 +195,12 @@ def optimize(config: RunConfig, pipeline, paths: Paths, on_event: EventSink | No
     """Build one pipeline's artifact without measuring it: what `inferarena optimize` runs."""
     emit = on_event or (lambda kind, data: None)
     artifact = models.resolve(config.model)
-    workload = workloads.build(artifact, config.workload)
+    workload = workloads.build(artifact, config.workload, config.generation)
     steps, _fmt, _precision = pipeline_steps(pipeline, artifact)
     work = paths.work_dir / "optimize"
     work.mkdir(parents=True, exist_ok=True)
-    reference, context = _reference_and_context(config, artifact, workload, work, work / "reference.log", emit)
+    reference, context = _reference_and_context(config, artifact, workload, work, work / "reference.log", emit,
+                                                cache_dir=paths.cache_dir)
     if not reference.ok:
         raise InferarenaError(f"the FP32 reference failed: {reference.error}", "check the model with `inferarena run`")
     emit("start", {"name": f"build: {pipeline.name}"})
@@ -208,11 +218,19 @@ def _threads(config: RunConfig) -> int:
 
 
 def _reference_and_context(config: RunConfig, artifact, workload, work: Path, log: Path, emit: EventSink,
-                           evaluators: tuple[str, ...] = ()):
+                           evaluators: tuple[str, ...] = (), cache_dir: Path | None = None):
     """The FP32 reference on the evaluation samples, and the context data-driven passes see."""
     eval_indices = list(range(min(config.workload.eval_samples, len(workload))))
     emit("start", {"name": "reference (FP32)"})
-    reference = _reference(artifact, workload, eval_indices, _threads(config), work, config.timeout_s(), log, evaluators)
+    if artifact.meta.get("kind") == "generate":
+        from inferarena import jobs_generation
+
+        jobs_generation.reference_runtime(artifact)  # a missing runtime is the user's error, before any worker
+        args = (artifact, workload, eval_indices, _threads(config), config.generation, cache_dir, work / "reference.json")
+        reference = run_isolated(jobs_generation.reference, args, config.timeout_s(), log)
+    else:
+        reference = _reference(artifact, workload, eval_indices, _threads(config), work, config.timeout_s(), log,
+                               evaluators)
     emit("done", {"name": "reference (FP32)", "ok": reference.ok, "error": reference.error})
     context = PassContext(workload, reference.value, eval_indices, _threads(config), batch_size=config.workload.batch_size,
                           fingerprint=f"{config.workload.model_dump_json()}|{len(eval_indices)}")
@@ -257,6 +275,16 @@ def _evaluators(config: RunConfig, artifact, notes: list[str]) -> tuple[str, ...
 def _reference_task(reference_path: str) -> list[dict]:
     path = jobs.reference_task_path(Path(reference_path))
     return json.loads(path.read_text()) if path.is_file() else []
+
+
+def _bandwidth(cache_dir: Path, threads: int, notes: list[str], emit: EventSink) -> dict | None:
+    emit("start", {"name": "memory bandwidth (cached per machine)"})
+    outcome = run_isolated(jobs.bandwidth, (cache_dir, threads), 300)
+    emit("done", {"name": "memory bandwidth (cached per machine)", "ok": outcome.ok, "error": outcome.error})
+    if not outcome.ok:
+        notes.append(f"no memory bandwidth, so no % of the decode roofline: {outcome.error}")
+        return None
+    return outcome.value
 
 
 def _peaks(cache_dir: Path, threads: int, notes: list[str], emit: EventSink) -> dict[str, float]:

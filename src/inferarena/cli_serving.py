@@ -27,7 +27,8 @@ def serve_bench(
     model: Annotated[str, typer.Option(help="Bundled model name, HF folder, or .onnx file.")] = "minilm",
     servers: Annotated[Optional[list[str]], typer.Option(
         help=f"Servers, repeated or comma-separated: {', '.join(registry.SERVERS)}. Default: all. Each runs in "
-        "an environment inferarena creates on first use (minutes), since their dependencies clash.")] = None,
+        "an environment inferarena creates on first use (minutes), since their dependencies clash. A generative "
+        "model (a GGUF such as smollm2) is served by llama.cpp's OpenAI-compatible server instead.")] = None,
     pipeline: Annotated[Optional[str], typer.Option(
         help="Serve this --pipelines preset's ONNX output (e.g. int8-dynamic-ac) instead of the FP32 export.")] = None,
     sla_p99_ms: Annotated[float, typer.Option(help="p99 latency SLA (ms): the peak QPS is the highest that meets it.")] = 100.0,
@@ -45,9 +46,14 @@ def serve_bench(
     target: Annotated[Optional[str], typer.Option(
         help="Remote mode: benchmark a running endpoint (http://host:port) instead of starting servers.")] = None,
     protocol: Annotated[str, typer.Option(
-        help="Remote protocol: kserve-v2 (Triton, MLServer, OpenVINO Model Server), torchserve, or tfserving-rest "
-        "(written from TF Serving's REST docs, not checked against a real one).")] = "kserve-v2",
+        help="Remote protocol: kserve-v2 (Triton, MLServer, OpenVINO Model Server), torchserve, tfserving-rest "
+        "(written from TF Serving's REST docs, not checked against a real one), or openai (streamed "
+        "/v1/completions: vLLM, TGI, llama.cpp; for generative models).")] = "kserve-v2",
     target_model: Annotated[Optional[str], typer.Option(help="Remote mode: the model's name on the endpoint.")] = None,
+    ttft_ms: Annotated[float, typer.Option(
+        help="Generative models: p99 bound on time to first token (ms) for the peak request rate.")] = 2000.0,
+    tpot_ms: Annotated[float, typer.Option(
+        help="Generative models: p99 bound on time per output token (ms) for the peak request rate.")] = 200.0,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON here.")] = None,
     db: DbOption = DEFAULT_DB,
     cache_dir: Annotated[Path, typer.Option(help="Pass cache (the ONNX export is reused from `run`).")] = DEFAULT_CACHE,
@@ -56,11 +62,17 @@ def serve_bench(
     """Deploy a model on Triton, TorchServe and MLServer (127.0.0.1, free ports), sweep their batching,
     and find each configuration's peak QPS within the p99 SLA under LoadGen's Server scenario.
 
+    A generative model (--model smollm2, or a .gguf) is served by llama.cpp's OpenAI-compatible server,
+    streamed, and the peak request rate is the highest whose TTFT and TPOT p99 meet --ttft-ms and --tpot-ms.
+
     Examples:
       inferarena serve-bench --servers mlserver --max-batch 1,4,8 --max-delay-ms 1,5
+      inferarena serve-bench --model smollm2 --ttft-ms 1000 --tpot-ms 50
+      inferarena serve-bench --model smollm2 --target http://127.0.0.1:8080 --protocol openai --target-model m
       inferarena serve-bench --target http://10.0.0.5:8000 --protocol kserve-v2 --target-model minilm
     """
     from inferarena.cli import _progress
+    from inferarena.config import GenerationConfig
     from inferarena.environment import capture
     from inferarena.serving import bench
     from inferarena.serving.servers import Batching
@@ -71,7 +83,8 @@ def serve_bench(
                  for i in _ints(instances, [1]) for b in _ints(max_batch, [1, 8])
                  for d in (_floats(max_delay_ms, [2.0]) if b > 1 else [0.0])]
         config = bench.ServeBenchConfig(
-            model=model, pipeline=pipeline, servers=_split(servers) or list(registry.SERVERS), batching=sweep,
+            model=model, pipeline=pipeline, servers=_split(servers) or None, batching=sweep,
+            generation=GenerationConfig(ttft_ms_p99=ttft_ms, tpot_ms_p99=tpot_ms),
             sla_p99_ms=sla_p99_ms, concurrency=concurrency, probe_ms=probe_ms, target=target, protocol=protocol,
             target_model=target_model, multi_model=multi_model)
         with _progress() as (_, on_event):
@@ -86,7 +99,32 @@ def serve_bench(
         raise typer.Exit(1)
 
 
+def _print_generative(result: dict, run_id: int) -> None:
+    table = Table(title=f"Serving {result['model']} — peak requests/s with TTFT p99 ≤ {result['ttft_ms_p99']:g} ms "
+                  f"and TPOT p99 ≤ {result['tpot_ms_p99']:g} ms (LoadGen Server, Poisson, streamed)",
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for header in ("server", "config", "peak req/s", "TTFT p99 ms", "TPOT p99 ms", "request p99 ms", "tok/s",
+                   "1 request ms", "client CPU ms/q", "status"):
+        table.add_column(header, justify="left" if header in ("server", "config", "status") else "right")
+    for e in result["servers"]:
+        def f(key, spec=".3g"):
+            return format(e[key], spec) if isinstance(e.get(key), (int, float)) else "-"
+        status = e["status"] if e["status"] == "ok" else f"[red]{escape(str(e.get('error') or e['status']))[:160]}[/]"
+        table.add_row(e["server"], escape(e.get("label", "")), f("peak_qps_at_slo"), f("ttft_ms_p99"), f("tpot_ms_p99"),
+                      f("latency_ms_p99"), f("tokens_per_s"), f("single_request_ms"), f("client_cpu_ms_per_query"), status)
+    console.print(table)
+    for e in result["servers"]:
+        if e["status"] == "ok":
+            console.print(f"Best on {e['server']}: {e['peak_qps_at_slo']:.3g} requests/s (TTFT p99 "
+                          f"{e['ttft_ms_p99']:.3g} ms, TPOT p99 {e['tpot_ms_p99']:.3g} ms)")
+    for note in result["notes"]:
+        console.print(f"[dim]note: {escape(note)}[/]")
+    console.print(f"Stored as run {run_id}.")
+
+
 def _print(result: dict, run_id: int) -> None:
+    if result.get("ttft_ms_p99") is not None:
+        return _print_generative(result, run_id)
     sla = result["sla_p99_ms"]
     table = Table(title=f"Serving {result['model']} — peak QPS with p99 ≤ {sla:g} ms (LoadGen Server, Poisson)",
                   title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)

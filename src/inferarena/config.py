@@ -99,6 +99,39 @@ class WorkloadConfig(_Strict):
     seed: int = Field(0, description="Seed for sampling the corpus and generating inputs.")
 
 
+class LengthDist(_Strict):
+    """Token counts drawn log-normally around the median (sigma 0.5), clipped to [min, max]; min == max is fixed."""
+
+    median: int = Field(ge=1)
+    min: int = Field(ge=1)
+    max: int = Field(ge=1)
+
+    @field_validator("max")
+    @classmethod
+    def _ordered(cls, high: int, info) -> int:
+        low, mid = info.data.get("min"), info.data.get("median")
+        if low is not None and mid is not None and not low <= mid <= high:
+            raise ValueError(f"need min <= median <= max, got {low}, {mid}, {high}")
+        return high
+
+
+class GenerationConfig(_Strict):
+    """Generative (LLM) runs: prompt and output lengths, and how fidelity is checked. Greedy decoding;
+    every request generates exactly its output length (end-of-sequence is ignored) so runtimes compare."""
+
+    prompt_tokens: LengthDist = Field(default_factory=lambda: LengthDist(median=64, min=16, max=192),
+                                      description="Prompt lengths, cut from the corpus's documents.")
+    output_tokens: LengthDist = Field(default_factory=lambda: LengthDist(median=64, min=64, max=64),
+                                      description="Tokens generated per request.")
+    fidelity_prompts: int = Field(8, ge=1, description="Prompts whose greedy tokens are compared with the reference's.")
+    fidelity_tokens: int = Field(32, ge=1, description="Tokens generated per fidelity prompt.")
+    perplexity_tokens: int = Field(512, ge=0, description="Tokens of held-out corpus text scored for perplexity "
+                                   "(0: skip).")
+    ttft_ms_p99: float = Field(2000.0, gt=0, description="Server scenario bound on time to first token (p99).")
+    tpot_ms_p99: float = Field(200.0, gt=0, description="Server scenario bound on time per output token (p99).")
+    context: int = Field(1024, ge=64, description="Context window the runtimes allocate (KV cache size).")
+
+
 class LoadGenConfig(_Strict):
     server_target_qps: float | None = Field(
         None, gt=0, description="Server scenario arrival rate; default: half the throughput seen in warm-up."
@@ -201,6 +234,7 @@ class RunConfig(_Strict):
     quick: bool = Field(False, description="Short durations for demos and tests; results are not MLPerf-compliant.")
     threads: int | None = Field(None, ge=1, description="Threads per runtime; default: all cores.")
     loadgen: LoadGenConfig = Field(default_factory=LoadGenConfig)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
     rounds: RoundsConfig = Field(default_factory=RoundsConfig)
     evaluators: list[str] | None = Field(
         None,

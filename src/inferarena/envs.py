@@ -38,10 +38,12 @@ class Environment:
     requirements: tuple[str, ...]
     # A second pip step, for pins the resolver refuses together with the first (it warns, and they work).
     after: tuple[str, ...] = ()
+    # Packages uninstalled last: hard dependencies that break the tool (optimum-intel's torchvision).
+    remove: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
-        blob = json.dumps([self.requirements, self.after, TORCH_PIN, sys.version_info[:2]])
+        blob = json.dumps([self.requirements, self.after, TORCH_PIN, sys.version_info[:2], *([self.remove] if self.remove else [])])
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
@@ -72,6 +74,8 @@ def ensure(env: Environment) -> Path:
         if env.after:
             steps.append([str(python(env)), "-m", "pip", "install", "-q", "--disable-pip-version-check", TORCH_PIN,
                           *env.after])
+        if env.remove:
+            steps.append([str(python(env)), "-m", "pip", "uninstall", "-y", "-q", *env.remove])
         with log.open("w") as out:
             for step in steps:
                 out.write("$ " + " ".join(step) + "\n")

@@ -98,6 +98,14 @@ class MeasureJob:
     # Later rounds: the first round's fidelity and warm-up estimates (the same model gives the same
     # outputs), so they only warm the session briefly and go straight to the scenarios.
     first_round: dict | None = None
+    bandwidth_gb_per_s: float | None = None  # this machine's triad bandwidth (generative models' roofline)
+
+
+def bandwidth(cache_dir: Path, threads: int) -> dict:
+    """This machine's triad memory bandwidth (cached per machine); needs torch."""
+    from inferarena.trackers import bandwidth as tracker
+
+    return tracker.load_or_measure(cache_dir, host(), threads)
 
 
 def peaks(cache_dir: Path, threads: int, refresh: bool = False) -> dict:
@@ -110,8 +118,12 @@ def peaks(cache_dir: Path, threads: int, refresh: bool = False) -> dict:
 def measure(job: MeasureJob) -> dict[str, Any]:
     """Load the variant, check its outputs, then run each LoadGen scenario on it."""
     spec, config, workload = job.spec, job.config, job.workload
-    strategy = ShapeStrategy(spec.shape)
     runtime = registry.load(registry.RUNTIMES, spec.runtime)
+    if runtime.kind == "generate":
+        from inferarena import jobs_generation
+
+        return jobs_generation.measure(job)
+    strategy = ShapeStrategy(spec.shape)
     started = time.perf_counter()
     with MemoryTracker() as memory:
         session = runtime().load(job.artifact, spec.load_precision, runtime.validate_knobs(spec.knobs),

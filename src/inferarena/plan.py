@@ -50,41 +50,44 @@ def plan(config: RunConfig, artifact: Artifact, workload: Workload, host: Host) 
         wanted = config.runtimes
     else:
         wanted = []
+        kind = artifact.meta.get("kind", "predict")
         for name in registry.RUNTIMES:
             runtime = runtimes.get(name)
+            if runtime.kind != kind:  # a text generator is not measured on embedding runtimes, and back
+                continue
             if runtime.available():
                 wanted.append(RuntimeSpec(name=name))
             else:
                 notes.append(f"skipped runtime {name}: not installed ({runtime.install_hint()})")
     shapes = [s for s in config.workload.shapes if s in workload.strategies]
+    if not workload.shape_in_name:  # the workload shapes its inputs one way only (generation prompts)
+        shapes = list(workload.strategies)
     for s in config.workload.shapes:
-        if s not in workload.strategies:
+        if s not in workload.strategies and workload.shape_in_name:
             notes.append(f"skipped shape strategy '{s.value}': this model's inputs have fixed shapes")
     if not shapes:
         raise ConfigError("none of the requested shape strategies applies to this model", "use --shapes fixed")
     planned: list[tuple[RuntimeSpec, Any, dict]] = []  # (spec, runtime class, knobs) for pipelines below
+    unreachable: list[str] = []  # runtimes only a pipeline's output can feed (e.g. ONNX Runtime GenAI's folders)
     for spec in wanted:
         runtime = runtimes.require(spec.name)
-        try:
-            conversion = passes.route(artifact.format, runtime.formats)
-        except ModelError:
-            if config.runtimes:
-                raise ModelError(
-                    f"runtime {spec.name!r} cannot load a {artifact.format} model, and no pass converts it",
-                    "drop it from --runtimes",
-                ) from None
-            notes.append(f"skipped runtime {spec.name}: it cannot load a {artifact.format} model")
-            continue
         knobs = runtime.validate_knobs({"threads": config.threads or host.logical_cores, **spec.knobs})
         suffix = "".join(f"+{k}={v}" for k, v in sorted(spec.knobs.items()))
         planned.append((spec, runtime, knobs.model_dump(mode="json")))
+        try:
+            conversion = passes.route(artifact.format, runtime.formats)
+        except ModelError:
+            unreachable.append(spec.name)
+            continue
         for precision in _precisions(spec, runtime, host, notes):
+            label = artifact.meta.get("precision", "fp32") if precision == "native" else precision
             for shape in shapes:
                 specs.append(
                     VariantSpec(
-                        name=f"{spec.name}/{precision}/{shape.value}{suffix}",
+                        name=_name(spec.name, label, shape.value, suffix, workload),
                         runtime=spec.name,
-                        precision=precision,
+                        precision=label,
+                        runtime_precision=precision if precision == "native" else None,
                         shape=shape.value,
                         knobs=knobs.model_dump(mode="json"),
                         steps=tuple((c, "{}") for c in conversion),
@@ -92,9 +95,16 @@ def plan(config: RunConfig, artifact: Artifact, workload: Workload, host: Host) 
                 )
     for pipeline in config.pipelines_for(artifact.meta):
         try:
-            specs += _pipeline_variants(pipeline, planned, artifact, shapes, notes)
+            specs += _pipeline_variants(pipeline, planned, artifact, shapes, notes, workload)
         except ConfigError as exc:  # one bad pipeline is skipped with its reason; the sweep goes on
             notes.append(f"skipped {exc.problem} ({exc.fix})")
+    for name in unreachable:
+        if any(s.runtime == name for s in specs):
+            continue
+        if config.runtimes:
+            raise ModelError(f"runtime {name!r} cannot load a {artifact.format} model, and no pass or pipeline of this "
+                             "run makes one it loads", "drop it from --runtimes, or add a pipeline for it")
+        notes.append(f"skipped runtime {name}: it cannot load a {artifact.format} model")
     names = [s.name for s in specs]
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:
@@ -136,7 +146,14 @@ def pipeline_steps(pipeline: PipelineSpec, artifact: Artifact) -> tuple[tuple[St
     return tuple(steps), fmt, precision
 
 
-def _pipeline_variants(pipeline: PipelineSpec, planned: list, artifact: Artifact, shapes: list, notes: list[str]):
+def _name(runtime: str, precision: str, shape: str, suffix: str, workload: Workload, pipeline: str | None = None) -> str:
+    """runtime/precision[/shape][+knob=value][@pipeline]."""
+    return (f"{runtime}/{precision}" + (f"/{shape}" if workload.shape_in_name else "") + suffix
+            + (f"@{pipeline}" if pipeline else ""))
+
+
+def _pipeline_variants(pipeline: PipelineSpec, planned: list, artifact: Artifact, shapes: list, notes: list[str],
+                       workload: Workload):
     """Variants for one pipeline: its passes (plus the conversions they need) on every runtime that loads the result."""
     steps, fmt, precision = pipeline_steps(pipeline, artifact)
     variants = []
@@ -155,7 +172,8 @@ def _pipeline_variants(pipeline: PipelineSpec, planned: list, artifact: Artifact
         label = precision or "fp32"
         for shape in pipeline.shapes or shapes:
             variants.append(VariantSpec(
-                name=f"{spec.name}/{label}/{shape.value}{suffix}@{pipeline.name}", runtime=spec.name, precision=label,
+                name=_name(spec.name, label, shape.value, suffix, workload, pipeline.name), runtime=spec.name,
+                precision=label,
                 shape=shape.value, knobs=knobs, steps=steps + tuple((c, "{}") for c in conversion),
                 pipeline=pipeline.name, runtime_precision="fp32", lossy=lossy(steps),
             ))

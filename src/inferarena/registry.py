@@ -15,6 +15,11 @@ RUNTIMES: dict[str, str] = {
     "openvino": "inferarena.runtimes.ov:OpenVINO",
     "tensorflow": "inferarena.runtimes.tensorflow:TensorFlow",
     "litert": "inferarena.runtimes.litert:LiteRT",
+    # Generative runtimes (kind "generate"): token streams, measured by the llm_* scenarios.
+    "llama_cpp": "inferarena.runtimes.llama_cpp:LlamaCpp",
+    "transformers": "inferarena.runtimes.transformers_lm:TransformersLM",
+    "ort_genai": "inferarena.runtimes.ort_genai:OrtGenAI",
+    "openvino_genai": "inferarena.runtimes.ov_genai:OpenVINOGenAI",
 }
 
 # Order matters: the first source that claims a --model spec loads it.
@@ -25,6 +30,9 @@ MODEL_SOURCES: dict[str, str] = {
     "tflite_file": "inferarena.models.tf_files:TFLiteFile",
     "savedmodel_dir": "inferarena.models.tf_files:SavedModelDir",
     "keras_file": "inferarena.models.tf_files:KerasFile",
+    "smollm2": "inferarena.models.llm:SmolLM2",
+    "gguf_file": "inferarena.models.llm:GGUFFile",
+    "hf_causal_lm": "inferarena.models.llm:HFCausalLM",  # a folder whose config names a *ForCausalLM
     "hf_folder": "inferarena.models.hf_folder:HFFolder",  # any other folder: last
 }
 
@@ -41,6 +49,10 @@ PASSES: dict[str, str] = {
     "ort_weight_only": "inferarena.passes.ort_weight_only:OrtWeightOnly",
     "torchao_quantize": "inferarena.passes.torchao_quant:TorchaoQuantize",
     "prune_structured": "inferarena.passes.prune:StructuredPrune",
+    "gguf_to_hf": "inferarena.passes.gguf:GGUFToHF",
+    "gguf_quantize": "inferarena.passes.gguf:GGUFQuantize",
+    "ort_genai_build": "inferarena.passes.ort_genai_build:OrtGenAIBuild",
+    "ov_genai_export": "inferarena.passes.ov_genai_export:OVGenAIExport",
 }
 
 # Task-accuracy evaluators; each applies to models whose artifact.meta["task"] equals its `task`.
@@ -63,6 +75,9 @@ SCENARIOS: dict[str, str] = {
     "multi_stream": "inferarena.scenarios.mlperf:MultiStream",
     "server": "inferarena.scenarios.mlperf:Server",
     "offline": "inferarena.scenarios.mlperf:Offline",
+    "llm_single_stream": "inferarena.scenarios.generation:LLMSingleStream",
+    "llm_offline": "inferarena.scenarios.generation:LLMOffline",
+    "llm_server": "inferarena.scenarios.generation:LLMServer",
 }
 
 

@@ -34,13 +34,24 @@ PRESETS: dict[str, list[dict]] = {
     # PyTorch -> .tflite directly with litert-torch (in its own managed environment; see passes/litert_torch.py).
     "litert-torch": [{"name": "litert_torch_export", "config": {"mode": "float32"}}],
     "litert-torch-int8": [{"name": "litert_torch_export", "config": {"mode": "int8"}}],
+    # Generative models: llama.cpp weight types, ONNX Runtime GenAI and OpenVINO GenAI weight compression.
+    "gguf-f16": [{"name": "gguf_quantize", "config": {"type": "f16"}}],
+    "gguf-q8_0": [{"name": "gguf_quantize", "config": {"type": "q8_0"}}],
+    "gguf-q4_1": [{"name": "gguf_quantize", "config": {"type": "q4_1"}}],
+    "ort-genai-int4": [{"name": "ort_genai_build", "config": {"precision": "int4", "accuracy_level": 4}}],
+    "ort-genai-int8": [{"name": "ort_genai_build", "config": {"precision": "int8", "accuracy_level": 4}}],
+    "ort-genai-fp32": [{"name": "ort_genai_build", "config": {"precision": "fp32"}}],
+    "ov-genai-int4": [{"name": "ov_genai_export", "config": {"weight_format": "int4", "group_size": 64}}],
+    "ov-genai-int8": [{"name": "ov_genai_export", "config": {"weight_format": "int8"}}],
 }
 
 
 # Presets whose result only one runtime can run (torchao lives inside torch; export would drop it).
 RUNTIMES = {"torchao-int8": ["torch"], "torchao-int8-weights": ["torch"], "tflite-fp16": ["litert"],
             "tflite-dynamic-int8": ["litert"], "tflite-int8": ["litert"], "litert-torch": ["litert"],
-            "litert-torch-int8": ["litert"]}
+            "litert-torch-int8": ["litert"], "gguf-f16": ["llama_cpp"], "gguf-q8_0": ["llama_cpp"],
+            "gguf-q4_1": ["llama_cpp"], "ort-genai-int4": ["ort_genai"], "ort-genai-int8": ["ort_genai"],
+            "ort-genai-fp32": ["ort_genai"], "ov-genai-int4": ["openvino_genai"], "ov-genai-int8": ["openvino_genai"]}
 
 
 def preset(name: str) -> PipelineSpec:

@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from inferarena.report.json_export import describe_workload
-from inferarena.report.leaderboard import NOISY_NOTE, ROUNDS_HEADER, board, check_sort, fmt
+from inferarena.report.leaderboard import NOISY_NOTE, ROUNDS_HEADER, board, check_sort, fmt, measured_scenarios
 from inferarena.scenarios.base import QUICK_NOTE
 
 def render_run(run: dict, console: Console, sort: str | None = None) -> None:
@@ -33,11 +33,17 @@ def render_run(run: dict, console: Console, sort: str | None = None) -> None:
         console.print("GEMM peak here: " + ", ".join(f"{p} {g:,.0f} {'GOP/s' if p == 'int8' else 'GFLOP/s'}"
                                                      for p, g in peaks.items())
                       + " (%peak compares each variant with its precision's peak; mJ/q is energy per query)")
+    bandwidth = env.get("memory_bandwidth_gb_per_s")
+    if bandwidth:
+        console.print(f"Memory bandwidth here: {bandwidth['triad_gb_per_s']:.1f} GB/s ({bandwidth['method']}, "
+                      f"{bandwidth['threads']} threads); %BW roofline = decode tok/s × bytes read per token ÷ it")
     ok = [v for v in run["variants"] if v["status"] == "ok"]
-    if ok:
+    if ok and any("token_agreement" in (v.get("fidelity") or {}) for v in ok):
+        console.print(generation_table(ok, (env.get("generation_reference") or {})))
+    elif ok:
         console.print(variants_table(ok, env.get("task_reference") or []))
     noisy_pct = run["config"].get("rounds", {}).get("noisy_spread_pct", 10.0)
-    for scenario in run["config"]["scenarios"]:
+    for scenario in measured_scenarios(run):
         console.print(leaderboard(scenario, ok, run["quick"], sort, noisy_pct))
     failed = [v for v in run["variants"] if v["status"] != "ok"]
     if failed:
@@ -75,6 +81,25 @@ def variants_table(variants: list[dict], task_reference: list[dict] | None = Non
                       f"{f.get('cos_min', float('nan')):.5f}", f"{f.get('max_abs_diff', float('nan')):.2g}",
                       *(f"{f[k]:.3f}" if k in f else "-" for k in agreement),
                       *(f"{scores[t['name']]:.3f}" if scores.get(t["name"]) is not None else "-" for t in tasks),
+                      fmt((v.get("memory") or {}).get("peak_rss_mb")), fmt(v.get("load_s")), escape(steps or "-"))
+    return table
+
+
+def generation_table(variants: list[dict], reference: dict) -> Table:
+    """Generative variants against the FP32 reference: greedy tokens reproduced, and perplexity."""
+    ppl = reference.get("perplexity")
+    table = Table(title=f"Variants — fidelity against the FP32 reference ({reference.get('runtime', '?')})",
+                  title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    for header in ("variant", "token agree", "exact", "1st diff at", f"ppl (FP32 {fmt(ppl)})", "Δppl %", "RSS MB",
+                   "load s", "passes (* cached)"):
+        table.add_column(header, justify="left" if header in ("variant", "passes (* cached)") else "right",
+                         no_wrap=header != "passes (* cached)", min_width=_widest(variants) if header == "variant" else None)
+    for v in variants:
+        f = v.get("fidelity") or {}
+        steps = ", ".join(p["pass"] + ("*" if p["cached"] else "") for p in v.get("passes") or [])
+        table.add_row(escape(v["name"]), fmt(f.get("token_agreement")), fmt(f.get("exact_match")),
+                      f"{fmt(f.get('first_divergence_mean'))}/{f.get('tokens_per_prompt', '?')}",
+                      fmt(f.get("perplexity")), fmt(f.get("perplexity_delta_pct")),
                       fmt((v.get("memory") or {}).get("peak_rss_mb")), fmt(v.get("load_s")), escape(steps or "-"))
     return table
 

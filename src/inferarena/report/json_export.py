@@ -23,7 +23,27 @@ def flat_metrics(variant: dict) -> dict[str, Any]:
     for task in variant.get("task") or []:
         if "value" in task:
             metrics[f"task.{task['name']}.{task['metric']}"] = task["value"]
+    metrics.update({f"generation.{k}": v for k, v in generation_summary(variant).items()})
     return metrics
+
+
+# The LLM figures users judge by, under one prefix: (key, scenario, metric).
+GENERATION_SUMMARY = (
+    ("ttft_ms_p50", "llm_single_stream", "ttft_ms_p50"), ("ttft_ms_p90", "llm_single_stream", "ttft_ms_p90"),
+    ("tpot_ms_p50", "llm_single_stream", "tpot_ms_p50"), ("tpot_ms_p90", "llm_single_stream", "tpot_ms_p90"),
+    ("itl_ms_p50", "llm_single_stream", "itl_ms_p50"), ("itl_ms_p99", "llm_single_stream", "itl_ms_p99"),
+    ("tokens_per_s", "llm_single_stream", "tokens_per_s"),
+    ("decode_tokens_per_s", "llm_single_stream", "decode_tokens_per_s"),
+    ("pct_of_bandwidth", "llm_single_stream", "pct_of_bandwidth"),
+    ("offline_tokens_per_s", "llm_offline", "tokens_per_s"), ("server_requests_per_s", "llm_server", "target_qps"),
+)
+
+
+def generation_summary(variant: dict) -> dict[str, Any]:
+    """`metrics.generation.*`: a generative variant's headline figures, whichever scenario measured them."""
+    scenarios = variant.get("scenarios") or {}
+    return {key: scenarios[name]["metrics"][metric] for key, name, metric in GENERATION_SUMMARY
+            if name in scenarios and scenarios[name]["metrics"].get(metric) is not None}
 
 
 def describe_workload(workload: dict) -> str:
@@ -31,6 +51,11 @@ def describe_workload(workload: dict) -> str:
     if workload.get("kind") == "text":
         return (f"{workload['samples']} texts from {workload['source']}, tokens p50 {workload['tokens_p50']:.0f} / "
                 f"p90 {workload['tokens_p90']:.0f} / max {workload['tokens_max']} (fixed pads to {workload['max_length']})")
+    if workload.get("kind") == "prompts":
+        return (f"{workload['samples']} prompts from {workload['source']}, prompt tokens p50 "
+                f"{workload['prompt_tokens_p50']:.0f} / p90 {workload['prompt_tokens_p90']:.0f} / max "
+                f"{workload['prompt_tokens_max']}, {workload['output_tokens_p50']:.0f} tokens generated each (greedy); "
+                f"perplexity on {workload['perplexity_tokens']} held-out tokens")
     return f"{workload.get('samples', '?')} samples, {workload.get('source', 'unknown source')}"
 
 

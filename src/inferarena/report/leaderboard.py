@@ -15,7 +15,8 @@ ROUNDS_HEADER = "rounds (spread)"
 NOISY_NOTE = ("! rounds disagree by more than {pct:g}%: the machine was noisy while this ran (it got extra rounds); "
               "`compare` widens its intervals accordingly")
 # Metrics where more is better; everything else sorts ascending.
-HIGHER_IS_BETTER = {"throughput_sps", "qps", "target_qps", "completed_qps", "gflops_per_s", "pct_of_peak"}
+HIGHER_IS_BETTER = {"throughput_sps", "qps", "target_qps", "completed_qps", "gflops_per_s", "pct_of_peak",
+                    "tokens_per_s", "decode_tokens_per_s", "pct_of_bandwidth", "achieved_gb_per_s"}
 
 
 @dataclass
@@ -51,10 +52,10 @@ def board(scenario: str, variants: list[dict], quick: bool, sort: str | None = N
         ranking, rank = cls.ranking, cls.rank_key
     rows = [v for v in variants if scenario in v["scenarios"]]
     sources = {v["scenarios"][scenario]["metrics"].get("energy_source") for v in rows}
-    # Classifiers are judged by whether the top class survives; other models by the cosine of their outputs.
-    top1 = any("top1_agreement" in (v.get("fidelity") or {}) for v in rows)
-    headers = [h for _, h in cls.columns] + ["LoadGen", "top-1 agree" if top1 else "cos min"] + [
-        h + (" est." if key == "energy_j_per_query" and sources == {"estimate"} else "") for key, h, _ in EFFICIENCY
+    efficiency = getattr(cls, "efficiency", EFFICIENCY)
+    fidelity_key, fidelity_header = fidelity_column(rows)
+    headers = [h for _, h in cls.columns] + ["LoadGen", fidelity_header] + [
+        h + (" est." if key.startswith("energy_j") and sources == {"estimate"} else "") for key, h, _ in efficiency
     ]
     with_rounds = any(v["scenarios"][scenario]["metrics"].get("rounds", 1) > 1 for v in rows)
     if with_rounds:
@@ -64,12 +65,10 @@ def board(scenario: str, variants: list[dict], quick: bool, sort: str | None = N
         measured = v["scenarios"][scenario]
         metrics = measured["metrics"]
         cells = [fmt(metrics.get(k)) for k, _ in cls.columns]
-        if top1:
-            cells.append(fmt((v.get("fidelity") or {}).get("top1_agreement")))
-        else:
-            cells.append(f"{v['fidelity']['cos_min']:.5f}" if v.get("fidelity") else "-")
+        value = (v.get("fidelity") or {}).get(fidelity_key)
+        cells.append(f"{value:.5f}" if fidelity_key == "cos_min" and value is not None else fmt(value))
         cells += [fmt(metrics[k] * scale if isinstance(metrics.get(k), (int, float)) else None)
-                  for k, _, scale in EFFICIENCY]
+                  for k, _, scale in efficiency]
         if with_rounds:
             spread = metrics.get("round_spread_pct")
             cells.append(f"{metrics.get('rounds', 1)}" + ("" if spread is None else
@@ -77,6 +76,25 @@ def board(scenario: str, variants: list[dict], quick: bool, sort: str | None = N
         out.append((v, cells, measured["valid"], None if measured["valid"] else measured["invalid_reason"]))
     mode = " · quick (not MLPerf-compliant)" if quick else ""
     return Board(f"{cls.lg_scenario} — ranked by {ranking}{mode}", headers, out)
+
+
+def measured_scenarios(run: dict) -> list[str]:
+    """The scenarios the variants were measured in: the config's order, then any others (a generative
+    model runs the llm_* scenarios whatever the config lists)."""
+    found = {name for v in run["variants"] for name in v["scenarios"]}
+    listed = [s for s in run["config"]["scenarios"] if s in found]
+    return listed + [s for s in registry.SCENARIOS if s in found and s not in listed]
+
+
+def fidelity_column(variants: list[dict]) -> tuple[str, str]:
+    """The fidelity figure a leaderboard shows: classifiers keep their top class, generators their greedy
+    tokens, other models the cosine of their outputs."""
+    found = {k for v in variants for k in (v.get("fidelity") or {})}
+    if "top1_agreement" in found:
+        return "top1_agreement", "top-1 agree"
+    if "token_agreement" in found:
+        return "token_agreement", "token agree"
+    return "cos_min", "cos min"
 
 
 def fmt(value) -> str:

@@ -6,7 +6,7 @@ import csv
 import io
 
 from inferarena.report.json_export import describe_workload, flat_metrics
-from inferarena.report.leaderboard import board
+from inferarena.report.leaderboard import board, measured_scenarios
 from inferarena.scenarios.base import QUICK_NOTE
 
 
@@ -26,7 +26,7 @@ def to_markdown(run: dict, sort: str | None = None) -> str:
         "",
     ]
     ok = [v for v in run["variants"] if v["status"] == "ok"]
-    for scenario in run["config"]["scenarios"]:
+    for scenario in measured_scenarios(run):
         data = board(scenario, ok, run["quick"], sort)
         lines += [f"**{_md(data.title)}**", "", "| # | variant | " + " | ".join(data.headers) + " |",
                   "|---|---|" + "---:|" * len(data.headers)]

@@ -1,8 +1,8 @@
 """The runtime contract: `Runtime.load(artifact, ...) -> Session`, and `Session.predict(batch) -> outputs`.
 
-Sessions here answer one batch at a time. Generative runtimes (prefill/decode, streamed tokens) and
-runtimes behind a server will add their own session kinds next to `Session`; the runtime's `kind`
-tells the core which scenarios apply, so the core never needs to name a runtime.
+`Session`s answer one batch at a time (`kind = "predict"`). Generative runtimes (`kind = "generate"`)
+load a `GenerativeSession` instead, which streams greedy tokens; the runtime's `kind` tells the core
+which scenarios, reference and fidelity checks apply, so the core never needs to name a runtime.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -39,6 +39,37 @@ class Session(ABC):
 
     def flops(self, shapes: dict[str, tuple[int, ...]]) -> float | None:
         """FLOPs of one call on inputs of these shapes, if the runtime can count them."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+
+TokenCallback = Callable[[int], None]
+
+
+class GenerativeSession(ABC):
+    """A loaded language model that generates greedily from token ids.
+
+    Every request generates exactly `max_new_tokens` (end-of-sequence is ignored), so runtimes do the
+    same work and their token latencies compare. `on_token(id)` is called as each token is ready: the
+    scenario stamps the first for TTFT and the rest for inter-token latency.
+    """
+
+    info: dict[str, Any]
+    # Bytes of weights read per generated token (the roofline's numerator, with the KV cache).
+    weight_bytes: int
+    kv_bytes_per_value: int = 2  # bytes of one cached key or value element (f16 unless a runtime says otherwise)
+
+    @abstractmethod
+    def generate(self, prompt: list[int], max_new_tokens: int, on_token: TokenCallback | None = None) -> list[int]: ...
+
+    def generate_batch(self, prompts: list[list[int]], max_new_tokens: int) -> list[list[int]]:
+        """Several prompts at once; runtimes that batch override this, the rest serve them in turn."""
+        return [self.generate(p, max_new_tokens) for p in prompts]
+
+    def token_logprobs(self, tokens: list[int]) -> np.ndarray | None:
+        """log p(tokens[i] | tokens[:i]) for i >= 1 (teacher forcing), or None if the runtime exposes no logits."""
         return None
 
     def close(self) -> None:  # noqa: B027 - optional hook

@@ -44,7 +44,7 @@ class Estimates:
 
 @dataclass
 class ScenarioContext:
-    session: Session
+    session: Any  # a Session, or a GenerativeSession for generation scenarios
     workload: Workload
     strategy: ShapeStrategy
     batch_size: int
@@ -55,6 +55,7 @@ class ScenarioContext:
     price: Price | None = None
     peak_gflops: float | None = None  # the GEMM peak for this variant's precision
     rounds: int = 1  # under --quick, each of this many rounds runs 1/rounds of the quick duration
+    generation: Any = None  # GenerationConfig, for generation scenarios
     # Single-sample batches LoadGen asked to load, by sample index.
     cache: dict[int, Any] = field(default_factory=dict)
 
@@ -73,6 +74,7 @@ class ScenarioResult:
 
 class Scenario(ABC):
     name: ClassVar[str]
+    kind: ClassVar[str] = "predict"  # the runtime kind (Runtime.kind) whose sessions it drives
     lg_scenario: ClassVar[str]  # mlperf_loadgen.TestScenario member
     metric: ClassVar[str]  # the figure the leaderboard ranks by
     ranking: ClassVar[str]  # the same, in words for the leaderboard's title
@@ -116,8 +118,10 @@ class Scenario(ABC):
         settings.mode = lg.TestMode.PerformanceOnly
         self.configure(settings, ctx)
 
-        counted = CountingSession(ctx.session)
-        ctx = dataclasses.replace(ctx, session=counted)
+        # FLOPs are counted for batch-at-a-time sessions; generative ones report tokens instead.
+        counted = CountingSession(ctx.session) if isinstance(ctx.session, Session) else None
+        if counted is not None:
+            ctx = dataclasses.replace(ctx, session=counted)
         cache, workload, strategy = ctx.cache, ctx.workload, ctx.strategy
         done = [0]  # samples completed
 
@@ -135,11 +139,17 @@ class Scenario(ABC):
         issued: dict[int, int] = {}
         latencies_ns: list[int] = []
 
-        def complete(queries):
+        def complete(queries, tokens: list[int] | None = None):
+            """Queries done; generative SUTs pass each one's output token count (LoadGen's TPOT needs it)."""
             now = time.perf_counter_ns()
             latencies_ns.extend(now - issued.pop(q.id, now) for q in queries)
             done[0] += len(queries)
-            lg.QuerySamplesComplete([lg.QuerySampleResponse(q.id, 0, 0) for q in queries])
+            if tokens is None:
+                lg.QuerySamplesComplete([lg.QuerySampleResponse(q.id, 0, 0) for q in queries])
+            else:
+                lg.QuerySamplesComplete([lg.QuerySampleResponse(q.id, 0, 0, n) for q, n in zip(queries, tokens)])
+
+        self.first_token = lambda queries: lg.FirstTokenComplete([lg.QuerySampleResponse(q.id, 0, 0) for q in queries])
 
         def issue(queries):
             now = time.perf_counter_ns()
@@ -149,7 +159,12 @@ class Scenario(ABC):
                 self.issue(ctx, queries, complete)
             except BaseException as exc:  # LoadGen's thread must not see it; re-raised after the test
                 failures.append(exc)
-                complete(queries)
+                # With token latencies on, LoadGen needs a token count (and a first token) for every response.
+                if self.kind == "generate":
+                    self.first_token(queries)
+                    complete(queries, tokens=[1] * len(queries))
+                else:
+                    complete(queries)
 
         qsl = lg.ConstructQSL(len(workload), len(workload), load, unload)
         sut = lg.ConstructSUT(issue, lambda: None)
@@ -193,17 +208,22 @@ class Scenario(ABC):
         )
 
 
-def _efficiency(ctx: ScenarioContext, metrics: dict, energy_tracker, counted: CountingSession,
+def _efficiency(ctx: ScenarioContext, metrics: dict, energy_tracker, counted: CountingSession | None,
                 samples: int, seconds: float) -> dict[str, Any]:
     """Energy and cost per inference, and work figures, from the window's samples and duration."""
-    figures: dict[str, Any] = work_figures(counted, samples, seconds, ctx.peak_gflops)
+    figures: dict[str, Any] = work_figures(counted, samples, seconds, ctx.peak_gflops) if counted else {}
     if energy_tracker is not None and samples:
         energy = energy_tracker.result
         figures.update(energy_j_per_query=energy.energy_j / samples, power_w_avg=energy.power_w_avg,
                        energy_source=energy.energy_source, energy_basis=energy.energy_basis)
+    tokens = metrics.get("output_tokens")
+    if energy_tracker is not None and tokens:
+        figures["energy_j_per_token"] = energy_tracker.result.energy_j / tokens
     throughput = metrics.get("throughput_sps") or (samples / seconds if seconds > 0 else 0.0)
     if ctx.price and throughput:
         figures.update(cost_usd_per_1m=usd_per_million(ctx.price, throughput), cost_basis=ctx.price.label)
+    if ctx.price and metrics.get("tokens_per_s"):
+        figures["cost_usd_per_1m_tokens"] = usd_per_million(ctx.price, metrics["tokens_per_s"])
     return figures
 
 

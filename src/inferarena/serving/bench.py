@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from inferarena import registry
-from inferarena.config import WorkloadConfig
+from inferarena.config import GenerationConfig, WorkloadConfig
 from inferarena.errors import ConfigError, InferarenaError
 from inferarena.serving import load
 from inferarena.serving.clients import RequestFailed, client
@@ -38,7 +38,8 @@ class ServeBenchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str = Field("minilm", description="Bundled model name, HF folder, or .onnx file.")
     pipeline: str | None = Field(None, description="A --pipelines preset whose ONNX output is served instead.")
-    servers: list[str] = Field(default_factory=lambda: list(registry.SERVERS), description="Servers to measure.")
+    servers: list[str] | None = Field(None, description="Servers to measure; default: every one that serves the "
+                                      "model (Triton, TorchServe, MLServer; llama.cpp's server for a GGUF).")
     batching: list[Batching] = Field(
         default_factory=lambda: [Batching(max_batch_size=1), Batching(max_batch_size=8, max_delay_ms=2.0)],
         description="Batching configs swept on every server (instances only where the server has them).")
@@ -48,12 +49,16 @@ class ServeBenchConfig(BaseModel):
     max_probes: int = Field(8, ge=1, description="Probes per config in the peak-QPS search.")
     threads: int | None = Field(None, ge=1, description="Intra-op threads of the served model; default: all cores.")
     target: str | None = Field(None, description="Remote mode: an already running endpoint (http://host:port).")
-    protocol: Literal["kserve-v2", "torchserve", "tfserving-rest"] = Field("kserve-v2", description="Remote protocol.")
+    protocol: Literal["kserve-v2", "torchserve", "tfserving-rest", "openai"] = Field(
+        "kserve-v2", description="Remote protocol (openai: streamed /v1/completions, for generative models).")
     target_model: str | None = Field(None, description="Remote mode: the model's name on that endpoint.")
     multi_model: str | None = Field(
         None, description="Serve a second model on the same server, this --pipelines preset's ONNX variant of the "
         "first, under a mixed load (requests alternate), and report each model's p99.")
     workload: WorkloadConfig = Field(default_factory=lambda: WorkloadConfig(num_samples=256))
+    generation: GenerationConfig = Field(
+        default_factory=GenerationConfig, description="Generative models: prompt/output lengths and the TTFT and "
+        "TPOT p99 bounds that decide the peak request rate.")
 
 
 def serve_bench(config: ServeBenchConfig, cache_dir: Path, work_dir: Path, emit: EventSink | None = None) -> dict:
@@ -62,7 +67,9 @@ def serve_bench(config: ServeBenchConfig, cache_dir: Path, work_dir: Path, emit:
 
     emit = emit or (lambda kind, data: None)
     artifact = models.resolve(config.model)
-    workload = workloads.build(artifact, config.workload)
+    workload = workloads.build(artifact, config.workload, config.generation)
+    if artifact.meta.get("kind") == "generate":
+        return _generative(config, artifact, workload, work_dir, emit)
     notes: list[str] = list(getattr(workload, "notes", []))
     entries: list[dict] = []
     if config.target:
@@ -73,7 +80,7 @@ def serve_bench(config: ServeBenchConfig, cache_dir: Path, work_dir: Path, emit:
         if config.multi_model:
             second, second_reference = _onnx(config, config.multi_model, artifact, workload, cache_dir, work_dir, emit)
             models.append((_safe(config.multi_model), second, second_reference))
-        for name in config.servers:
+        for name in config.servers or list(registry.SERVERS):
             if name not in registry.SERVERS:
                 raise ConfigError(f"unknown server {name!r}", f"choose from {', '.join(registry.SERVERS)}")
             server: ModelServer = registry.load(registry.SERVERS, name)()
@@ -234,6 +241,68 @@ def _probe_with_batches(targets, workload, config: ServeBenchConfig, folders: li
     return probe
 
 
+GENERATIVE_SERVERS = ("llama_cpp_server",)
+
+
+def _generative(config: ServeBenchConfig, artifact, workload, work_dir: Path, emit: EventSink) -> dict:
+    """A generative model: llama.cpp's OpenAI-compatible server (or a remote OpenAI endpoint), streamed, with
+    the peak request rate whose TTFT and TPOT p99 meet the bounds."""
+    from inferarena.hardware import host
+    from inferarena.serving import openai
+
+    g = config.generation
+    notes = list(workload.notes) + [
+        f"generative model: requests/s within TTFT p99 <= {g.ttft_ms_p99:g} ms and TPOT p99 <= {g.tpot_ms_p99:g} ms "
+        "(streamed OpenAI completions, greedy); the server runs one request at a time, so no batching is swept"]
+    texts = openai.prompt_texts(workload)
+    entries: list[dict] = []
+    if config.target:
+        if config.protocol != "openai":
+            raise ConfigError(f"a generative model is served over the OpenAI API, not {config.protocol}",
+                              "pass --protocol openai")
+        targets = [("remote", None, config.target)]
+    else:
+        if artifact.format != "gguf":
+            raise ConfigError(f"llama.cpp's server takes a GGUF file, and {config.model} is {artifact.format}",
+                              "serve a .gguf, or benchmark a running endpoint with --target URL --protocol openai")
+        chosen = config.servers or list(GENERATIVE_SERVERS)
+        unknown = [s for s in chosen if s not in GENERATIVE_SERVERS and s not in registry.SERVERS]
+        if unknown:
+            raise ConfigError(f"unknown server {unknown[0]!r}", f"choose from {', '.join(GENERATIVE_SERVERS)}")
+        targets = [("llama_cpp_server", None, None)]
+        if any(s in registry.SERVERS for s in chosen):
+            notes.append("Triton, TorchServe and MLServer serve tensors here, not token streams: skipped for a "
+                         "generative model")
+    threads = config.threads or host().logical_cores
+    for server, _, url in targets:
+        label = f"threads {threads}, n_ctx {g.context}" if url is None else url
+        emit("start", {"name": f"{server}: {label}"})
+        process = None
+        try:
+            if url is None:
+                process, url = openai.llama_cpp_server(artifact.path, threads, g.context, work_dir / "serve")
+            endpoint = openai.LLMEndpoint(server, openai.OpenAIClient(url, config.target_model or "model",
+                                                                      timeout_s=120), texts)
+            found, single = openai.search(endpoint, workload, g, config.concurrency, config.probe_ms,
+                                          config.max_probes)
+            status = "ok" if found.best else "no request rate met the TTFT/TPOT bounds"
+            entries.append({"server": server, "config": {"threads": threads, "n_ctx": g.context}, "label": label,
+                            "status": status, "avg_batch_size": None, "protocol": "openai", **openai.entry_fields(found, single)})
+            emit("done", {"name": f"{server}: {label}", "ok": True, "error": None})
+        except (InferarenaError, RequestFailed) as exc:
+            error = exc.problem if isinstance(exc, InferarenaError) else str(exc)
+            if process is not None:
+                error += f" (server log: {process.tail()})"
+            entries.append(_entry(server, None, "failed", error=error[:600], label=label))
+            emit("done", {"name": f"{server}: {label}", "ok": False, "error": error})
+        finally:
+            if process is not None:
+                process.stop()
+    return {"model": config.model, "servers": entries, "efficiency": {}, "notes": notes,
+            "sla_p99_ms": None, "ttft_ms_p99": g.ttft_ms_p99, "tpot_ms_p99": g.tpot_ms_p99,
+            "workload": workload.describe()}
+
+
 def _remote(config: ServeBenchConfig, workload, emit: EventSink) -> dict:
     if not config.target_model:
         raise ConfigError("remote mode needs the model's name on the endpoint", "pass --target-model NAME")
@@ -271,7 +340,7 @@ def save(store, config: ServeBenchConfig, result: dict, environment: dict, workl
                               "serve-bench-" +
                               str(time.time_ns()), config.model, True, environment, workload, result["notes"])
     for e in result["servers"]:
-        key = Batching(**e["config"]).key() if e["config"] else "remote"
+        key = Batching(**e["config"]).key() if "max_batch_size" in e["config"] else e["server"].replace("_", "-")
         spec = SimpleNamespace(name=f"{e['server']}/{key}", runtime=e["server"], precision="fp32", shape="fixed",
                                knobs=e["config"])
         metrics = {k: v for k, v in (e.get("best") or {}).items() if isinstance(v, (int, float))}

@@ -130,7 +130,8 @@ def run_at(targets: list[Target], workload: Workload, target_qps: float, sla_ms:
     return Probe(target_qps, ok, metrics, scenario.errors[0] if scenario.errors else None)
 
 
-def peak_qps(probe: Callable[[float], Probe], start_qps: float, max_probes: int = 9, precision: float = 0.1) -> PeakSearch:
+def peak_qps(probe: Callable[[float], Probe], start_qps: float, max_probes: int = 9, precision: float = 0.1,
+             min_qps: float = 0.5) -> PeakSearch:
     """The highest target QPS whose probe passes: double from `start_qps` until one fails, then bisect
     until the bracket is within `precision` (relative) or the probes run out."""
     search = PeakSearch(None, None)
@@ -144,7 +145,7 @@ def peak_qps(probe: Callable[[float], Probe], start_qps: float, max_probes: int 
             high = result
         if low is None:
             qps = qps / 2 if high is not None else qps
-            if qps < 0.5:
+            if qps < min_qps:
                 break
             continue
         if high is None:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from inferarena.artifacts import Artifact
-from inferarena.config import WorkloadConfig
+from inferarena.config import GenerationConfig, WorkloadConfig
 from inferarena.workloads.base import Workload
 
 
-def build(artifact: Artifact, config: WorkloadConfig) -> Workload:
+def build(artifact: Artifact, config: WorkloadConfig, generation: GenerationConfig | None = None) -> Workload:
     """Pick the workload for what the model consumes; the core never looks at modality itself."""
     kind = artifact.meta.get("input_kind")
+    if kind == "prompt":
+        from inferarena.workloads.prompts import PromptWorkload
+
+        return PromptWorkload.build(artifact, config, generation or GenerationConfig())
     if kind == "text":
         from inferarena.workloads.text import TextWorkload
 

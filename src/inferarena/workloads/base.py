@@ -19,6 +19,8 @@ class Workload(ABC):
 
     input_names: list[str]
     strategies: tuple[ShapeStrategy, ...]
+    # Whether variant names carry the shape strategy (not when a workload has only one way to shape).
+    shape_in_name: bool = True
     # Largest batch the model accepts; None means any.
     max_batch: int | None = None
     # What was assumed while building it, shown to the user.

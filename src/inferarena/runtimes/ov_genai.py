@@ -1,0 +1,102 @@
+"""OpenVINO GenAI's LLMPipeline: a folder from `ov_genai_export` (stateful IR, INT4/INT8 weights, and
+the tokenizer IRs the pipeline insists on loading). Prompts go in as token ids (`TokenizedInputs`), so
+no chat template is applied; a `StreamerBase` stamps each token id.
+
+On a CPU with BF16 support OpenVINO computes in BF16 and keeps the KV cache in u8 unless told
+otherwise; the `inference_precision` knob says which (its default is OpenVINO's own, and the session
+info records what ran). Perplexity: LLMPipeline exposes no per-position logits, so it is scored on the
+same IR with plain OpenVINO (a stateful infer request, state reset per sequence).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from inferarena.artifacts import Artifact
+from inferarena.evaluators.generation import picked_logprobs
+from inferarena.runtimes.base import GenerativeSession, Knobs, Runtime, TokenCallback
+
+
+class OVGenAIKnobs(Knobs):
+    inference_precision: Literal["default", "f32", "bf16"] = Field(
+        "default", description="INFERENCE_PRECISION_HINT: default is OpenVINO's choice (bf16 where the CPU has it).")
+
+
+class OpenVINOGenAI(Runtime):
+    name = "openvino_genai"
+    kind = "generate"
+    formats = ("ov_genai",)
+    precisions = ("native",)
+    modules = ("openvino_genai",)
+    distribution = "openvino-genai"
+    extra = "llm"
+    Knobs = OVGenAIKnobs
+
+    def load(self, artifact: Artifact, precision: str, knobs: OVGenAIKnobs, input_shapes: dict[str, list[int]]):
+        return OVGenAISession(artifact, knobs)
+
+
+class OVGenAISession(GenerativeSession):
+    def __init__(self, artifact: Artifact, knobs: OVGenAIKnobs):
+        import openvino as ov
+        import openvino_genai as genai
+
+        self.ov, self.genai, self.folder = ov, genai, artifact.path
+        self.properties = {"INFERENCE_NUM_THREADS": knobs.threads}
+        if knobs.inference_precision != "default":
+            self.properties["INFERENCE_PRECISION_HINT"] = knobs.inference_precision
+        self.pipe = genai.LLMPipeline(str(artifact.path), "CPU", **self.properties)
+        self.weight_bytes = int(artifact.meta.get("weight_bytes") or 0)
+        self.kv_bytes_per_value = 1 if knobs.inference_precision == "default" else 2  # u8 KV cache by default
+        applied = ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT")
+        self.info = {"weights": artifact.meta.get("precision"), "threads": knobs.threads,
+                     "inference_precision": applied.to_string() if knobs.inference_precision == "default"
+                     else knobs.inference_precision,
+                     "exporter": artifact.meta.get("exporter")}
+        self._scorer = None
+        self._streamer_class = _streamer_class(genai)
+
+    def _config(self, tokens: int):
+        return self.genai.GenerationConfig(max_new_tokens=tokens, min_new_tokens=tokens, ignore_eos=True,
+                                           do_sample=False, apply_chat_template=False)
+
+    def generate(self, prompt: list[int], max_new_tokens: int, on_token: TokenCallback | None = None) -> list[int]:
+        ids = np.asarray([prompt], dtype=np.int64)
+        inputs = self.genai.TokenizedInputs(self.ov.Tensor(ids), self.ov.Tensor(np.ones_like(ids)))
+        streamer = self._streamer_class(on_token) if on_token is not None else None
+        result = self.pipe.generate(inputs, self._config(max_new_tokens), streamer)
+        return [int(t) for t in result.tokens[0]][:max_new_tokens]
+
+    def token_logprobs(self, tokens: list[int]) -> np.ndarray:
+        if self._scorer is None:
+            compiled = self.ov.Core().compile_model(str(self.folder / "openvino_model.xml"), "CPU", self.properties)
+            self._scorer = compiled.create_infer_request()
+        request = self._scorer
+        request.reset_state()
+        ids = np.asarray([tokens], dtype=np.int64)
+        request.infer({"input_ids": ids, "attention_mask": np.ones_like(ids),
+                       "position_ids": np.arange(len(tokens), dtype=np.int64)[None],
+                       "beam_idx": np.zeros(1, dtype=np.int32)})
+        return picked_logprobs(request.get_tensor("logits").data[0, :-1], tokens[1:])
+
+
+def _streamer_class(genai):
+    class TokenStreamer(genai.StreamerBase):
+        """Hands each new token id to the callback (this version passes a list of ids, or one id)."""
+
+        def __init__(self, on_token: TokenCallback):
+            super().__init__()
+            self.on_token = on_token
+
+        def write(self, token):
+            for t in [token] if isinstance(token, int) else token:
+                self.on_token(int(t))
+            return genai.StreamingStatus.RUNNING
+
+        def end(self):
+            pass
+
+    return TokenStreamer

@@ -1,0 +1,208 @@
+"""Generative serving: an OpenAI-compatible completions endpoint, streamed (SSE), under LoadGen's
+Server scenario with token latencies, and the peak request rate within the TTFT and TPOT bounds.
+
+The endpoint is llama-cpp-python's own server (`python -m llama_cpp.server`), started here on
+127.0.0.1 with the model's GGUF, or any running one (`--target URL --protocol openai`: vLLM, TGI, a
+llama.cpp server). Each LoadGen query is one `POST /v1/completions` with `stream: true`, greedy
+(temperature 0), `max_tokens` from the workload's output lengths; the first streamed chunk is
+LoadGen's first token, and the count of chunks (one token each) is the response's token count, so
+LoadGen's TPOT is per token actually received. Prompts are the workload's token ids, decoded back to
+text: the OpenAI API takes text.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from inferarena.scenarios.base import Estimates, ScenarioContext
+from inferarena.scenarios.generation import LLMServer
+from inferarena.serving.clients import Client, RequestFailed
+from inferarena.serving.load import PeakSearch, Probe, peak_qps
+from inferarena.serving.process import ServerProcess, free_port
+
+
+class OpenAIClient(Client):
+    """`POST /v1/completions`, streamed; one kept-alive connection per thread."""
+
+    protocol = "openai"
+
+    def path(self) -> str:
+        return f"{self.prefix}/v1/completions"
+
+    def encode(self, inputs):  # the OpenAI API takes text, built per request in `stream`
+        raise NotImplementedError("OpenAIClient sends text prompts: use stream()")
+
+    def decode(self, body):
+        return json.loads(body)
+
+    def stream(self, prompt: str, max_tokens: int, on_first: Callable[[], None] | None = None) -> int:
+        """Send one streamed completion; calls `on_first` at the first token; returns the tokens received."""
+        body = json.dumps({"model": self.model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0,
+                           "stream": True}).encode()
+        connection = self._connection()
+        try:
+            connection.request("POST", self.path(), body, {"Content-Type": "application/json",
+                                                           "Accept": "text/event-stream"})
+            response = connection.getresponse()
+            if response.status != 200:
+                raise RequestFailed(f"HTTP {response.status}: {response.read()[:300].decode(errors='replace')}")
+            tokens = 0
+            for raw in response:
+                line = raw.strip()
+                if not line.startswith(b"data:"):
+                    continue
+                data = line[5:].strip()
+                if data == b"[DONE]":
+                    break
+                choice = (json.loads(data).get("choices") or [{}])[0]
+                if choice.get("finish_reason") and not choice.get("text"):
+                    continue  # the closing chunk carries no token
+                tokens += 1
+                if tokens == 1 and on_first is not None:
+                    on_first()
+            response.read()
+            return tokens
+        except (OSError, http.client.HTTPException, json.JSONDecodeError) as exc:
+            self._local.connection = None
+            raise RequestFailed(f"{type(exc).__name__}: {exc}") from None
+
+    def _connection(self) -> http.client.HTTPConnection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
+            self._local.connection = connection
+        return connection
+
+
+class ServedLLM(LLMServer):
+    """The LLM Server scenario (TTFT/TPOT bounds, ranking, figures) with a SUT that streams each request
+    from a live OpenAI-compatible endpoint."""
+
+    def __init__(self, client: OpenAIClient, texts: list[str], target_qps: float, concurrency: int, duration_ms: int,
+                 min_queries: int):
+        self.client, self.texts = client, texts
+        self.fixed_qps, self.concurrency = target_qps, concurrency
+        self.duration_ms, self.min_queries = duration_ms, min_queries
+        self.failures: list[str] = []
+        self.lock = threading.Lock()
+
+    def configure(self, settings, ctx):
+        super().configure(settings, ctx)
+        self.target_qps = settings.server_target_qps = self.fixed_qps
+        settings.min_duration_ms = self.duration_ms
+        settings.max_duration_ms = max(self.duration_ms * 4, 60_000)
+        settings.min_query_count = self.min_queries
+
+    def start(self, ctx, complete):
+        self.itl_ns, self.tokens = [], 0
+        self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="client")
+
+    def issue(self, ctx, queries, complete):
+        for q in queries:
+            self.pool.submit(self._one, ctx, q, complete)
+
+    def _one(self, ctx, q, complete) -> None:
+        tokens = 0
+        try:
+            tokens = self.client.stream(self.texts[q.index], ctx.workload.output_tokens(q.index),
+                                        lambda: self.first_token([q]))
+            with self.lock:
+                self.tokens += tokens
+        except RequestFailed as exc:
+            with self.lock:
+                self.failures.append(str(exc))
+        finally:
+            if tokens == 0:  # failed or empty: LoadGen still needs a first token and a count for the response
+                self.first_token([q])
+            complete([q], tokens=[max(tokens, 1)])
+
+    def stop(self):
+        self.pool.shutdown(wait=True)
+
+    def figures(self, log):
+        return {**super().figures(log), "errors": float(len(self.failures))}
+
+
+@dataclass
+class LLMEndpoint:
+    name: str
+    client: OpenAIClient
+    texts: list[str]
+
+
+def run_at(endpoint: LLMEndpoint, workload, generation, target_qps: float, concurrency: int, duration_ms: int,
+           rounds: int = 1) -> Probe:
+    """One LoadGen Server test at `target_qps` requests/s; ok when TTFT and TPOT p99 meet their bounds and
+    no request failed."""
+    from inferarena.config import LoadGenConfig
+
+    scenario = ServedLLM(endpoint.client, endpoint.texts, target_qps, concurrency, duration_ms,
+                         min_queries=max(8, int(target_qps * duration_ms / 1000)))
+    ctx = ScenarioContext(session=None, workload=workload, strategy=workload.strategies[0], batch_size=1, quick=True,
+                          settings=LoadGenConfig(), estimates=Estimates(0.0, 0.0, target_qps), generation=generation,
+                          rounds=rounds)
+    result = scenario.run(ctx)
+    metrics = dict(result.metrics)
+    if metrics.get("cpu_util_pct") is not None and metrics.get("completed_qps"):
+        metrics["client_cpu_ms_per_query"] = 10 * metrics["cpu_util_pct"] / metrics["completed_qps"]
+    ok = bool(metrics.get("latency_bound_met")) and not scenario.failures
+    return Probe(target_qps, ok, metrics, scenario.failures[0] if scenario.failures else None)
+
+
+def first_request_s(endpoint: LLMEndpoint, workload, count: int = 3) -> float:
+    """Median time of sequential requests (after one warm-up): where the rate search starts."""
+    times = []
+    for i in range(count + 1):
+        started = time.perf_counter()
+        endpoint.client.stream(endpoint.texts[i % len(endpoint.texts)], workload.output_tokens(i % len(workload)))
+        times.append(time.perf_counter() - started)
+    return float(np.median(times[1:]))
+
+
+def search(endpoint: LLMEndpoint, workload, generation, concurrency: int, duration_ms: int,
+           max_probes: int) -> tuple[PeakSearch, float]:
+    single = first_request_s(endpoint, workload)
+    found = peak_qps(lambda q: run_at(endpoint, workload, generation, q, concurrency, duration_ms),
+                     start_qps=0.5 / single, max_probes=max_probes, min_qps=0.02)
+    return found, single
+
+
+def prompt_texts(workload) -> list[str]:
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(workload.tokenizer_path)
+    return [tokenizer.decode(p) for p in workload.prompts]
+
+
+def llama_cpp_server(gguf: Path, threads: int, context: int, work_dir: Path) -> tuple[ServerProcess, str]:
+    """llama-cpp-python's OpenAI-compatible server for this GGUF on a free loopback port, started and ready."""
+    port = free_port()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1", "--port",
+               str(port), "--n_threads", str(threads), "--n_threads_batch", str(threads), "--n_ctx", str(context),
+               "--model_alias", "model"]
+    process = ServerProcess("llama_cpp_server", command, work_dir / "llama_cpp_server.log", work_dir).start()
+    url = f"http://127.0.0.1:{port}"
+    process.wait_ready([f"{url}/v1/models"], timeout_s=120)
+    return process, url
+
+
+def entry_fields(found: PeakSearch, single_s: float) -> dict[str, Any]:
+    best = found.best.metrics if found.best else {}
+    return {"peak_qps_at_slo": found.peak_qps, "ttft_ms_p99": best.get("ttft_ms_p99"),
+            "tpot_ms_p99": best.get("tpot_ms_p99"), "latency_ms_p99": best.get("latency_ms_p99"),
+            "latency_ms_p50": best.get("latency_ms_p50"), "tokens_per_s": best.get("tokens_per_s"),
+            "completed_qps": best.get("completed_qps"), "client_cpu_ms_per_query": best.get("client_cpu_ms_per_query"),
+            "single_request_ms": round(single_s * 1000, 1), "best": best,
+            "probes": [{"target_qps": round(p.target_qps, 3), "ok": p.ok, "ttft_ms_p99": p.metrics.get("ttft_ms_p99"),
+                        "tpot_ms_p99": p.metrics.get("tpot_ms_p99"), "error": p.error_sample} for p in found.probes]}

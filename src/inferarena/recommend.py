@@ -47,6 +47,17 @@ PROFILES = {
                      "smallest model on disk; ties broken by p90 latency"),
 }
 
+# The same profiles for generative models, decided by the llm_* scenarios.
+GENERATIVE_PROFILES = {
+    "latency": Profile("latency", "llm_single_stream.latency_ms_p90", False, "request time p90 (single stream)",
+                       "ms", "llm_single_stream", 90.0, "lowest single-stream request time p90, prefill plus decode"),
+    "throughput": Profile("throughput", "llm_offline.tokens_per_s", True, "Offline output tokens/s", "tok/s",
+                          None, None, "highest Offline output tokens/s"),
+    "balanced": Profile("balanced", "balanced_score", True, "balanced score", "", None, None,
+                        "best geometric mean of request time p90 and output tokens/s, each relative to the best"),
+    "small": PROFILES["small"],
+}
+
 # constraint name -> (flat metric key, "max" or "min", label, unit)
 CONSTRAINTS = {
     "max_p99_ms": ("single_stream.latency_ms_p99", "max", "SingleStream p99", "ms"),
@@ -63,6 +74,18 @@ TRADE_OFFS = (
     ("fidelity.cos_min", True, "cos_min", ""),
     ("memory.peak_rss_mb", False, "peak RSS", "MB"),
 )
+
+
+GENERATIVE_TRADE_OFFS = (
+    ("llm_single_stream.latency_ms_p90", False, "request time p90", "ms"),
+    ("llm_offline.tokens_per_s", True, "output tokens/s", "tok/s"),
+    ("fidelity.token_agreement", True, "token agreement", ""),
+    ("memory.peak_rss_mb", False, "peak RSS", "MB"),
+)
+
+
+def generative(run: dict) -> bool:
+    return any(name.startswith("llm_") for v in run["variants"] for name in v.get("scenarios") or {})
 
 
 @dataclass
@@ -86,14 +109,16 @@ class Recommendation:
 
 def recommend(run: dict, sample_rounds: dict, profile_name: str, constraints: dict[str, float] | None = None,
               config_dir: Path | None = None) -> Recommendation:
-    profile = PROFILES[profile_name]
+    llm = generative(run)
+    profile = (GENERATIVE_PROFILES if llm else PROFILES)[profile_name]
+    trade_offs = GENERATIVE_TRADE_OFFS if llm else TRADE_OFFS
     constraints = {k: v for k, v in (constraints or {}).items() if v is not None}
     # Search trials pruned after one round were never confirmed: they inform the search, not the pick.
     ok = [v for v in run["variants"] if v["status"] == "ok" and not v.get("pruned")]
     figures = {v["name"]: _figures(v) for v in ok}
-    _add_balanced(figures)
+    _add_balanced(figures, trade_offs[0][0], trade_offs[1][0])
     candidates = [v for v in ok if figures[v["name"]].get(profile.key) is not None]
-    front = pareto(ok, figures)
+    front = pareto(ok, figures, trade_offs)
     if not candidates:
         return Recommendation(profile.name, None, False, constraints, profile.key, None, None,
                               f"No variant has a {profile.label} figure: run the scenario it needs.", pareto=front)
@@ -119,7 +144,7 @@ def recommend(run: dict, sample_rounds: dict, profile_name: str, constraints: di
     if constraints:
         lines.append("Constraints: " + "; ".join(_constraint_status(figures[pick["name"]], name, bound, pick, sample_rounds)
                                                 for name, bound in constraints.items()) + ".")
-    gives = _gives_up(pick, ok, figures)
+    gives = _gives_up(pick, ok, figures, trade_offs)
     if gives:
         lines.append("It gives up: " + "; ".join(gives) + ".")
     config_path = _write_config(run, pick, profile, config_dir) if config_dir else None
@@ -131,9 +156,9 @@ def recommend(run: dict, sample_rounds: dict, profile_name: str, constraints: di
                           runner["name"] if runner else None, artifact, config_path, front)
 
 
-def pareto(variants: list[dict], figures: dict[str, dict]) -> list[str]:
-    """Variants no other beats on all of p90 latency, throughput and cos_min at once (those measured)."""
-    axes = [(k, h) for k, h, _, _ in TRADE_OFFS[:3] if any(k in figures[v["name"]] for v in variants)]  # measured ones
+def pareto(variants: list[dict], figures: dict[str, dict], trade_offs: tuple = TRADE_OFFS) -> list[str]:
+    """Variants no other beats on all of latency, throughput and fidelity at once (those measured)."""
+    axes = [(k, h) for k, h, _, _ in trade_offs[:3] if any(k in figures[v["name"]] for v in variants)]  # measured ones
     points = {v["name"]: [figures[v["name"]].get(k) for k, _ in axes] for v in variants}
     points = {n: p for n, p in points.items() if all(isinstance(x, (int, float)) for x in p)}
 
@@ -152,15 +177,15 @@ def _figures(v: dict) -> dict[str, Any]:
     return figures
 
 
-def _add_balanced(figures: dict[str, dict]) -> None:
-    lat = [f["single_stream.latency_ms_p90"] for f in figures.values() if "single_stream.latency_ms_p90" in f]
-    thr = [f["offline.throughput_sps"] for f in figures.values() if "offline.throughput_sps" in f]
+def _add_balanced(figures: dict[str, dict], latency: str = "single_stream.latency_ms_p90",
+                  throughput: str = "offline.throughput_sps") -> None:
+    lat = [f[latency] for f in figures.values() if latency in f]
+    thr = [f[throughput] for f in figures.values() if throughput in f]
     if not lat or not thr:
         return
     for f in figures.values():
-        if "single_stream.latency_ms_p90" in f and "offline.throughput_sps" in f:
-            f["balanced_score"] = float(np.sqrt(min(lat) / f["single_stream.latency_ms_p90"]
-                                                * f["offline.throughput_sps"] / max(thr)))
+        if latency in f and throughput in f:
+            f["balanced_score"] = float(np.sqrt(min(lat) / f[latency] * f[throughput] / max(thr)))
 
 
 def _rank(profile: Profile, f: dict) -> tuple:
@@ -231,10 +256,10 @@ def _constraint_status(f: dict, name: str, bound: float, v: dict, sample_rounds:
     return text
 
 
-def _gives_up(pick: dict, ok: list[dict], figures: dict) -> list[str]:
+def _gives_up(pick: dict, ok: list[dict], figures: dict, trade_offs: tuple = TRADE_OFFS) -> list[str]:
     mine = figures[pick["name"]]
     out = []
-    for key, higher, label, unit in TRADE_OFFS:
+    for key, higher, label, unit in trade_offs:
         have = [(figures[v["name"]][key], v["name"]) for v in ok if key in figures[v["name"]]]
         if key not in mine or not have:
             continue

@@ -146,16 +146,25 @@ def render_recommendation(rec, run: dict, console: Console) -> None:
 
     from inferarena.report.json_export import flat_metrics
 
+    from inferarena.recommend import generative
+
     by_name = {v["name"]: flat_metrics(v) for v in run["variants"]}
-    table = Table(title="Pareto front — no other variant is better on p90 latency, throughput and cos_min at once",
-                  title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-    for header in ("variant", "SS p90 ms", "samples/s", "cos min", "RSS MB"):
+    if generative(run):
+        title = "Pareto front — no other variant is better on request time p90, tokens/s and token agreement at once"
+        columns = (("llm_single_stream.latency_ms_p90", "request p90 ms"), ("llm_offline.tokens_per_s", "tok/s"),
+                   ("fidelity.token_agreement", "token agree"))
+    else:
+        title = "Pareto front — no other variant is better on p90 latency, throughput and cos_min at once"
+        columns = (("single_stream.latency_ms_p90", "SS p90 ms"), ("offline.throughput_sps", "samples/s"),
+                   ("fidelity.cos_min", "cos min"))
+    table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    for header in ("variant", *(h for _, h in columns), "RSS MB"):
         table.add_column(header, justify="left" if header == "variant" else "right", no_wrap=True)
     for name in rec.pareto:
         m = by_name[name]
-        table.add_row(("[bold]" if name == rec.variant else "") + escape(name),
-                      *(fmt(m.get(k)) for k in ("single_stream.latency_ms_p90", "offline.throughput_sps")),
-                      f"{m['fidelity.cos_min']:.5f}" if "fidelity.cos_min" in m else "-", fmt(m.get("memory.peak_rss_mb")))
+        cells = [f"{m[k]:.5f}" if k == "fidelity.cos_min" and k in m else fmt(m.get(k)) for k, _ in columns]
+        table.add_row(("[bold]" if name == rec.variant else "") + escape(name), *cells,
+                      fmt(m.get("memory.peak_rss_mb")))
     if rec.pareto:
         console.print(table)
     title = f"Recommendation · profile {rec.profile}" + ("" if rec.met else " · constraints not met")

@@ -186,3 +186,44 @@ def test_generation_scenario_survives_a_failing_runtime(prompts):
                               generation=config.generation)
         with pytest.raises(RuntimeError, match="decoder exploded"):
             scenario.run(ctx)
+
+
+def test_hf_causal_lm_folder_is_claimed_before_encoders(tmp_path, smollm2):
+    import shutil
+
+    config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "num_hidden_layers": 2,
+              "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 100,
+              "max_position_embeddings": 256, "eos_token_id": 2}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    shutil.copy(smollm2.meta["tokenizer"], tmp_path / "tokenizer.json")
+    (tmp_path / "model.safetensors").write_bytes(b"\0" * 128)
+    artifact = models.resolve(str(tmp_path))
+    assert artifact.format == "hf_causal_lm" and artifact.meta["kind"] == "generate"
+    assert (artifact.meta["layers"], artifact.meta["kv_heads"], artifact.meta["head_dim"]) == (2, 2, 16)
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(ModelError, match="holds no weights"):
+        models.resolve(str(tmp_path))
+
+
+def test_llm_server_that_dies_mid_run_is_reported(tmp_path, monkeypatch):
+    """Killing the server during the load: the entry fails with the log's tail, and nothing is left running."""
+    pytest.importorskip("llama_cpp.server.app")
+    import signal
+
+    from inferarena.serving import bench, openai, process
+
+    real = openai.run_at
+
+    def kill_then_probe(*args, **kwargs):
+        for server in list(process._RUNNING):
+            os.killpg(server.pid, signal.SIGKILL)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(openai, "run_at", kill_then_probe)
+    config = bench.ServeBenchConfig(
+        model="smollm2", probe_ms=500, max_probes=2, concurrency=2, workload=WorkloadConfig(num_samples=8),
+        generation=GenerationConfig(prompt_tokens=LengthDist(median=16, min=8, max=24),
+                                    output_tokens=LengthDist(median=4, min=4, max=4)))
+    [entry] = bench.serve_bench(config, tmp_path / "cache", tmp_path)["servers"]
+    assert entry["status"] == "failed" and "died during the load" in entry["error"], entry
+    assert not process._RUNNING

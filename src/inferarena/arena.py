@@ -118,7 +118,7 @@ class _Sweep:
         self.emit("start", {"name": spec.name})
         job = jobs.MeasureJob(spec, self.artifact, self.workload, self.reference.value, self.context.eval_indices,
                               config or self.config, self.price, self.peaks, self.evaluators,
-                              bandwidth_gb_per_s=(self.bandwidth or {}).get("triad_gb_per_s"))
+                              bandwidth_gb_per_s=(self.bandwidth or {}).get("read_gb_per_s"))
         result, rounds = _measure(job, self.reference, self.built, self.log(spec.name), keep_going, previous)
         self.store.save_variant(self.run_id, spec, result)
         self.emit("done", {"name": spec.name, "ok": result["status"] == "ok", "error": result.get("error"),

@@ -98,11 +98,11 @@ class MeasureJob:
     # Later rounds: the first round's fidelity and warm-up estimates (the same model gives the same
     # outputs), so they only warm the session briefly and go straight to the scenarios.
     first_round: dict | None = None
-    bandwidth_gb_per_s: float | None = None  # this machine's triad bandwidth (generative models' roofline)
+    bandwidth_gb_per_s: float | None = None  # this machine's read bandwidth (generative models' roofline)
 
 
 def bandwidth(cache_dir: Path, threads: int) -> dict:
-    """This machine's triad memory bandwidth (cached per machine); needs torch."""
+    """This machine's memory bandwidth, read and triad (cached per machine); needs torch."""
     from inferarena.trackers import bandwidth as tracker
 
     return tracker.load_or_measure(cache_dir, host(), threads)

@@ -34,9 +34,10 @@ def render_run(run: dict, console: Console, sort: str | None = None) -> None:
                                                      for p, g in peaks.items())
                       + " (%peak compares each variant with its precision's peak; mJ/q is energy per query)")
     bandwidth = env.get("memory_bandwidth_gb_per_s")
-    if bandwidth:
-        console.print(f"Memory bandwidth here: {bandwidth['triad_gb_per_s']:.1f} GB/s ({bandwidth['method']}, "
-                      f"{bandwidth['threads']} threads); %BW roofline = decode tok/s × bytes read per token ÷ it")
+    if bandwidth and bandwidth.get("read_gb_per_s"):
+        console.print(f"Memory bandwidth here: read {bandwidth['read_gb_per_s']:.1f} GB/s, triad "
+                      f"{bandwidth['triad_gb_per_s']:.1f} GB/s ({bandwidth['threads']} threads); %BW roofline = "
+                      "decode tok/s × bytes read per token (weights + KV cache) ÷ the read bandwidth")
     ok = [v for v in run["variants"] if v["status"] == "ok"]
     if ok and any("token_agreement" in (v.get("fidelity") or {}) for v in ok):
         console.print(generation_table(ok, (env.get("generation_reference") or {})))

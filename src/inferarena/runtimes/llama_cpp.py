@@ -54,6 +54,9 @@ class LlamaSession(GenerativeSession):
 
     def generate(self, prompt: list[int], max_new_tokens: int, on_token: TokenCallback | None = None) -> list[int]:
         out: list[int] = []
+        # generate(reset=True) still reuses a cached prefix of the previous prompt; reset() empties it, so every
+        # request pays its whole prefill, as a fresh request to a server would.
+        self.llm.reset()
         for token in self.llm.generate(prompt, top_k=1, top_p=1.0, min_p=0.0, temp=0.0, repeat_penalty=1.0,
                                        reset=True):
             out.append(int(token))

@@ -8,6 +8,7 @@ position's logits), which costs a decode step per scored token.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -41,7 +42,7 @@ class OrtGenAISession(GenerativeSession):
             "intra_op_num_threads": knobs.threads, "inter_op_num_threads": 1}}}}))
         self.model = og.Model(config)
         self.context = context
-        self.weight_bytes = sum(f.stat().st_size for f in artifact.path.glob("*.onnx*"))
+        self.weight_bytes = read_per_token(artifact.path / "model.onnx")
         self.kv_bytes_per_value = 4  # the CPU builds keep FP32 inputs, outputs and KV cache
         self.info = {"weights": artifact.meta.get("precision"), "threads": knobs.threads,
                      "builder": artifact.meta.get("builder_options")}
@@ -69,3 +70,22 @@ class OrtGenAISession(GenerativeSession):
             generator.append_tokens(np.asarray([token], dtype=np.int32))
             rows.append(np.asarray(generator.get_logits(), dtype=np.float64).reshape(-1))
         return picked_logprobs(np.stack(rows), tokens[1:])
+
+
+def read_per_token(model: Path) -> int:
+    """Bytes of initializers one decode step reads: all of them but embedding tables only looked up (a Gather
+    reads one row of them). The builder keeps the FP32 embedding next to its quantized LM head copy."""
+    import onnx
+
+    graph = onnx.load(str(model), load_external_data=False).graph
+    users: dict[str, set[str]] = {}
+    for node in graph.node:
+        for name in node.input:
+            users.setdefault(name, set()).add(node.op_type)
+    total = 0
+    for tensor in graph.initializer:
+        if users.get(tensor.name) in ({"Gather"}, {"GatherBlockQuantized"}):
+            continue
+        length = next((int(e.value) for e in tensor.external_data if e.key == "length"), None)
+        total += length if length is not None else len(tensor.raw_data)
+    return total

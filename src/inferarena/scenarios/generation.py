@@ -16,14 +16,13 @@ so results say INVALID with that reason; the figures are still real measurements
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 from typing import Any
 
 import numpy as np
 
 from inferarena.scenarios.base import COMPLIANT_MIN_DURATION_MS, Scenario, ScenarioContext
+from inferarena.scenarios.mlperf import Server
 from inferarena.trackers.latency import LatencyStats
 
 PERCENTILES = ("50.00", "90.00", "99.00")
@@ -153,7 +152,7 @@ class LLMOffline(_Generation):
                 "tokens_per_s": samples_per_s * per_sample if samples_per_s and per_sample else None}
 
 
-class LLMServer(_Generation):
+class LLMServer(_Generation, Server):
     """Poisson arrivals at a target request rate, with TTFT and TPOT p99 bounds. Ranked like MLPerf:
     the rate sustained within the bounds; variants over a bound come last."""
 
@@ -164,10 +163,6 @@ class LLMServer(_Generation):
     columns = (("target_qps", "req/s"), ("ttft_ms_p99", "TTFT p99 ms"), ("tpot_ms_p99", "TPOT p99 ms"),
                ("latency_ms_p99", "request p99 ms"))
     higher_is_better = True
-
-    @classmethod
-    def rank_key(cls, metrics):
-        return (0 if metrics.get("latency_bound_met") else 1, *super().rank_key(metrics))
 
     def configure(self, settings, ctx):
         _duration(settings, ctx, quick_requests=12, compliant_requests=270_336)
@@ -180,32 +175,21 @@ class LLMServer(_Generation):
         settings.tpot_latency = int(self.tpot_bound_ms * 1e6)
         settings.server_target_latency_ns = int(60e9)  # the request bound is the TTFT/TPOT pair, not this
 
+    def batch_limit(self, ctx) -> int:
+        return 1  # one request at a time, first come first served (no continuous batching)
+
+    def serve_batch(self, ctx, batch, complete):
+        for q in batch:
+            try:
+                self._serve(ctx, q, complete)
+            except BaseException as exc:  # noqa: BLE001 - re-raised after the test
+                self.errors.append(exc)
+                self.first_token([q])  # with token latencies on, LoadGen needs both for every response
+                complete([q], tokens=[1])
+
     def start(self, ctx, complete):
-        super().start(ctx, complete)
-        self.queue: queue.Queue = queue.Queue()
-        self.errors: list[BaseException] = []
-
-        def serve():
-            while (q := self.queue.get()) is not None:
-                try:
-                    self._serve(ctx, q, complete)
-                except BaseException as exc:  # noqa: BLE001 - re-raised after the test
-                    self.errors.append(exc)
-                    self.first_token([q])
-                    complete([q], tokens=[1])
-
-        self.thread = threading.Thread(target=serve, daemon=True)
-        self.thread.start()
-
-    def issue(self, ctx, queries, complete):
-        for q in queries:
-            self.queue.put(q)
-
-    def stop(self):
-        self.queue.put(None)
-        self.thread.join()
-        if self.errors:
-            raise self.errors[0]
+        _Generation.start(self, ctx, complete)
+        Server.start(self, ctx, complete)
 
     def figures(self, log):
         latency = LatencyStats.from_loadgen(log)

@@ -134,10 +134,21 @@ class Server(Scenario):
         self.latency_bound_ms = ctx.settings.server_latency_ms_p99
         settings.server_target_latency_ns = _ns(ctx.settings.server_latency_ms_p99 / 1000)
 
+    def batch_limit(self, ctx) -> int:
+        return ctx.workload.batch_limit(ctx.settings.server_max_batch)
+
+    def serve_batch(self, ctx, batch: list, complete) -> None:
+        """Answer what queued up; an error is kept (raised after the test) and the queries still complete."""
+        try:
+            ctx.session.predict(ctx.workload.collate([q.index for q in batch], ctx.strategy))
+        except BaseException as exc:
+            self.errors.append(exc)
+        complete(batch)
+
     def start(self, ctx, complete):
         self.queue: queue.Queue = queue.Queue()
         self.errors: list[BaseException] = []
-        limit = ctx.workload.batch_limit(ctx.settings.server_max_batch)
+        limit = self.batch_limit(ctx)
 
         def serve():
             while (first := self.queue.get()) is not None:
@@ -151,11 +162,7 @@ class Server(Scenario):
                         self.queue.put(None)
                         break
                     batch.append(item)
-                try:
-                    ctx.session.predict(ctx.workload.collate([q.index for q in batch], ctx.strategy))
-                except BaseException as exc:
-                    self.errors.append(exc)
-                complete(batch)
+                self.serve_batch(ctx, batch, complete)
 
         self.thread = threading.Thread(target=serve, daemon=True)
         self.thread.start()

@@ -284,14 +284,14 @@ def _generative(config: ServeBenchConfig, artifact, workload, work_dir: Path, em
             endpoint = openai.LLMEndpoint(server, openai.OpenAIClient(url, config.target_model or "model",
                                                                       timeout_s=120), texts)
             found, single = openai.search(endpoint, workload, g, config.concurrency, config.probe_ms,
-                                          config.max_probes)
+                                          config.max_probes, process)
             status = "ok" if found.best else "no request rate met the TTFT/TPOT bounds"
             entries.append({"server": server, "config": {"threads": threads, "n_ctx": g.context}, "label": label,
                             "status": status, "avg_batch_size": None, "protocol": "openai", **openai.entry_fields(found, single)})
             emit("done", {"name": f"{server}: {label}", "ok": True, "error": None})
         except (InferarenaError, RequestFailed) as exc:
             error = exc.problem if isinstance(exc, InferarenaError) else str(exc)
-            if process is not None:
+            if process is not None and "died during the load" not in error:
                 error += f" (server log: {process.tail()})"
             entries.append(_entry(server, None, "failed", error=error[:600], label=label))
             emit("done", {"name": f"{server}: {label}", "ok": False, "error": error})

@@ -28,7 +28,7 @@ from inferarena.scenarios.base import Estimates, ScenarioContext
 from inferarena.scenarios.generation import LLMServer
 from inferarena.serving.clients import Client, RequestFailed
 from inferarena.serving.load import PeakSearch, Probe, peak_qps
-from inferarena.serving.process import ServerProcess, free_port
+from inferarena.serving.process import ServerFailed, ServerProcess, free_port
 
 
 class OpenAIClient(Client):
@@ -169,12 +169,17 @@ def first_request_s(endpoint: LLMEndpoint, workload, count: int = 3) -> float:
     return float(np.median(times[1:]))
 
 
-def search(endpoint: LLMEndpoint, workload, generation, concurrency: int, duration_ms: int,
-           max_probes: int) -> tuple[PeakSearch, float]:
+def search(endpoint: LLMEndpoint, workload, generation, concurrency: int, duration_ms: int, max_probes: int,
+           process: ServerProcess | None = None) -> tuple[PeakSearch, float]:
+    """The peak request rate (double, then bisect); a server we started that dies stops the search with its log."""
+    def probe(qps: float) -> Probe:
+        result = run_at(endpoint, workload, generation, qps, concurrency, duration_ms)
+        if process is not None and not process.alive():
+            raise ServerFailed(f"{process.name} died during the load: {process.tail()}", f"see {process.log}")
+        return result
+
     single = first_request_s(endpoint, workload)
-    found = peak_qps(lambda q: run_at(endpoint, workload, generation, q, concurrency, duration_ms),
-                     start_qps=0.5 / single, max_probes=max_probes, min_qps=0.02)
-    return found, single
+    return peak_qps(probe, start_qps=0.5 / single, max_probes=max_probes, min_qps=0.02), single
 
 
 def prompt_texts(workload) -> list[str]:

@@ -163,6 +163,9 @@ def test_llama_cpp_server_peak_request_rate(tmp_path):
     assert entry["server"] == "llama_cpp_server" and entry["status"] == "ok", entry
     assert entry["peak_qps_at_slo"] > 0 and entry["ttft_ms_p99"] <= 3000 and entry["tpot_ms_p99"] <= 500
     assert entry["probes"] and all("ttft_ms_p99" in p for p in entry["probes"])
+    # Every request streams its whole output: no request is cut short by the next (interrupt_requests off),
+    # and end-of-sequence is suppressed (logit_bias), as the runtimes in `run` generate exactly n tokens.
+    assert entry["tokens_per_request"] == pytest.approx(8.0)
     assert not process._RUNNING  # the server was stopped by its own pid
 
 
@@ -227,3 +230,15 @@ def test_llm_server_that_dies_mid_run_is_reported(tmp_path, monkeypatch):
     [entry] = bench.serve_bench(config, tmp_path / "cache", tmp_path)["servers"]
     assert entry["status"] == "failed" and "died during the load" in entry["error"], entry
     assert not process._RUNNING
+
+
+def test_gguf_quantize_reports_what_llama_cpp_wrote(tmp_path, smollm2):
+    """Requantizing the Q4_1 source: the report says the weights come from Q4_1, and k-quants show their
+    fallbacks on SmolLM2's 576-wide rows."""
+    from inferarena.passes.gguf import GGUFQuantize
+
+    built = GGUFQuantize().run(smollm2, GGUFQuantize.Config(type="q4_k_m"), tmp_path, None)
+    report = built.meta["pass_report"]
+    assert report["source_type"] == "q4_1" and "dequantized q4_1" in report["note"]
+    assert "q4_k" in report["tensor_types"] and "k-quants need rows" in report["note"]
+    assert built.meta["layers"] == 30 and built.path.stat().st_size > 50e6

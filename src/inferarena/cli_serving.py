@@ -104,14 +104,15 @@ def _print_generative(result: dict, run_id: int) -> None:
                   f"and TPOT p99 ≤ {result['tpot_ms_p99']:g} ms (LoadGen Server, Poisson, streamed)",
                   title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for header in ("server", "config", "peak req/s", "TTFT p99 ms", "TPOT p99 ms", "request p99 ms", "tok/s",
-                   "1 request ms", "client CPU ms/q", "status"):
+                   "tok/request", "1 request ms", "client CPU ms/q", "status"):
         table.add_column(header, justify="left" if header in ("server", "config", "status") else "right")
     for e in result["servers"]:
         def f(key, spec=".3g"):
             return format(e[key], spec) if isinstance(e.get(key), (int, float)) else "-"
         status = e["status"] if e["status"] == "ok" else f"[red]{escape(str(e.get('error') or e['status']))[:160]}[/]"
         table.add_row(e["server"], escape(e.get("label", "")), f("peak_qps_at_slo"), f("ttft_ms_p99"), f("tpot_ms_p99"),
-                      f("latency_ms_p99"), f("tokens_per_s"), f("single_request_ms"), f("client_cpu_ms_per_query"), status)
+                      f("latency_ms_p99"), f("tokens_per_s"), f("tokens_per_request"), f("single_request_ms"),
+                      f("client_cpu_ms_per_query"), status)
     console.print(table)
     for e in result["servers"]:
         if e["status"] == "ok":

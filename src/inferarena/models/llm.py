@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 import site
 import sysconfig
 from pathlib import Path
@@ -102,6 +103,7 @@ def gguf_artifact(path: Path, name: str) -> Artifact:
         raise ModelError(f"{path}: GGUF lacks block_count, head_count or embedding_length for {arch}",
                          "convert the model again with llama.cpp's convert_hf_to_gguf.py")
     weight_bytes = sum(int(t.n_bytes) for t in reader.tensors)
+    tensor_types = dict(Counter(t.tensor_type.name.lower() for t in reader.tensors).most_common())
     meta = _llm_meta(name, arch, layers=layers, hidden=hidden, heads=heads,
                      kv_heads=fields.get(f"{arch}.attention.head_count_kv") or heads,
                      context=fields.get(f"{arch}.context_length") or 2048,
@@ -109,6 +111,7 @@ def gguf_artifact(path: Path, name: str) -> Artifact:
                      precision=GGUF_FILE_TYPES.get(fields.get("general.file_type"), "gguf"),
                      eos=fields.get("tokenizer.ggml.eos_token_id"))
     meta["tokenizer"] = str(_gguf_tokenizer(path))
+    meta["tensor_types"] = tensor_types  # what llama.cpp really wrote: k-quants fall back on odd row sizes
     return Artifact(path=path, format="gguf", meta=meta)
 
 

@@ -102,11 +102,17 @@ class GGUFQuantize(Pass):
                 raise ModelError(f"llama.cpp could not quantize {artifact.path.name} to {config.type} (code {code})",
                                  "pick another type; k-quants need rows that are multiples of 256")
         built = gguf_artifact(out, name=artifact.meta.get("name", out.stem))
-        report = {"source_type": source, "written_type": built.meta["precision"]}
+        report = {"source_type": source, "written_type": built.meta["precision"],
+                  "tensor_types": built.meta["tensor_types"]}
+        notes = []
         if source not in ("f32", "f16", "bf16", config.type):
-            report["note"] = (f"made from the dequantized {source} weights: {config.type} cannot hold more "
-                              f"information than the {source} source")
-        if built.meta["precision"] != config.type:
-            report["note"] = (f"llama.cpp wrote {built.meta['precision']} for some tensors instead of "
-                              f"{config.type} (rows not a multiple of its block)")
+            notes.append(f"made from the dequantized {source} weights: {config.type} cannot hold more information "
+                         f"than the {source} source")
+        kind = config.type.split("_k")[0] + "_k"
+        others = [t for t in built.meta["tensor_types"] if not t.startswith(kind) and t not in ("f32", "q8_0")]
+        if "_k" in config.type and others:
+            notes.append(f"llama.cpp also wrote {', '.join(others)} tensors (k-quants need rows that are multiples "
+                         "of 256; smaller blocks stand in)")
+        if notes:
+            report["note"] = "; ".join(notes)
         return Artifact(built.path, built.format, {**built.meta, "pass_report": report})

@@ -281,8 +281,9 @@ def _generative(config: ServeBenchConfig, artifact, workload, work_dir: Path, em
         try:
             if url is None:
                 process, url = openai.llama_cpp_server(artifact.path, threads, g.context, work_dir / "serve")
-            endpoint = openai.LLMEndpoint(server, openai.OpenAIClient(url, config.target_model or "model",
-                                                                      timeout_s=120), texts)
+            client = openai.OpenAIClient(url, config.target_model or "model", timeout_s=120)
+            client.suppress = artifact.meta.get("eos_token_id")
+            endpoint = openai.LLMEndpoint(server, client, texts)
             found, single = openai.search(endpoint, workload, g, config.concurrency, config.probe_ms,
                                           config.max_probes, process)
             status = "ok" if found.best else "no request rate met the TTFT/TPOT bounds"

@@ -4,7 +4,8 @@ Server scenario with token latencies, and the peak request rate within the TTFT 
 The endpoint is llama-cpp-python's own server (`python -m llama_cpp.server`), started here on
 127.0.0.1 with the model's GGUF, or any running one (`--target URL --protocol openai`: vLLM, TGI, a
 llama.cpp server). Each LoadGen query is one `POST /v1/completions` with `stream: true`, greedy
-(temperature 0), `max_tokens` from the workload's output lengths; the first streamed chunk is
+(temperature 0), `max_tokens` from the workload's output lengths, end-of-sequence suppressed with
+`logit_bias` so each request generates them all (as in `run`); the first streamed chunk is
 LoadGen's first token, and the count of chunks (one token each) is the response's token count, so
 LoadGen's TPOT is per token actually received. Prompts are the workload's token ids, decoded back to
 text: the OpenAI API takes text.
@@ -32,9 +33,12 @@ from inferarena.serving.process import ServerFailed, ServerProcess, free_port
 
 
 class OpenAIClient(Client):
-    """`POST /v1/completions`, streamed; one kept-alive connection per thread."""
+    """`POST /v1/completions`, streamed, one connection per request."""
 
     protocol = "openai"
+    # Token id whose logit is pushed to -100 (OpenAI's `logit_bias`), so every request generates its full
+    # max_tokens as the arena's runtimes do; None leaves end-of-sequence free.
+    suppress: int | None = None
 
     def path(self) -> str:
         return f"{self.prefix}/v1/completions"
@@ -47,9 +51,13 @@ class OpenAIClient(Client):
 
     def stream(self, prompt: str, max_tokens: int, on_first: Callable[[], None] | None = None) -> int:
         """Send one streamed completion; calls `on_first` at the first token; returns the tokens received."""
-        body = json.dumps({"model": self.model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0,
-                           "stream": True}).encode()
-        connection = self._connection()
+        request = {"model": self.model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0, "stream": True}
+        if self.suppress is not None:
+            request["logit_bias"] = {str(self.suppress): -100}
+        body = json.dumps(request).encode()
+        # A connection per request: SSE servers differ in how they end a stream (sse-starlette leaves the
+        # connection unusable), and a connect on loopback costs far less than one token.
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
         try:
             connection.request("POST", self.path(), body, {"Content-Type": "application/json",
                                                            "Accept": "text/event-stream"})
@@ -70,18 +78,11 @@ class OpenAIClient(Client):
                 tokens += 1
                 if tokens == 1 and on_first is not None:
                     on_first()
-            response.read()
             return tokens
         except (OSError, http.client.HTTPException, json.JSONDecodeError) as exc:
-            self._local.connection = None
             raise RequestFailed(f"{type(exc).__name__}: {exc}") from None
-
-    def _connection(self) -> http.client.HTTPConnection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
-            self._local.connection = connection
-        return connection
+        finally:
+            connection.close()
 
 
 class ServedLLM(LLMServer):
@@ -130,7 +131,11 @@ class ServedLLM(LLMServer):
         self.pool.shutdown(wait=True)
 
     def figures(self, log):
-        return {**super().figures(log), "errors": float(len(self.failures))}
+        figures = {**super().figures(log), "errors": float(len(self.failures))}
+        count = log.get("result_query_count")
+        if count:
+            figures["tokens_per_request"] = self.tokens / count
+        return figures
 
 
 @dataclass
@@ -195,7 +200,8 @@ def llama_cpp_server(gguf: Path, threads: int, context: int, work_dir: Path) -> 
     work_dir.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1", "--port",
                str(port), "--n_threads", str(threads), "--n_threads_batch", str(threads), "--n_ctx", str(context),
-               "--model_alias", "model"]
+               "--model_alias", "model", "--interrupt_requests", "False"]  # by default a new request cuts the stream
+    # being served short: requests would end early, and the rate would look higher than it is
     process = ServerProcess("llama_cpp_server", command, work_dir / "llama_cpp_server.log", work_dir).start()
     url = f"http://127.0.0.1:{port}"
     process.wait_ready([f"{url}/v1/models"], timeout_s=120)
@@ -208,6 +214,7 @@ def entry_fields(found: PeakSearch, single_s: float) -> dict[str, Any]:
             "tpot_ms_p99": best.get("tpot_ms_p99"), "latency_ms_p99": best.get("latency_ms_p99"),
             "latency_ms_p50": best.get("latency_ms_p50"), "tokens_per_s": best.get("tokens_per_s"),
             "completed_qps": best.get("completed_qps"), "client_cpu_ms_per_query": best.get("client_cpu_ms_per_query"),
+            "tokens_per_request": best.get("tokens_per_request"),
             "single_request_ms": round(single_s * 1000, 1), "best": best,
             "probes": [{"target_qps": round(p.target_qps, 3), "ok": p.ok, "ttft_ms_p99": p.metrics.get("ttft_ms_p99"),
                         "tpot_ms_p99": p.metrics.get("tpot_ms_p99"), "error": p.error_sample} for p in found.probes]}

@@ -5,7 +5,7 @@ arithmetic per byte, so tokens/s × bytes/token ÷ bandwidth is how close a runt
 memory allows. Decode reads and hardly writes, so the roofline uses the read bandwidth: one torch
 reduction over an array far larger than any cache, best of several repeats, on the run's threads.
 A STREAM-like triad (`a = b + s·c`, 3 × 8 bytes per element as STREAM counts them) is measured too
-and stored beside it; here it comes out near half the read figure (writes cost a read for ownership).
+and stored beside it. On a shared VM either can land 30-40% apart from one measurement to the next.
 Cached per machine, like the GEMM peaks.
 """
 

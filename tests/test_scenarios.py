@@ -53,3 +53,29 @@ def test_scenario_runs_on_loadgen(name):
 def test_a_failing_session_raises_after_loadgen_finishes(name):
     with pytest.raises(RuntimeError, match="kernel exploded"):
         registry.load(registry.SCENARIOS, name)().run(_context(NumpySession(fail=True)))
+
+
+def test_drift_is_the_move_of_the_median_between_halves():
+    from inferarena import stats
+
+    steady = np.r_[np.full(30, 10.0), np.full(30, 10.0)]
+    warming = np.r_[np.full(30, 10.0), np.full(30, 13.0)]
+    assert stats.drift_pct(steady) == 0.0
+    assert stats.drift_pct(warming) == pytest.approx(30.0)
+    assert stats.drift_pct(np.ones(5)) is None  # too few samples to say
+
+
+def test_scenarios_report_drift_except_offline():
+    results = {name: registry.load(registry.SCENARIOS, name)().run(_context(NumpySession()))
+               for name in ("single_stream", "offline")}
+    assert "drift_pct" in results["single_stream"].metrics
+    assert "drift_pct" not in results["offline"].metrics
+
+
+def test_a_drifting_round_gets_an_extra_round():
+    from inferarena.rounds import drifting
+
+    rounds = [{"scenarios": [{"scenario": "single_stream", "metrics": {"drift_pct": -35.0}},
+                             {"scenario": "server", "metrics": {"drift_pct": 4.0}}]}]
+    assert drifting(rounds) == ("single_stream", 35.0)
+    assert drifting([{"scenarios": [{"scenario": "offline", "metrics": {}}]}]) is None

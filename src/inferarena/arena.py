@@ -22,7 +22,7 @@ from inferarena.errors import InferarenaError, RuntimeUnavailable
 from inferarena.hardware import host
 from inferarena.passes.base import PassContext
 from inferarena.plan import pipeline_steps, plan
-from inferarena.rounds import merge as rounds_merge, noisiest
+from inferarena.rounds import drifting, merge as rounds_merge, noisiest
 from inferarena.store import Store
 from inferarena.trackers import cost
 from inferarena.worker import run_isolated
@@ -341,8 +341,10 @@ def _measure(job: jobs.MeasureJob, reference, built, log: Path, keep_going: Call
             if keep_going is not None and not keep_going({**outcome.value, **build}):
                 return {**rounds_merge(results), **build, "pruned": True}, results
         if len(results) == planned == base:
-            worst = noisiest(rounds_merge(results))
-            if worst and worst[1] > job.config.rounds.noisy_spread_pct:  # noisy: measure it again
+            worst, drift = noisiest(rounds_merge(results)), drifting(results)
+            # Noisy (rounds disagree) or drifting (a round's second half moved from its first): measure again.
+            limits = job.config.rounds
+            if (worst and worst[1] > limits.noisy_spread_pct) or (drift and drift[1] > limits.drift_pct):
                 planned += job.config.rounds.extra_when_noisy
     return {**rounds_merge(results), **build}, results
 

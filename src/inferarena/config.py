@@ -155,7 +155,10 @@ class RoundsConfig(_Strict):
     noisy_spread_pct: float = Field(
         10.0, gt=0, description="Rounds whose ranking figures differ by more than this (% of their median) "
         "mark the measurement noisy, and it gets extra rounds.")
-    extra_when_noisy: int = Field(1, ge=0, le=10, description="Rounds added to a noisy measurement.")
+    drift_pct: float = Field(
+        20.0, gt=0, description="A round whose median latency moves by more than this (%) from its first half to "
+        "its second (a machine warming up, throttling, or a noisy neighbour) also gets extra rounds.")
+    extra_when_noisy: int = Field(1, ge=0, le=10, description="Rounds added to a noisy or drifting measurement.")
 
     def planned(self, quick: bool) -> int:
         return self.count or (2 if quick else 1)

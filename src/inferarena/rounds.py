@@ -34,6 +34,13 @@ def noisiest(result: dict) -> tuple[str, float] | None:
     return max(spreads, key=lambda item: item[1], default=None)
 
 
+def drifting(results: list[dict]) -> tuple[str, float] | None:
+    """The scenario whose latency moved most between the halves of one round, and by how much (%, absolute)."""
+    drifts = [(s["scenario"], abs(s["metrics"]["drift_pct"])) for r in results for s in r.get("scenarios", [])
+              if s["metrics"].get("drift_pct") is not None]
+    return max(drifts, key=lambda item: item[1], default=None)
+
+
 def merge(results: list[dict]) -> dict:
     """One variant result from its rounds' results (all "ok"); the first round gives the non-timing fields."""
     if len(results) == 1:

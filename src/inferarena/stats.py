@@ -57,6 +57,18 @@ def throughput_replicates(x_ms: Rounds, reps: int = 1000, seed: int = 0) -> tupl
     return float(sizes.sum() / durations.sum() * 1e3), sizes[index].sum(1) / durations[index].sum(1) * 1e3
 
 
+def drift_pct(samples: np.ndarray, minimum: int = 20) -> float | None:
+    """How far the median latency moved from the first half of a measurement to the second (%, signed), in
+    completion order: a machine warming up, throttling or getting a noisy neighbour shows here, where the
+    spread of the whole measurement would hide it. None for fewer than `minimum` samples."""
+    samples = np.asarray(samples, dtype=np.float64)
+    if len(samples) < minimum:
+        return None
+    half = len(samples) // 2
+    first = float(np.median(samples[:half]))
+    return (float(np.median(samples[half:])) / first - 1.0) * 100.0 if first > 0 else None
+
+
 def interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(values, [tail, 100 - tail])

@@ -44,8 +44,9 @@ def render_run(run: dict, console: Console, sort: str | None = None) -> None:
     elif ok:
         console.print(variants_table(ok, env.get("task_reference") or []))
     noisy_pct = run["config"].get("rounds", {}).get("noisy_spread_pct", 10.0)
+    drift_pct = run["config"].get("rounds", {}).get("drift_pct", 20.0)
     for scenario in measured_scenarios(run):
-        console.print(leaderboard(scenario, ok, run["quick"], sort, noisy_pct))
+        console.print(leaderboard(scenario, ok, run["quick"], sort, noisy_pct, drift_pct))
     failed = [v for v in run["variants"] if v["status"] != "ok"]
     if failed:
         table = Table(title="Failed variants", title_style="bold red", expand=False)
@@ -106,7 +107,7 @@ def generation_table(variants: list[dict], reference: dict) -> Table:
 
 
 def leaderboard(scenario: str, variants: list[dict], quick: bool, sort: str | None = None,
-                noisy_pct: float = 10.0) -> Table:
+                noisy_pct: float = 10.0, drift_pct: float = 20.0) -> Table:
     data = board(scenario, variants, quick, sort, noisy_pct)
     table = Table(title=data.title, title_justify="left", title_style="bold", caption_justify="left",
                   box=box.SIMPLE_HEAD, pad_edge=False)
@@ -129,6 +130,11 @@ def leaderboard(scenario: str, variants: list[dict], quick: bool, sort: str | No
     captions = [f"INVALID:{i} {escape(r)}" for i, r in enumerate(reasons, 1)]
     if ROUNDS_HEADER in data.headers and any(cells[-1].endswith("!)") for _, cells, _, _ in data.rows):
         captions.append(NOISY_NOTE.format(pct=noisy_pct))
+    drifted = [(v["name"], v["scenarios"][scenario]["metrics"]["drift_pct"]) for v, _, _, _ in data.rows
+               if abs(v["scenarios"][scenario]["metrics"].get("drift_pct") or 0.0) > drift_pct]
+    if drifted:
+        captions.append("~ latency drifted within a round (median of the second half vs the first): "
+                        + ", ".join(f"{escape(n)} {d:+.0f}%" for n, d in drifted) + "; such variants get an extra round")
     table.caption = "\n".join(captions) or None
     return table
 

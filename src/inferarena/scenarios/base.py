@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from inferarena import stats
 from inferarena.config import LoadGenConfig, ShapeStrategy
 from inferarena.runtimes.base import Session
 from inferarena.trackers.cost import Price, usd_per_million
@@ -83,6 +84,9 @@ class Scenario(ABC):
     # What rounds are compared on to call a measurement noisy: a central figure, since a p90 or p99
     # from a few dozen queries differs between rounds by sampling alone.
     spread_metric: ClassVar[str] = "latency_ms_p50"
+    # Whether its per-sample latencies can show drift (first half vs second half); not where they are
+    # completion times of one big query (Offline).
+    drift_check: ClassVar[bool] = True
 
     @classmethod
     def rank_key(cls, metrics: dict[str, float]) -> tuple:
@@ -193,6 +197,9 @@ class Scenario(ABC):
         valid = log.get("result_validity") == "VALID"
         reason = None if valid else invalid_reason(log)
         metrics = self.figures(log)
+        drift = stats.drift_pct(np.asarray(latencies_ns, dtype=np.float64)) if self.drift_check else None
+        if drift is not None:
+            metrics["drift_pct"] = round(drift, 2)
         for tracker in trackers:
             metrics.update(tracker.result.as_dict())
         metrics.update(_efficiency(ctx, metrics, energy, counted, done[0], seconds))

@@ -60,8 +60,11 @@ class GGUFToHF(Pass):
         model.save_pretrained(str(out_dir))
         tokenizer.save_pretrained(str(out_dir))
         source = artifact.meta.get("precision")
-        return causal_lm_artifact(out_dir, name=artifact.meta.get("name", artifact.path.stem),
-                                  pass_report={"dequantized_from": source})
+        built = causal_lm_artifact(out_dir, name=artifact.meta.get("name", artifact.path.stem),
+                                   pass_report={"dequantized_from": source})
+        # The cache renames out_dir when the pass ends, so an absolute tokenizer path would go stale; the
+        # source's tokenizer (the same one) stays valid.
+        return Artifact(built.path, built.format, {**built.meta, "tokenizer": artifact.meta.get("tokenizer")})
 
 
 class GGUFQuantizeConfig(BaseModel):

@@ -8,6 +8,8 @@ of the INT4/INT8 matmuls on CPU: 4 = INT8 (fastest on x86), 1 = FP32.
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -50,19 +52,15 @@ class OrtGenAIBuild(Pass):
                    "-o", str(model_dir), "-p", config.precision, "-e", "cpu", "-c", str(out_dir / "cache")]
         if config.precision != "fp32":
             command += ["--extra_options", f"accuracy_level={config.accuracy_level}", f"block_size={config.block_size}"]
-        done = subprocess.run(command, capture_output=True, text=True, env=_offline())
+        done = subprocess.run(command, capture_output=True, text=True,
+                              env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
         if done.returncode != 0 or not (model_dir / "genai_config.json").is_file():
             tail = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()][-1:] or ["no output"]
             raise ModelError(f"ONNX Runtime GenAI's builder failed: {tail[0][:300]}",
                              "check that the model's architecture is one the builder supports")
-        subprocess.run(["rm", "-rf", str(out_dir / "cache")], check=False)
+        shutil.rmtree(out_dir / "cache", ignore_errors=True)
         meta = {k: v for k, v in artifact.meta.items() if k not in ("tokenizer", "pass_report", "cached")}
         meta.update(precision=config.precision, weight_bytes=sum(f.stat().st_size for f in model_dir.glob("*.onnx*")),
                     builder_options=config.model_dump())
         return Artifact(model_dir, "ort_genai", meta)
 
-
-def _offline() -> dict:
-    import os
-
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}

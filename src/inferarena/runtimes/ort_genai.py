@@ -27,11 +27,11 @@ class OrtGenAI(Runtime):
     extra = "llm"
 
     def load(self, artifact: Artifact, precision: str, knobs: Knobs, input_shapes: dict[str, list[int]]):
-        return OrtGenAISession(artifact, knobs, context=input_shapes["input_ids"][-1])
+        return OrtGenAISession(artifact, knobs)
 
 
 class OrtGenAISession(GenerativeSession):
-    def __init__(self, artifact: Artifact, knobs: Knobs, context: int):
+    def __init__(self, artifact: Artifact, knobs: Knobs):
         import onnxruntime_genai as og
 
         self.og = og
@@ -41,7 +41,6 @@ class OrtGenAISession(GenerativeSession):
         config.overlay(json.dumps({"model": {"decoder": {"session_options": {
             "intra_op_num_threads": knobs.threads, "inter_op_num_threads": 1}}}}))
         self.model = og.Model(config)
-        self.context = context
         self.weight_bytes = read_per_token(artifact.path / "model.onnx")
         self.kv_bytes_per_value = 4  # the CPU builds keep FP32 inputs, outputs and KV cache
         self.info = {"weights": artifact.meta.get("precision"), "threads": knobs.threads,

@@ -58,14 +58,14 @@ class _Generation(Scenario):
     # Efficiency columns of its leaderboard: per generated token, not per request.
     efficiency = (("energy_j_per_token", "mJ/tok", 1000.0), ("cost_usd_per_1m_tokens", "$/1M tok", 1.0))
 
-    def _serve(self, ctx: ScenarioContext, q, complete, stream: bool = True) -> None:
+    def _serve(self, ctx: ScenarioContext, q, complete) -> None:
         """Generate one request, reporting its first token to LoadGen and stamping every token."""
         workload = ctx.workload
         stamps: list[int] = []
 
         def on_token(_token: int) -> None:
             stamps.append(time.perf_counter_ns())
-            if len(stamps) == 1 and stream:
+            if len(stamps) == 1:
                 self.first_token([q])
 
         out = ctx.session.generate(workload.prompt(q.index), workload.output_tokens(q.index), on_token)

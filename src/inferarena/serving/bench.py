@@ -260,7 +260,7 @@ def _generative(config: ServeBenchConfig, artifact, workload, work_dir: Path, em
         if config.protocol != "openai":
             raise ConfigError(f"a generative model is served over the OpenAI API, not {config.protocol}",
                               "pass --protocol openai")
-        targets = [("remote", None, config.target)]
+        targets = [("remote", config.target)]
     else:
         if artifact.format != "gguf":
             raise ConfigError(f"llama.cpp's server takes a GGUF file, and {config.model} is {artifact.format}",
@@ -269,12 +269,12 @@ def _generative(config: ServeBenchConfig, artifact, workload, work_dir: Path, em
         unknown = [s for s in chosen if s not in GENERATIVE_SERVERS and s not in registry.SERVERS]
         if unknown:
             raise ConfigError(f"unknown server {unknown[0]!r}", f"choose from {', '.join(GENERATIVE_SERVERS)}")
-        targets = [("llama_cpp_server", None, None)]
+        targets = [("llama_cpp_server", None)]  # None: start it here
         if any(s in registry.SERVERS for s in chosen):
             notes.append("Triton, TorchServe and MLServer serve tensors here, not token streams: skipped for a "
                          "generative model")
     threads = config.threads or host().logical_cores
-    for server, _, url in targets:
+    for server, url in targets:
         label = f"threads {threads}, n_ctx {g.context}" if url is None else url
         emit("start", {"name": f"{server}: {label}"})
         process = None

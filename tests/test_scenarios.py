@@ -79,3 +79,37 @@ def test_a_drifting_round_gets_an_extra_round():
                              {"scenario": "server", "metrics": {"drift_pct": 4.0}}]}]
     assert drifting(rounds) == ("single_stream", 35.0)
     assert drifting([{"scenarios": [{"scenario": "offline", "metrics": {}}]}]) is None
+
+
+def test_ci_half_width_narrows_with_agreeing_rounds():
+    from inferarena import stats
+
+    rng = np.random.default_rng(0)
+    agreeing = [rng.normal(10.0, 0.2, 400) for _ in range(4)]
+    apart = [rng.normal(10.0, 0.2, 400), rng.normal(13.0, 0.2, 400)]
+    tight, wide = stats.half_width_pct(agreeing, "p50"), stats.half_width_pct(apart, "p50")
+    assert 0 < tight < 1.0 < wide  # two rounds 30% apart: the t-interval on the rounds says so
+    completions = [np.repeat(np.arange(1, 51) * 10.0, 8) for _ in range(3)]  # Offline: 8 per batch every 10 ms
+    assert stats.half_width_pct(completions, "throughput") == pytest.approx(0.0, abs=1e-6)
+    assert stats.half_width_pct([], "p50") is None
+
+
+def test_measuring_to_a_ci_target_adds_rounds_until_met_or_out_of_budget():
+    from inferarena.arena import _wants_round
+    from inferarena.config import RoundsConfig
+    from inferarena.rounds import widest_ci
+
+    rng = np.random.default_rng(1)
+
+    def result(centre):
+        return {"scenarios": [{"scenario": "single_stream", "latencies_ms": rng.normal(centre, 0.1, 300)}]}
+
+    apart = [result(10.0), result(12.0)]
+    assert widest_ci(apart)[0] == "single_stream"
+    target = RoundsConfig(ci_target_pct=2.0, max_rounds=4, ci_budget_s=100.0)
+    assert _wants_round(target, apart, elapsed_s=10.0)
+    assert not _wants_round(RoundsConfig(), apart, elapsed_s=10.0)  # no target: planned rounds only
+    assert not _wants_round(target, apart, elapsed_s=80.0)  # a third round (40 s) would overrun the budget
+    assert not _wants_round(target, apart + [result(11.0), result(11.0)], elapsed_s=10.0)  # max_rounds
+    steady = [result(10.0) for _ in range(3)]
+    assert not _wants_round(target, steady, elapsed_s=10.0)  # met

@@ -78,6 +78,29 @@ def test_optuna_stays_in_budget_and_resumes_without_repeating():
     assert not {name for name, _ in calls2} & set(done)
 
 
+def test_time_budget_sets_aside_the_confirmation(monkeypatch):
+    """Each round takes 10 s of a 100 s budget; 3 finalists x 2 rounds = 60 s are kept for confirmation."""
+    import inferarena.search as search_module
+
+    clock = [0.0]
+    monkeypatch.setattr(search_module.time, "monotonic", lambda: clock[0])
+    space = build_space([spec("onnxruntime"), spec("openvino")], ["fixed", "dynamic"], "throughput")
+    config = RunConfig(profile="throughput", quick=True,
+                       search={"strategy": "grid", "time_budget_s": 100, "finalists": 3, "prune_margin": 10})
+    measure, _ = fake_measure({k: 1.0 for k in [("onnxruntime", "fixed"), ("onnxruntime", "dynamic"),
+                                                ("openvino", "fixed"), ("openvino", "dynamic")]})
+
+    def timed(variant, keep_going):
+        result, rounds = measure(variant, keep_going)
+        clock[0] += 10.0 * len(rounds)
+        return result, rounds
+
+    search = Search(space, config, timed)
+    search.grid()
+    # After 2 trials (40 s) the reserve is 60 s: 40 + 60 >= 100, so no third trial starts.
+    assert len(search.trials) == 2 and search.round_s() == 10.0
+
+
 def test_search_command_on_an_onnx_model(tmp_path, mlp_onnx):
     from typer.testing import CliRunner
 

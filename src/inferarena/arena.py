@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -22,7 +23,7 @@ from inferarena.errors import InferarenaError, RuntimeUnavailable
 from inferarena.hardware import host
 from inferarena.passes.base import PassContext
 from inferarena.plan import pipeline_steps, plan
-from inferarena.rounds import drifting, merge as rounds_merge, noisiest
+from inferarena.rounds import drifting, merge as rounds_merge, noisiest, widest_ci
 from inferarena.store import Store
 from inferarena.trackers import cost
 from inferarena.worker import run_isolated
@@ -324,6 +325,7 @@ def _measure(job: jobs.MeasureJob, reference, built, log: Path, keep_going: Call
     if previous:
         job = dataclasses.replace(_same_offered_load(job, previous[0]), evaluators=(), first_round=_first(previous[0]))
     base = planned = len(previous) + job.config.rounds.planned(job.config.quick)
+    started = time.monotonic()
     while len(results) < planned:
         outcome = run_isolated(jobs.measure, (job,), job.config.timeout_s(), log)
         if not outcome.ok or outcome.value["status"] != "ok":
@@ -346,7 +348,20 @@ def _measure(job: jobs.MeasureJob, reference, built, log: Path, keep_going: Call
             limits = job.config.rounds
             if (worst and worst[1] > limits.noisy_spread_pct) or (drift and drift[1] > limits.drift_pct):
                 planned += job.config.rounds.extra_when_noisy
+        if len(results) == planned and _wants_round(job.config.rounds, results, time.monotonic() - started):
+            planned += 1
     return {**rounds_merge(results), **build}, results
+
+
+def _wants_round(limits, results: list[dict], elapsed_s: float) -> bool:
+    """Measuring to a CI target: one more round while the widest CI is above it and the budget lasts."""
+    if limits.ci_target_pct is None or len(results) >= limits.max_rounds:
+        return False
+    per_round = elapsed_s / len(results)
+    if elapsed_s + per_round > limits.ci_budget_s:
+        return False
+    widest = widest_ci(results)
+    return widest is not None and widest[1] > limits.ci_target_pct
 
 
 def _first(result: dict) -> dict:

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from inferarena import registry
-from inferarena.cli_common import (bounds, DEFAULT_CACHE, DEFAULT_DB, DbOption, DebugOption, MaxMemoryOption, MaxP99Option,
+from inferarena.cli_common import (bounds, DEFAULT_CACHE, DEFAULT_DB, CiTargetOption, DbOption, DebugOption, MaxMemoryOption, MaxP99Option,
                                    MinCosOption, MinThroughputOption, ProfileOption, SortOption, _require_db, _split,
                                    app, console, errors, user_errors)
 from inferarena.errors import InferarenaError
@@ -63,6 +63,7 @@ def run(
     min_cos: MinCosOption = None,
     min_throughput: MinThroughputOption = None,
     max_memory_mb: MaxMemoryOption = None,
+    ci_target_pct: CiTargetOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Measure a model on every runtime and scenario, print leaderboards, and store the run.
@@ -75,7 +76,8 @@ def run(
 
     with user_errors(debug):
         cfg = _run_config(config, model, quick, threads, profile, scenarios, runtimes, pipelines, inputs, shapes,
-                          bounds(max_p99_ms, min_cos, min_throughput, max_memory_mb))
+                          bounds(max_p99_ms, min_cos, min_throughput, max_memory_mb),
+                          {"rounds": {"ci_target_pct": ci_target_pct}})
         _sweep(arena.run, cfg, db, cache_dir, resume, json_path, report_html, sort)
 
 
@@ -138,6 +140,7 @@ def search(
     min_cos: MinCosOption = None,
     min_throughput: MinThroughputOption = None,
     max_memory_mb: MaxMemoryOption = None,
+    ci_target_pct: CiTargetOption = None,
     db: DbOption = DEFAULT_DB,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the run and the pick as JSON.")] = None,
     report_html: Annotated[bool, typer.Option("--report/--no-report", help="Write the HTML report next to the DB.")] = True,
@@ -160,7 +163,8 @@ def search(
             raise InferarenaError(f"unknown strategy {strategy!r}", "use --strategy optuna or --strategy grid")
         cfg = _run_config(config, model, quick, threads, profile, None, runtimes, pipelines, inputs, shapes,
                           bounds(max_p99_ms, min_cos, min_throughput, max_memory_mb),
-                          {"search": {"strategy": strategy, "trials": trials, "time_budget_s": time_budget_s}})
+                          {"search": {"strategy": strategy, "trials": trials, "time_budget_s": time_budget_s},
+                           "rounds": {"ci_target_pct": ci_target_pct}})
         cfg = cfg.model_copy(update={"scenarios": scenarios_for(cfg.profile)})
         _sweep(arena.search, cfg, db, cache_dir, resume, json_path, report_html, None)
 

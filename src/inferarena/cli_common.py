@@ -41,6 +41,9 @@ MaxP99Option = Annotated[Optional[float], typer.Option("--max-p99-ms", help="Bou
 MinCosOption = Annotated[Optional[float], typer.Option("--min-cos", help="Bound on cos_min against the FP32 reference.")]
 MinThroughputOption = Annotated[Optional[float], typer.Option(
     "--min-throughput", help="Bound on Offline throughput (samples/s).")]
+CiTargetOption = Annotated[Optional[float], typer.Option(
+    "--ci-target-pct", help="Measure each variant until the 95% CI half-width of its ranking figures is below "
+    "this % (one more process round at a time, up to rounds.max_rounds or rounds.ci_budget_s). E.g. 2.")]
 MaxMemoryOption = Annotated[Optional[float], typer.Option("--max-memory-mb", help="Bound on peak RSS (MB).")]
 
 

@@ -159,6 +159,14 @@ class RoundsConfig(_Strict):
         20.0, gt=0, description="A round whose median latency moves by more than this (%) from its first half to "
         "its second (a machine warming up, throttling, or a noisy neighbour) also gets extra rounds.")
     extra_when_noisy: int = Field(1, ge=0, le=10, description="Rounds added to a noisy or drifting measurement.")
+    ci_target_pct: float | None = Field(
+        None, gt=0, le=50, description="Measure until the 95% CI half-width of every scenario's ranking figure "
+        "(p50 latency, Offline samples/s) is below this % of the figure, adding one round at a time, up to "
+        "`max_rounds` or `ci_budget_s`. Unset: the planned rounds (plus the noisy extras) only.")
+    max_rounds: int = Field(8, ge=1, le=50, description="Most rounds per variant when measuring to a CI target.")
+    ci_budget_s: float = Field(
+        300.0, gt=0, description="Most seconds per variant spent measuring to a CI target; the rounds then stop "
+        "and the variant keeps the CI it reached.")
 
     def planned(self, quick: bool) -> int:
         return self.count or (2 if quick else 1)

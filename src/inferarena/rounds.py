@@ -9,11 +9,12 @@ bootstrap over rounds, not only over samples.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
 
-from inferarena import registry
+from inferarena import registry, stats
 
 
 def spread_pct(values: list[float]) -> float:
@@ -41,6 +42,28 @@ def drifting(results: list[dict]) -> tuple[str, float] | None:
     return max(drifts, key=lambda item: item[1], default=None)
 
 
+def ci_statistic(scenario: str) -> str | None:
+    """How a scenario's ranking figure is computed from its raw samples, for `stats.half_width_pct`."""
+    key = spread_metric(scenario)
+    if key == "throughput_sps":
+        return "throughput"
+    found = re.fullmatch(r"latency_ms_p(\d+)", key)
+    return f"p{found.group(1)}" if found else None
+
+
+def widest_ci(results: list[dict]) -> tuple[str, float] | None:
+    """The scenario whose ranking figure is least certain over these rounds: (name, CI half-width in %)."""
+    widths = []
+    for name in dict.fromkeys(s["scenario"] for r in results for s in r.get("scenarios", [])):
+        statistic = ci_statistic(name)
+        samples = [s["latencies_ms"] for r in results for s in r["scenarios"]
+                   if s["scenario"] == name and s.get("latencies_ms") is not None]
+        width = stats.half_width_pct(samples, statistic) if statistic and samples else None
+        if width is not None:
+            widths.append((name, width))
+    return max(widths, key=lambda item: item[1], default=None)
+
+
 def merge(results: list[dict]) -> dict:
     """One variant result from its rounds' results (all "ok"); the first round gives the non-timing fields."""
     if len(results) == 1:
@@ -66,6 +89,11 @@ def _merge_scenario(name: str, rounds: list[dict]) -> dict:
         metrics[f"{key}_by_round"] = values
         metrics["round_spread_pct"] = round(spread_pct(values), 2)
     metrics["rounds"] = len(rounds)
+    statistic = ci_statistic(name)
+    width = stats.half_width_pct([r["latencies_ms"] for r in rounds if r.get("latencies_ms") is not None],
+                                 statistic) if statistic else None
+    if width is not None:
+        metrics["ci_half_width_pct"] = round(width, 2)
     invalid = [r["invalid_reason"] for r in rounds if not r["valid"]]
     samples = [np.asarray(r["latencies_ms"]) for r in rounds if r.get("latencies_ms") is not None]
     return {

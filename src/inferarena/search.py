@@ -112,6 +112,7 @@ class Search:
         self.trials: list[Trial] = []
         self.best: float | None = None
         self.started = time.monotonic()
+        self.measuring_s = 0.0  # spent in measure(), for the confirmation reserve
         s = config.search
         self.max_trials = s.trials or (space.size() if s.strategy == "grid" else max(4, -(-space.size() // 4)))
 
@@ -142,9 +143,20 @@ class Search:
         return value < self.best * (1 - margin) if self.profile.higher_is_better else value > self.best * (1 + margin)
 
     def out_of_budget(self) -> bool:
+        """No trial left, or no time left once the finalists' confirmation (estimated from the rounds so
+        far) is set aside: the time budget covers the whole search, confirmation included."""
         s = self.config.search
-        return len(self.trials) >= self.max_trials or \
-            (s.time_budget_s is not None and time.monotonic() - self.started >= s.time_budget_s)
+        if len(self.trials) >= self.max_trials:
+            return True
+        if s.time_budget_s is None:
+            return False
+        reserve = s.finalists * self.config.rounds.planned(self.config.quick) * self.round_s()
+        return time.monotonic() - self.started + reserve >= s.time_budget_s
+
+    def round_s(self) -> float:
+        """Mean wall time of one measured round so far (0 before any)."""
+        rounds = sum(len(t.rounds) for t in self.trials)
+        return self.measuring_s / rounds if rounds else 0.0
 
     def run_trial(self, base_index: int, params: dict) -> Trial:
         spec = self.space.variant(base_index, params)
@@ -155,7 +167,9 @@ class Search:
                 value = self.figure(first)
                 return value is not None and self.feasible(first) and not self.behind(value)
 
+            began = time.monotonic()
             result, rounds = self.measure(spec, keep_going)
+            self.measuring_s += time.monotonic() - began
         value = self.figure(result)
         trial = Trial(spec, params, value, pruned=bool(result.get("pruned")), rounds=rounds,
                       feasible=result.get("status") == "ok" and self.feasible(result))

@@ -114,6 +114,33 @@ def widen(found: Change, a_rounds: list[float], b_rounds: list[float], level: fl
                   found.p_value)
 
 
+def half_width_pct(rounds: list[np.ndarray], statistic: str, reps: int = 1000, level: float = 0.95) -> float | None:
+    """Half the width of a figure's 95% CI, in % of the figure: the widest of the two-level bootstrap and
+    a t-interval on the rounds' own figures (log scale, as `widen`). `statistic` is `pNN` (a latency
+    percentile over the samples) or `throughput` (Offline completion times). None without samples."""
+    rounds = [np.asarray(r, float) for r in rounds if len(r)]
+    if not rounds or sum(map(len, rounds)) < 2:
+        return None
+    if statistic == "throughput":
+        point, values = throughput_replicates(rounds, reps)
+        per_round = [throughput_replicates(r, 1)[0] for r in rounds]
+    else:
+        q = float(statistic.removeprefix("p"))
+        point, values = replicates(rounds, percentile(q), reps)
+        per_round = [float(np.percentile(r, q)) for r in rounds]
+    if point <= 0:
+        return None
+    low, high = interval(values, level)
+    half = (high - low) / 2 / point
+    if len(per_round) >= 2 and min(per_round) > 0:
+        from scipy.stats import t as student
+
+        logs = np.log(per_round)
+        se = logs.std(ddof=1) / np.sqrt(len(logs))
+        half = max(half, float(np.expm1(student.ppf(0.5 + level / 2, len(logs) - 1) * se)))
+    return half * 100.0
+
+
 def percentile(q: float) -> Callable[[np.ndarray], np.ndarray]:
     return lambda x: np.percentile(x, q, axis=1)
 

@@ -25,16 +25,22 @@ class Fidelity:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each row of `a` with the same row of `b` (rows flattened)."""
+    a, b = a.reshape(len(a), -1).astype(np.float64), b.reshape(len(b), -1).astype(np.float64)
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    norms = na * nb
+    # Two all-zero rows agree; one all-zero row against a non-zero one does not.
+    return np.where(norms > 0, (a * b).sum(axis=1) / np.where(norms > 0, norms, 1.0), np.where(na == nb, 1.0, 0.0))
+
+
 def score(outputs: np.ndarray, reference: np.ndarray, classes: bool = False) -> Fidelity:
     """`outputs` and `reference` hold one row per sample, in the same order."""
     if outputs.shape != reference.shape:
         raise ValueError(f"output shape {outputs.shape} differs from the reference's {reference.shape}")
     a = outputs.reshape(len(outputs), -1).astype(np.float64)
     b = reference.reshape(len(reference), -1).astype(np.float64)
-    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
-    norms = na * nb
-    # Two all-zero rows agree; one all-zero row against a non-zero one does not.
-    cos = np.where(norms > 0, (a * b).sum(axis=1) / np.where(norms > 0, norms, 1.0), np.where(na == nb, 1.0, 0.0))
+    cos = cosines(a, b)
     agreement = {}
     if classes:
         top = a.argmax(axis=1)

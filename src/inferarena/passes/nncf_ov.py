@@ -7,6 +7,7 @@ inputs) out of INT8. Calibration samples come from the workload.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Literal
 
@@ -24,6 +25,11 @@ class NncfQuantizeConfig(BaseModel):
         "performance, mixed.", json_schema_extra={"space": ["performance", "mixed"]})
     calibration_samples: int = Field(64, ge=1, description="Workload samples used to calibrate activation ranges.")
     fast_bias_correction: bool = Field(True, description="Fast bias correction (False: the slower, exact one).")
+    max_drop: float | None = Field(
+        None, gt=0, lt=1, description="Accuracy budget: NNCF's quantization with accuracy control keeps the ops "
+        "that hurt most in floating point until cos_min against the FP32 reference is >= 1 - max_drop, on every "
+        "shape strategy of the workload's evaluation samples.")
+    max_iterations: int = Field(30, ge=1, description="With max_drop: most ops NNCF may return to floating point.")
 
 
 class NncfCompressWeightsConfig(BaseModel):
@@ -77,11 +83,79 @@ class NncfQuantize(Pass):
         dataset = nncf.Dataset([{k: v for k, v in b.items() if k in names} for b in batches])
         model_type = nncf.ModelType.TRANSFORMER if artifact.meta.get("model_type") else None
         preset = nncf.QuantizationPreset.MIXED if config.preset == "mixed" else nncf.QuantizationPreset.PERFORMANCE
-        quantized = nncf.quantize(model, dataset, preset=preset, model_type=model_type,
-                                  subset_size=len(batches), fast_bias_correction=config.fast_bias_correction)
+        common = dict(preset=preset, model_type=model_type, subset_size=len(batches),
+                      fast_bias_correction=config.fast_bias_correction)
         report = {"preset": config.preset, "model_type": "transformer" if model_type else "default",
                   "calibration_samples": len(batches)}
+        if config.max_drop is None:
+            quantized = nncf.quantize(model, dataset, **common)
+        else:
+            quantized = _with_accuracy_control(model, dataset, config, context, names, common, report)
         return _write(quantized, artifact, out_dir, report, self.name)
+
+
+def _with_accuracy_control(model, calibration, config: NncfQuantizeConfig, context: PassContext, names: set[str],
+                           common: dict, report: dict):
+    """nncf.quantize_with_accuracy_control, judged by our own fidelity: each validation item is one
+    evaluation sample, its value the worst cosine to the FP32 reference over the shape strategies."""
+    import nncf
+    import numpy as np
+    from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
+
+    from inferarena.evaluators.fidelity import cosines
+    from inferarena.jobs import outputs
+    from inferarena.runtimes.ov import OvSession
+
+    workload, indices = context.workload, list(range(len(context.eval_indices)))
+    reference = np.load(context.reference_path)
+    strategy = workload.strategies[-1]
+
+    def validate(compiled, items) -> tuple[float, list[float]]:
+        rows = [int(i) for i in items]
+        samples = [context.eval_indices[i] for i in rows]
+        session = OvSession(compiled, None)
+        worst = np.min([cosines(outputs(session, workload, samples, s, batch=context.batch_size), reference[rows])
+                        for s in workload.strategies], axis=0)
+        return float(worst.min()), [float(v) for v in worst]
+
+    validation = nncf.Dataset(indices, lambda i: {k: v for k, v in workload.collate(
+        [context.eval_indices[i]], strategy).items() if k in names})
+    target = 1.0 - config.max_drop
+    messages = _Messages()
+    logging.getLogger("nncf").addHandler(messages)
+    try:
+        quantized = nncf.quantize_with_accuracy_control(
+            model, calibration, validation, validate, max_drop=config.max_drop, drop_type=nncf.DropType.ABSOLUTE,
+            advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
+                max_num_iterations=config.max_iterations), **common)
+    finally:
+        logging.getLogger("nncf").removeHandler(messages)
+    import openvino as ov
+
+    reached, _ = validate(ov.Core().compile_model(quantized, "CPU"), indices)
+    report.update(max_drop=config.max_drop, target_cos_min=target, cos_min=round(reached, 6),
+                  budget_met=reached >= target)
+    # NNCF says which ops it returned to floating point ("N out of M were reverted ...:" then one a line).
+    reverted = next((m for m in messages.lines if "were reverted back" in m), None)
+    if reverted:
+        head, _, names = reverted.partition("\n")
+        report["kept_fp32"] = head.split(" were reverted")[0]
+        report["kept_fp32_ops"] = [n.strip() for n in names.splitlines() if n.strip()][:20]
+    if reached < target:
+        report["note"] = (f"budget max_drop={config.max_drop} not met within {config.max_iterations} iterations: "
+                          f"cos_min {reached:.5f}")
+    return quantized
+
+
+class _Messages(logging.Handler):
+    """Collects NNCF's log lines: its report of reverted ops exists only there."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
 
 
 class NncfCompressWeights(Pass):

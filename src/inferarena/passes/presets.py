@@ -14,6 +14,8 @@ PRESETS: dict[str, list[dict]] = {
     "int8-dynamic-ac": [{"name": "ort_quantize", "config": {"mode": "dynamic", "per_channel": True, "max_drop": 0.01}}],
     "int8-static-ac": [{"name": "ort_quantize", "config": {"mode": "static", "per_channel": True, "max_drop": 0.01}}],
     "nncf-int8": [{"name": "nncf_quantize", "config": {}}],
+    # NNCF's quantization with accuracy control: ops back to FP32 until cos_min >= 0.99.
+    "nncf-int8-ac": [{"name": "nncf_quantize", "config": {"max_drop": 0.01}}],
     "nncf-int8-weights": [{"name": "nncf_compress_weights", "config": {"mode": "int8_asym"}}],
     "nncf-int4-weights": [{"name": "nncf_compress_weights", "config": {"mode": "int4_sym", "group_size": 64,
                                                                        "ratio": 1.0}}],

@@ -128,8 +128,11 @@ def leaderboard(scenario: str, variants: list[dict], quick: bool, sort: str | No
             status = f"[red]INVALID[/]:{reasons.index(reason) + 1}"
         table.add_row(str(position), escape(v["name"]), *cells[:status_at], status, *cells[status_at:])
     captions = [f"INVALID:{i} {escape(r)}" for i, r in enumerate(reasons, 1)]
-    if ROUNDS_HEADER in data.headers and any(cells[-1].endswith("!)") for _, cells, _, _ in data.rows):
+    if ROUNDS_HEADER in data.headers and any("!)" in cells[-1] for _, cells, _, _ in data.rows):
         captions.append(NOISY_NOTE.format(pct=noisy_pct))
+    if ROUNDS_HEADER in data.headers and any(" ±" in cells[-1] for _, cells, _, _ in data.rows):
+        captions.append("±CI: half the width of the ranking figure's 95% CI over all rounds, in % "
+                        "(--ci-target-pct measures until it is below a target)")
     drifted = [(v["name"], v["scenarios"][scenario]["metrics"]["drift_pct"]) for v, _, _, _ in data.rows
                if abs(v["scenarios"][scenario]["metrics"].get("drift_pct") or 0.0) > drift_pct]
     if drifted:

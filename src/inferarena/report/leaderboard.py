@@ -11,7 +11,7 @@ from inferarena.errors import ConfigError
 # Shown in every scenario's table after its own columns: (metric key, header, scale).
 EFFICIENCY = (("energy_j_per_query", "mJ/q", 1000.0), ("cost_usd_per_1m", "$/1M", 1.0), ("pct_of_peak", "%peak", 1.0))
 # Rounds measured (each in its own process) and how far apart their ranking figures landed.
-ROUNDS_HEADER = "rounds (spread)"
+ROUNDS_HEADER = "rounds (spread) ±CI"
 NOISY_NOTE = ("! rounds disagree by more than {pct:g}%: the machine was noisy while this ran (it got extra rounds); "
               "`compare` widens its intervals accordingly")
 # Metrics where more is better; everything else sorts ascending.
@@ -70,9 +70,10 @@ def board(scenario: str, variants: list[dict], quick: bool, sort: str | None = N
         cells += [fmt(metrics[k] * scale if isinstance(metrics.get(k), (int, float)) else None)
                   for k, _, scale in efficiency]
         if with_rounds:
-            spread = metrics.get("round_spread_pct")
+            spread, ci = metrics.get("round_spread_pct"), metrics.get("ci_half_width_pct")
             cells.append(f"{metrics.get('rounds', 1)}" + ("" if spread is None else
-                                                          f" ({spread:.0f}%{'!' if spread > noisy_pct else ''})"))
+                                                          f" ({spread:.0f}%{'!' if spread > noisy_pct else ''})")
+                         + ("" if ci is None else f" ±{ci:.1f}%"))
         out.append((v, cells, measured["valid"], None if measured["valid"] else measured["invalid_reason"]))
     mode = " · quick (not MLPerf-compliant)" if quick else ""
     return Board(f"{cls.lg_scenario} — ranked by {ranking}{mode}", headers, out)

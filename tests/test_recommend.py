@@ -54,3 +54,23 @@ def test_pareto_keeps_only_undominated():
                            "offline.throughput_sps": v["scenarios"]["offline"]["metrics"]["throughput_sps"],
                            "fidelity.cos_min": v["fidelity"]["cos_min"]} for v in vs}
     assert pareto(vs, figures) == ["fast", "wide", "exact"]
+
+
+def test_energy_and_cost_profiles_take_their_ci_from_throughput():
+    def priced(name, thr, energy, usd):
+        v = variant(name, 3.0, thr, 0.995)
+        v["scenarios"]["offline"]["metrics"].update(energy_j_per_query=energy, energy_source="estimate",
+                                                    cost_usd_per_1m=usd)
+        return v
+
+    def completions(per_batch_ms, batches=60, seed=0):  # Offline: 8 samples complete every ~per_batch_ms
+        rng = np.random.default_rng(seed)
+        return [np.repeat(np.cumsum(rng.normal(per_batch_ms, per_batch_ms * 0.05, batches)), 8) for _ in range(2)]
+
+    cheap, dear = priced("a", 200.0, 0.05, 0.25), priced("b", 100.0, 0.10, 0.50)
+    rounds = {("a", "offline"): completions(40.0), ("b", "offline"): completions(80.0, seed=1)}
+    for profile in ("energy", "cost"):
+        rec = recommend(run_of(cheap, dear), rounds, profile, {}, None)
+        assert rec.variant == "a" and rec.ci[0] < rec.value < rec.ci[1]
+        assert "excludes zero" in rec.explanation
+    assert "an estimate" in recommend(run_of(cheap, dear), rounds, "energy", {}, None).explanation

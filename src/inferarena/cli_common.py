@@ -36,7 +36,8 @@ SortOption = Annotated[Optional[str], typer.Option(
 
 ProfileOption = Annotated[Optional[str], typer.Option(
     help="What matters most: latency (SingleStream p90), throughput (Offline samples/s), balanced (both, "
-    "relative to the best), small (model size on disk).")]
+    "relative to the best), small (model size on disk), energy (Offline J/query, estimated without a power "
+    "counter), cost ($ per 1M queries at Offline throughput).")]
 MaxP99Option = Annotated[Optional[float], typer.Option("--max-p99-ms", help="Bound on SingleStream p99 latency (ms).")]
 MinCosOption = Annotated[Optional[float], typer.Option("--min-cos", help="Bound on cos_min against the FP32 reference.")]
 MinThroughputOption = Annotated[Optional[float], typer.Option(

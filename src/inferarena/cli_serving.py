@@ -43,10 +43,14 @@ def serve_bench(
         "under a mixed load (requests alternate between the two), and report each model's p99.")] = None,
     concurrency: Annotated[int, typer.Option(help="Client threads, each with its own connection.")] = 32,
     probe_ms: Annotated[int, typer.Option(help="Duration of each LoadGen Server probe (ms).")] = 3000,
+    transport: Annotated[Optional[list[str]], typer.Option(
+        help="How the load reaches the servers: http, grpc (KServe v2 gRPC: Triton and MLServer), or both "
+        "(http,grpc), each measured as its own entry. Default: http.")] = None,
     target: Annotated[Optional[str], typer.Option(
-        help="Remote mode: benchmark a running endpoint (http://host:port) instead of starting servers.")] = None,
+        help="Remote mode: benchmark a running endpoint (http://host:port; host:port for gRPC) instead of "
+        "starting servers.")] = None,
     protocol: Annotated[str, typer.Option(
-        help="Remote protocol: kserve-v2 (Triton, MLServer, OpenVINO Model Server), torchserve, tfserving-rest "
+        help="Remote protocol: kserve-v2 (Triton, MLServer, OpenVINO Model Server), kserve-v2-grpc, torchserve, tfserving-rest "
         "(written from TF Serving's REST docs, not checked against a real one), or openai (streamed "
         "/v1/completions: vLLM, TGI, llama.cpp; for generative models).")] = "kserve-v2",
     target_model: Annotated[Optional[str], typer.Option(help="Remote mode: the model's name on the endpoint.")] = None,
@@ -67,6 +71,7 @@ def serve_bench(
 
     Examples:
       inferarena serve-bench --servers mlserver --max-batch 1,4,8 --max-delay-ms 1,5
+      inferarena serve-bench --servers triton,mlserver --transport http,grpc
       inferarena serve-bench --model smollm2 --ttft-ms 1000 --tpot-ms 50
       inferarena serve-bench --model smollm2 --target http://127.0.0.1:8080 --protocol openai --target-model m
       inferarena serve-bench --target http://10.0.0.5:8000 --protocol kserve-v2 --target-model minilm
@@ -86,7 +91,7 @@ def serve_bench(
             model=model, pipeline=pipeline, servers=_split(servers) or None, batching=sweep,
             generation=GenerationConfig(ttft_ms_p99=ttft_ms, tpot_ms_p99=tpot_ms),
             sla_p99_ms=sla_p99_ms, concurrency=concurrency, probe_ms=probe_ms, target=target, protocol=protocol,
-            target_model=target_model, multi_model=multi_model)
+            target_model=target_model, multi_model=multi_model, transports=_split(transport) or ["http"])
         with _progress() as (_, on_event):
             result = bench.serve_bench(config, cache_dir, Path(".inferarena"), on_event)
         store = Store(db)
@@ -129,14 +134,20 @@ def _print(result: dict, run_id: int) -> None:
     sla = result["sla_p99_ms"]
     table = Table(title=f"Serving {result['model']} — peak QPS with p99 ≤ {sla:g} ms (LoadGen Server, Poisson)",
                   title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for header in ("server", "batching", "peak QPS", "p50 ms", "p99 ms", "avg batch", "client CPU ms/q", "status"):
+    for header in ("server", "batching", "peak QPS", "p50 ms", "p99 ms", "p99 again ms", "avg batch",
+                   "client CPU ms/q", "status"):
         table.add_column(header, justify="left" if header in ("server", "batching", "status") else "right")
     for e in result["servers"]:
         def f(key, spec=".3g"):
             return format(e[key], spec) if isinstance(e.get(key), (int, float)) else "-"
         status = e["status"] if e["status"] == "ok" else f"[red]{escape(str(e.get('error') or e['status']))[:120]}[/]"
-        table.add_row(e["server"], escape(e["label"]), f("peak_qps_at_slo", ".4g"), f("latency_ms_p50"),
-                      f("latency_ms_p99"), f("avg_batch_size"), f("client_cpu_ms_per_query"), status)
+        label = e["label"] + (" · gRPC" if e.get("transport") == "grpc" else "")
+        peak = f("peak_qps_at_slo", ".4g") + ("?" if e.get("peak_confirmed") is False else "")
+        table.add_row(e["server"], escape(label), peak, f("latency_ms_p50"),
+                      f("latency_ms_p99"), f("latency_ms_p99_repeat"), f("avg_batch_size"), f("client_cpu_ms_per_query"), status)
+    if any(e.get("peak_confirmed") is not None for e in result["servers"]):
+        table.caption = ("The peak rate is probed twice; p99 again is the repetition. ? = it failed the SLA on "
+                         "repetition at every rate tried: the machine was too noisy to confirm it.")
     console.print(table)
     for e in result["servers"]:
         if e.get("models"):
@@ -150,7 +161,7 @@ def _print(result: dict, run_id: int) -> None:
             best[e["server"]] = e
     for name, e in best.items():
         gain = result["efficiency"].get(name)
-        console.print(f"Best on {name}: {e['label']}, {e['peak_qps_at_slo']:.4g} QPS at p99 {e['latency_ms_p99']:.3g} ms"
+        console.print(f"Best on {name}: {e['label']}{' over gRPC' if e.get('transport') == 'grpc' else ''}, {e['peak_qps_at_slo']:.4g} QPS at p99 {e['latency_ms_p99']:.3g} ms"
                       + (f"; dynamic batching ×{gain:.2f} the QPS without it" if gain else ""))
     for note in result["notes"]:
         console.print(f"[dim]note: {escape(note)}[/]")

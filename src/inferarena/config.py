@@ -253,7 +253,7 @@ class RunConfig(_Strict):
         "reference's score (lee_docsim: Spearman against human document similarity; wordsim353, simlex999; "
         "imagenet_photos: top-5 on labeled photos). Default: lee_docsim for embedding models, "
         "imagenet_photos for image classifiers; [] for none.")
-    profile: Literal["latency", "throughput", "balanced", "small"] | None = Field(
+    profile: Literal["latency", "throughput", "balanced", "small", "energy", "cost"] | None = Field(
         None, description="Recommend one variant for this priority, with CIs and the reasons (see `recommend`).")
     constraints: ConstraintsConfig = Field(default_factory=ConstraintsConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)

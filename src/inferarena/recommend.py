@@ -34,6 +34,8 @@ class Profile:
     scenario: str | None = None
     percentile: float | None = None
     summary: str = ""
+    # Energy and cost per query are price (or power) ÷ throughput: their CI comes from the throughput's.
+    per_query: bool = False
 
 
 PROFILES = {
@@ -45,6 +47,10 @@ PROFILES = {
                         None, None, "best geometric mean of p90 latency and throughput, each relative to the best"),
     "small": Profile("small", "model_mb", False, "model size on disk", "MB", None, None,
                      "smallest model on disk; ties broken by p90 latency"),
+    "energy": Profile("energy", "offline.energy_j_per_query", False, "Offline energy per query", "J", "offline",
+                      None, "least energy per query at Offline throughput", per_query=True),
+    "cost": Profile("cost", "offline.cost_usd_per_1m", False, "Offline cost per 1M queries", "$", "offline", None,
+                    "lowest cost per million queries at Offline throughput", per_query=True),
 }
 
 # The same profiles for generative models, decided by the llm_* scenarios.
@@ -56,6 +62,10 @@ GENERATIVE_PROFILES = {
     "balanced": Profile("balanced", "balanced_score", True, "balanced score", "", None, None,
                         "best geometric mean of request time p90 and output tokens/s, each relative to the best"),
     "small": PROFILES["small"],
+    "energy": Profile("energy", "llm_offline.energy_j_per_token", False, "Offline energy per output token", "J",
+                      None, None, "least energy per output token in Offline"),
+    "cost": Profile("cost", "llm_offline.cost_usd_per_1m_tokens", False, "Offline cost per 1M output tokens", "$",
+                    None, None, "lowest cost per million output tokens in Offline"),
 }
 
 # constraint name -> (flat metric key, "max" or "min", label, unit)
@@ -136,7 +146,7 @@ def recommend(run: dict, sample_rounds: dict, profile_name: str, constraints: di
     ci = list(stats.interval(values)) if values is not None else None
     lines = [f"Picked {pick['name']} for the {profile.name} profile ({profile.summary}): "
              f"{profile.label} {_num(point)}{_unit(profile.unit)}" + (f" [95% CI {_num(ci[0])}, {_num(ci[1])}]" if ci else "")
-             + "."]
+             + _estimated(profile, pick) + "."]
     if runner is not None:
         lines.append(_versus(profile, pick, runner, reps))
     else:
@@ -204,8 +214,18 @@ def _replicates(profile: Profile, v: dict, sample_rounds: dict, figures: dict) -
         _, values = stats.replicates(rounds, stats.percentile(profile.percentile), REPS, seed)
     else:
         _, values = stats.throughput_replicates(rounds, REPS, seed)
+        if profile.per_query:  # at the measured price or average power, per query = constant ÷ throughput
+            values = 1.0 / values
     # The stored figure is the mean over rounds (LoadGen's own numbers); centre the replicates on it.
     return point, values * (point / float(np.median(values)))
+
+
+def _estimated(profile: Profile, v: dict) -> str:
+    """Energy from CPU time × TDP (no power counter) is an estimate, and the pick's text says so."""
+    if profile.name != "energy":
+        return ""
+    source = flat_metrics(v).get(profile.key.rsplit(".", 1)[0] + ".energy_source")
+    return " (an estimate: CPU time × TDP per thread, no power counter here)" if source == "estimate" else ""
 
 
 def _versus(profile: Profile, pick: dict, runner: dict, reps: dict) -> str:

@@ -29,7 +29,7 @@ from inferarena.recommend import PROFILES, _figures, _misses
 
 # The scenario each profile is judged on.
 SCENARIOS = {"latency": ["single_stream"], "throughput": ["offline"], "balanced": ["single_stream", "offline"],
-             "small": ["single_stream"]}
+             "small": ["single_stream"], "energy": ["offline"], "cost": ["offline"]}
 BATCH_SIZES = (16, 32, 64)  # below 16 a 2-core CPU idles between batches; above 64 memory grows for nothing
 
 
@@ -81,7 +81,7 @@ def build_space(specs: list[VariantSpec], shapes: list[str], profile: str) -> Sp
             space = (info.json_schema_extra or {}).get("space") if isinstance(info.json_schema_extra, dict) else None
             if space:
                 dims.append(Dimension(f"{name}.{knob}", tuple(space), runtime=name))
-    if profile in ("throughput", "balanced"):
+    if profile in ("throughput", "balanced", "energy", "cost"):
         dims.append(Dimension("batch_size", BATCH_SIZES))
     return Space(list(bases.values()), dims)
 

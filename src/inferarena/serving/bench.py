@@ -11,6 +11,7 @@ scenario `server`) and to the `--json` document's `servers[]`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import time
@@ -25,7 +26,7 @@ from inferarena import registry
 from inferarena.config import GenerationConfig, WorkloadConfig
 from inferarena.errors import ConfigError, InferarenaError
 from inferarena.serving import load
-from inferarena.serving.clients import RequestFailed, client
+from inferarena.serving.clients import GRPC_PROTOCOLS, RequestFailed, client
 from inferarena.serving.process import ServerFailed, ServerProcess, free_port
 from inferarena.serving.servers import Batching, ModelServer, stage_model
 
@@ -49,8 +50,12 @@ class ServeBenchConfig(BaseModel):
     max_probes: int = Field(8, ge=1, description="Probes per config in the peak-QPS search.")
     threads: int | None = Field(None, ge=1, description="Intra-op threads of the served model; default: all cores.")
     target: str | None = Field(None, description="Remote mode: an already running endpoint (http://host:port).")
-    protocol: Literal["kserve-v2", "torchserve", "tfserving-rest", "openai"] = Field(
-        "kserve-v2", description="Remote protocol (openai: streamed /v1/completions, for generative models).")
+    protocol: Literal["kserve-v2", "kserve-v2-grpc", "torchserve", "tfserving-rest", "openai"] = Field(
+        "kserve-v2", description="Remote protocol (kserve-v2-grpc: host:port of a KServe v2 gRPC endpoint; openai: "
+        "streamed /v1/completions, for generative models).")
+    transports: list[Literal["http", "grpc"]] = Field(
+        default_factory=lambda: ["http"], description="How the load reaches each started server: its REST API, "
+        "its gRPC API (Triton and MLServer: KServe v2 gRPC), or both, each measured on its own.")
     target_model: str | None = Field(None, description="Remote mode: the model's name on that endpoint.")
     multi_model: str | None = Field(
         None, description="Serve a second model on the same server, this --pipelines preset's ONNX variant of the "
@@ -85,14 +90,19 @@ def serve_bench(config: ServeBenchConfig, cache_dir: Path, work_dir: Path, emit:
                 raise ConfigError(f"unknown server {name!r}", f"choose from {', '.join(registry.SERVERS)}")
             server: ModelServer = registry.load(registry.SERVERS, name)()
             python = _environment(server, emit)
-            for batching in config.batching:
+            transports = [t for t in config.transports if t == "http" or server.grpc_protocol]
+            if len(transports) < len(config.transports):
+                notes.append(f"{name}: no gRPC load here (its gRPC API is not KServe v2): measured over HTTP only")
+            for batching, transport in itertools.product(config.batching, transports):
                 if batching.instances > 1 and not server.has_instances:
-                    notes.append(f"{name}: skipped {batching.key()}: it has no instance count")
+                    if transport == transports[0]:
+                        notes.append(f"{name}: skipped {batching.key()}: it has no instance count")
                     continue
                 if isinstance(python, InferarenaError):
-                    entries.append(_entry(name, batching, "failed", error=python.problem))
+                    entries.append(_entry(name, batching, "failed", error=python.problem, transport=transport))
                     continue
-                entries.append(_bench_server(server, python, batching, config, models, workload, work_dir, emit))
+                entries.append(_bench_server(server, python, batching, config, models, workload, work_dir, emit,
+                                             transport))
     return {"model": config.model, "servers": entries, "efficiency": efficiency(entries), "notes": notes,
             "sla_p99_ms": config.sla_p99_ms, "workload": workload.describe()}
 
@@ -112,7 +122,7 @@ def efficiency(entries: list[dict]) -> dict[str, float | None]:
 def _entry(server: str, batching: Batching | None, status: str, **fields: Any) -> dict:
     return {"server": server, "config": batching.model_dump() if batching else {},
             "label": batching.label() if batching else "remote endpoint", "status": status,
-            "peak_qps_at_slo": None, "latency_ms_p99": None, "avg_batch_size": None, **fields}
+            "peak_qps_at_slo": None, "latency_ms_p99": None, "avg_batch_size": None, "transport": "http", **fields}
 
 
 def _environment(server: ModelServer, emit: EventSink):
@@ -166,9 +176,10 @@ def _onnx(config: ServeBenchConfig, pipeline: str | None, artifact, workload, ca
 
 
 def _bench_server(server: ModelServer, python: Path, batching: Batching, config: ServeBenchConfig, models: list,
-                  workload, work_dir: Path, emit: EventSink) -> dict:
-    name = f"{server.name} {batching.key()}" + (f" + {models[1][0]}" if len(models) > 1 else "")
-    folder = (work_dir / "serve" / server.name / batching.key()).resolve()  # servers run with their own cwd
+                  workload, work_dir: Path, emit: EventSink, transport: str = "http") -> dict:
+    name = f"{server.name} {batching.key()}" + (f" + {models[1][0]}" if len(models) > 1 else "") + (
+        " over gRPC" if transport == "grpc" else "")
+    folder = (work_dir / "serve" / server.name / f"{batching.key()}-{transport}").resolve()  # servers run with their own cwd
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     served = [stage_model(model_name, onnx.path, {k: v.dtype.name for k, v in reference[0].items()},
@@ -183,7 +194,8 @@ def _bench_server(server: ModelServer, python: Path, batching: Batching, config:
                                          server.ready_check(ports, served, folder))
             targets = []
             for (model_name, _, (batch, expected)), staged in zip(models, served, strict=True):
-                c = client(server.protocol, server.base_url(ports), staged.name)
+                c = client(server.grpc_protocol, server.grpc_address(ports), staged.name) if transport == "grpc" \
+                    else client(server.protocol, server.base_url(ports), staged.name)
                 got = np.asarray(next(iter(c.infer(batch).values())), dtype=np.float64)
                 if got.size != expected.size or not np.allclose(got.reshape(expected.shape), expected, atol=1e-3):
                     diff = np.abs(got.reshape(expected.shape) - expected).max() if got.size == expected.size else "shape"
@@ -197,24 +209,21 @@ def _bench_server(server: ModelServer, python: Path, batching: Batching, config:
     except (ServerFailed, RequestFailed, InferarenaError) as exc:
         message = exc.problem if isinstance(exc, InferarenaError) else str(exc)
         emit("done", {"name": name, "ok": False, "error": message})
-        return _entry(server.name, batching, "failed", error=message[:600], log=str(process.log))
+        return _entry(server.name, batching, "failed", error=message[:600], log=str(process.log), transport=transport)
     finally:
         server.cleanup(folder)
     emit("done", {"name": name, "ok": True, "error": None})
     best = search.best.metrics if search.best else {}
     per_model = {m: {k: best.get(f"{m}.{k}") for k in ("latency_ms_p50", "latency_ms_p99", "queries")}
                  for m, _, _ in models} if len(models) > 1 else None
-    return _entry(server.name, batching, "ok" if search.best else "no QPS met the SLA",
+    return _entry(server.name, batching, "ok" if search.best else "no QPS met the SLA", transport=transport,
                   peak_qps_at_slo=search.peak_qps, latency_ms_p99=best.get("latency_ms_p99"),
                   latency_ms_p50=best.get("latency_ms_p50"), latency_ms_p90=best.get("latency_ms_p90"),
                   completed_qps=best.get("completed_qps"), avg_batch_size=best.get("avg_batch_size"),
                   server_reported_avg_batch_size=best.get("server_reported_avg_batch_size"),
                   client_cpu_ms_per_query=best.get("client_cpu_ms_per_query"), errors=best.get("errors"),
                   ready_s=round(ready_s, 2), single_request_ms=round(first_ms, 3), models=per_model,
-                  probes=[{"target_qps": round(p.target_qps, 2), "ok": p.ok,
-                           "latency_ms_p99": p.metrics.get("latency_ms_p99"),
-                           "avg_batch_size": p.metrics.get("avg_batch_size"), "error": p.error_sample}
-                          for p in search.probes], best=best)
+                  **_confirmation(search), probes=_probes(search), best=best)
 
 
 def _probe_with_batches(targets, workload, config: ServeBenchConfig, folders: list[Path], process: ServerProcess,
@@ -323,12 +332,24 @@ def _remote(config: ServeBenchConfig, workload, emit: EventSink) -> dict:
     emit("done", {"name": name, "ok": True, "error": None})
     best = search.best.metrics if search.best else {}
     return _entry("remote", None, "ok" if search.best else "no QPS met the SLA", target=config.target,
+                  transport="grpc" if config.protocol in GRPC_PROTOCOLS else "http",
                   protocol=config.protocol, peak_qps_at_slo=search.peak_qps, latency_ms_p99=best.get("latency_ms_p99"),
                   latency_ms_p50=best.get("latency_ms_p50"), completed_qps=best.get("completed_qps"),
                   client_cpu_ms_per_query=best.get("client_cpu_ms_per_query"), single_request_ms=round(first_ms, 3),
-                  probes=[{"target_qps": round(p.target_qps, 2), "ok": p.ok,
-                           "latency_ms_p99": p.metrics.get("latency_ms_p99"), "error": p.error_sample}
-                          for p in search.probes], best=best)
+                  **_confirmation(search), probes=_probes(search), best=best)
+
+
+def _probes(search: load.PeakSearch) -> list[dict]:
+    return [{"target_qps": round(p.target_qps, 2), "ok": p.ok, "repeat": p.repeat,
+             "latency_ms_p99": p.metrics.get("latency_ms_p99"), "avg_batch_size": p.metrics.get("avg_batch_size"),
+             "error": p.error_sample} for p in search.probes]
+
+
+def _confirmation(search: load.PeakSearch) -> dict:
+    """Whether the peak held when probed again, and the p99 of that repetition (the noise between probes)."""
+    if search.repeat is None:
+        return {"peak_confirmed": None}
+    return {"peak_confirmed": search.confirmed, "latency_ms_p99_repeat": search.repeat.metrics.get("latency_ms_p99")}
 
 
 def save(store, config: ServeBenchConfig, result: dict, environment: dict, workload: dict) -> int:
@@ -342,6 +363,7 @@ def save(store, config: ServeBenchConfig, result: dict, environment: dict, workl
                               str(time.time_ns()), config.model, True, environment, workload, result["notes"])
     for e in result["servers"]:
         key = Batching(**e["config"]).key() if "max_batch_size" in e["config"] else e["server"].replace("_", "-")
+        key += "-grpc" if e.get("transport") == "grpc" else ""
         spec = SimpleNamespace(name=f"{e['server']}/{key}", runtime=e["server"], precision="fp32", shape="fixed",
                                knobs=e["config"])
         metrics = {k: v for k, v in (e.get("best") or {}).items() if isinstance(v, (int, float))}

@@ -4,6 +4,7 @@
   tensors), which Triton, MLServer and OpenVINO Model Server share. JSON only: MLServer does not take
   Triton's binary-tensor extension.
 - `torchserve`: `POST /predictions/NAME`, our handler's JSON body (`{"inputs": {name: nested list}}`).
+- `kserve-v2-grpc` (in `kserve_grpc`): the same protocol over gRPC.
 - `tfserving-rest`: TF Serving's documented REST `:predict` (`{"inputs": {name: [...]}}` in the
   columnar format, answer under "outputs"). Written from the documentation: TF Serving cannot be
   installed on these machines, so it has not been checked against a real one.
@@ -130,7 +131,17 @@ class TFServingREST(Client):
 PROTOCOLS: dict[str, type[Client]] = {c.protocol: c for c in (KServeV2, TorchServe, TFServingREST)}
 
 
+GRPC_PROTOCOLS = ("kserve-v2-grpc",)  # in serving.kserve_grpc (imports grpcio, only when asked for)
+
+
 def client(protocol: str, base_url: str, model: str) -> Client:
+    if protocol == "kserve-v2-grpc":
+        try:
+            from inferarena.serving.kserve_grpc import KServeV2Grpc
+        except ImportError:
+            raise ConfigError("the kserve-v2-grpc protocol needs grpcio and protobuf",
+                              "pip install 'inferarena[serving]'") from None
+        return KServeV2Grpc(base_url, model)
     if protocol not in PROTOCOLS:
-        raise ConfigError(f"unknown protocol {protocol!r}", f"choose from {', '.join(PROTOCOLS)}")
+        raise ConfigError(f"unknown protocol {protocol!r}", f"choose from {', '.join([*PROTOCOLS, *GRPC_PROTOCOLS])}")
     return PROTOCOLS[protocol](base_url, model)

@@ -104,6 +104,7 @@ class Probe:
     ok: bool
     metrics: dict[str, Any]
     error_sample: str | None = None
+    repeat: bool = False  # a confirmation of an earlier probe at the same rate
 
 
 @dataclass
@@ -111,6 +112,8 @@ class PeakSearch:
     peak_qps: float | None
     best: Probe | None
     probes: list[Probe] = field(default_factory=list)
+    confirmed: bool | None = None  # the peak passed again when repeated (None: not repeated)
+    repeat: Probe | None = None  # that repetition
 
 
 def run_at(targets: list[Target], workload: Workload, target_qps: float, sla_ms: float, concurrency: int,
@@ -131,9 +134,13 @@ def run_at(targets: list[Target], workload: Workload, target_qps: float, sla_ms:
 
 
 def peak_qps(probe: Callable[[float], Probe], start_qps: float, max_probes: int = 9, precision: float = 0.1,
-             min_qps: float = 0.5) -> PeakSearch:
+             min_qps: float = 0.5, repeats: int = 1) -> PeakSearch:
     """The highest target QPS whose probe passes: double from `start_qps` until one fails, then bisect
-    until the bracket is within `precision` (relative) or the probes run out."""
+    until the bracket is within `precision` (relative) or the probes run out.
+
+    One passing probe can be luck on a noisy machine, so the peak is then probed again (`repeats`
+    more probes, beyond `max_probes`): a rate that fails its repetition gives way to the next lower
+    rate that passed, which is repeated in turn."""
     search = PeakSearch(None, None)
     low, high, qps = None, None, start_qps
     while len(search.probes) < max_probes:
@@ -156,6 +163,14 @@ def peak_qps(probe: Callable[[float], Probe], start_qps: float, max_probes: int 
         qps = (low.target_qps + high.target_qps) / 2
     if low is not None:
         search.peak_qps, search.best = low.target_qps, low
+    passed = sorted((p for p in search.probes if p.ok), key=lambda p: -p.target_qps)
+    for candidate in passed[:repeats + 1] if repeats else []:
+        again = probe(candidate.target_qps)
+        again.repeat = True
+        search.probes.append(again)
+        search.peak_qps, search.best, search.repeat, search.confirmed = candidate.target_qps, candidate, again, again.ok
+        if again.ok or len([p for p in search.probes if p.repeat]) > repeats:
+            break
     return search
 
 

@@ -22,6 +22,7 @@ class MLServer(ModelServer):
     # uvloop 0.22+ crashes MLServer 1.7.1 workers at start (SeldonIO/MLServer#2286).
     environment = Environment("mlserver", ("mlserver==1.7.1", "uvloop<0.22", "onnxruntime", "numpy"))
     port_names = ("http", "grpc", "metrics")
+    grpc_protocol = "kserve-v2-grpc"
 
     def command(self, models: list[ServedModel], batching: Batching, workdir: Path, python: Path, ports):
         root = workdir / "mlserver"

@@ -215,6 +215,7 @@ def entry_fields(found: PeakSearch, single_s: float) -> dict[str, Any]:
             "latency_ms_p50": best.get("latency_ms_p50"), "tokens_per_s": best.get("tokens_per_s"),
             "completed_qps": best.get("completed_qps"), "client_cpu_ms_per_query": best.get("client_cpu_ms_per_query"),
             "tokens_per_request": best.get("tokens_per_request"),
-            "single_request_ms": round(single_s * 1000, 1), "best": best,
-            "probes": [{"target_qps": round(p.target_qps, 3), "ok": p.ok, "ttft_ms_p99": p.metrics.get("ttft_ms_p99"),
+            "single_request_ms": round(single_s * 1000, 1), "best": best, "peak_confirmed": found.confirmed,
+            "probes": [{"target_qps": round(p.target_qps, 3), "ok": p.ok, "repeat": p.repeat,
+                        "ttft_ms_p99": p.metrics.get("ttft_ms_p99"),
                         "tpot_ms_p99": p.metrics.get("tpot_ms_p99"), "error": p.error_sample} for p in found.probes]}

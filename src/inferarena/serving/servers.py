@@ -92,6 +92,11 @@ class ModelServer(ABC):
     def ready_urls(self, ports: dict[str, int], models: list[ServedModel]) -> list[str]: ...
 
     port_names: ClassVar[tuple[str, ...]] = ("http",)
+    # The protocol its gRPC port speaks (on the "grpc" port), or None where we do not drive its gRPC API.
+    grpc_protocol: ClassVar[str | None] = None
+
+    def grpc_address(self, ports: dict[str, int]) -> str:
+        return f"127.0.0.1:{ports['grpc']}"
     # SIGTERM to the leader only, letting it stop its children (pytriton's tritonserver), before the
     # group gets SIGKILL; otherwise the whole group gets SIGTERM.
     stop_leader_first: ClassVar[bool] = False

@@ -29,6 +29,7 @@ class Triton(ModelServer):
     protocol = "kserve-v2"
     environment = Environment("triton", ("nvidia-pytriton==0.7.0", "numpy<2", "onnxruntime"))
     port_names = ("http", "grpc", "metrics")
+    grpc_protocol = "kserve-v2-grpc"
     stop_leader_first = True
 
     def command(self, models: list[ServedModel], batching: Batching, workdir: Path, python: Path, ports):

@@ -79,8 +79,13 @@ def main() -> None:
                   f"{figure(doc, key):.4g} [{ci[0]:.4g}, {ci[1]:.4g}]")
         if best and found:
             gap = (best - found) / best if profile == "throughput" else (found - best) / best
-            print(f"optuna's pick is {gap:+.1%} from the grid's best (target within 5%), in "
-                  f"{tpe_s / grid_s:.0%} of the grid's time (target <= 25%)")
+            (glo, ghi), (olo, ohi) = (grid["recommendation"].get("ci") or [best] * 2,
+                                      tpe["recommendation"].get("ci") or [found] * 2)
+            print(f"optuna's pick is {abs(gap):.1%} {'worse' if gap > 0 else 'better'} than the grid's "
+                  f"(target at most 5% worse: {'met' if gap <= 0.05 else 'NOT met'}"
+                  f"{'; their CIs overlap, a tie on this machine' if olo <= ghi and glo <= ohi else ''}), in "
+                  f"{tpe_s / grid_s:.0%} of the grid's time (target <= 25%: "
+                  f"{'met' if tpe_s <= grid_s / 4 else 'NOT met'})")
             met = best >= target if sense == "≥" else best <= target
             print(f"target {sense} {target:g} {unit}: best {best:.4g} -> {'met' if met else 'NOT met'}"
                   + ("" if met else f" ({abs(best / target - 1):.0%} off)"))

@@ -74,3 +74,19 @@ def test_energy_and_cost_profiles_take_their_ci_from_throughput():
         assert rec.variant == "a" and rec.ci[0] < rec.value < rec.ci[1]
         assert "excludes zero" in rec.explanation
     assert "an estimate" in recommend(run_of(cheap, dear), rounds, "energy", {}, None).explanation
+
+
+def test_reproduce_config_for_a_run_on_the_model_default_pipelines(tmp_path):
+    """`pipelines: null` in the stored config (the model's own defaults): the pick's pipeline is its preset."""
+    import yaml
+
+    plain, built = variant("onnxruntime/fp32/fixed", 6.0, 100.0, 1.0), variant(
+        "onnxruntime/int8/dynamic@int8-dynamic-ac", 3.0, 200.0, 0.995)
+    run = run_of(plain, built)
+    run["config"]["pipelines"] = None
+    rounds = {(v["name"], "single_stream"): samples(p, seed=i) for i, (v, p) in enumerate(((plain, 6.0), (built, 3.0)))}
+    rec = recommend(run, rounds, "latency", {}, tmp_path)
+    config = yaml.safe_load(open(rec.config_path))
+    assert rec.variant == built["name"] and config["pipelines"][0]["name"] == "int8-dynamic-ac"
+    assert config["pipelines"][0]["runtimes"] == ["onnxruntime"]
+    assert recommend(run, rounds, "throughput", {}, tmp_path).variant == built["name"]

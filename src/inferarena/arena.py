@@ -160,6 +160,12 @@ def search(config: RunConfig, store: Store, paths: Paths, resume: bool = False,
     stored = store.load_run(summary.run_id)
     done = {v["name"]: _as_result(v) for v in stored["variants"]}
     summary.skipped = list(done)
+    # The reference and every base's build come first, so the time budget (and the confirmation reserve,
+    # estimated from the mean round) counts measurements only.
+    sweep.prepare()
+    for base in space.bases:
+        if base.steps:
+            sweep.build(base.steps, _label(base))
     driver = Search(space, config, lambda spec, keep_going: sweep.measure(spec, keep_going=keep_going), done)
     total = min(driver.max_trials, space.size()) + config.search.finalists
     sweep.emit("plan", {"run_id": summary.run_id, "total": total, "todo": total,

@@ -134,9 +134,9 @@ def _print(result: dict, run_id: int) -> None:
     sla = result["sla_p99_ms"]
     table = Table(title=f"Serving {result['model']} — peak QPS with p99 ≤ {sla:g} ms (LoadGen Server, Poisson)",
                   title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for header in ("server", "batching", "peak QPS", "p50 ms", "p99 ms", "p99 again ms", "avg batch",
+    for header in ("server", "batching (max batch, delay)", "peak QPS", "p50 ms", "p99 ms", "p99 again ms", "avg batch",
                    "client CPU ms/q", "status"):
-        table.add_column(header, justify="left" if header in ("server", "batching", "status") else "right")
+        table.add_column(header, justify="left" if header.startswith(("server", "batching", "status")) else "right")
     for e in result["servers"]:
         def f(key, spec=".3g"):
             return format(e[key], spec) if isinstance(e.get(key), (int, float)) else "-"

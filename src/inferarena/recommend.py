@@ -296,7 +296,12 @@ def _write_config(run: dict, pick: dict, profile: Profile, config_dir: Path) -> 
     import yaml
 
     config = json.loads(json.dumps(run["config"]))
-    pipeline = next((p for p in config.get("pipelines", []) if pick["name"].endswith("@" + p["name"])), None)
+    pipeline = next((p for p in config.get("pipelines") or [] if pick["name"].endswith("@" + p["name"])), None)
+    name = pick["name"].rsplit("@", 1)[1] if "@" in pick["name"] else None
+    if pipeline is None and name:  # the model's default pipelines (config `pipelines: null`) are presets
+        from inferarena.passes.presets import PRESETS, preset
+
+        pipeline = preset(name).model_dump(mode="json") if name in PRESETS else None
     from inferarena import runtimes
 
     defaults = runtimes.get(pick["runtime"]).Knobs().model_dump()

@@ -34,10 +34,9 @@ class Batching(BaseModel):
     instances: int = Field(1, ge=1, description="Model instances (workers) serving in parallel.")
 
     def label(self) -> str:
-        if self.max_batch_size == 1:
-            return f"no batching, {self.instances} instance{'s' if self.instances > 1 else ''}"
-        return f"batch ≤{self.max_batch_size}, delay {self.max_delay_ms:g} ms, {self.instances} instance" + (
-            "s" if self.instances > 1 else "")
+        """Short enough for a table cell; one instance is the default and goes unsaid."""
+        batching = "no batching" if self.max_batch_size == 1 else f"batch ≤{self.max_batch_size}, {self.max_delay_ms:g} ms"
+        return batching + (f", {self.instances} instances" if self.instances > 1 else "")
 
     def key(self) -> str:
         return f"b{self.max_batch_size}-d{self.max_delay_ms:g}ms-i{self.instances}"

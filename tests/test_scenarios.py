@@ -113,3 +113,13 @@ def test_measuring_to_a_ci_target_adds_rounds_until_met_or_out_of_budget():
     assert not _wants_round(target, apart + [result(11.0), result(11.0)], elapsed_s=10.0)  # max_rounds
     steady = [result(10.0) for _ in range(3)]
     assert not _wants_round(target, steady, elapsed_s=10.0)  # met
+
+
+def test_one_round_never_meets_a_ci_target():
+    from inferarena.arena import _wants_round
+    from inferarena.config import RoundsConfig
+
+    tight = [{"scenarios": [{"scenario": "single_stream", "latencies_ms": np.full(1000, 5.0)}]}]
+    assert _wants_round(RoundsConfig(ci_target_pct=50.0), tight, elapsed_s=1.0)
+    # A confirmation: 3 earlier rounds, 1 new one that took 100 s; a second new one would overrun 150 s.
+    assert not _wants_round(RoundsConfig(ci_target_pct=1.0, ci_budget_s=150.0), tight * 4, elapsed_s=100.0, new_rounds=1)

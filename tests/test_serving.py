@@ -173,6 +173,11 @@ def test_kserve_grpc_messages_round_trip():
     sent = request.FromString(encode_request("m", {"input_ids": np.array([[1, 2, 3]], np.int64)}))
     assert sent.model_name == "m" and list(sent.inputs[0].shape) == [1, 3]
     assert list(sent.inputs[0].contents.int64_contents) == [1, 2, 3]
+    # An FP16 input has no typed field: then every input goes raw, since raw contents are matched by index.
+    mixed = request.FromString(encode_request("m", {"ids": np.array([[1, 2]], np.int64),
+                                                   "x": np.array([[0.5]], np.float16)}))
+    assert len(mixed.raw_input_contents) == 2 and not mixed.inputs[0].contents.int64_contents
+    assert np.frombuffer(mixed.raw_input_contents[1], np.float16)[0] == 0.5
     raw = response(model_name="m")
     raw.outputs.add(name="y", datatype="FP32", shape=[1, 2])
     raw.raw_output_contents.append(np.array([[1.5, 2.5]], np.float32).tobytes())  # Triton answers in raw bytes

@@ -354,18 +354,25 @@ def _measure(job: jobs.MeasureJob, reference, built, log: Path, keep_going: Call
             limits = job.config.rounds
             if (worst and worst[1] > limits.noisy_spread_pct) or (drift and drift[1] > limits.drift_pct):
                 planned += job.config.rounds.extra_when_noisy
-        if len(results) == planned and _wants_round(job.config.rounds, results, time.monotonic() - started):
+        if len(results) == planned and _wants_round(job.config.rounds, results, time.monotonic() - started,
+                                                    len(results) - len(previous)):
             planned += 1
     return {**rounds_merge(results), **build}, results
 
 
-def _wants_round(limits, results: list[dict], elapsed_s: float) -> bool:
-    """Measuring to a CI target: one more round while the widest CI is above it and the budget lasts."""
+def _wants_round(limits, results: list[dict], elapsed_s: float, new_rounds: int | None = None) -> bool:
+    """Measuring to a CI target: one more round while the widest CI is above it and the budget lasts.
+
+    One round never meets a target: its samples cannot show how far the next process would land.
+    `new_rounds` are the rounds `elapsed_s` paid for (a confirmation also holds earlier ones).
+    """
     if limits.ci_target_pct is None or len(results) >= limits.max_rounds:
         return False
-    per_round = elapsed_s / len(results)
+    per_round = elapsed_s / max(1, new_rounds if new_rounds is not None else len(results))
     if elapsed_s + per_round > limits.ci_budget_s:
         return False
+    if len(results) < 2:
+        return True
     widest = widest_ci(results)
     return widest is not None and widest[1] > limits.ci_target_pct
 

@@ -125,7 +125,9 @@ def search(
     strategy: Annotated[str, typer.Option(help="optuna: TPE sampling within --trials/--time-budget-s (default: a "
                                           "quarter of the space); grid: every point.")] = "optuna",
     trials: Annotated[Optional[int], typer.Option(help="Most variants to measure.")] = None,
-    time_budget_s: Annotated[Optional[float], typer.Option(help="Start no new trial after this many seconds.")] = None,
+    time_budget_s: Annotated[Optional[float], typer.Option(
+        help="Seconds for the trials and the finalists' confirmation (reserved from the mean round so far); the "
+        "reference and builds come first, outside the budget.")] = None,
     model: Annotated[Optional[str], typer.Option(help="Bundled model name, HF folder or .onnx. [default: minilm]")] = None,
     inputs: Annotated[Optional[Path], typer.Option(help="Inputs, as for `run`.")] = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML run config; options given here override it.")] = None,

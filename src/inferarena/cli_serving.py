@@ -129,6 +129,8 @@ def _print_generative(result: dict, run_id: int) -> None:
 
 
 def _print(result: dict, run_id: int) -> None:
+    from inferarena.serving import bench
+
     if result.get("ttft_ms_p99") is not None:
         return _print_generative(result, run_id)
     sla = result["sla_p99_ms"]
@@ -160,7 +162,7 @@ def _print(result: dict, run_id: int) -> None:
         if e["status"] == "ok" and (e["server"] not in best or e["peak_qps_at_slo"] > best[e["server"]]["peak_qps_at_slo"]):
             best[e["server"]] = e
     for name, e in best.items():
-        gain = result["efficiency"].get(name)
+        gain = result["efficiency"].get(bench.efficiency_key(e))
         console.print(f"Best on {name}: {e['label']}{' over gRPC' if e.get('transport') == 'grpc' else ''}, {e['peak_qps_at_slo']:.4g} QPS at p99 {e['latency_ms_p99']:.3g} ms"
                       + (f"; dynamic batching ×{gain:.2f} the QPS without it" if gain else ""))
     for note in result["notes"]:

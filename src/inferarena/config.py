@@ -161,7 +161,7 @@ class RoundsConfig(_Strict):
     extra_when_noisy: int = Field(1, ge=0, le=10, description="Rounds added to a noisy or drifting measurement.")
     ci_target_pct: float | None = Field(
         None, gt=0, le=50, description="Measure until the 95% CI half-width of every scenario's ranking figure "
-        "(p50 latency, Offline samples/s) is below this % of the figure, adding one round at a time, up to "
+        "(SingleStream p90, MultiStream p99, Offline samples/s) is below this % of the figure, adding one round at a time, up to "
         "`max_rounds` or `ci_budget_s`. Unset: the planned rounds (plus the noisy extras) only.")
     max_rounds: int = Field(8, ge=1, le=50, description="Most rounds per variant when measuring to a CI target.")
     ci_budget_s: float = Field(
@@ -189,7 +189,10 @@ class SearchConfig(_Strict):
         "optuna", description="grid: every point; optuna: TPE sampling within the trial and time budget.")
     trials: int | None = Field(None, ge=1, description="Most variants to measure; default: the whole space (grid) "
                                "or a quarter of it (optuna).")
-    time_budget_s: float | None = Field(None, gt=0, description="Stop starting new trials after this many seconds.")
+    time_budget_s: float | None = Field(
+        None, gt=0, description="Seconds for the search's measurements, the finalists' confirmation included: no "
+        "trial starts once the time left would not cover the confirmation (estimated from the mean round so far). "
+        "The reference and the builds come before the clock starts.")
     prune_margin: float = Field(
         0.25, ge=0, description="A trial whose first round trails the best so far by more than this fraction "
         "gets no further rounds.")

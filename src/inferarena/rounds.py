@@ -9,7 +9,6 @@ bootstrap over rounds, not only over samples.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
@@ -44,11 +43,7 @@ def drifting(results: list[dict]) -> tuple[str, float] | None:
 
 def ci_statistic(scenario: str) -> str | None:
     """How a scenario's ranking figure is computed from its raw samples, for `stats.half_width_pct`."""
-    key = spread_metric(scenario)
-    if key == "throughput_sps":
-        return "throughput"
-    found = re.fullmatch(r"latency_ms_p(\d+)", key)
-    return f"p{found.group(1)}" if found else None
+    return registry.load(registry.SCENARIOS, scenario).ci_statistic
 
 
 def widest_ci(results: list[dict]) -> tuple[str, float] | None:

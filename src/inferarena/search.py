@@ -150,7 +150,11 @@ class Search:
             return True
         if s.time_budget_s is None:
             return False
-        reserve = s.finalists * self.config.rounds.planned(self.config.quick) * self.round_s()
+        rounds = self.config.rounds
+        per_finalist = rounds.planned(self.config.quick) * self.round_s()
+        if rounds.ci_target_pct is not None:  # a confirmation may go on to max_rounds, within ci_budget_s
+            per_finalist = min(rounds.ci_budget_s, max(per_finalist, rounds.max_rounds * self.round_s()))
+        reserve = s.finalists * per_finalist
         return time.monotonic() - self.started + reserve >= s.time_budget_s
 
     def round_s(self) -> float:

@@ -27,8 +27,9 @@ class NncfQuantizeConfig(BaseModel):
     fast_bias_correction: bool = Field(True, description="Fast bias correction (False: the slower, exact one).")
     max_drop: float | None = Field(
         None, gt=0, lt=1, description="Accuracy budget: NNCF's quantization with accuracy control keeps the ops "
-        "that hurt most in floating point until cos_min against the FP32 reference is >= 1 - max_drop, on every "
-        "shape strategy of the workload's evaluation samples.")
+        "that hurt most in floating point until cos_min against the FP32 reference (worst over the workload's "
+        "shape strategies) drops by at most max_drop from the FP32 model's own (about 1). The report says whether "
+        "cos_min >= 1 - max_drop was reached.")
     max_iterations: int = Field(30, ge=1, description="With max_drop: most ops NNCF may return to floating point.")
 
 
@@ -138,9 +139,9 @@ def _with_accuracy_control(model, calibration, config: NncfQuantizeConfig, conte
     # NNCF says which ops it returned to floating point ("N out of M were reverted ...:" then one a line).
     reverted = next((m for m in messages.lines if "were reverted back" in m), None)
     if reverted:
-        head, _, names = reverted.partition("\n")
+        head, _, ops = reverted.partition("\n")
         report["kept_fp32"] = head.split(" were reverted")[0]
-        report["kept_fp32_ops"] = [n.strip() for n in names.splitlines() if n.strip()][:20]
+        report["kept_fp32_ops"] = [n.strip() for n in ops.splitlines() if n.strip()][:20]
     if reached < target:
         report["note"] = (f"budget max_drop={config.max_drop} not met within {config.max_iterations} iterations: "
                           f"cos_min {reached:.5f}")

@@ -37,6 +37,8 @@ COLUMNS = [
     ("memory.peak_rss_mb", "peak RSS MB", ".0f"),
     ("single_stream.round_spread_pct", "SS rounds spread %", ".0f"),
     ("offline.round_spread_pct", "Offline rounds spread %", ".0f"),
+    ("single_stream.ci_half_width_pct", "SS p90 ±CI %", ".1f"),
+    ("offline.ci_half_width_pct", "Offline ±CI %", ".1f"),
 ]
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 

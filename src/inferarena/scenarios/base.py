@@ -84,6 +84,10 @@ class Scenario(ABC):
     # What rounds are compared on to call a measurement noisy: a central figure, since a p90 or p99
     # from a few dozen queries differs between rounds by sampling alone.
     spread_metric: ClassVar[str] = "latency_ms_p50"
+    # How the ranking figure comes from the raw samples, for its CI (`stats.half_width_pct`): "pNN" (a
+    # latency percentile) or "throughput" (Offline completion times); None where it is not a sample
+    # statistic (Server ranks by the offered QPS).
+    ci_statistic: ClassVar[str | None] = None
     # Whether its per-sample latencies can show drift (first half vs second half); not where they are
     # completion times of one big query (Offline).
     drift_check: ClassVar[bool] = True

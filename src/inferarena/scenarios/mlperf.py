@@ -42,6 +42,7 @@ class SingleStream(Scenario):
     lg_scenario = "SingleStream"
     metric = "latency_ms_p90"
     ranking = "p90 latency, lowest first"
+    ci_statistic = "p90"
     columns = (("latency_ms_p50", "p50 ms"), ("latency_ms_p90", "p90 ms"), ("latency_ms_p99", "p99 ms"))
 
     def configure(self, settings, ctx):
@@ -67,6 +68,7 @@ class MultiStream(Scenario):
     lg_scenario = "MultiStream"
     metric = "latency_ms_p99"
     ranking = "p99 latency per query, lowest first"
+    ci_statistic = "p99"
     columns = (("latency_ms_p50", "p50 ms"), ("latency_ms_p99", "p99 ms"), ("latency_ms_max", "max ms"))
 
     def configure(self, settings, ctx):
@@ -92,6 +94,7 @@ class Offline(Scenario):
     spread_metric = "throughput_sps"
     drift_check = False
     ranking = "samples/s, highest first"
+    ci_statistic = "throughput"
     columns = (("throughput_sps", "samples/s"),)
     higher_is_better = True
 

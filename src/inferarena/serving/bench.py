@@ -92,7 +92,8 @@ def serve_bench(config: ServeBenchConfig, cache_dir: Path, work_dir: Path, emit:
             python = _environment(server, emit)
             transports = [t for t in config.transports if t == "http" or server.grpc_protocol]
             if len(transports) < len(config.transports):
-                notes.append(f"{name}: no gRPC load here (its gRPC API is not KServe v2): measured over HTTP only")
+                notes.append(f"{name}: no gRPC load here (it has no KServe v2 gRPC API): " + (
+                    "measured over HTTP only" if transports else "skipped; pass --transport http to measure it"))
             for batching, transport in itertools.product(config.batching, transports):
                 if batching.instances > 1 and not server.has_instances:
                     if transport == transports[0]:
@@ -107,11 +108,16 @@ def serve_bench(config: ServeBenchConfig, cache_dir: Path, work_dir: Path, emit:
             "sla_p99_ms": config.sla_p99_ms, "workload": workload.describe()}
 
 
+def efficiency_key(entry: dict) -> str:
+    """Batching is compared within one transport: "triton", "triton gRPC"."""
+    return entry["server"] + (" gRPC" if entry.get("transport") == "grpc" else "")
+
+
 def efficiency(entries: list[dict]) -> dict[str, float | None]:
-    """Per server: peak QPS of its best batched config over its peak without batching."""
+    """Per server and transport: peak QPS of its best batched config over its peak without batching."""
     out: dict[str, float | None] = {}
-    for name in dict.fromkeys(e["server"] for e in entries):
-        mine = [e for e in entries if e["server"] == name and e["status"] == "ok"]
+    for name in dict.fromkeys(efficiency_key(e) for e in entries):
+        mine = [e for e in entries if efficiency_key(e) == name and e["status"] == "ok"]
         plain = [e["peak_qps_at_slo"] for e in mine if e["config"].get("max_batch_size") == 1 and e["peak_qps_at_slo"]]
         batched = [e["peak_qps_at_slo"] for e in mine if e["config"].get("max_batch_size", 1) > 1
                    and e["peak_qps_at_slo"]]
@@ -188,20 +194,21 @@ def _bench_server(server: ModelServer, python: Path, batching: Batching, config:
     command, env = server.command(served, batching, folder, python, ports)
     process = ServerProcess(server.name, command, folder / "server.log", folder, env, server.stop_leader_first)
     emit("start", {"name": name})
+    targets: list[load.Target] = []
     try:
         with process:
             ready_s = process.wait_ready(server.ready_urls(ports, served), server.startup_timeout_s,
                                          server.ready_check(ports, served, folder))
-            targets = []
             for (model_name, _, (batch, expected)), staged in zip(models, served, strict=True):
                 c = client(server.grpc_protocol, server.grpc_address(ports), staged.name) if transport == "grpc" \
                     else client(server.protocol, server.base_url(ports), staged.name)
+                targets.append(load.Target(model_name, c, []))
                 got = np.asarray(next(iter(c.infer(batch).values())), dtype=np.float64)
                 if got.size != expected.size or not np.allclose(got.reshape(expected.shape), expected, atol=1e-3):
                     diff = np.abs(got.reshape(expected.shape) - expected).max() if got.size == expected.size else "shape"
                     raise ServerFailed(f"{server.name} answered {model_name} differently from local ONNX Runtime "
                                        f"(max diff {diff})", "check the server's glue")
-                targets.append(load.Target(model_name, c, load.encode_bodies(c, workload)))
+                targets[-1].bodies = load.encode_bodies(c, workload)
             first_ms = load.first_latency_ms(targets[0].client, targets[0].bodies)
             probe = _probe_with_batches(targets, workload, config, [s.folder for s in served], process,
                                         lambda: server.batch_counters(ports))
@@ -211,6 +218,8 @@ def _bench_server(server: ModelServer, python: Path, batching: Batching, config:
         emit("done", {"name": name, "ok": False, "error": message})
         return _entry(server.name, batching, "failed", error=message[:600], log=str(process.log), transport=transport)
     finally:
+        for target in targets:
+            target.client.close()
         server.cleanup(folder)
     emit("done", {"name": name, "ok": True, "error": None})
     best = search.best.metrics if search.best else {}
@@ -328,7 +337,10 @@ def _remote(config: ServeBenchConfig, workload, emit: EventSink) -> dict:
                                start_qps=max(1.0, 0.5 * 1000 / first_ms), max_probes=config.max_probes)
     except RequestFailed as exc:
         emit("done", {"name": name, "ok": False, "error": str(exc)})
-        return _entry("remote", None, "failed", error=str(exc)[:600], target=config.target)
+        return _entry("remote", None, "failed", error=str(exc)[:600], target=config.target,
+                      transport="grpc" if config.protocol in GRPC_PROTOCOLS else "http")
+    finally:
+        c.close()
     emit("done", {"name": name, "ok": True, "error": None})
     best = search.best.metrics if search.best else {}
     return _entry("remote", None, "ok" if search.best else "no QPS met the SLA", target=config.target,

@@ -82,6 +82,9 @@ class Client(ABC):
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.decode(self.post(self.encode(inputs)))
 
+    def close(self) -> None:  # noqa: B027 - optional: HTTP connections close with their threads
+        """Release what the client holds open (gRPC channels)."""
+
 
 class KServeV2(Client):
     protocol = "kserve-v2"

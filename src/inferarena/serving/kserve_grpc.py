@@ -15,7 +15,9 @@ from __future__ import annotations
 import threading
 from functools import cache
 
+import grpc  # imported here so that a missing grpcio shows at `client()`, with the pip command
 import numpy as np
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from inferarena.errors import ConfigError
 from inferarena.serving.clients import DATATYPES, Client, RequestFailed
@@ -24,15 +26,14 @@ SERVICE = "/inference.GRPCInferenceService/ModelInfer"
 # The typed `contents` field for each KServe datatype, and the numpy dtype of raw bytes.
 CONTENTS = {"BOOL": "bool_contents", "INT8": "int_contents", "INT32": "int_contents", "INT64": "int64_contents",
             "UINT8": "uint_contents", "FP32": "fp32_contents", "FP64": "fp64_contents", "FP16": None}
-NUMPY = {"BOOL": np.bool_, "INT8": np.int8, "INT32": np.int32, "INT64": np.int64, "UINT8": np.uint8,
+NUMPY = {"BOOL": np.bool_, "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64,
+         "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
          "FP16": np.float16, "FP32": np.float32, "FP64": np.float64}
 
 
 @cache
 def messages():
     """(ModelInferRequest, ModelInferResponse) classes, from a descriptor built from the proto's fields."""
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-
     F = descriptor_pb2.FieldDescriptorProto
     file = descriptor_pb2.FileDescriptorProto(name="inferarena_kserve_v2.proto", package="inference", syntax="proto3")
 
@@ -71,14 +72,16 @@ def messages():
 def encode_request(model: str, inputs: dict[str, np.ndarray]) -> bytes:
     Request, _ = messages()
     request = Request(model_name=model)
+    # Raw contents go for every input or for none (the protocol matches them by index): raw when a
+    # datatype has no typed field (FP16).
+    raw = any(CONTENTS.get(DATATYPES[a.dtype.name]) is None for a in inputs.values())
     for name, array in inputs.items():
         datatype = DATATYPES[array.dtype.name]
-        field = CONTENTS.get(datatype)
         tensor = request.inputs.add(name=name, datatype=datatype, shape=list(array.shape))
-        if field is None:  # no typed field (FP16): the raw bytes, in input order
+        if raw:
             request.raw_input_contents.append(np.ascontiguousarray(array).tobytes())
         else:
-            getattr(tensor.contents, field).extend(array.reshape(-1).tolist())
+            getattr(tensor.contents, CONTENTS[datatype]).extend(array.reshape(-1).tolist())
     return request.SerializeToString()
 
 
@@ -88,6 +91,8 @@ def decode_response(body: bytes) -> dict[str, np.ndarray]:
     out = {}
     for i, tensor in enumerate(response.outputs):
         shape = list(tensor.shape)
+        if tensor.datatype not in NUMPY:
+            raise RequestFailed(f"output {tensor.name!r} has datatype {tensor.datatype}, which this client does not read")
         if i < len(response.raw_output_contents):
             data = np.frombuffer(response.raw_output_contents[i], dtype=NUMPY[tensor.datatype])
         else:
@@ -97,7 +102,8 @@ def decode_response(body: bytes) -> dict[str, np.ndarray]:
 
 
 class KServeV2Grpc(Client):
-    """One gRPC channel per client thread (as the HTTP clients keep one connection each)."""
+    """One gRPC channel per client thread, as the HTTP clients keep one connection each. Channels are
+    keyed by the thread's name, so each probe's new pool of `client_N` threads reuses them."""
 
     protocol = "kserve-v2-grpc"
 
@@ -107,7 +113,7 @@ class KServeV2Grpc(Client):
         if not host or not port.isdigit():
             raise ConfigError(f"cannot use gRPC target {base_url!r}", "give host:port (e.g. 127.0.0.1:8001)")
         self.address, self.model, self.timeout_s = address, model, timeout_s
-        self._local = threading.local()
+        self._calls: dict[str, object] = {}
         self._channels: list = []
         self._lock = threading.Lock()
 
@@ -121,15 +127,17 @@ class KServeV2Grpc(Client):
         return decode_response(body)
 
     def post(self, body: bytes) -> bytes:
-        import grpc
-
-        call = getattr(self._local, "call", None)
+        thread = threading.current_thread().name
+        call = self._calls.get(thread)
         if call is None:
-            channel = grpc.insecure_channel(self.address, options=[("grpc.max_receive_message_length", 64 << 20)])
+            # A local subchannel pool: without it, every thread's channel shares one HTTP/2 connection.
+            channel = grpc.insecure_channel(self.address, options=[("grpc.max_receive_message_length", 64 << 20),
+                                                                   ("grpc.use_local_subchannel_pool", 1)])
+            # Bytes in, bytes out: requests are encoded once per sample beforehand, like the HTTP bodies.
+            call = channel.unary_unary(SERVICE, request_serializer=None, response_deserializer=None)
             with self._lock:
                 self._channels.append(channel)
-            # Bytes in, bytes out: requests are encoded once per sample beforehand, like the HTTP bodies.
-            call = self._local.call = channel.unary_unary(SERVICE, request_serializer=None, response_deserializer=None)
+                self._calls[thread] = call
         try:
             return call(body, timeout=self.timeout_s)
         except grpc.RpcError as exc:
@@ -140,3 +148,4 @@ class KServeV2Grpc(Client):
             for channel in self._channels:
                 channel.close()
             self._channels.clear()
+            self._calls.clear()

@@ -138,9 +138,10 @@ def peak_qps(probe: Callable[[float], Probe], start_qps: float, max_probes: int 
     """The highest target QPS whose probe passes: double from `start_qps` until one fails, then bisect
     until the bracket is within `precision` (relative) or the probes run out.
 
-    One passing probe can be luck on a noisy machine, so the peak is then probed again (`repeats`
-    more probes, beyond `max_probes`): a rate that fails its repetition gives way to the next lower
-    rate that passed, which is repeated in turn."""
+    One passing probe can be luck on a noisy machine, so the peak is then probed again, beyond
+    `max_probes`: a rate that fails its repetition gives way to the next lower rate that passed,
+    which is repeated in turn, for at most `repeats` + 1 repetitions. `confirmed` says whether the
+    reported peak held."""
     search = PeakSearch(None, None)
     low, high, qps = None, None, start_qps
     while len(search.probes) < max_probes:

@@ -219,3 +219,16 @@ def test_the_peak_is_probed_again_and_a_lucky_pass_gives_way():
     assert [p.target_qps for p in search.probes if p.repeat] == [30.0, 20.0]
     steady = peak_qps(lambda q: Probe(q, q <= 20.0, {}), start_qps=5.0, max_probes=5)
     assert steady.confirmed is True and len([p for p in steady.probes if p.repeat]) == 1
+
+
+def test_best_per_server_prefers_a_confirmed_peak():
+    from inferarena.serving.bench import best_per_server, efficiency
+
+    def entry(batch, qps, confirmed):
+        return {"server": "mlserver", "status": "ok", "config": {"max_batch_size": batch}, "transport": "http",
+                "peak_qps_at_slo": qps, "peak_confirmed": confirmed}
+
+    entries = [entry(1, 11.0, True), entry(8, 21.7, False), entry(8, 15.0, True)]
+    assert best_per_server(entries)["mlserver"]["peak_qps_at_slo"] == 15.0
+    assert efficiency(entries)["mlserver"] == round(15.0 / 11.0, 3)  # the unconfirmed 21.7 is left out
+    assert best_per_server([entry(8, 21.7, False)])["mlserver"]["peak_qps_at_slo"] == 21.7  # nothing better

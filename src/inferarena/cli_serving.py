@@ -157,13 +157,11 @@ def _print(result: dict, run_id: int) -> None:
                      for m, v in e["models"].items() if v.get("latency_ms_p99") is not None]
             console.print(f"{e['server']} ({escape(e['label'])}), two models at {e['peak_qps_at_slo']:.4g} QPS: "
                           + "; ".join(parts))
-    best = {}
-    for e in result["servers"]:
-        if e["status"] == "ok" and (e["server"] not in best or e["peak_qps_at_slo"] > best[e["server"]]["peak_qps_at_slo"]):
-            best[e["server"]] = e
-    for name, e in best.items():
+    for name, e in bench.best_per_server(result["servers"]).items():
         gain = result["efficiency"].get(bench.efficiency_key(e))
-        console.print(f"Best on {name}: {e['label']}{' over gRPC' if e.get('transport') == 'grpc' else ''}, {e['peak_qps_at_slo']:.4g} QPS at p99 {e['latency_ms_p99']:.3g} ms"
+        unconfirmed = " (not confirmed on repetition)" if e.get("peak_confirmed") is False else ""
+        console.print(f"Best on {name}: {e['label']}{' over gRPC' if e.get('transport') == 'grpc' else ''}, "
+                      f"{e['peak_qps_at_slo']:.4g} QPS{unconfirmed} at p99 {e['latency_ms_p99']:.3g} ms"
                       + (f"; dynamic batching ×{gain:.2f} the QPS without it" if gain else ""))
     for note in result["notes"]:
         console.print(f"[dim]note: {escape(note)}[/]")

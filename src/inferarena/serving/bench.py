@@ -108,6 +108,19 @@ def serve_bench(config: ServeBenchConfig, cache_dir: Path, work_dir: Path, emit:
             "sla_p99_ms": config.sla_p99_ms, "workload": workload.describe()}
 
 
+def best_per_server(entries: list[dict]) -> dict[str, dict]:
+    """Each server's highest peak QPS, preferring peaks that held when probed again."""
+    best: dict[str, dict] = {}
+    for e in entries:
+        if e["status"] != "ok" or not e.get("peak_qps_at_slo"):
+            continue
+        rank = (e.get("peak_confirmed") is not False, e["peak_qps_at_slo"])
+        held = best.get(e["server"])
+        if held is None or rank > (held.get("peak_confirmed") is not False, held["peak_qps_at_slo"]):
+            best[e["server"]] = e
+    return best
+
+
 def efficiency_key(entry: dict) -> str:
     """Batching is compared within one transport: "triton", "triton gRPC"."""
     return entry["server"] + (" gRPC" if entry.get("transport") == "grpc" else "")
@@ -117,7 +130,9 @@ def efficiency(entries: list[dict]) -> dict[str, float | None]:
     """Per server and transport: peak QPS of its best batched config over its peak without batching."""
     out: dict[str, float | None] = {}
     for name in dict.fromkeys(efficiency_key(e) for e in entries):
-        mine = [e for e in entries if efficiency_key(e) == name and e["status"] == "ok"]
+        # A peak that failed its repetition is not a figure to divide by, nor to divide.
+        mine = [e for e in entries if efficiency_key(e) == name and e["status"] == "ok"
+                and e.get("peak_confirmed") is not False]
         plain = [e["peak_qps_at_slo"] for e in mine if e["config"].get("max_batch_size") == 1 and e["peak_qps_at_slo"]]
         batched = [e["peak_qps_at_slo"] for e in mine if e["config"].get("max_batch_size", 1) > 1
                    and e["peak_qps_at_slo"]]

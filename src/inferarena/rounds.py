@@ -46,14 +46,18 @@ def ci_statistic(scenario: str) -> str | None:
     return registry.load(registry.SCENARIOS, scenario).ci_statistic
 
 
+def ci_width(scenario: str, rounds: list[dict]) -> float | None:
+    """The CI half-width (%) of a scenario's ranking figure over its rounds' raw samples."""
+    statistic = ci_statistic(scenario)
+    samples = [r["latencies_ms"] for r in rounds if r.get("latencies_ms") is not None]
+    return stats.half_width_pct(samples, statistic) if statistic and samples else None
+
+
 def widest_ci(results: list[dict]) -> tuple[str, float] | None:
     """The scenario whose ranking figure is least certain over these rounds: (name, CI half-width in %)."""
     widths = []
     for name in dict.fromkeys(s["scenario"] for r in results for s in r.get("scenarios", [])):
-        statistic = ci_statistic(name)
-        samples = [s["latencies_ms"] for r in results for s in r["scenarios"]
-                   if s["scenario"] == name and s.get("latencies_ms") is not None]
-        width = stats.half_width_pct(samples, statistic) if statistic and samples else None
+        width = ci_width(name, [s for r in results for s in r["scenarios"] if s["scenario"] == name])
         if width is not None:
             widths.append((name, width))
     return max(widths, key=lambda item: item[1], default=None)
@@ -84,9 +88,7 @@ def _merge_scenario(name: str, rounds: list[dict]) -> dict:
         metrics[f"{key}_by_round"] = values
         metrics["round_spread_pct"] = round(spread_pct(values), 2)
     metrics["rounds"] = len(rounds)
-    statistic = ci_statistic(name)
-    width = stats.half_width_pct([r["latencies_ms"] for r in rounds if r.get("latencies_ms") is not None],
-                                 statistic) if statistic else None
+    width = ci_width(name, rounds)
     if width is not None:
         metrics["ci_half_width_pct"] = round(width, 2)
     invalid = [r["invalid_reason"] for r in rounds if not r["valid"]]

@@ -51,16 +51,14 @@ def messages():
         ("fp64_contents", 7, F.TYPE_DOUBLE, many, None), ("bytes_contents", 8, F.TYPE_BYTES, many, None)])
     tensor = [("name", 1, F.TYPE_STRING, one, None), ("datatype", 2, F.TYPE_STRING, one, None),
               ("shape", 3, F.TYPE_INT64, many, None), ("contents", 5, F.TYPE_MESSAGE, one, ".inference.InferTensorContents")]
+    header = [("model_name", 1, F.TYPE_STRING, one, None), ("model_version", 2, F.TYPE_STRING, one, None),
+              ("id", 3, F.TYPE_STRING, one, None)]
     request = message("ModelInferRequest", [
-        ("model_name", 1, F.TYPE_STRING, one, None), ("model_version", 2, F.TYPE_STRING, one, None),
-        ("id", 3, F.TYPE_STRING, one, None),
-        ("inputs", 5, F.TYPE_MESSAGE, many, ".inference.ModelInferRequest.InferInputTensor"),
+        *header, ("inputs", 5, F.TYPE_MESSAGE, many, ".inference.ModelInferRequest.InferInputTensor"),
         ("raw_input_contents", 7, F.TYPE_BYTES, many, None)])
     message("InferInputTensor", tensor, request)
     response = message("ModelInferResponse", [
-        ("model_name", 1, F.TYPE_STRING, one, None), ("model_version", 2, F.TYPE_STRING, one, None),
-        ("id", 3, F.TYPE_STRING, one, None),
-        ("outputs", 5, F.TYPE_MESSAGE, many, ".inference.ModelInferResponse.InferOutputTensor"),
+        *header, ("outputs", 5, F.TYPE_MESSAGE, many, ".inference.ModelInferResponse.InferOutputTensor"),
         ("raw_output_contents", 6, F.TYPE_BYTES, many, None)])
     message("InferOutputTensor", tensor, response)
     pool = descriptor_pool.DescriptorPool()

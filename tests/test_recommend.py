@@ -2,14 +2,17 @@
 
 import numpy as np
 
+from inferarena.kinds.predict import Predict
 from inferarena.recommend import pareto, recommend
+from inferarena.results import RunRecord, VariantResult
 
 
-def variant(name, p90, thr, cos, rss=500.0, runtime="onnxruntime"):
-    return {"name": name, "runtime": runtime, "precision": "fp32", "shape": "dynamic", "knobs": {"threads": 2},
-            "status": "ok", "fidelity": {"cos_min": cos}, "memory": {"peak_rss_mb": rss}, "artifact": None,
-            "scenarios": {"single_stream": {"valid": True, "metrics": {"latency_ms_p90": p90, "latency_ms_p99": p90 * 1.5}},
-                          "offline": {"valid": True, "metrics": {"throughput_sps": thr}}}}
+def variant(name, p90, thr, cos, rss=500.0, runtime="onnxruntime", **extra):
+    return VariantResult.from_dict({
+        "name": name, "runtime": runtime, "precision": "fp32", "shape": "dynamic", "knobs": {"threads": 2},
+        "status": "ok", "fidelity": {"cos_min": cos}, "memory": {"peak_rss_mb": rss}, "artifact": None,
+        "scenarios": {"single_stream": {"valid": True, "metrics": {"latency_ms_p90": p90, "latency_ms_p99": p90 * 1.5}},
+                      "offline": {"valid": True, "metrics": {"throughput_sps": thr}}}, **extra})
 
 
 def samples(center, rounds=2, n=400, seed=0):
@@ -18,7 +21,7 @@ def samples(center, rounds=2, n=400, seed=0):
 
 
 def run_of(*variants):
-    return {"run_id": 7, "config": {"pipelines": [], "workload": {}}, "variants": list(variants)}
+    return RunRecord.from_dict({"run_id": 7, "config": {"pipelines": [], "workload": {}}, "variants": list(variants)})
 
 
 def test_latency_pick_with_a_real_margin_and_its_config(tmp_path):
@@ -50,17 +53,16 @@ def test_close_variants_tie_and_constraints_can_fail(tmp_path):
 def test_pareto_keeps_only_undominated():
     vs = [variant("fast", 2.0, 100.0, 0.99), variant("wide", 5.0, 400.0, 0.99), variant("worse", 5.0, 100.0, 0.99),
           variant("exact", 6.0, 90.0, 1.0)]
-    figures = {v["name"]: {"single_stream.latency_ms_p90": v["scenarios"]["single_stream"]["metrics"]["latency_ms_p90"],
-                           "offline.throughput_sps": v["scenarios"]["offline"]["metrics"]["throughput_sps"],
-                           "fidelity.cos_min": v["fidelity"]["cos_min"]} for v in vs}
-    assert pareto(vs, figures) == ["fast", "wide", "exact"]
+    figures = {v.name: {"single_stream.latency_ms_p90": v.scenarios["single_stream"].metrics["latency_ms_p90"],
+                        "offline.throughput_sps": v.scenarios["offline"].metrics["throughput_sps"],
+                        "fidelity.cos_min": v.fidelity["cos_min"]} for v in vs}
+    assert pareto(vs, figures, Predict.trade_offs) == ["fast", "wide", "exact"]
 
 
 def test_energy_and_cost_profiles_take_their_ci_from_throughput():
     def priced(name, thr, energy, usd):
         v = variant(name, 3.0, thr, 0.995)
-        v["scenarios"]["offline"]["metrics"].update(energy_j_per_query=energy, energy_source="estimate",
-                                                    cost_usd_per_1m=usd)
+        v.scenarios["offline"].metrics.update(energy_j_per_query=energy, energy_source="estimate", cost_usd_per_1m=usd)
         return v
 
     def completions(per_batch_ms, batches=60, seed=0):  # Offline: 8 samples complete every ~per_batch_ms
@@ -77,16 +79,21 @@ def test_energy_and_cost_profiles_take_their_ci_from_throughput():
 
 
 def test_reproduce_config_for_a_run_on_the_model_default_pipelines(tmp_path):
-    """`pipelines: null` in the stored config (the model's own defaults): the pick's pipeline is its preset."""
+    """`pipelines: null` in the stored config (the model's own defaults): the pick's pipeline comes from the
+    definition stored with the variant, never from its name."""
     import yaml
 
+    from inferarena.passes.presets import preset
+
+    pipeline = preset("int8-dynamic-ac").model_dump(mode="json")
     plain, built = variant("onnxruntime/fp32/fixed", 6.0, 100.0, 1.0), variant(
-        "onnxruntime/int8/dynamic@int8-dynamic-ac", 3.0, 200.0, 0.995)
+        "onnxruntime/int8/dynamic@int8-dynamic-ac", 3.0, 200.0, 0.995, pipeline="int8-dynamic-ac",
+        pipeline_config=pipeline)
     run = run_of(plain, built)
-    run["config"]["pipelines"] = None
-    rounds = {(v["name"], "single_stream"): samples(p, seed=i) for i, (v, p) in enumerate(((plain, 6.0), (built, 3.0)))}
+    run.config["pipelines"] = None
+    rounds = {(v.name, "single_stream"): samples(p, seed=i) for i, (v, p) in enumerate(((plain, 6.0), (built, 3.0)))}
     rec = recommend(run, rounds, "latency", {}, tmp_path)
     config = yaml.safe_load(open(rec.config_path))
-    assert rec.variant == built["name"] and config["pipelines"][0]["name"] == "int8-dynamic-ac"
+    assert rec.variant == built.name and config["pipelines"][0]["name"] == "int8-dynamic-ac"
     assert config["pipelines"][0]["runtimes"] == ["onnxruntime"]
-    assert recommend(run, rounds, "throughput", {}, tmp_path).variant == built["name"]
+    assert recommend(run, rounds, "throughput", {}, tmp_path).variant == built.name

@@ -129,7 +129,9 @@ def test_html_escapes_user_strings(tmp_path):
            "notes": [evil], "config": {"scenarios": []},
            "variants": [{"name": evil, "runtime": "rt", "precision": "fp32", "shape": "fixed", "status": "failed",
                          "error": evil, "scenarios": {}, "knobs": {}}]}
-    page = render(run, {})
+    from inferarena.results import RunRecord
+
+    page = render(RunRecord.from_dict(run), {})
     assert evil not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
@@ -175,21 +177,21 @@ def test_rounds_widen_the_interval_by_how_much_processes_differ():
 
 
 def test_merging_rounds():
-    from inferarena.rounds import merge
+    from inferarena.results import ScenarioResult, VariantResult
 
     def result(p90, rss, samples):
-        return {"status": "ok", "load_s": 1.0, "memory": {"peak_rss_mb": rss}, "fidelity": {"cos_min": 1.0},
-                "scenarios": [{"scenario": "single_stream", "valid": True, "invalid_reason": None, "mode": "quick",
-                               "metrics": {"latency_ms_p50": p90 / 2, "latency_ms_p90": p90, "peak_rss_mb": rss,
-                                           "energy_source": "estimate",
-                                           "cpu_util_pct_per_core": [90.0, 50.0]},
-                               "loadgen": {"errors": ["early stopping not met"]},
-                               "latencies_ms": np.asarray(samples, float)}]}
+        return VariantResult(name="v", runtime="onnxruntime", precision="fp32", shape="fixed", load_s=1.0,
+                             memory={"peak_rss_mb": rss}, fidelity={"cos_min": 1.0}, scenarios={"single_stream": ScenarioResult(
+                                 "single_stream", True, None, "quick",
+                                 {"latency_ms_p50": p90 / 2, "latency_ms_p90": p90, "peak_rss_mb": rss,
+                                  "energy_source": "estimate", "cpu_util_pct_per_core": [90.0, 50.0]},
+                                 {"errors": ["early stopping not met"]}, np.asarray(samples, float))})
 
-    merged = merge([result(10.0, 500.0, [9, 10, 11]), result(12.0, 520.0, [11, 12])])
-    s = merged["scenarios"][0]
-    assert merged["rounds"] == 2 and merged["memory"]["peak_rss_mb"] == 520.0
-    assert s["metrics"]["latency_ms_p90"] == 11.0 and s["metrics"]["peak_rss_mb"] == 520.0
-    assert s["metrics"]["latency_ms_p50_by_round"] == [5.0, 6.0] and s["metrics"]["round_spread_pct"] == 18.18
-    assert s["metrics"]["energy_source"] == "estimate" and s["round_sizes"] == [3, 2] and len(s["latencies_ms"]) == 5
-    assert s["loadgen"]["errors"] == ["early stopping not met"]  # text lists are kept, not averaged
+    merged = VariantResult.merge([result(10.0, 500.0, [9, 10, 11]), result(12.0, 520.0, [11, 12])])
+    s = merged.scenarios["single_stream"]
+    assert merged.rounds == 2 and merged.memory["peak_rss_mb"] == 520.0
+    assert s.metrics["latency_ms_p90"] == 11.0 and s.metrics["peak_rss_mb"] == 520.0  # the catalogue: peaks merge by max
+    assert s.metrics["latency_ms_p50_by_round"] == [5.0, 6.0] and s.metrics["round_spread_pct"] == 18.18
+    assert s.metrics["energy_source"] == "estimate" and s.round_sizes == [3, 2] and len(s.latencies_ms) == 5
+    assert s.loadgen["errors"] == ["early stopping not met"]  # text lists are kept, not averaged
+    assert s.metrics["cpu_util_pct_per_core"] == [90.0, 50.0]

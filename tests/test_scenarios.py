@@ -75,10 +75,17 @@ def test_scenarios_report_drift_except_offline():
 def test_a_drifting_round_gets_an_extra_round():
     from inferarena.rounds import drifting
 
-    rounds = [{"scenarios": [{"scenario": "single_stream", "metrics": {"drift_pct": -35.0}},
-                             {"scenario": "server", "metrics": {"drift_pct": 4.0}}]}]
+    rounds = [_round(single_stream={"drift_pct": -35.0}, server={"drift_pct": 4.0})]
     assert drifting(rounds) == ("single_stream", 35.0)
-    assert drifting([{"scenarios": [{"scenario": "offline", "metrics": {}}]}]) is None
+    assert drifting([_round(offline={})]) is None
+
+
+def _round(samples=None, **metrics):
+    """One round's result: scenario name -> its metrics (and the same raw samples for each)."""
+    from inferarena.results import ScenarioResult, VariantResult
+
+    return VariantResult(name="v", runtime="onnxruntime", precision="fp32", shape="fixed", scenarios={
+        name: ScenarioResult(name, True, None, "quick", m, latencies_ms=samples) for name, m in metrics.items()})
 
 
 def test_ci_half_width_narrows_with_agreeing_rounds():
@@ -95,14 +102,13 @@ def test_ci_half_width_narrows_with_agreeing_rounds():
 
 
 def test_measuring_to_a_ci_target_adds_rounds_until_met_or_out_of_budget():
-    from inferarena.arena import _wants_round
     from inferarena.config import RoundsConfig
-    from inferarena.rounds import widest_ci
+    from inferarena.rounds import wants_round as _wants_round, widest_ci
 
     rng = np.random.default_rng(1)
 
     def result(centre):
-        return {"scenarios": [{"scenario": "single_stream", "latencies_ms": rng.normal(centre, 0.1, 300)}]}
+        return _round(rng.normal(centre, 0.1, 300), single_stream={})
 
     apart = [result(10.0), result(12.0)]
     assert widest_ci(apart)[0] == "single_stream"
@@ -116,10 +122,10 @@ def test_measuring_to_a_ci_target_adds_rounds_until_met_or_out_of_budget():
 
 
 def test_one_round_never_meets_a_ci_target():
-    from inferarena.arena import _wants_round
     from inferarena.config import RoundsConfig
+    from inferarena.rounds import wants_round as _wants_round
 
-    tight = [{"scenarios": [{"scenario": "single_stream", "latencies_ms": np.full(1000, 5.0)}]}]
+    tight = [_round(np.full(1000, 5.0), single_stream={})]
     assert _wants_round(RoundsConfig(ci_target_pct=50.0), tight, elapsed_s=1.0)
     # A confirmation: 3 earlier rounds, 1 new one that took 100 s; a second new one would overrun 150 s.
     assert not _wants_round(RoundsConfig(ci_target_pct=1.0, ci_budget_s=150.0), tight * 4, elapsed_s=100.0, new_rounds=1)

@@ -6,8 +6,11 @@ import pytest
 
 from conftest import quick_config
 from inferarena.config import RunConfig
-from inferarena.plan import VariantSpec
+from inferarena.kinds.predict import Predict
+from inferarena.results import ScenarioResult, VariantResult, VariantSpec
 from inferarena.search import Search, build_space
+
+PREDICT = Predict()
 
 
 def spec(runtime, precision="fp32", pipeline=None):
@@ -19,7 +22,7 @@ def spec(runtime, precision="fp32", pipeline=None):
 
 def test_space_comes_from_declarations():
     space = build_space([spec("onnxruntime"), spec("openvino"), spec("openvino", "bf16")],
-                        ["fixed", "bucketed", "dynamic"], "throughput")
+                        ["fixed", "bucketed", "dynamic"], "throughput", PREDICT)
     names = [d.name for d in space.dimensions]
     assert names == ["shape", "onnxruntime.graph_optimization_level", "openvino.performance_hint", "batch_size"]
     # ORT: 3 shapes x 2 levels x 3 batches; each OpenVINO base: 3 x 2 hints x 3 batches.
@@ -27,8 +30,13 @@ def test_space_comes_from_declarations():
     variant = space.variant(1, {"shape": "bucketed", "openvino.performance_hint": "THROUGHPUT", "batch_size": 16})
     assert variant.name == "openvino/fp32/bucketed+performance_hint=THROUGHPUT+batch=16"
     assert variant.knobs["performance_hint"] == "THROUGHPUT" and variant.batch_size == 16
-    latency = build_space([spec("onnxruntime")], ["fixed"], "latency")
+    latency = build_space([spec("onnxruntime")], ["fixed"], "latency", PREDICT)
     assert [d.name for d in latency.dimensions] == ["shape", "onnxruntime.graph_optimization_level"]
+
+
+def offline_result(variant, value, **extra):
+    return VariantResult.of(variant, fidelity={"cos_min": 0.999}, **extra,
+                            scenarios={"offline": ScenarioResult("offline", True, None, "quick", {"throughput_sps": value})})
 
 
 def fake_measure(speeds):
@@ -37,20 +45,20 @@ def fake_measure(speeds):
 
     def measure(variant, keep_going):
         value = speeds[(variant.runtime, variant.shape)] * (variant.batch_size or 1)
-        first = {"status": "ok", "fidelity": {"cos_min": 0.999},
-                 "scenarios": [{"scenario": "offline", "metrics": {"throughput_sps": value}}]}
+        first = offline_result(variant, value)
         go_on = keep_going(first)
         calls.append((variant.name, go_on))
-        return {**first, "pruned": not go_on}, [first] if not go_on else [first, first]
+        return VariantResult.merge([first]) if go_on else offline_result(variant, value, pruned=True), (
+            [first] if not go_on else [first, first])
     return measure, calls
 
 
 def test_grid_prunes_what_trails_and_confirms_the_best():
-    space = build_space([spec("onnxruntime"), spec("openvino")], ["fixed", "dynamic"], "throughput")
+    space = build_space([spec("onnxruntime"), spec("openvino")], ["fixed", "dynamic"], "throughput", PREDICT)
     config = RunConfig(profile="throughput", search={"strategy": "grid", "prune_margin": 0.25})
     measure, calls = fake_measure({("onnxruntime", "fixed"): 10.0, ("onnxruntime", "dynamic"): 30.0,
                                    ("openvino", "fixed"): 5.0, ("openvino", "dynamic"): 29.0})
-    search = Search(space, config, measure)
+    search = Search(space, config, PREDICT, measure)
     search.grid()
     assert len(search.trials) == space.size()
     best = search.finalists(1)[0]
@@ -61,19 +69,18 @@ def test_grid_prunes_what_trails_and_confirms_the_best():
 
 
 def test_optuna_stays_in_budget_and_resumes_without_repeating():
-    space = build_space([spec("onnxruntime"), spec("openvino")], ["fixed", "dynamic"], "throughput")
+    space = build_space([spec("onnxruntime"), spec("openvino")], ["fixed", "dynamic"], "throughput", PREDICT)
     config = RunConfig(profile="throughput", search={"strategy": "optuna", "trials": 6})
     measure, calls = fake_measure({("onnxruntime", "fixed"): 10.0, ("onnxruntime", "dynamic"): 30.0,
                                    ("openvino", "fixed"): 5.0, ("openvino", "dynamic"): 29.0})
-    search = Search(space, config, measure)
+    search = Search(space, config, PREDICT, measure)
     search.optuna()
     assert len(search.trials) == 6 and len({t.spec.name for t in search.trials}) == 6
     # Resumed with the first three stored: they are not measured again.
-    done = {t.spec.name: {"status": "ok", "fidelity": {"cos_min": 0.999}, "scenarios": [
-        {"scenario": "offline", "metrics": {"throughput_sps": t.value}}]} for t in search.trials[:3]}
+    done = {t.spec.name: offline_result(t.spec, t.value) for t in search.trials[:3]}
     measure2, calls2 = fake_measure({k: 1.0 for k in [("onnxruntime", "fixed"), ("onnxruntime", "dynamic"),
                                                       ("openvino", "fixed"), ("openvino", "dynamic")]})
-    again = Search(space, config, measure2, done)
+    again = Search(space, config, PREDICT, measure2, done)
     again.optuna()
     assert not {name for name, _ in calls2} & set(done)
 
@@ -84,7 +91,7 @@ def test_time_budget_sets_aside_the_confirmation(monkeypatch):
 
     clock = [0.0]
     monkeypatch.setattr(search_module.time, "monotonic", lambda: clock[0])
-    space = build_space([spec("onnxruntime"), spec("openvino")], ["fixed", "dynamic"], "throughput")
+    space = build_space([spec("onnxruntime"), spec("openvino")], ["fixed", "dynamic"], "throughput", PREDICT)
     config = RunConfig(profile="throughput", quick=True,
                        search={"strategy": "grid", "time_budget_s": 100, "finalists": 3, "prune_margin": 10})
     measure, _ = fake_measure({k: 1.0 for k in [("onnxruntime", "fixed"), ("onnxruntime", "dynamic"),
@@ -95,7 +102,7 @@ def test_time_budget_sets_aside_the_confirmation(monkeypatch):
         clock[0] += 10.0 * len(rounds)
         return result, rounds
 
-    search = Search(space, config, timed)
+    search = Search(space, config, PREDICT, timed)
     search.grid()
     # After 2 trials (40 s) the reserve is 60 s: 40 + 60 >= 100, so no third trial starts.
     assert len(search.trials) == 2 and search.round_s() == 10.0

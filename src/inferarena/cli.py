@@ -85,7 +85,7 @@ def _sweep(driver, cfg, db: Path, cache_dir: Path, resume: bool, json_path: Opti
            sort: Optional[str]) -> None:
     """Run `driver` (arena.run or arena.search) with a progress bar, then show, export and report the run."""
     from inferarena import arena
-    from inferarena.cli_reports import _report_path, with_recommendation, write_report
+    from inferarena.cli_reports import _report_path, recommendation_of, write_report
     from inferarena.report import console as report_console
     from inferarena.report import json_export
 
@@ -106,12 +106,13 @@ def _sweep(driver, cfg, db: Path, cache_dir: Path, resume: bool, json_path: Opti
         console.print(f"Resumed run {summary.run_id}: kept {len(summary.skipped)} stored variant(s).")
     elif resume:
         console.print(f"No unfinished run with this config: started run {summary.run_id}.")
-    stored = with_recommendation(store, store.load_run(summary.run_id), db.resolve().parent)
+    stored = store.load_run(summary.run_id)
+    rec = recommendation_of(store, stored, db.resolve().parent)
     report_console.render_run(stored, console, sort)
-    if "_recommendation" in stored:
-        report_console.render_recommendation(stored["_recommendation"], stored, console)
+    if rec is not None:
+        report_console.render_recommendation(rec, stored, console)
     if json_path:
-        json_export.write(stored, json_path)
+        json_export.write(stored, json_path, rec)
         console.print(f"JSON written to {json_path}")
     console.print(f"Stored as run {summary.run_id} in {db} · see it again with: inferarena show {summary.run_id}")
     if report_html:
@@ -158,7 +159,6 @@ def search(
     Example: inferarena search --profile latency --min-cos 0.99 --trials 12
     """
     from inferarena import arena
-    from inferarena.search import scenarios_for
 
     with user_errors(debug):
         if strategy not in ("grid", "optuna"):
@@ -167,7 +167,6 @@ def search(
                           bounds(max_p99_ms, min_cos, min_throughput, max_memory_mb),
                           {"search": {"strategy": strategy, "trials": trials, "time_budget_s": time_budget_s},
                            "rounds": {"ci_target_pct": ci_target_pct}})
-        cfg = cfg.model_copy(update={"scenarios": scenarios_for(cfg.profile)})
         _sweep(arena.search, cfg, db, cache_dir, resume, json_path, report_html, None)
 
 

@@ -56,15 +56,15 @@ def write_report(store, run_id: int, fmt: str, path: Path, sort: Optional[str] =
     if stored is None:
         raise InferarenaError(f"run {run_id} is not in {store.path}", "list the runs with `inferarena results`")
     check_sort(stored, sort)
-    stored = with_recommendation(store, stored, path.parent)
+    rec = recommendation_of(store, stored, path.parent)
     if fmt == "html":
-        text = html_report.render(stored, store.load_samples(run_id))
+        text = html_report.render(stored, store.load_samples(run_id), rec)
     elif fmt == "md":
         text = markdown.to_markdown(stored, sort)
     elif fmt == "csv":
         text = markdown.to_csv(stored)
     else:
-        text = json.dumps(json_export.to_document(stored), indent=2)
+        text = json.dumps(json_export.to_document(stored, rec), indent=2)
     try:
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
@@ -160,32 +160,33 @@ def recommend(
 
 
 def recommend_run(store, run_id: int, profile: Optional[str], constraints: dict, config_dir: Path):
-    from inferarena.recommend import PROFILES, recommend as pick
+    from inferarena import kinds
+    from inferarena.recommend import recommend as pick
 
-    if profile not in PROFILES:
-        raise InferarenaError(f"unknown profile {profile!r}", f"choose one of: {', '.join(PROFILES)}")
     run = store.load_run(run_id)
     if run is None:
         raise InferarenaError(f"run {run_id} is not in {store.path}", "list the runs with `inferarena results`")
+    profiles = kinds.of_run(run).profiles
+    if profile not in profiles:
+        raise InferarenaError(f"unknown profile {profile!r}", f"choose one of: {', '.join(profiles)}")
     return run, pick(run, store.load_sample_rounds(run_id), profile, constraints, config_dir)
 
 
-def show_recommendation(run: dict, rec, json_path: Optional[Path]) -> None:
+def show_recommendation(run, rec, json_path: Optional[Path]) -> None:
     from inferarena.report import json_export
     from inferarena.report.console import render_recommendation
 
     render_recommendation(rec, run, console)
     if json_path:
-        json_export.write({**run, "recommendation": rec.as_dict()}, json_path)
+        json_export.write(run, json_path, rec)
         console.print(f"JSON written to {json_path}")
 
 
-def with_recommendation(store, run: dict, config_dir: Path) -> dict:
-    """The run, plus its pick when it was run with --profile."""
+def recommendation_of(store, run, config_dir: Path):
+    """The run's pick when it was run with --profile (None otherwise)."""
     from inferarena.recommend import recommend as pick
 
-    profile = run["config"].get("profile")
+    profile = run.config.get("profile")
     if not profile:
-        return run
-    rec = pick(run, store.load_sample_rounds(run["run_id"]), profile, run["config"].get("constraints") or {}, config_dir)
-    return {**run, "recommendation": rec.as_dict(), "_recommendation": rec}
+        return None
+    return pick(run, store.load_sample_rounds(run.run_id), profile, run.config.get("constraints") or {}, config_dir)

@@ -5,7 +5,6 @@ Decided from plugin declarations only (formats, precisions, knobs), so the core 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from inferarena import passes, registry, runtimes
@@ -15,31 +14,8 @@ from pydantic import ValidationError
 from inferarena.config import PipelineSpec, RunConfig, RuntimeSpec, config_error
 from inferarena.errors import ConfigError, ModelError
 from inferarena.hardware import Host
+from inferarena.results import Step, VariantSpec
 from inferarena.workloads.base import Workload
-
-
-# A build step: (pass name, its config as canonical JSON). Hashable, so variants can share builds.
-Step = tuple[str, str]
-
-
-@dataclass(frozen=True)
-class VariantSpec:
-    name: str
-    runtime: str
-    precision: str  # what the variant computes in: fp32, bf16, int8, ...
-    shape: str
-    knobs: dict[str, Any] = field(hash=False)
-    # Passes that turn the source artifact into what the runtime loads (conversions included); () if none.
-    steps: tuple[Step, ...] = ()
-    pipeline: str | None = None
-    # The precision the runtime is asked for; differs from `precision` for quantized models (loaded at fp32).
-    runtime_precision: str | None = None
-    batch_size: int | None = None  # Offline/eval batch; None: the workload's
-    lossy: bool = False  # a pass changed the model on purpose (quantized, pruned): fidelity.min_cos_lossy applies
-
-    @property
-    def load_precision(self) -> str:
-        return self.runtime_precision or self.precision
 
 
 def plan(config: RunConfig, artifact: Artifact, workload: Workload, host: Host) -> tuple[list[VariantSpec], list[str]]:
@@ -91,6 +67,7 @@ def plan(config: RunConfig, artifact: Artifact, workload: Workload, host: Host) 
                         shape=shape.value,
                         knobs=knobs.model_dump(mode="json"),
                         steps=tuple((c, "{}") for c in conversion),
+                        kind=runtime.kind,
                     )
                 )
     for pipeline in config.pipelines_for(artifact.meta):
@@ -175,7 +152,8 @@ def _pipeline_variants(pipeline: PipelineSpec, planned: list, artifact: Artifact
                 name=_name(spec.name, label, shape.value, suffix, workload, pipeline.name), runtime=spec.name,
                 precision=label,
                 shape=shape.value, knobs=knobs, steps=steps + tuple((c, "{}") for c in conversion),
-                pipeline=pipeline.name, runtime_precision="fp32", lossy=lossy(steps),
+                pipeline=pipeline.name, runtime_precision="fp32", lossy=lossy(steps), kind=runtime.kind,
+                pipeline_config=pipeline.model_dump_json(),
             ))
     if not variants and pipeline.runtimes is not None:
         notes.append(f"pipeline {pipeline.name}: not measured, its runtimes ({', '.join(pipeline.runtimes)}) are "

@@ -17,85 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from inferarena import stats
-from inferarena.report.json_export import flat_metrics
+from inferarena import kinds, stats
+from inferarena.kinds.base import Figure, Kind, Profile
+from inferarena.results import RunRecord, VariantResult
 
 REPS = 1000
-
-
-@dataclass(frozen=True)
-class Profile:
-    name: str
-    key: str  # flat metric key that decides
-    higher_is_better: bool
-    label: str
-    unit: str
-    # How to bootstrap the figure from (variant, scenario) samples; None: a single reading, no CI.
-    scenario: str | None = None
-    percentile: float | None = None
-    summary: str = ""
-    # Energy and cost per query are price (or power) ÷ throughput: their CI comes from the throughput's.
-    per_query: bool = False
-
-
-PROFILES = {
-    "latency": Profile("latency", "single_stream.latency_ms_p90", False, "p90 latency at batch 1", "ms",
-                       "single_stream", 90.0, "lowest SingleStream p90 latency"),
-    "throughput": Profile("throughput", "offline.throughput_sps", True, "Offline throughput", "samples/s",
-                          "offline", None, "highest Offline samples/s"),
-    "balanced": Profile("balanced", "balanced_score", True, "balanced score", "",
-                        None, None, "best geometric mean of p90 latency and throughput, each relative to the best"),
-    "small": Profile("small", "model_mb", False, "model size on disk", "MB", None, None,
-                     "smallest model on disk; ties broken by p90 latency"),
-    "energy": Profile("energy", "offline.energy_j_per_query", False, "Offline energy per query", "J", "offline",
-                      None, "least energy per query at Offline throughput", per_query=True),
-    "cost": Profile("cost", "offline.cost_usd_per_1m", False, "Offline cost per 1M queries", "$", "offline", None,
-                    "lowest cost per million queries at Offline throughput", per_query=True),
-}
-
-# The same profiles for generative models, decided by the llm_* scenarios.
-GENERATIVE_PROFILES = {
-    "latency": Profile("latency", "llm_single_stream.latency_ms_p90", False, "request time p90 (single stream)",
-                       "ms", "llm_single_stream", 90.0, "lowest single-stream request time p90, prefill plus decode"),
-    "throughput": Profile("throughput", "llm_offline.tokens_per_s", True, "Offline output tokens/s", "tok/s",
-                          None, None, "highest Offline output tokens/s"),
-    "balanced": Profile("balanced", "balanced_score", True, "balanced score", "", None, None,
-                        "best geometric mean of request time p90 and output tokens/s, each relative to the best"),
-    "small": PROFILES["small"],
-    "energy": Profile("energy", "llm_offline.energy_j_per_token", False, "Offline energy per output token", "J",
-                      None, None, "least energy per output token in Offline"),
-    "cost": Profile("cost", "llm_offline.cost_usd_per_1m_tokens", False, "Offline cost per 1M output tokens", "$",
-                    None, None, "lowest cost per million output tokens in Offline"),
-}
-
-# constraint name -> (flat metric key, "max" or "min", label, unit)
-CONSTRAINTS = {
-    "max_p99_ms": ("single_stream.latency_ms_p99", "max", "SingleStream p99", "ms"),
-    "max_p90_ms": ("single_stream.latency_ms_p90", "max", "SingleStream p90", "ms"),
-    "min_cos": ("fidelity.cos_min", "min", "cos_min", ""),
-    "min_throughput": ("offline.throughput_sps", "min", "Offline throughput", "samples/s"),
-    "max_memory_mb": ("memory.peak_rss_mb", "max", "peak RSS", "MB"),
-}
-
-# Figures shown as "what it gives up": (key, higher is better, label, unit)
-TRADE_OFFS = (
-    ("single_stream.latency_ms_p90", False, "p90 latency", "ms"),
-    ("offline.throughput_sps", True, "throughput", "samples/s"),
-    ("fidelity.cos_min", True, "cos_min", ""),
-    ("memory.peak_rss_mb", False, "peak RSS", "MB"),
-)
-
-
-GENERATIVE_TRADE_OFFS = (
-    ("llm_single_stream.latency_ms_p90", False, "request time p90", "ms"),
-    ("llm_offline.tokens_per_s", True, "output tokens/s", "tok/s"),
-    ("fidelity.token_agreement", True, "token agreement", ""),
-    ("memory.peak_rss_mb", False, "peak RSS", "MB"),
-)
-
-
-def generative(run: dict) -> bool:
-    return any(name.startswith("llm_") for v in run["variants"] for name in v.get("scenarios") or {})
 
 
 @dataclass
@@ -117,34 +43,34 @@ class Recommendation:
         return asdict(self)
 
 
-def recommend(run: dict, sample_rounds: dict, profile_name: str, constraints: dict[str, float] | None = None,
+def recommend(run: RunRecord, sample_rounds: dict, profile_name: str, constraints: dict[str, float] | None = None,
               config_dir: Path | None = None) -> Recommendation:
-    llm = generative(run)
-    profile = (GENERATIVE_PROFILES if llm else PROFILES)[profile_name]
-    trade_offs = GENERATIVE_TRADE_OFFS if llm else TRADE_OFFS
+    kind = kinds.of_run(run)
+    profile = kind.profiles[profile_name]
+    trade_offs = kind.trade_offs
     constraints = {k: v for k, v in (constraints or {}).items() if v is not None}
     # Search trials pruned after one round were never confirmed: they inform the search, not the pick.
-    ok = [v for v in run["variants"] if v["status"] == "ok" and not v.get("pruned")]
-    figures = {v["name"]: _figures(v) for v in ok}
-    _add_balanced(figures, trade_offs[0][0], trade_offs[1][0])
-    candidates = [v for v in ok if figures[v["name"]].get(profile.key) is not None]
-    front = pareto(ok, figures, trade_offs)
+    ok = [v for v in run.variants if v.ok and not v.pruned]
+    found = {v.name: figures(v) for v in ok}
+    _add_balanced(found, trade_offs[0].key, trade_offs[1].key)
+    candidates = [v for v in ok if found[v.name].get(profile.key) is not None]
+    front = pareto(ok, found, trade_offs)
     if not candidates:
         return Recommendation(profile.name, None, False, constraints, profile.key, None, None,
                               f"No variant has a {profile.label} figure: run the scenario it needs.", pareto=front)
-    feasible = [v for v in candidates if not _misses(figures[v["name"]], constraints)]
+    feasible = [v for v in candidates if not misses(found[v.name], constraints, kind)]
     if not feasible:
-        closest = min(candidates, key=lambda v: sum(m[1] for m in _misses(figures[v["name"]], constraints)))
-        misses = "; ".join(m[0] for m in _misses(figures[closest["name"]], constraints))
+        closest = min(candidates, key=lambda v: sum(m[1] for m in misses(found[v.name], constraints, kind)))
+        missed = "; ".join(m[0] for m in misses(found[closest.name], constraints, kind))
         return Recommendation(profile.name, None, False, constraints, profile.key, None, None,
-                              f"No variant meets the constraints. The closest is {closest['name']}: {misses}.",
+                              f"No variant meets the constraints. The closest is {closest.name}: {missed}.",
                               pareto=front)
-    ranked = sorted(feasible, key=lambda v: _rank(profile, figures[v["name"]]))
+    ranked = sorted(feasible, key=lambda v: _rank(profile, found[v.name], trade_offs[0].key))
     pick, runner = ranked[0], (ranked[1] if len(ranked) > 1 else None)
-    reps = {v["name"]: _replicates(profile, v, sample_rounds, figures) for v in ranked[:2]}
-    point, values = reps[pick["name"]]
+    reps = {v.name: _replicates(profile, v, sample_rounds, found) for v in ranked[:2]}
+    point, values = reps[pick.name]
     ci = list(stats.interval(values)) if values is not None else None
-    lines = [f"Picked {pick['name']} for the {profile.name} profile ({profile.summary}): "
+    lines = [f"Picked {pick.name} for the {profile.name} profile ({profile.summary}): "
              f"{profile.label} {_num(point)}{_unit(profile.unit)}" + (f" [95% CI {_num(ci[0])}, {_num(ci[1])}]" if ci else "")
              + _estimated(profile, pick) + "."]
     if runner is not None:
@@ -152,24 +78,24 @@ def recommend(run: dict, sample_rounds: dict, profile_name: str, constraints: di
     else:
         lines.append("It is the only variant that meets the constraints.")
     if constraints:
-        lines.append("Constraints: " + "; ".join(_constraint_status(figures[pick["name"]], name, bound, pick, sample_rounds)
+        lines.append("Constraints: " + "; ".join(_constraint_status(found[pick.name], name, bound, pick, sample_rounds, kind)
                                                 for name, bound in constraints.items()) + ".")
-    gives = _gives_up(pick, ok, figures, trade_offs)
+    gives = _gives_up(pick, ok, found, trade_offs)
     if gives:
         lines.append("It gives up: " + "; ".join(gives) + ".")
     config_path = _write_config(run, pick, profile, config_dir) if config_dir else None
-    artifact = pick.get("artifact")
-    lines.append(f"Deploy: {artifact or 'the source model'} on {pick['runtime']} ({_knobs(pick)}).")
+    artifact = pick.artifact
+    lines.append(f"Deploy: {artifact or 'the source model'} on {pick.runtime} ({_knobs(pick)}).")
     if config_path:
         lines.append(f"Reproduce: inferarena run --config {config_path}")
-    return Recommendation(profile.name, pick["name"], True, constraints, profile.key, point, ci, " ".join(lines),
-                          runner["name"] if runner else None, artifact, config_path, front)
+    return Recommendation(profile.name, pick.name, True, constraints, profile.key, point, ci, " ".join(lines),
+                          runner.name if runner else None, artifact, config_path, front)
 
 
-def pareto(variants: list[dict], figures: dict[str, dict], trade_offs: tuple = TRADE_OFFS) -> list[str]:
+def pareto(variants: list[VariantResult], found: dict[str, dict], trade_offs: tuple[Figure, ...]) -> list[str]:
     """Variants no other beats on all of latency, throughput and fidelity at once (those measured)."""
-    axes = [(k, h) for k, h, _, _ in trade_offs[:3] if any(k in figures[v["name"]] for v in variants)]  # measured ones
-    points = {v["name"]: [figures[v["name"]].get(k) for k, _ in axes] for v in variants}
+    axes = [(f.key, f.higher_is_better) for f in trade_offs[:3] if any(f.key in found[v.name] for v in variants)]
+    points = {v.name: [found[v.name].get(k) for k, _ in axes] for v in variants}
     points = {n: p for n, p in points.items() if all(isinstance(x, (int, float)) for x in p)}
 
     def dominates(p, q):
@@ -179,16 +105,17 @@ def pareto(variants: list[dict], figures: dict[str, dict], trade_offs: tuple = T
     return [n for n, p in points.items() if not any(dominates(q, p) for q in points.values())]
 
 
-def _figures(v: dict) -> dict[str, Any]:
-    figures = {k: x for k, x in flat_metrics(v).items() if isinstance(x, (int, float)) and not isinstance(x, bool)}
-    size = _size_mb(v.get("artifact"))
+def figures(v: VariantResult) -> dict[str, float]:
+    """A variant's numeric flat figures, plus its model size on disk: what profiles and constraints read."""
+    found = v.figures()
+    size = _size_mb(v.artifact)
     if size is not None:
-        figures["model_mb"] = size
-    return figures
+        found["model_mb"] = size
+    return found
 
 
-def _add_balanced(figures: dict[str, dict], latency: str = "single_stream.latency_ms_p90",
-                  throughput: str = "offline.throughput_sps") -> None:
+def _add_balanced(figures: dict[str, dict], latency: str, throughput: str) -> None:
+    """The balanced score of every variant with both figures, each relative to the best of the run."""
     lat = [f[latency] for f in figures.values() if latency in f]
     thr = [f[throughput] for f in figures.values() if throughput in f]
     if not lat or not thr:
@@ -198,18 +125,18 @@ def _add_balanced(figures: dict[str, dict], latency: str = "single_stream.latenc
             f["balanced_score"] = float(np.sqrt(min(lat) / f[latency] * f[throughput] / max(thr)))
 
 
-def _rank(profile: Profile, f: dict) -> tuple:
+def _rank(profile: Profile, f: dict, latency: str) -> tuple:
     value = f[profile.key]
-    tie_break = f.get("single_stream.latency_ms_p90", float("inf"))
+    tie_break = f.get(latency, float("inf"))
     return (-value if profile.higher_is_better else value, tie_break)
 
 
-def _replicates(profile: Profile, v: dict, sample_rounds: dict, figures: dict) -> tuple[float, np.ndarray | None]:
-    point = figures[v["name"]][profile.key]
-    rounds = sample_rounds.get((v["name"], profile.scenario)) if profile.scenario else None
+def _replicates(profile: Profile, v: VariantResult, sample_rounds: dict, found: dict) -> tuple[float, np.ndarray | None]:
+    point = found[v.name][profile.key]
+    rounds = sample_rounds.get((v.name, profile.scenario)) if profile.scenario else None
     if not rounds or sum(map(len, rounds)) < 2:
         return point, None
-    seed = zlib.crc32(v["name"].encode())  # independent draws per variant, the same on every call
+    seed = zlib.crc32(v.name.encode())  # independent draws per variant, the same on every call
     if profile.percentile is not None:
         _, values = stats.replicates(rounds, stats.percentile(profile.percentile), REPS, seed)
     else:
@@ -220,26 +147,26 @@ def _replicates(profile: Profile, v: dict, sample_rounds: dict, figures: dict) -
     return point, values * (point / float(np.median(values)))
 
 
-def _estimated(profile: Profile, v: dict) -> str:
+def _estimated(profile: Profile, v: VariantResult) -> str:
     """Energy from CPU time × TDP (no power counter) is an estimate, and the pick's text says so."""
     if profile.name != "energy":
         return ""
-    source = flat_metrics(v).get(profile.key.rsplit(".", 1)[0] + ".energy_source")
+    source = v.flat().get(profile.key.rsplit(".", 1)[0] + ".energy_source")
     return " (an estimate: CPU time × TDP per thread, no power counter here)" if source == "estimate" else ""
 
 
-def _versus(profile: Profile, pick: dict, runner: dict, reps: dict) -> str:
-    (pa, va), (pb, vb) = reps[pick["name"]], reps[runner["name"]]
+def _versus(profile: Profile, pick: VariantResult, runner: VariantResult, reps: dict) -> str:
+    (pa, va), (pb, vb) = reps[pick.name], reps[runner.name]
     better = "higher" if profile.higher_is_better else "lower"
     if va is None or vb is None:
         diff = abs(pa / pb - 1) * 100
         which = "either" if va is None and vb is None else ("the pick" if va is None else "the runner-up")
-        return (f"The runner-up, {runner['name']}, has {_num(pb)}{_unit(profile.unit)}; the pick is {diff:.0f}% "
+        return (f"The runner-up, {runner.name}, has {_num(pb)}{_unit(profile.unit)}; the pick is {diff:.0f}% "
                 f"{better} (no raw samples for {which}, so no interval).")
     found = stats.change(pb, vb, pa, va)  # the pick relative to the runner-up
     rel, low, high = (x * 100 for x in (found.rel, found.ci_low, found.ci_high))
     lo, hi = stats.interval(vb)
-    text = (f"The runner-up, {runner['name']}, has {_num(pb)}{_unit(profile.unit)} [95% CI {_num(lo)}, {_num(hi)}]; "
+    text = (f"The runner-up, {runner.name}, has {_num(pb)}{_unit(profile.unit)} [95% CI {_num(lo)}, {_num(hi)}]; "
             f"the pick is {abs(rel):.0f}% {better} [CI of the difference {low:+.0f}% .. {high:+.0f}%]")
     if found.significant:
         return text + ", a real margin: the CI of the difference excludes zero."
@@ -247,73 +174,70 @@ def _versus(profile: Profile, pick: dict, runner: dict, reps: dict) -> str:
                    "(either is a sound choice; a longer run would separate them).")
 
 
-def _misses(f: dict, constraints: dict[str, float]) -> list[tuple[str, float]]:
-    """(text, relative shortfall) for every constraint the figures break."""
+def misses(f: dict, constraints: dict[str, float], kind: Kind) -> list[tuple[str, float]]:
+    """(text, relative shortfall) for every constraint the figures break, as the kind maps each constraint."""
     out = []
     for name, bound in constraints.items():
-        key, kind, label, unit = CONSTRAINTS[name]
-        value = f.get(key)
+        c = kind.constraints[name]
+        value, unit = f.get(c.key), c.unit
         if value is None:
-            out.append((f"{label} not measured", 1.0))
-        elif (kind == "max" and value > bound) or (kind == "min" and value < bound):
+            out.append((f"{c.label} not measured", 1.0))
+        elif (c.bound == "max" and value > bound) or (c.bound == "min" and value < bound):
             gap = abs(value - bound)
-            out.append((f"{label} {_num(value)}{_unit(unit)} misses {kind} {_num(bound)}{_unit(unit)} by "
+            out.append((f"{c.label} {_num(value)}{_unit(unit)} misses {c.bound} {_num(bound)}{_unit(unit)} by "
                         f"{_num(gap)}{_unit(unit)} ({gap / abs(bound) * 100:.1f}%)", gap / abs(bound)))
     return out
 
 
-def _constraint_status(f: dict, name: str, bound: float, v: dict, sample_rounds: dict) -> str:
-    key, kind, label, unit = CONSTRAINTS[name]
-    text = f"{label} {_num(f[key])}{_unit(unit)} {'≤' if kind == 'max' else '≥'} {_num(bound)}{_unit(unit)} met"
+def _constraint_status(f: dict, name: str, bound: float, v: VariantResult, sample_rounds: dict, kind: Kind) -> str:
+    c = kind.constraints[name]
+    text = f"{c.label} {_num(f[c.key])}{_unit(c.unit)} {'≤' if c.bound == 'max' else '≥'} {_num(bound)}{_unit(c.unit)} met"
     if name in ("max_p99_ms", "max_p90_ms"):
-        rounds = sample_rounds.get((v["name"], "single_stream"))
+        rounds = sample_rounds.get((v.name, c.key.split(".", 1)[0]))
         if rounds:
             _, values = stats.replicates(rounds, stats.percentile(99.0 if name == "max_p99_ms" else 90.0), REPS)
-            low, high = stats.interval(values * (f[key] / float(np.median(values))))
+            low, high = stats.interval(values * (f[c.key] / float(np.median(values))))
             text += f" [CI {_num(low)}, {_num(high)}]"
             if high > bound:
                 text += ", but its CI reaches past the bound"
     return text
 
 
-def _gives_up(pick: dict, ok: list[dict], figures: dict, trade_offs: tuple = TRADE_OFFS) -> list[str]:
-    mine = figures[pick["name"]]
+def _gives_up(pick: VariantResult, ok: list[VariantResult], found: dict, trade_offs: tuple[Figure, ...]) -> list[str]:
+    mine = found[pick.name]
     out = []
-    for key, higher, label, unit in trade_offs:
-        have = [(figures[v["name"]][key], v["name"]) for v in ok if key in figures[v["name"]]]
+    for figure in trade_offs:
+        key, higher, label, unit = figure.key, figure.higher_is_better, figure.label, figure.unit
+        have = [(found[v.name][key], v.name) for v in ok if key in found[v.name]]
         if key not in mine or not have:
             continue
         best, who = (max if higher else min)(have)
         worse = (best - mine[key]) / abs(best) if higher else (mine[key] - best) / abs(best)
         threshold = 0.001 if key.startswith("fidelity") else 0.10
-        if worse > threshold and who != pick["name"]:
+        if worse > threshold and who != pick.name:
             out.append(f"{label} {_num(mine[key])}{_unit(unit)} against {_num(best)}{_unit(unit)} for {who}")
     return out
 
 
-def _write_config(run: dict, pick: dict, profile: Profile, config_dir: Path) -> str:
-    """A run config that measures just the pick again, under the same workload and settings."""
+def _write_config(run: RunRecord, pick: VariantResult, profile: Profile, config_dir: Path) -> str:
+    """A run config that measures just the pick again, under the same workload and settings: the pick's
+    runtime and knobs, and the pipeline it was built with, as stored with it."""
     import yaml
 
-    config = json.loads(json.dumps(run["config"]))
-    pipeline = next((p for p in config.get("pipelines") or [] if pick["name"].endswith("@" + p["name"])), None)
-    name = pick["name"].rsplit("@", 1)[1] if "@" in pick["name"] else None
-    if pipeline is None and name:  # the model's default pipelines (config `pipelines: null`) are presets
-        from inferarena.passes.presets import PRESETS, preset
-
-        pipeline = preset(name).model_dump(mode="json") if name in PRESETS else None
     from inferarena import runtimes
 
-    defaults = runtimes.get(pick["runtime"]).Knobs().model_dump()
-    knobs = {k: v for k, v in pick["knobs"].items() if k != "threads" and v != defaults.get(k)}
+    config = json.loads(json.dumps(run.config))
+    pipeline = pick.pipeline_config
+    defaults = runtimes.get(pick.runtime).Knobs().model_dump()
+    knobs = {k: v for k, v in pick.knobs.items() if k != "threads" and v != defaults.get(k)}
     # Only the pick: its precision on its runtime, or none there when a pipeline made it.
-    runtime = {"name": pick["runtime"], "knobs": knobs, "precisions": [] if pipeline else [pick["precision"]]}
-    if pick.get("batch_size"):
-        config["workload"]["batch_size"] = pick["batch_size"]
+    runtime = {"name": pick.runtime, "knobs": knobs, "precisions": [] if pipeline else [pick.precision]}
+    if pick.batch_size:
+        config["workload"]["batch_size"] = pick.batch_size
     config["runtimes"] = [runtime]
-    config["pipelines"] = [{**pipeline, "runtimes": [pick["runtime"]], "shapes": [pick["shape"]]}] if pipeline else []
-    config["workload"]["shapes"] = [pick["shape"]]
-    path = Path(config_dir) / f"inferarena-run-{run['run_id']}-{profile.name}.yaml"
+    config["pipelines"] = [{**pipeline, "runtimes": [pick.runtime], "shapes": [pick.shape]}] if pipeline else []
+    config["workload"]["shapes"] = [pick.shape]
+    path = Path(config_dir) / f"inferarena-run-{run.run_id}-{profile.name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return str(path)
 
@@ -333,8 +257,8 @@ def _size_mb(path: str | None) -> float | None:
     return round(sum(f.stat().st_size for f in files) / 1e6, 2)
 
 
-def _knobs(v: dict) -> str:
-    return ", ".join(f"{k}={x}" for k, x in v["knobs"].items() if x is not None) or "defaults"
+def _knobs(v: VariantResult) -> str:
+    return ", ".join(f"{k}={x}" for k, x in v.knobs.items() if x is not None) or "defaults"
 
 
 def _unit(unit: str) -> str:

@@ -1,6 +1,6 @@
 """One explicit registry per axis: name -> "module:Class". Nothing is imported until it is used.
 
-Adding a runtime, model source, pass or scenario means adding its file plus one line here.
+Adding a runtime, model source, pass, scenario or kind means adding its file plus one line here.
 CLI choices are read from these dicts.
 """
 
@@ -78,6 +78,20 @@ SCENARIOS: dict[str, str] = {
     "llm_single_stream": "inferarena.scenarios.generation:LLMSingleStream",
     "llm_offline": "inferarena.scenarios.generation:LLMOffline",
     "llm_server": "inferarena.scenarios.generation:LLMServer",
+}
+
+
+# Kinds of model: what each declares (scenarios, jobs, profiles, report, serving) so the core never branches.
+KINDS: dict[str, str] = {
+    "predict": "inferarena.kinds.predict:Predict",
+    "generate": "inferarena.kinds.generate:Generate",
+}
+
+
+# How jobs run: a fresh process each (spawn, the default) or in this process (inline: tests, --debug).
+LAUNCHERS: dict[str, str] = {
+    "spawn": "inferarena.launchers:Spawn",
+    "inline": "inferarena.launchers:Inline",
 }
 
 

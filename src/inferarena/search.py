@@ -21,16 +21,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from inferarena import registry, runtimes
+from inferarena import runtimes
 from inferarena.config import RunConfig
 from inferarena.errors import RuntimeUnavailable
-from inferarena.plan import VariantSpec
-from inferarena.recommend import PROFILES, _figures, _misses
-
-# The scenario each profile is judged on.
-SCENARIOS = {"latency": ["single_stream"], "throughput": ["offline"], "balanced": ["single_stream", "offline"],
-             "small": ["single_stream"], "energy": ["offline"], "cost": ["offline"]}
-BATCH_SIZES = (16, 32, 64)  # below 16 a 2-core CPU idles between batches; above 64 memory grows for nothing
+from inferarena.kinds.base import Kind
+from inferarena.recommend import figures, misses
+from inferarena.results import VariantResult, VariantSpec
 
 
 @dataclass(frozen=True)
@@ -66,12 +62,14 @@ class Space:
         changed = "".join(f"+{k}={v}" for k, v in sorted(knobs.items()) if base.knobs.get(k) != v)
         suffix = changed + (f"+batch={batch}" if batch else "")
         at = f"@{base.pipeline}" if base.pipeline else ""
-        return dataclasses.replace(base, name=f"{base.runtime}/{base.precision}/{shape}{suffix}{at}", shape=shape,
+        shaped = f"/{shape}" if base.name.count("/") >= 2 else ""  # one shape strategy: names drop it, as plan's do
+        return dataclasses.replace(base, name=f"{base.runtime}/{base.precision}{shaped}{suffix}{at}", shape=shape,
                                    knobs=knobs, batch_size=batch)
 
 
-def build_space(specs: list[VariantSpec], shapes: list[str], profile: str) -> Space:
-    """Bases from the planned variants (one per runtime, precision and pipeline), then the dimensions."""
+def build_space(specs: list[VariantSpec], shapes: list[str], profile: str, kind: Kind) -> Space:
+    """Bases from the planned variants (one per runtime, precision and pipeline), then the dimensions;
+    profiles about throughput (and energy or cost per query) also search the kind's batch sizes."""
     bases: dict[tuple, VariantSpec] = {}
     for spec in specs:
         bases.setdefault((spec.runtime, spec.precision, spec.pipeline, spec.steps), spec)
@@ -82,7 +80,7 @@ def build_space(specs: list[VariantSpec], shapes: list[str], profile: str) -> Sp
             if space:
                 dims.append(Dimension(f"{name}.{knob}", tuple(space), runtime=name))
     if profile in ("throughput", "balanced", "energy", "cost"):
-        dims.append(Dimension("batch_size", BATCH_SIZES))
+        dims.append(Dimension("batch_size", kind.search_batch_sizes))
     return Space(list(bases.values()), dims)
 
 
@@ -92,21 +90,21 @@ class Trial:
     params: dict[str, Any]
     value: float | None  # the profile's figure after its rounds (None: failed or no figure)
     pruned: bool = False
-    rounds: list[dict] = field(default_factory=list)
+    rounds: list[VariantResult] = field(default_factory=list)
     feasible: bool = True
 
 
 # measure(spec, keep_going) -> (result, round results); keep_going(first round result) -> bool
-Measure = Callable[[VariantSpec, Callable[[dict], bool]], tuple[dict, list[dict]]]
+Measure = Callable[[VariantSpec, Callable[[VariantResult], bool]], tuple[VariantResult, list[VariantResult]]]
 
 
 class Search:
     """Drives one strategy over a space; the caller measures and stores each trial."""
 
-    def __init__(self, space: Space, config: RunConfig, measure: Measure, done: dict[str, dict] | None = None,
-                 on_trial: Callable[[Trial], None] | None = None):
-        self.space, self.config, self.measure = space, config, measure
-        self.profile = PROFILES[config.profile]
+    def __init__(self, space: Space, config: RunConfig, kind: Kind, measure: Measure,
+                 done: dict[str, VariantResult] | None = None, on_trial: Callable[[Trial], None] | None = None):
+        self.space, self.config, self.measure, self.kind = space, config, measure, kind
+        self.profile = kind.profiles[config.profile]
         self.done = done or {}  # variant name -> stored result, from an interrupted search
         self.on_trial = on_trial or (lambda trial: None)
         self.trials: list[Trial] = []
@@ -116,21 +114,21 @@ class Search:
         s = config.search
         self.max_trials = s.trials or (space.size() if s.strategy == "grid" else max(4, -(-space.size() // 4)))
 
-    def figure(self, result: dict) -> float | None:
-        """The profile's deciding figure for one trial (balanced: sqrt(throughput / p90), which ranks
+    def figure(self, result: VariantResult) -> float | None:
+        """The profile's deciding figure for one trial (balanced: sqrt(throughput / latency), which ranks
         like recommend's score, whose normalisers are the same for every variant)."""
-        if result.get("status") != "ok":
+        if not result.ok:
             return None
-        f = _figures(_as_variant(result))
+        f = figures(result)
         if self.profile.name == "balanced":
-            lat, thr = f.get("single_stream.latency_ms_p90"), f.get("offline.throughput_sps")
+            lat, thr = (f.get(axis.key) for axis in self.kind.trade_offs[:2])
             return (thr / lat) ** 0.5 if lat and thr else None
         return f.get(self.profile.key)
 
-    def feasible(self, result: dict) -> bool:
+    def feasible(self, result: VariantResult) -> bool:
         """Every constraint recommend will check, so pruning never measures against an ineligible best."""
         constraints = {k: v for k, v in self.config.constraints.model_dump().items() if v is not None}
-        return not _misses(_figures(_as_variant(result)), constraints)
+        return not misses(figures(result), constraints, self.kind)
 
     def better(self, a: float, b: float) -> bool:
         return a > b if self.profile.higher_is_better else a < b
@@ -167,7 +165,7 @@ class Search:
         if spec.name in self.done:  # measured before the interruption: reuse, do not repeat
             result, rounds = self.done[spec.name], []
         else:
-            def keep_going(first: dict) -> bool:
+            def keep_going(first: VariantResult) -> bool:
                 value = self.figure(first)
                 return value is not None and self.feasible(first) and not self.behind(value)
 
@@ -175,8 +173,7 @@ class Search:
             result, rounds = self.measure(spec, keep_going)
             self.measuring_s += time.monotonic() - began
         value = self.figure(result)
-        trial = Trial(spec, params, value, pruned=bool(result.get("pruned")), rounds=rounds,
-                      feasible=result.get("status") == "ok" and self.feasible(result))
+        trial = Trial(spec, params, value, pruned=result.pruned, rounds=rounds, feasible=result.ok and self.feasible(result))
         if value is not None and trial.feasible and not trial.pruned and (self.best is None or self.better(value, self.best)):
             self.best = value
         self.trials.append(trial)
@@ -227,19 +224,8 @@ class Search:
         return ranked[:count]
 
 
-def _as_variant(result: dict) -> dict:
-    """A worker's result in the stored variant's shape, which recommend's figures read."""
-    return {"scenarios": {s["scenario"]: {"metrics": s["metrics"], "valid": s.get("valid", True)}
-                          for s in result.get("scenarios", [])},
-            "fidelity": result.get("fidelity"), "memory": result.get("memory"), "artifact": result.get("artifact")}
-
-
 def _product(choices) -> int:
     total = 1
     for c in choices:
         total *= len(c)
     return total
-
-
-def scenarios_for(profile: str) -> list[str]:
-    return [s for s in SCENARIOS[profile] if s in registry.SCENARIOS]

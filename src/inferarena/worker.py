@@ -60,15 +60,20 @@ def _child(sender, fn: Callable, args: tuple, log_path: str | None) -> None:
         os.dup2(fd, 2)
     try:
         result = ("ok", fn(*args), None)
-    except InferarenaError as exc:
-        result = ("error", str(exc), None)
-    except MemoryError:
-        result = ("error", "out of memory", traceback.format_exc())
     except BaseException as exc:  # noqa: BLE001 - everything becomes the candidate's failure
-        message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-        result = ("error", f"{type(exc).__name__}: {message}" if message else type(exc).__name__, traceback.format_exc())
+        result = ("error", *failure(exc))
     sender.send(result)
     sender.close()
+
+
+def failure(exc: BaseException) -> tuple[str, str | None]:
+    """A job's exception as (one line for tables, the traceback where it helps)."""
+    if isinstance(exc, InferarenaError):
+        return str(exc), None
+    if isinstance(exc, MemoryError):
+        return "out of memory", traceback.format_exc()
+    message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+    return (f"{type(exc).__name__}: {message}" if message else type(exc).__name__), traceback.format_exc()
 
 
 def _kill(process) -> None:

@@ -29,3 +29,24 @@ def route(source_format: str, wanted: tuple[str, ...]) -> tuple[str, ...]:
                         step.append((out, (*chain, name)))
         frontier = step
     raise ModelError(f"no pass converts {source_format} into {' or '.join(wanted)}", "pick another runtime")
+
+
+def apply(steps: tuple, artifact, cache_dir, context) -> tuple:
+    """Apply each (pass name, config JSON) step in turn, every one cached by content hash.
+
+    Returns the final artifact and each step's footprint: the pass, its config, whether it came from
+    the cache, its seconds, and the artifact it started from (`parent`) and made (`output`), the
+    lineage the store keeps."""
+    import time
+
+    applied = []
+    for name, config_json in steps:
+        pass_cls = registry.load(registry.PASSES, name)
+        config = pass_cls.Config.model_validate_json(config_json)
+        started = time.perf_counter()
+        parent = str(artifact.path)
+        artifact = pass_cls().cached_run(artifact, config, cache_dir, context)
+        applied.append({"pass": name, "config": config.model_dump(mode="json"), "cached": artifact.meta["cached"],
+                        "seconds": round(time.perf_counter() - started, 2), "parent": parent,
+                        "output": str(artifact.path)})
+    return artifact, applied

@@ -17,14 +17,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from inferarena.errors import ConfigError
+from inferarena.results import RunRecord, VariantResult, higher_is_better
 from inferarena.stats import Change, latency_change, throughput_change
 
-# alias: (metric key, percentile or None for throughput, higher is better)
+# alias: (metric key, percentile or None for throughput); directions come from the metric catalogue.
 METRICS = {
-    "p50": ("latency_ms_p50", 50.0, False),
-    "p90": ("latency_ms_p90", 90.0, False),
-    "p99": ("latency_ms_p99", 99.0, False),
-    "throughput": ("throughput_sps", None, True),
+    "p50": ("latency_ms_p50", 50.0),
+    "p90": ("latency_ms_p90", 90.0),
+    "p99": ("latency_ms_p99", 99.0),
+    "throughput": ("throughput_sps", None),
 }
 REGRESSION_EXIT_CODE = 3
 
@@ -38,34 +39,34 @@ class Row:
     verdict: str  # better | worse | tie
 
 
-def variant_key(v: dict) -> tuple:
-    return (v["name"], v["runtime"], v["precision"], v["shape"], json.dumps(v["knobs"], sort_keys=True))
+def variant_key(v: VariantResult) -> tuple:
+    return (v.name, v.runtime, v.precision, v.shape, json.dumps(v.knobs, sort_keys=True))
 
 
-def compare(run_a: dict, run_b: dict, samples_a: dict, samples_b: dict, tie_margin: float = 0.10) -> tuple[list[Row], list[str]]:
+def compare(run_a: RunRecord, run_b: RunRecord, samples_a: dict, samples_b: dict,
+            tie_margin: float = 0.10) -> tuple[list[Row], list[str]]:
     notes = []
-    differing = [k for k in sorted(set(run_a["config"]) | set(run_b["config"]))
-                 if run_a["config"].get(k) != run_b["config"].get(k)]
+    differing = [k for k in sorted(set(run_a.config) | set(run_b.config)) if run_a.config.get(k) != run_b.config.get(k)]
     if differing:
         notes.append(f"the runs' configs differ in: {', '.join(differing)}")
-    a_variants = {variant_key(v): v for v in run_a["variants"] if v["status"] == "ok"}
+    a_variants = {variant_key(v): v for v in run_a.variants if v.ok}
     rows, pairs = [], []
-    for vb in run_b["variants"]:
+    for vb in run_b.variants:
         va = a_variants.get(variant_key(vb))
-        if va is None or vb["status"] != "ok":
-            notes.append(f"{vb['name']}: not measured in both runs, not compared")
+        if va is None or not vb.ok:
+            notes.append(f"{vb.name}: not measured in both runs, not compared")
             continue
-        for scenario in vb["scenarios"]:
-            qps = [v["scenarios"].get(scenario, {}).get("metrics", {}).get("target_qps") for v in (va, vb)]
+        for scenario in vb.scenarios:
+            qps = [v.scenarios[scenario].metrics.get("target_qps") if scenario in v.scenarios else None for v in (va, vb)]
             if qps[0] and qps[1] and abs(qps[1] / qps[0] - 1) > 0.01:
-                notes.append(f"{vb['name']} {scenario}: offered QPS differs ({qps[0]:.3g} vs {qps[1]:.3g}), so its "
+                notes.append(f"{vb.name} {scenario}: offered QPS differs ({qps[0]:.3g} vs {qps[1]:.3g}), so its "
                              "latencies are not comparable; set loadgen.server_target_qps to compare them")
                 continue
-            a = samples_a.get((va["name"], scenario))
-            b = samples_b.get((vb["name"], scenario))
+            a = samples_a.get((va.name, scenario))
+            b = samples_b.get((vb.name, scenario))
             if a is None or b is None or sum(map(len, a)) < 2 or sum(map(len, b)) < 2:
                 continue
-            pairs.append((scenario, vb["name"], a, b))
+            pairs.append((scenario, vb.name, a, b))
     # Many comparisons at 95% each would call about one in twenty a change by chance: the rounds'
     # t-interval is taken at a Bonferroni level, so the whole table errs with about 5% probability.
     family = sum(1 if scenario == "offline" else 3 for scenario, *_ in pairs)
@@ -83,11 +84,11 @@ def compare(run_a: dict, run_b: dict, samples_a: dict, samples_b: dict, tie_marg
 def _rows(scenario: str, variant: str, a: list[np.ndarray], b: list[np.ndarray], tie_margin: float,
           level: float = 0.95) -> list[Row]:
     rows = []
-    for alias, (_, q, higher_is_better) in METRICS.items():
+    for alias, (key, q) in METRICS.items():
         if (q is None) != (scenario == "offline"):  # Offline: throughput; the others: latency percentiles
             continue
         change = throughput_change(a, b, level=level) if q is None else latency_change(a, b, q, level=level)
-        rows.append(Row(scenario, variant, alias, change, _verdict(change, higher_is_better, tie_margin)))
+        rows.append(Row(scenario, variant, alias, change, _verdict(change, higher_is_better(key), tie_margin)))
     return rows
 
 
@@ -116,7 +117,7 @@ def regressions(rows: list[Row], rules: dict[str, float]) -> list[Row]:
         limit = rules.get(row.metric)
         if limit is None or not row.change.significant:
             continue
-        higher_is_better = METRICS[row.metric][2]
-        if (row.change.rel < -abs(limit)) if higher_is_better else (row.change.rel > abs(limit)):
+        higher = higher_is_better(METRICS[row.metric][0])
+        if (row.change.rel < -abs(limit)) if higher else (row.change.rel > abs(limit)):
             failed.append(row)
     return failed

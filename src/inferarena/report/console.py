@@ -7,21 +7,25 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from inferarena import kinds
+from inferarena.kinds.base import Kind
 from inferarena.report.json_export import describe_workload
 from inferarena.report.leaderboard import NOISY_NOTE, ROUNDS_HEADER, board, check_sort, fmt, measured_scenarios
+from inferarena.results import RunRecord, VariantResult
 from inferarena.scenarios.base import QUICK_NOTE
 
-def render_run(run: dict, console: Console, sort: str | None = None) -> None:
+
+def render_run(run: RunRecord, console: Console, sort: str | None = None) -> None:
     check_sort(run, sort)
-    env = run["environment"]
-    mode = QUICK_NOTE if run["quick"] else "MLPerf-compliant durations"
-    workload = run["workload"]
+    env = run.environment
+    kind = kinds.of_run(run)
+    mode = QUICK_NOTE if run.quick else "MLPerf-compliant durations"
     console.print(
-        f"[bold]Run {run['run_id']}[/] · {escape(run['model'])} · {escape(env['cpu_model'])}, {env['logical_cores']} cores · "
+        f"[bold]Run {run.run_id}[/] · {escape(run.model)} · {escape(env['cpu_model'])}, {env['logical_cores']} cores · "
         f"[yellow]{mode}[/]"
     )
-    console.print(f"Workload: {escape(describe_workload(workload))}")
-    for note in run["notes"]:
+    console.print(f"Workload: {escape(describe_workload(run.workload))}")
+    for note in run.notes:
         console.print(f"[dim]note: {escape(note)}[/]")
     basis = _first_metric(run, "energy_basis")
     if basis:
@@ -38,77 +42,63 @@ def render_run(run: dict, console: Console, sort: str | None = None) -> None:
         console.print(f"Memory bandwidth here: read {bandwidth['read_gb_per_s']:.1f} GB/s, triad "
                       f"{bandwidth['triad_gb_per_s']:.1f} GB/s ({bandwidth['threads']} threads); %BW roofline = "
                       "decode tok/s × bytes read per token (weights + KV cache) ÷ the read bandwidth")
-    ok = [v for v in run["variants"] if v["status"] == "ok"]
-    if ok and any("token_agreement" in (v.get("fidelity") or {}) for v in ok):
-        console.print(generation_table(ok, (env.get("generation_reference") or {})))
-    elif ok:
-        console.print(variants_table(ok, env.get("task_reference") or []))
-    noisy_pct = run["config"].get("rounds", {}).get("noisy_spread_pct", 10.0)
-    drift_pct = run["config"].get("rounds", {}).get("drift_pct", 20.0)
+    ok = run.ok
+    if ok:
+        console.print(variants_table(ok, kind, env))
+    noisy_pct = run.config.get("rounds", {}).get("noisy_spread_pct", 10.0)
+    drift_pct = run.config.get("rounds", {}).get("drift_pct", 20.0)
     for scenario in measured_scenarios(run):
-        console.print(leaderboard(scenario, ok, run["quick"], sort, noisy_pct, drift_pct))
-    failed = [v for v in run["variants"] if v["status"] != "ok"]
+        console.print(leaderboard(scenario, ok, run.quick, sort, noisy_pct, drift_pct, kind.fidelity_key(ok)))
+    failed = [v for v in run.variants if not v.ok]
     if failed:
         table = Table(title="Failed variants", title_style="bold red", expand=False)
         table.add_column("variant")
         table.add_column("error", overflow="fold")
         for v in failed:
-            table.add_row(escape(v["name"]), escape(v["error"] or "unknown"))
+            table.add_row(escape(v.name), escape(v.error or "unknown"))
         console.print(table)
-    if run["status"] != "complete":
+    if run.status != "complete":
         console.print("[yellow]This run did not finish; rerun with the same options and --resume to complete it.[/]")
 
 
-def variants_table(variants: list[dict], task_reference: list[dict] | None = None) -> Table:
-    """What every variant is, how close it stays to the FP32 reference (outputs and task metric), and
-    what it costs in memory."""
-    tasks = [t for t in task_reference or [] if "value" in t]
-    table = Table(title="Variants — fidelity against the FP32 reference", title_justify="left", title_style="bold",
-                  box=box.SIMPLE_HEAD, pad_edge=False)
+def variants_table(variants: list[VariantResult], kind: Kind, environment: dict) -> Table:
+    """What every variant is, how close it stays to the FP32 reference (the kind's fidelity figures and
+    the task metrics against the reference's scores), and what it costs in memory."""
+    tasks = [t for t in environment.get("task_reference") or [] if "value" in t]
+    reference = environment.get("generation_reference") or {}
+    title = kind.fidelity_title + (f" ({reference['runtime']})" if reference.get("runtime") else "")
+    table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    columns = [c for c in kind.fidelity_columns
+               if not c.optional or any(c.key in (v.fidelity or {}) for v in variants)]
+    headers = [c.header + (f" (FP32 {fmt(reference.get(c.key))})" if c.key in reference else "") for c in columns]
     task_headers = [f"{t['name']}\n(FP32 {t['value']:.3f})" for t in tasks]
-    # Classifiers also get top-k agreement with the reference's classes.
-    agreement = [k for k in ("top1_agreement", "top5_agreement") if any(k in (v.get("fidelity") or {}) for v in variants)]
-    agreement_headers = [k.replace("_agreement", "\nagree") for k in agreement]
-    for header in ("variant", "cos mean", "cos min", "max diff", *agreement_headers, *task_headers, "RSS MB", "load s",
-                   "passes (* cached)"):
+    for header in ("variant", *headers, *task_headers, "RSS MB", "load s", "passes (* cached)"):
         table.add_column(header, justify="left" if header in ("variant", "passes (* cached)") else "right",
                          no_wrap=header != "passes (* cached)", min_width=_widest(variants) if header == "variant" else None)
     for v in variants:
-        f = v.get("fidelity") or {}
-        steps = ", ".join(p["pass"] + ("*" if p["cached"] else "") for p in v.get("passes") or [])
-        if v.get("kept_layers"):
-            steps += f"; {len(v['kept_layers'])} layers kept FP32"
-        scores = {t["name"]: t.get("value") for t in v.get("task") or []}
-        table.add_row(escape(v["name"]), f"{f.get('cos_mean', float('nan')):.5f}",
-                      f"{f.get('cos_min', float('nan')):.5f}", f"{f.get('max_abs_diff', float('nan')):.2g}",
-                      *(f"{f[k]:.3f}" if k in f else "-" for k in agreement),
+        f = v.fidelity or {}
+        steps = ", ".join(p["pass"] + ("*" if p["cached"] else "") for p in v.passes)
+        if v.kept_layers:
+            steps += f"; {len(v.kept_layers)} layers kept FP32"
+        scores = {t["name"]: t.get("value") for t in v.task}
+        table.add_row(escape(v.name), *(_cell(f, c) for c in columns),
                       *(f"{scores[t['name']]:.3f}" if scores.get(t["name"]) is not None else "-" for t in tasks),
-                      fmt((v.get("memory") or {}).get("peak_rss_mb")), fmt(v.get("load_s")), escape(steps or "-"))
+                      fmt((v.memory or {}).get("peak_rss_mb")), fmt(v.load_s), escape(steps or "-"))
     return table
 
 
-def generation_table(variants: list[dict], reference: dict) -> Table:
-    """Generative variants against the FP32 reference: greedy tokens reproduced, and perplexity."""
-    ppl = reference.get("perplexity")
-    table = Table(title=f"Variants — fidelity against the FP32 reference ({reference.get('runtime', '?')})",
-                  title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-    for header in ("variant", "token agree", "exact", "1st diff at", f"ppl (FP32 {fmt(ppl)})", "Δppl %", "RSS MB",
-                   "load s", "passes (* cached)"):
-        table.add_column(header, justify="left" if header in ("variant", "passes (* cached)") else "right",
-                         no_wrap=header != "passes (* cached)", min_width=_widest(variants) if header == "variant" else None)
-    for v in variants:
-        f = v.get("fidelity") or {}
-        steps = ", ".join(p["pass"] + ("*" if p["cached"] else "") for p in v.get("passes") or [])
-        table.add_row(escape(v["name"]), fmt(f.get("token_agreement")), fmt(f.get("exact_match")),
-                      f"{fmt(f.get('first_divergence_mean'))}/{f.get('tokens_per_prompt', '?')}",
-                      fmt(f.get("perplexity")), fmt(f.get("perplexity_delta_pct")),
-                      fmt((v.get("memory") or {}).get("peak_rss_mb")), fmt(v.get("load_s")), escape(steps or "-"))
-    return table
+def _cell(fidelity: dict, column) -> str:
+    value = fidelity.get(column.key)
+    if column.of is not None:
+        return f"{fmt(value)}/{fidelity.get(column.of, '?')}"
+    if column.fmt:
+        return f"{float('nan') if value is None else value:{column.fmt}}" if not column.optional or value is not None else "-"
+    return fmt(value)
 
 
-def leaderboard(scenario: str, variants: list[dict], quick: bool, sort: str | None = None,
-                noisy_pct: float = 10.0, drift_pct: float = 20.0) -> Table:
-    data = board(scenario, variants, quick, sort, noisy_pct)
+def leaderboard(scenario: str, variants: list[VariantResult], quick: bool, sort: str | None = None,
+                noisy_pct: float = 10.0, drift_pct: float = 20.0, fidelity: tuple[str, str] = ("cos_min", "cos min")) -> Table:
+    data = board(scenario, variants, quick, sort, noisy_pct, fidelity)
     table = Table(title=data.title, title_justify="left", title_style="bold", caption_justify="left",
                   box=box.SIMPLE_HEAD, pad_edge=False)
     for header in ("#", "variant", *data.headers):
@@ -126,15 +116,15 @@ def leaderboard(scenario: str, variants: list[dict], quick: bool, sort: str | No
             if reason not in reasons:
                 reasons.append(reason)
             status = f"[red]INVALID[/]:{reasons.index(reason) + 1}"
-        table.add_row(str(position), escape(v["name"]), *cells[:status_at], status, *cells[status_at:])
+        table.add_row(str(position), escape(v.name), *cells[:status_at], status, *cells[status_at:])
     captions = [f"INVALID:{i} {escape(r)}" for i, r in enumerate(reasons, 1)]
     if ROUNDS_HEADER in data.headers and any("!)" in cells[-1] for _, cells, _, _ in data.rows):
         captions.append(NOISY_NOTE.format(pct=noisy_pct))
     if ROUNDS_HEADER in data.headers and any(" ±" in cells[-1] for _, cells, _, _ in data.rows):
         captions.append("±CI: half the width of the ranking figure's 95% CI over all rounds, in % "
                         "(--ci-target-pct measures until it is below a target)")
-    drifted = [(v["name"], v["scenarios"][scenario]["metrics"]["drift_pct"]) for v, _, _, _ in data.rows
-               if abs(v["scenarios"][scenario]["metrics"].get("drift_pct") or 0.0) > drift_pct]
+    drifted = [(v.name, v.scenarios[scenario].metrics["drift_pct"]) for v, _, _, _ in data.rows
+               if abs(v.scenarios[scenario].metrics.get("drift_pct") or 0.0) > drift_pct]
     if drifted:
         captions.append("~ latency drifted within a round (median of the second half vs the first): "
                         + ", ".join(f"{escape(n)} {d:+.0f}%" for n, d in drifted) + "; such variants get an extra round")
@@ -142,37 +132,28 @@ def leaderboard(scenario: str, variants: list[dict], quick: bool, sort: str | No
     return table
 
 
-def _first_metric(run: dict, key: str):
-    return next((m["metrics"][key] for v in run["variants"] for m in v["scenarios"].values() if key in m["metrics"]), None)
+def _first_metric(run: RunRecord, key: str):
+    return next((m.metrics[key] for v in run.variants for m in v.scenarios.values() if key in m.metrics), None)
 
 
-def _widest(variants: list[dict]) -> int:
-    return max((len(v["name"]) for v in variants), default=7)
+def _widest(variants: list[VariantResult]) -> int:
+    return max((len(v.name) for v in variants), default=7)
 
 
-def render_recommendation(rec, run: dict, console: Console) -> None:
-    """The Pareto front as a table, then the pick and its reasons in a panel."""
+def render_recommendation(rec, run: RunRecord, console: Console) -> None:
+    """The Pareto front as a table (on the kind's axes), then the pick and its reasons in a panel."""
     from rich.panel import Panel
 
-    from inferarena.report.json_export import flat_metrics
-
-    from inferarena.recommend import generative
-
-    by_name = {v["name"]: flat_metrics(v) for v in run["variants"]}
-    if generative(run):
-        title = "Pareto front — no other variant is better on request time p90, tokens/s and token agreement at once"
-        columns = (("llm_single_stream.latency_ms_p90", "request p90 ms"), ("llm_offline.tokens_per_s", "tok/s"),
-                   ("fidelity.token_agreement", "token agree"))
-    else:
-        title = "Pareto front — no other variant is better on p90 latency, throughput and cos_min at once"
-        columns = (("single_stream.latency_ms_p90", "SS p90 ms"), ("offline.throughput_sps", "samples/s"),
-                   ("fidelity.cos_min", "cos min"))
+    kind = kinds.of_run(run)
+    columns = kind.pareto_columns
+    by_name = {v.name: v.flat() for v in run.variants}
+    title = kind.pareto_title
     table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-    for header in ("variant", *(h for _, h in columns), "RSS MB"):
+    for header in ("variant", *(c.label for c in columns), "RSS MB"):
         table.add_column(header, justify="left" if header == "variant" else "right", no_wrap=True)
     for name in rec.pareto:
         m = by_name[name]
-        cells = [f"{m[k]:.5f}" if k == "fidelity.cos_min" and k in m else fmt(m.get(k)) for k, _ in columns]
+        cells = [f"{m[c.key]:{c.fmt}}" if c.fmt and c.key in m else fmt(m.get(c.key)) for c in columns]
         table.add_row(("[bold]" if name == rec.variant else "") + escape(name), *cells,
                       fmt(m.get("memory.peak_rss_mb")))
     if rec.pareto:

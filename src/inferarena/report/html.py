@@ -5,7 +5,9 @@ from __future__ import annotations
 import html
 import numpy as np
 
-from inferarena.report.json_export import describe_workload, flat_metrics
+from inferarena import kinds
+from inferarena.report.json_export import describe_workload
+from inferarena.results import RunRecord, VariantResult, higher_is_better
 from inferarena.scenarios.base import QUICK_NOTE
 
 E = html.escape
@@ -74,26 +76,15 @@ document.querySelectorAll('table.sortable th').forEach(function(th, col){
 """
 
 
-def render(run: dict, samples: dict[tuple[str, str], np.ndarray]) -> str:
+def render(run: RunRecord, samples: dict[tuple[str, str], np.ndarray], recommendation=None) -> str:
     import plotly
     import plotly.graph_objects as go
 
-    ok = [v for v in run["variants"] if v["status"] == "ok"]
-    colors = {rt: PALETTE[i % len(PALETTE)] for i, rt in enumerate(sorted({v["runtime"] for v in ok}))}
-    # Classifiers: does the top class survive; other models: how close the outputs stay.
-    top1 = any("fidelity.top1_agreement" in flat_metrics(v) for v in ok)
-    fidelity_key, fidelity_label = (("fidelity.top1_agreement", "fidelity: top-1 agreement with FP32") if top1
-                                    else ("fidelity.cos_min", "fidelity: cos min vs FP32"))
+    ok = run.ok
+    colors = {rt: PALETTE[i % len(PALETTE)] for i, rt in enumerate(sorted({v.runtime for v in ok}))}
     figures = [f for f in (
-        _pareto(go, ok, colors, "single_stream.latency_ms_p90", fidelity_key,
-                "SingleStream p90 latency (ms)", fidelity_label, "Latency vs fidelity", (False, True)),
-        _pareto(go, ok, colors, "offline.throughput_sps", "memory.peak_rss_mb",
-                "Offline throughput (samples/s)", "peak RSS (MB)", "Throughput vs memory", (True, False)),
-        _pareto(go, ok, colors, "generation.decode_tokens_per_s", "fidelity.token_agreement",
-                "decode tokens/s (single stream)", "greedy-token agreement with FP32", "Decode speed vs fidelity",
-                (True, True)),
-        _pareto(go, ok, colors, "generation.ttft_ms_p50", "generation.tpot_ms_p50", "TTFT p50 (ms)",
-                "TPOT p50 (ms)", "Time to first token vs time per output token", (False, False)),
+        *(_pareto(go, ok, colors, p.x, p.y, p.x_label, p.y_label, p.title, (higher_is_better(p.x), higher_is_better(p.y)))
+          for p in kinds.of_run(run).report_plots(ok)),
         _percentiles(go, ok, colors),
         _cdf(go, ok, colors, samples),
         _throughput_by_batch(go, ok, colors, run),
@@ -103,15 +94,15 @@ def render(run: dict, samples: dict[tuple[str, str], np.ndarray]) -> str:
         f'<section class="plot">{fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot{i}", default_width="100%", config={"responsive": True, "displaylogo": False})}</section>'
         for i, fig in enumerate(figures)
     )
-    mode = QUICK_NOTE if run["quick"] else "MLPerf-compliant durations"
+    mode = QUICK_NOTE if run.quick else "MLPerf-compliant durations"
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>inferarena run {run['run_id']}: {E(run['model'])}</title>
+<html lang="en"><head><meta charset="utf-8"><title>inferarena run {run.run_id}: {E(run.model)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style>
 <script>{plotly.offline.get_plotlyjs()}</script></head>
-<body><header><h1>inferarena run {run['run_id']} · {E(run['model'])}</h1><span class="mode">{E(mode)}</span></header>
+<body><header><h1>inferarena run {run.run_id} · {E(run.model)}</h1><span class="mode">{E(mode)}</span></header>
 <main>
 {_environment(run)}
-{_recommendation(run)}
+{_recommendation(recommendation)}
 {_leaderboard(run, ok)}
 <div class="grid">{plots}</div>
 {_failures(run)}
@@ -119,17 +110,17 @@ def render(run: dict, samples: dict[tuple[str, str], np.ndarray]) -> str:
 """
 
 
-def _environment(run: dict) -> str:
-    env = run["environment"]
-    energy = next((m["metrics"].get("energy_basis") for v in run["variants"] for m in v["scenarios"].values()
-                   if m["metrics"].get("energy_basis")), None)
+def _environment(run: RunRecord) -> str:
+    env = run.environment
+    energy = next((m.metrics.get("energy_basis") for v in run.variants for m in v.scenarios.values()
+                   if m.metrics.get("energy_basis")), None)
     peaks = env.get("gemm_peak_gflops") or {}
     items = [
         ("CPU", f"{env.get('cpu_model')} · {env.get('logical_cores')} logical / {env.get('physical_cores')} physical cores"
                 f" · {env.get('memory_gb')} GiB"),
-        ("Mode", QUICK_NOTE if run["quick"] else "MLPerf-compliant durations"),
-        ("Run", f"{run['created_at']} · status {run['status']}"),
-        ("Workload", describe_workload(run["workload"])),
+        ("Mode", QUICK_NOTE if run.quick else "MLPerf-compliant durations"),
+        ("Run", f"{run.created_at} · status {run.status}"),
+        ("Workload", describe_workload(run.workload)),
         ("Python / OS", f"{env.get('python')} · {env.get('os')}"),
         ("Packages", ", ".join(f"{k} {v}" for k, v in (env.get("packages") or {}).items())),
         ("GEMM peak", ", ".join(f"{p} {g:,.0f} {'GOP/s' if p == 'int8' else 'GFLOP/s'}" for p, g in peaks.items()) or "-"),
@@ -140,14 +131,14 @@ def _environment(run: dict) -> str:
         ("Cost", env.get("price") or "-"),
     ]
     rows = "".join(f"<dt>{E(k)}</dt><dd>{E(str(v))}</dd>" for k, v in items)
-    notes = "".join(f'<p class="note">note: {E(n)}</p>' for n in run["notes"])
+    notes = "".join(f'<p class="note">note: {E(n)}</p>' for n in run.notes)
     return f'<section id="environment"><h2>Environment</h2><dl>{rows}</dl>{notes}</section>'
 
 
-def _recommendation(run: dict) -> str:
-    rec = run.get("recommendation")
-    if not rec:
+def _recommendation(recommendation) -> str:
+    if recommendation is None:
         return ""
+    rec = recommendation.as_dict()
     state = "" if rec["met"] else ' <span class="bad">(constraints not met)</span>'
     front = ", ".join(E(n) for n in rec.get("pareto") or []) or "-"
     return (f'<section id="recommendation"><h2>Recommendation · profile {E(rec["profile"])}{state}</h2>'
@@ -155,21 +146,23 @@ def _recommendation(run: dict) -> str:
             f'<p class="note">Pareto front (p90 latency, throughput, cos_min): {front}</p></section>')
 
 
-def _leaderboard(run: dict, ok: list[dict]) -> str:
-    present = [(k, h, f) for k, h, f in COLUMNS if any(k in flat_metrics(v) for v in ok)]
+def _leaderboard(run: RunRecord, ok: list[VariantResult]) -> str:
+    flat = {v.name: v.flat() for v in ok}
+    present = [(k, h, f) for k, h, f in COLUMNS if any(k in flat[v.name] for v in ok)]
     head = '<th class="text">variant</th><th class="text">runtime</th><th class="text">precision</th>' \
            '<th class="text">shape</th>' + "".join(f"<th>{E(h)}</th>" for _, h, _ in present) + \
            '<th class="text">passes</th><th class="text">kept in FP32</th>'
     body = []
     for v in ok:
-        metrics = flat_metrics(v)
-        cells = [f'<td class="text" data-v="{E(v[k])}">{E(v[k])}</td>' for k in ("name", "runtime", "precision", "shape")]
+        metrics = flat[v.name]
+        cells = [f'<td class="text" data-v="{E(getattr(v, k))}">{E(getattr(v, k))}</td>'
+                 for k in ("name", "runtime", "precision", "shape")]
         for key, _, spec in present:
             value = metrics.get(key)
             shown = format(value, spec) if isinstance(value, (int, float)) else "-"
             cells.append(f'<td data-v="{E(str(value if value is not None else ""))}">{E(shown)}</td>')
-        passes = ", ".join(p["pass"] + (" (cached)" if p["cached"] else "") for p in v.get("passes") or []) or "-"
-        kept = ", ".join(v.get("kept_layers") or []) or "-"
+        passes = ", ".join(p["pass"] + (" (cached)" if p["cached"] else "") for p in v.passes) or "-"
+        kept = ", ".join(v.kept_layers or []) or "-"
         cells += [f'<td class="text" data-v="{E(passes)}">{E(passes)}</td>',
                   f'<td class="text" data-v="{E(kept)}">{E(kept)}</td>']
         body.append("<tr>" + "".join(cells) + "</tr>")
@@ -179,26 +172,26 @@ def _leaderboard(run: dict, ok: list[dict]) -> str:
             f'<tbody>{"".join(body)}</tbody></table></div></section>')
 
 
-def _failures(run: dict) -> str:
-    failed = [v for v in run["variants"] if v["status"] != "ok"]
+def _failures(run: RunRecord) -> str:
+    failed = [v for v in run.variants if not v.ok]
     if not failed:
         return ""
-    items = "".join(f'<li><b>{E(v["name"])}</b>: <span class="bad">{E(v["error"] or "unknown")}</span></li>' for v in failed)
+    items = "".join(f'<li><b>{E(v.name)}</b>: <span class="bad">{E(v.error or "unknown")}</span></li>' for v in failed)
     return f'<section id="failures"><h2>Failed variants</h2><ul>{items}</ul></section>'
 
 
 def _pareto(go, ok, colors, x_key, y_key, x_title, y_title, title, higher_better):
-    points = [(v, flat_metrics(v).get(x_key), flat_metrics(v).get(y_key)) for v in ok]
+    points = [(v, v.flat().get(x_key), v.flat().get(y_key)) for v in ok]
     points = [(v, x, y) for v, x, y in points if isinstance(x, (int, float)) and isinstance(y, (int, float))]
     if not points:
         return None
     fig = go.Figure()
     for runtime, color in colors.items():
-        mine = [(v, x, y) for v, x, y in points if v["runtime"] == runtime]
+        mine = [(v, x, y) for v, x, y in points if v.runtime == runtime]
         if mine:
             fig.add_trace(go.Scatter(
                 x=[x for _, x, _ in mine], y=[y for _, _, y in mine], mode="markers", name=E(runtime),
-                marker={"size": 11, "color": color}, text=[E(v["name"]) for v, _, _ in mine],
+                marker={"size": 11, "color": color}, text=[E(v.name) for v, _, _ in mine],
                 hovertemplate="%{text}<br>" + E(x_title) + ": %{x:.4g}<br>" + E(y_title) + ": %{y:.5g}<extra></extra>",
             ))
     front = pareto_front([(x, y) for _, x, y in points], higher_better)
@@ -220,14 +213,14 @@ def pareto_front(points: list[tuple[float, float]], higher_better: tuple[bool, b
 
 def _percentiles(go, ok, colors):
     keys = [("latency_ms_p50", "p50"), ("latency_ms_p90", "p90"), ("latency_ms_p99", "p99"), ("latency_ms_p99_9", "p99.9")]
-    rows = [v for v in ok if "single_stream" in v["scenarios"]]
+    rows = [v for v in ok if "single_stream" in v.scenarios]
     if not rows:
         return None
     fig = go.Figure()
     for v in rows:
-        m = v["scenarios"]["single_stream"]["metrics"]
+        m = v.scenarios["single_stream"].metrics
         fig.add_trace(go.Scatter(x=[label for _, label in keys], y=[m.get(k) for k, _ in keys], mode="lines+markers",
-                                 name=E(v["name"]), line={"color": colors[v["runtime"]]}))
+                                 name=E(v.name), line={"color": colors[v.runtime]}))
     fig.update_layout(title="SingleStream latency percentiles", yaxis_title="latency (ms)", height=420, margin={"t": 50})
     return fig
 
@@ -235,12 +228,12 @@ def _percentiles(go, ok, colors):
 def _cdf(go, ok, colors, samples):
     fig, drawn = go.Figure(), False
     for v in ok:
-        values = samples.get((v["name"], "single_stream"))
+        values = samples.get((v.name, "single_stream"))
         if values is None or not len(values):
             continue
         x = np.sort(values)
-        fig.add_trace(go.Scatter(x=x, y=np.arange(1, len(x) + 1) / len(x), mode="lines", name=E(v["name"]),
-                                 line={"color": colors[v["runtime"]]}))
+        fig.add_trace(go.Scatter(x=x, y=np.arange(1, len(x) + 1) / len(x), mode="lines", name=E(v.name),
+                                 line={"color": colors[v.runtime]}))
         drawn = True
     if not drawn:
         return None
@@ -251,15 +244,14 @@ def _cdf(go, ok, colors, samples):
 
 def _throughput_by_batch(go, ok, colors, run):
     """Samples/s at the batch each scenario runs: 1 (SingleStream), N (MultiStream), batch_size (Offline)."""
-    config = run["config"]
+    config = run.config
     per_query = config.get("loadgen", {}).get("multi_stream_samples_per_query", 8)
     batch = config.get("workload", {}).get("batch_size", 32)
     fig, drawn = go.Figure(), False
     for v in ok:
         points = []
-        ss = v["scenarios"].get("single_stream", {}).get("metrics", {})
-        ms = v["scenarios"].get("multi_stream", {}).get("metrics", {})
-        off = v["scenarios"].get("offline", {}).get("metrics", {})
+        ss, ms, off = ((v.scenarios[n].metrics if n in v.scenarios else {})
+                       for n in ("single_stream", "multi_stream", "offline"))
         if ss.get("throughput_sps"):
             points.append((1, ss["throughput_sps"]))
         if ms.get("latency_ms_mean"):
@@ -268,7 +260,7 @@ def _throughput_by_batch(go, ok, colors, run):
             points.append((batch, off["throughput_sps"]))
         if len(points) > 1:
             fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers",
-                                     name=E(v["name"]), line={"color": colors[v["runtime"]]}))
+                                     name=E(v.name), line={"color": colors[v.runtime]}))
             drawn = True
     if not drawn:
         return None
@@ -278,17 +270,17 @@ def _throughput_by_batch(go, ok, colors, run):
 
 
 def _server(go, ok, colors):
-    rows = [(v, v["scenarios"]["server"]["metrics"]) for v in ok if "server" in v["scenarios"]]
+    rows = [(v, v.scenarios["server"].metrics) for v in ok if "server" in v.scenarios]
     rows = [(v, m) for v, m in rows if m.get("target_qps") and m.get("latency_ms_p99")]
     if not rows:
         return None
     fig = go.Figure()
     for runtime, color in colors.items():
-        mine = [(v, m) for v, m in rows if v["runtime"] == runtime]
+        mine = [(v, m) for v, m in rows if v.runtime == runtime]
         if mine:
             fig.add_trace(go.Scatter(
                 x=[m["target_qps"] for _, m in mine], y=[m["latency_ms_p99"] for _, m in mine], mode="markers",
-                name=E(runtime), marker={"size": 11, "color": color}, text=[E(v["name"]) for v, _ in mine],
+                name=E(runtime), marker={"size": 11, "color": color}, text=[E(v.name) for v, _ in mine],
                 hovertemplate="%{text}<br>QPS %{x:.3g}<br>p99 %{y:.3g} ms<extra></extra>"))
     bound = next((m.get("latency_bound_ms") for _, m in rows if m.get("latency_bound_ms")), None)
     if bound:

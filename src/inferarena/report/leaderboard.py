@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from inferarena import registry
 from inferarena.errors import ConfigError
+from inferarena.results import RunRecord, VariantResult, higher_is_better
 
 # Shown in every scenario's table after its own columns: (metric key, header, scale).
 EFFICIENCY = (("energy_j_per_query", "mJ/q", 1000.0), ("cost_usd_per_1m", "$/1M", 1.0), ("pct_of_peak", "%peak", 1.0))
@@ -14,58 +15,57 @@ EFFICIENCY = (("energy_j_per_query", "mJ/q", 1000.0), ("cost_usd_per_1m", "$/1M"
 ROUNDS_HEADER = "rounds (spread) ±CI"
 NOISY_NOTE = ("! rounds disagree by more than {pct:g}%: the machine was noisy while this ran (it got extra rounds); "
               "`compare` widens its intervals accordingly")
-# Metrics where more is better; everything else sorts ascending.
-HIGHER_IS_BETTER = {"throughput_sps", "qps", "target_qps", "completed_qps", "gflops_per_s", "pct_of_peak",
-                    "tokens_per_s", "decode_tokens_per_s", "pct_of_bandwidth", "achieved_gb_per_s"}
 
 
 @dataclass
 class Board:
     title: str  # e.g. "SingleStream — ranked by p90 latency, lowest first"
     headers: list[str]  # after "#", "variant"; "LoadGen" marks the status column
-    rows: list[tuple[dict, list[str], bool, str | None]]  # (variant, cells, valid, invalid reason)
+    rows: list[tuple[VariantResult, list[str], bool, str | None]]  # (variant, cells, valid, invalid reason)
 
 
-def sortable_metrics(run: dict) -> list[str]:
+def sortable_metrics(run: RunRecord) -> list[str]:
     """Numeric per-scenario metric keys present in this run: the choices of --sort."""
-    keys = {k for v in run["variants"] for m in v["scenarios"].values()
-            for k, value in m["metrics"].items() if isinstance(value, (int, float))}
+    keys = {k for v in run.variants for m in v.scenarios.values()
+            for k, value in m.metrics.items() if isinstance(value, (int, float))}
     return sorted(keys)
 
 
-def check_sort(run: dict, sort: str | None) -> None:
+def check_sort(run: RunRecord, sort: str | None) -> None:
     if sort is not None and sort not in sortable_metrics(run):
         raise ConfigError(f"cannot sort by {sort!r}", f"choose one of: {', '.join(sortable_metrics(run))}")
 
 
-def board(scenario: str, variants: list[dict], quick: bool, sort: str | None = None, noisy_pct: float = 10.0) -> Board:
+def board(scenario: str, variants: list[VariantResult], quick: bool, sort: str | None = None, noisy_pct: float = 10.0,
+          fidelity: tuple[str, str] = ("cos_min", "cos min")) -> Board:
+    """`fidelity`: the (fidelity field, header) shown next to the timings, as the run's kind chooses."""
     cls = registry.load(registry.SCENARIOS, scenario)
     if sort:
-        ranking = f"{sort}, {'highest' if sort in HIGHER_IS_BETTER else 'lowest'} first"
+        ranking = f"{sort}, {'highest' if higher_is_better(sort) else 'lowest'} first"
 
         def rank(metrics: dict) -> tuple:
             value = metrics.get(sort)
             if not isinstance(value, (int, float)) or math.isnan(value):
                 return (1, 0.0)
-            return (0, -value if sort in HIGHER_IS_BETTER else value)
+            return (0, -value if higher_is_better(sort) else value)
     else:
         ranking, rank = cls.ranking, cls.rank_key
-    rows = [v for v in variants if scenario in v["scenarios"]]
-    sources = {v["scenarios"][scenario]["metrics"].get("energy_source") for v in rows}
+    rows = [v for v in variants if scenario in v.scenarios]
+    sources = {v.scenarios[scenario].metrics.get("energy_source") for v in rows}
     efficiency = getattr(cls, "efficiency", EFFICIENCY)
-    fidelity_key, fidelity_header = fidelity_column(rows)
+    fidelity_key, fidelity_header = fidelity
     headers = [h for _, h in cls.columns] + ["LoadGen", fidelity_header] + [
         h + (" est." if key.startswith("energy_j") and sources == {"estimate"} else "") for key, h, _ in efficiency
     ]
-    with_rounds = any(v["scenarios"][scenario]["metrics"].get("rounds", 1) > 1 for v in rows)
+    with_rounds = any(v.scenarios[scenario].metrics.get("rounds", 1) > 1 for v in rows)
     if with_rounds:
         headers.append(ROUNDS_HEADER)
     out = []
-    for v in sorted(rows, key=lambda v: rank(v["scenarios"][scenario]["metrics"])):
-        measured = v["scenarios"][scenario]
-        metrics = measured["metrics"]
+    for v in sorted(rows, key=lambda v: rank(v.scenarios[scenario].metrics)):
+        measured = v.scenarios[scenario]
+        metrics = measured.metrics
         cells = [fmt(metrics.get(k)) for k, _ in cls.columns]
-        value = (v.get("fidelity") or {}).get(fidelity_key)
+        value = (v.fidelity or {}).get(fidelity_key)
         cells.append(f"{value:.5f}" if fidelity_key == "cos_min" and value is not None else fmt(value))
         cells += [fmt(metrics[k] * scale if isinstance(metrics.get(k), (int, float)) else None)
                   for k, _, scale in efficiency]
@@ -74,28 +74,17 @@ def board(scenario: str, variants: list[dict], quick: bool, sort: str | None = N
             cells.append(f"{metrics.get('rounds', 1)}" + ("" if spread is None else
                                                           f" ({spread:.0f}%{'!' if spread > noisy_pct else ''})")
                          + ("" if ci is None else f" ±{ci:.1f}%"))
-        out.append((v, cells, measured["valid"], None if measured["valid"] else measured["invalid_reason"]))
+        out.append((v, cells, measured.valid, None if measured.valid else measured.invalid_reason))
     mode = " · quick (not MLPerf-compliant)" if quick else ""
     return Board(f"{cls.lg_scenario} — ranked by {ranking}{mode}", headers, out)
 
 
-def measured_scenarios(run: dict) -> list[str]:
+def measured_scenarios(run: RunRecord) -> list[str]:
     """The scenarios the variants were measured in: the config's order, then any others (a generative
     model runs the llm_* scenarios whatever the config lists)."""
-    found = {name for v in run["variants"] for name in v["scenarios"]}
-    listed = [s for s in run["config"]["scenarios"] if s in found]
+    found = {name for v in run.variants for name in v.scenarios}
+    listed = [s for s in run.config["scenarios"] if s in found]
     return listed + [s for s in registry.SCENARIOS if s in found and s not in listed]
-
-
-def fidelity_column(variants: list[dict]) -> tuple[str, str]:
-    """The fidelity figure a leaderboard shows: classifiers keep their top class, generators their greedy
-    tokens, other models the cosine of their outputs."""
-    found = {k for v in variants for k in (v.get("fidelity") or {})}
-    if "top1_agreement" in found:
-        return "top1_agreement", "top-1 agree"
-    if "token_agreement" in found:
-        return "token_agreement", "token agree"
-    return "cos_min", "cos min"
 
 
 def fmt(value) -> str:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 
-from inferarena.report.json_export import describe_workload, flat_metrics
+from inferarena import kinds
+from inferarena.report.json_export import describe_workload
+from inferarena.results import RunRecord
 from inferarena.report.leaderboard import board, measured_scenarios
 from inferarena.scenarios.base import QUICK_NOTE
 
@@ -16,37 +18,38 @@ def _md(text: object) -> str:
             .replace("\n", " "))
 
 
-def to_markdown(run: dict, sort: str | None = None) -> str:
-    env = run["environment"]
-    mode = QUICK_NOTE if run["quick"] else "MLPerf-compliant durations"
+def to_markdown(run: RunRecord, sort: str | None = None) -> str:
+    env = run.environment
+    mode = QUICK_NOTE if run.quick else "MLPerf-compliant durations"
     lines = [
-        f"### inferarena run {run['run_id']}: {_md(run['model'])}",
+        f"### inferarena run {run.run_id}: {_md(run.model)}",
         "",
-        f"{_md(env['cpu_model'])}, {env['logical_cores']} cores · **{mode}** · {_md(describe_workload(run['workload']))}",
+        f"{_md(env['cpu_model'])}, {env['logical_cores']} cores · **{mode}** · {_md(describe_workload(run.workload))}",
         "",
     ]
-    ok = [v for v in run["variants"] if v["status"] == "ok"]
+    ok = run.ok
+    fidelity = kinds.of_run(run).fidelity_key(ok)
     for scenario in measured_scenarios(run):
-        data = board(scenario, ok, run["quick"], sort)
+        data = board(scenario, ok, run.quick, sort, fidelity=fidelity)
         lines += [f"**{_md(data.title)}**", "", "| # | variant | " + " | ".join(data.headers) + " |",
                   "|---|---|" + "---:|" * len(data.headers)]
         status_at = data.headers.index("LoadGen")
         for position, (v, cells, valid, reason) in enumerate(data.rows, 1):
             status = "VALID" if valid else f"INVALID ({_md(reason or 'no reason given')})"
             cells = [*cells[:status_at], status, *cells[status_at:]]
-            lines.append(f"| {position} | {_md(v['name'])} | " + " | ".join(_md(c) for c in cells) + " |")
+            lines.append(f"| {position} | {_md(v.name)} | " + " | ".join(_md(c) for c in cells) + " |")
         lines.append("")
-    failed = [v for v in run["variants"] if v["status"] != "ok"]
+    failed = [v for v in run.variants if not v.ok]
     if failed:
-        lines += ["**Failed variants**", ""] + [f"- `{_md(v['name'])}`: {_md(v['error'])}" for v in failed] + [""]
+        lines += ["**Failed variants**", ""] + [f"- `{_md(v.name)}`: {_md(v.error)}" for v in failed] + [""]
     if env.get("price"):
         lines.append(f"<sub>Cost: {_md(env['price'])}</sub>")
     return "\n".join(lines) + "\n"
 
 
-def to_csv(run: dict) -> str:
-    rows = [{"name": v["name"], "runtime": v["runtime"], "precision": v["precision"], "shape": v["shape"],
-             "status": v["status"], "error": v["error"] or "", **flat_metrics(v)} for v in run["variants"]]
+def to_csv(run: RunRecord) -> str:
+    rows = [{"name": v.name, "runtime": v.runtime, "precision": v.precision, "shape": v.shape,
+             "status": v.status, "error": v.error or "", **v.flat()} for v in run.variants]
     fields = ["name", "runtime", "precision", "shape", "status", "error"]
     fields += sorted({k for r in rows for k in r} - set(fields))
     out = io.StringIO()

@@ -19,8 +19,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from inferarena import stats
+from inferarena import registry, stats
 from inferarena.config import LoadGenConfig, ShapeStrategy
+from inferarena.results import ScenarioResult, higher_is_better
 from inferarena.runtimes.base import Session
 from inferarena.trackers.cost import Price, usd_per_million
 from inferarena.trackers.cpu import CpuTracker
@@ -61,18 +62,6 @@ class ScenarioContext:
     cache: dict[int, Any] = field(default_factory=dict)
 
 
-@dataclass
-class ScenarioResult:
-    scenario: str
-    valid: bool
-    invalid_reason: str | None
-    mode: str  # "quick (not MLPerf-compliant)" or "compliant"
-    metrics: dict[str, Any]  # unit in every name; numbers, plus the text saying how energy and cost were had
-    loadgen: dict[str, Any] = field(default_factory=dict)  # LoadGen's own result_* and effective_* figures
-    # Every sample's latency in completion order (Offline: time from the one query's issue to completion).
-    latencies_ms: np.ndarray | None = None
-
-
 class Scenario(ABC):
     name: ClassVar[str]
     kind: ClassVar[str] = "predict"  # the runtime kind (Runtime.kind) whose sessions it drives
@@ -80,7 +69,9 @@ class Scenario(ABC):
     metric: ClassVar[str]  # the figure the leaderboard ranks by
     ranking: ClassVar[str]  # the same, in words for the leaderboard's title
     columns: ClassVar[tuple[tuple[str, str], ...]]  # (metric key, header) shown in its leaderboard
-    higher_is_better: ClassVar[bool] = False
+    # Headline figures repeated under a prefix in the flat keys: (prefix, key, this scenario's metric),
+    # e.g. ("generation", "ttft_ms_p50", "ttft_ms_p50") gives `generation.ttft_ms_p50`.
+    summary: ClassVar[tuple[tuple[str, str, str], ...]] = ()
     # What rounds are compared on to call a measurement noisy: a central figure, since a p90 or p99
     # from a few dozen queries differs between rounds by sampling alone.
     spread_metric: ClassVar[str] = "latency_ms_p50"
@@ -98,7 +89,7 @@ class Scenario(ABC):
         value = metrics.get(cls.metric)
         if value is None or value != value:  # missing or NaN
             return (1, 0.0)
-        return (0, -value if cls.higher_is_better else value)
+        return (0, -value if higher_is_better(cls.metric) else value)
 
     @abstractmethod
     def configure(self, settings: Any, ctx: ScenarioContext) -> None:
@@ -271,3 +262,12 @@ def parse_detail_log(path: Path) -> dict[str, Any]:
             found["errors"].append(str(record.get("value")))
         found[record["key"]] = record.get("value")
     return found
+
+
+def run_scenario(name: str, ctx: ScenarioContext) -> ScenarioResult:
+    """One registered scenario on a session; one that breaks is recorded, so the others still run."""
+    scenario = registry.load(registry.SCENARIOS, name)()
+    try:
+        return scenario.run(ctx)
+    except Exception as exc:
+        return ScenarioResult(name, False, f"error: {type(exc).__name__}: {exc}"[:300], "error", {})

@@ -95,6 +95,9 @@ class LLMSingleStream(_Generation):
     columns = (("ttft_ms_p50", "TTFT p50 ms"), ("ttft_ms_p90", "TTFT p90 ms"), ("tpot_ms_p50", "TPOT p50 ms"),
                ("tpot_ms_p90", "TPOT p90 ms"), ("tokens_per_s", "tok/s"), ("decode_tokens_per_s", "decode tok/s"),
                ("pct_of_bandwidth", "%BW roofline"), ("peak_rss_mb", "peak RSS MB"))
+    summary = tuple(("generation", key, key) for key in (
+        "ttft_ms_p50", "ttft_ms_p90", "tpot_ms_p50", "tpot_ms_p90", "itl_ms_p50", "itl_ms_p99", "tokens_per_s",
+        "decode_tokens_per_s", "pct_of_bandwidth"))
 
     def configure(self, settings, ctx):
         _duration(settings, ctx, quick_requests=16, compliant_requests=1024)
@@ -122,7 +125,7 @@ class LLMOffline(_Generation):
     drift_check = False
     ranking = "output tokens/s, highest first"
     columns = (("tokens_per_s", "tok/s"), ("throughput_sps", "requests/s"), ("batch", "batch"))
-    higher_is_better = True
+    summary = (("generation", "offline_tokens_per_s", "tokens_per_s"),)
 
     def configure(self, settings, ctx):
         _duration(settings, ctx, quick_requests=8, compliant_requests=24_576)
@@ -163,7 +166,7 @@ class LLMServer(_Generation, Server):
     ranking = "requests/s within the TTFT and TPOT bounds, highest first"
     columns = (("target_qps", "req/s"), ("ttft_ms_p99", "TTFT p99 ms"), ("tpot_ms_p99", "TPOT p99 ms"),
                ("latency_ms_p99", "request p99 ms"))
-    higher_is_better = True
+    summary = (("generation", "server_requests_per_s", "target_qps"),)
 
     def configure(self, settings, ctx):
         _duration(settings, ctx, quick_requests=12, compliant_requests=270_336)

@@ -96,7 +96,6 @@ class Offline(Scenario):
     ranking = "samples/s, highest first"
     ci_statistic = "throughput"
     columns = (("throughput_sps", "samples/s"),)
-    higher_is_better = True
 
     def configure(self, settings, ctx):
         _duration(settings, ctx, quick_queries=1, compliant_queries=1)
@@ -125,7 +124,6 @@ class Server(Scenario):
     metric = "target_qps"
     ranking = "QPS within the p99 bound, highest first"
     columns = (("target_qps", "QPS"), ("latency_ms_p50", "p50 ms"), ("latency_ms_p99", "p99 ms"))
-    higher_is_better = True
 
     @classmethod
     def rank_key(cls, metrics):

@@ -67,14 +67,22 @@ class ServeBenchConfig(BaseModel):
 
 
 def serve_bench(config: ServeBenchConfig, cache_dir: Path, work_dir: Path, emit: EventSink | None = None) -> dict:
-    """Run the whole benchmark; returns {"model", "servers": [...], "efficiency": {...}, "notes"}."""
-    from inferarena import models, workloads
+    """Run the whole benchmark; returns {"model", "servers": [...], "efficiency": {...}, "notes"}.
+
+    How a model is served is its kind's `serving` route: tensors over KServe v2 (and the other
+    servers' own APIs), or token streams over the OpenAI API."""
+    from inferarena import kinds, models, workloads
 
     emit = emit or (lambda kind, data: None)
     artifact = models.resolve(config.model)
     workload = workloads.build(artifact, config.workload, config.generation)
-    if artifact.meta.get("kind") == "generate":
-        return _generative(config, artifact, workload, work_dir, emit)
+    kind = kinds.of_artifact(artifact)
+    return {**ROUTES[kind.serving](config, artifact, workload, cache_dir, work_dir, emit), "kind": kind.name}
+
+
+def _tensor_servers(config: ServeBenchConfig, artifact, workload, cache_dir: Path, work_dir: Path,
+                    emit: EventSink) -> dict:
+    """Models that answer batches: the ONNX export on each registered server, over KServe v2 or their own API."""
     notes: list[str] = list(getattr(workload, "notes", []))
     entries: list[dict] = []
     if config.target:
@@ -277,7 +285,7 @@ def _probe_with_batches(targets, workload, config: ServeBenchConfig, folders: li
 GENERATIVE_SERVERS = ("llama_cpp_server",)
 
 
-def _generative(config: ServeBenchConfig, artifact, workload, work_dir: Path, emit: EventSink) -> dict:
+def _generative(config: ServeBenchConfig, artifact, workload, cache_dir: Path, work_dir: Path, emit: EventSink) -> dict:
     """A generative model: llama.cpp's OpenAI-compatible server (or a remote OpenAI endpoint), streamed, with
     the peak request rate whose TTFT and TPOT p99 meet the bounds."""
     from inferarena.hardware import host
@@ -381,8 +389,7 @@ def _confirmation(search: load.PeakSearch) -> dict:
 
 def save(store, config: ServeBenchConfig, result: dict, environment: dict, workload: dict) -> int:
     """Store the benchmark as a run: one variant per server config, its best probe as scenario `server`."""
-    from types import SimpleNamespace
-
+    from inferarena.results import ScenarioResult, VariantResult
     from inferarena.scenarios.base import QUICK_NOTE
 
     run_id = store.create_run(config.model_dump(mode="json") | {"kind": "serve-bench", "scenarios": ["server"]},
@@ -391,18 +398,19 @@ def save(store, config: ServeBenchConfig, result: dict, environment: dict, workl
     for e in result["servers"]:
         key = Batching(**e["config"]).key() if "max_batch_size" in e["config"] else e["server"].replace("_", "-")
         key += "-grpc" if e.get("transport") == "grpc" else ""
-        spec = SimpleNamespace(name=f"{e['server']}/{key}", runtime=e["server"], precision="fp32", shape="fixed",
-                               knobs=e["config"])
         metrics = {k: v for k, v in (e.get("best") or {}).items() if isinstance(v, (int, float))}
         metrics.update({k: e[k] for k in ("peak_qps_at_slo", "avg_batch_size") if e.get(k) is not None})
-        scenarios = [] if e["status"] != "ok" else [{
-            "scenario": "server", "valid": True, "invalid_reason": None, "mode": QUICK_NOTE,
-            "metrics": metrics, "loadgen": {}, "latencies_ms": None}]
-        store.save_variant(run_id, spec, {"status": "ok" if e["status"] == "ok" else "failed",
-                                          "error": e.get("error"), "session_info": {"probes": e.get("probes")},
-                                          "scenarios": scenarios})
+        scenarios = {} if e["status"] != "ok" else {"server": ScenarioResult("server", True, None, QUICK_NOTE, metrics)}
+        store.save_variant(run_id, VariantResult(
+            name=f"{e['server']}/{key}", runtime=e["server"], precision="fp32", shape="fixed", knobs=e["config"],
+            kind=result.get("kind", "predict"), status="ok" if e["status"] == "ok" else "failed", error=e.get("error"),
+            session_info={"probes": e.get("probes")}, scenarios=scenarios))
     store.finish_run(run_id)
     return run_id
+
+
+# serve-bench's route per kind's `serving` protocol.
+ROUTES = {"kserve-v2": _tensor_servers, "openai": _generative}
 
 
 def to_json(result: dict, run_id: int | None) -> str:

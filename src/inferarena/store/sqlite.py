@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from inferarena import registry
 from inferarena.errors import StoreError
+from inferarena.results import RunRecord, ScenarioResult, VariantResult
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -47,8 +49,11 @@ CREATE TABLE IF NOT EXISTS variants (
     session_info_json TEXT,
     load_s REAL,
     finished_at TEXT NOT NULL,
-    build_json TEXT,                   -- passes applied (cached or not), layers kept in higher precision
+    build_json TEXT,                   -- passes applied with their lineage (parent, output), layers kept in higher precision
     task_json TEXT,                    -- task metrics (e.g. Spearman on human similarity judgments)
+    kind TEXT,                         -- predict | generate (kinds registry)
+    pipeline TEXT,                     -- the named pipeline it was built with (NULL: none)
+    pipeline_json TEXT,                -- that pipeline's definition (passes and their configs)
     PRIMARY KEY (run_id, name)
 );
 CREATE TABLE IF NOT EXISTS samples (
@@ -89,7 +94,8 @@ class Store:
             self.db = sqlite3.connect(self.path)
             self.db.executescript(SCHEMA)
             columns = {row[1] for row in self.db.execute("PRAGMA table_info(variants)")}
-            for column in ("build_json", "task_json"):  # a DB written before pipelines or task metrics existed
+            # A DB written before pipelines, task metrics, or kinds and lineage existed.
+            for column in ("build_json", "task_json", "kind", "pipeline", "pipeline_json"):
                 if column not in columns:
                     self.db.execute(f"ALTER TABLE variants ADD COLUMN {column} TEXT")
             if "round_sizes_json" not in {row[1] for row in self.db.execute("PRAGMA table_info(samples)")}:
@@ -114,36 +120,27 @@ class Store:
             )
         return int(cursor.lastrowid)
 
-    def save_variant(self, run_id: int, spec: Any, result: dict) -> None:
+    def save_variant(self, run_id: int, result: VariantResult) -> None:
         """Store a finished variant and its measurements atomically."""
+        row = result.to_row()
+        columns = ["run_id", *row, "finished_at"]
         with self.db:
-            self.db.execute("DELETE FROM measurements WHERE run_id = ? AND variant = ?", (run_id, spec.name))
-            self.db.execute("DELETE FROM samples WHERE run_id = ? AND variant = ?", (run_id, spec.name))
-            self.db.execute(
-                "INSERT OR REPLACE INTO variants (run_id, name, runtime, precision, shape, knobs_json, status, error,"
-                " error_detail, fidelity_json, memory_json, session_info_json, load_s, finished_at, build_json, task_json)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, spec.name, spec.runtime, result.get("precision", spec.precision), spec.shape,
-                 json.dumps(spec.knobs), result["status"], result.get("error"), result.get("error_detail"),
-                 _json(result.get("fidelity")), _json(result.get("memory")), _json(result.get("session_info")),
-                 result.get("load_s"), _now(),
-                 json.dumps({"passes": result.get("passes") or [], "kept_layers": result.get("kept_layers"),
-                             "pass_report": result.get("pass_report"), "artifact": result.get("artifact"),
-                             "pruned": bool(result.get("pruned")), "batch_size": result.get("batch_size")}),
-                 _json(result.get("task"))),
-            )
-            for m in result.get("scenarios", []):
+            self.db.execute("DELETE FROM measurements WHERE run_id = ? AND variant = ?", (run_id, result.name))
+            self.db.execute("DELETE FROM samples WHERE run_id = ? AND variant = ?", (run_id, result.name))
+            self.db.execute(f"INSERT OR REPLACE INTO variants ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                            (run_id, *row.values(), _now()))
+            for name, m in result.scenarios.items():
                 self.db.execute(
                     "INSERT INTO measurements VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (run_id, spec.name, m["scenario"], int(m["valid"]), m["invalid_reason"], m["mode"],
-                     json.dumps(m["metrics"]), json.dumps(m["loadgen"])),
+                    (run_id, result.name, name, int(m.valid), m.invalid_reason, m.mode, json.dumps(m.metrics),
+                     json.dumps(m.loadgen)),
                 )
-                if m.get("latencies_ms") is not None and len(m["latencies_ms"]):
-                    sizes = m.get("round_sizes")
+                if m.latencies_ms is not None and len(m.latencies_ms):
+                    sizes = m.round_sizes
                     self.db.execute(
                         "INSERT INTO samples (run_id, variant, scenario, latencies_ms, round_sizes_json)"
                         " VALUES (?, ?, ?, ?, ?)",
-                        (run_id, spec.name, m["scenario"], _pack(m["latencies_ms"]),
+                        (run_id, result.name, name, _pack(m.latencies_ms),
                          json.dumps(sizes) if sizes and len(sizes) > 1 else None))
 
     def update_environment(self, run_id: int, extra: dict) -> None:
@@ -194,50 +191,37 @@ class Store:
             out[(r["variant"], r["scenario"])] = np.split(values, np.cumsum(sizes)[:-1])
         return out
 
-    def load_run(self, run_id: int) -> dict | None:
+    def load_run(self, run_id: int) -> RunRecord | None:
         row = self.db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
             return None
-        run = {
-            "run_id": row["run_id"],
-            "created_at": row["created_at"],
-            "finished_at": row["finished_at"],
-            "status": row["status"],
-            "model": row["model"],
-            "quick": bool(row["quick"]),
-            "config": json.loads(row["config_json"]),
-            "environment": json.loads(row["environment_json"]),
-            "workload": json.loads(row["workload_json"]),
-            "notes": json.loads(row["notes_json"]),
-            "variants": [],
-        }
-        measurements: dict[str, dict] = {}
+        config = json.loads(row["config_json"])
+        measurements: dict[str, dict[str, ScenarioResult]] = {}
         for m in self.db.execute("SELECT * FROM measurements WHERE run_id = ?", (run_id,)):
-            measurements.setdefault(m["variant"], {})[m["scenario"]] = {
-                "valid": bool(m["valid"]),
-                "invalid_reason": m["invalid_reason"],
-                "mode": m["mode"],
-                "metrics": json.loads(m["metrics_json"]),
-            }
-        for v in self.db.execute("SELECT * FROM variants WHERE run_id = ? ORDER BY rowid", (run_id,)):
-            run["variants"].append({
-                "name": v["name"],
-                "runtime": v["runtime"],
-                "precision": v["precision"],
-                "shape": v["shape"],
-                "knobs": json.loads(v["knobs_json"]),
-                "status": v["status"],
-                "error": v["error"],
-                "error_detail": v["error_detail"],
-                "fidelity": _load(v["fidelity_json"]),
-                "memory": _load(v["memory_json"]),
-                "session_info": _load(v["session_info_json"]),
-                "load_s": v["load_s"],
-                "task": _load(v["task_json"]) or [],
-                **(_load(v["build_json"]) or {"passes": [], "kept_layers": None, "pass_report": None}),
-                "scenarios": measurements.get(v["name"], {}),
-            })
-        return run
+            measurements.setdefault(m["variant"], {})[m["scenario"]] = ScenarioResult(
+                m["scenario"], bool(m["valid"]), m["invalid_reason"], m["mode"], json.loads(m["metrics_json"]),
+                json.loads(m["loadgen_json"]))
+        variants = [_legacy(VariantResult.from_row(dict(v), measurements.get(v["name"], {})), config)
+                    for v in self.db.execute("SELECT * FROM variants WHERE run_id = ? ORDER BY rowid", (run_id,))]
+        return RunRecord(run_id=row["run_id"], created_at=row["created_at"], finished_at=row["finished_at"],
+                         status=row["status"], model=row["model"], quick=bool(row["quick"]), config=config,
+                         environment=json.loads(row["environment_json"]), workload=json.loads(row["workload_json"]),
+                         notes=json.loads(row["notes_json"]), variants=variants)
+
+
+def _legacy(v: VariantResult, config: dict) -> VariantResult:
+    """A variant stored before kinds and lineage had columns: its kind is its runtime's, its pipeline the
+    name after '@' (then its definition from the run's config, or the preset of that name)."""
+    if v.kind is None:
+        v.kind = registry.load(registry.RUNTIMES, v.runtime).kind if v.runtime in registry.RUNTIMES else "predict"
+    if v.pipeline is None and "@" in v.name:
+        v.pipeline = v.name.rsplit("@", 1)[1]
+        from inferarena.passes.presets import PRESETS, preset
+
+        v.pipeline_config = next((p for p in config.get("pipelines") or [] if p.get("name") == v.pipeline), None)
+        if v.pipeline_config is None and v.pipeline in PRESETS:
+            v.pipeline_config = preset(v.pipeline).model_dump(mode="json")
+    return v
 
 
 def _pack(values) -> bytes:

@@ -1,0 +1,134 @@
+"""What a kind of model declares, so the core never branches on it.
+
+A kind (`predict`: one batch in, one output out; `generate`: token streams) says which scenarios
+measure it, how its FP32 reference and its variants are measured (the worker jobs), which profiles
+and trade-offs decide a pick, how its report shows fidelity, and how serve-bench serves it. The
+orchestrator, search, recommend, the reports and serve-bench ask the kind of their model or run.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+from inferarena.results import higher_is_better, metric
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A priority a pick serves: the flat figure that decides it, and how its CI is drawn."""
+
+    name: str
+    key: str  # flat metric key that decides
+    label: str
+    # How to bootstrap the figure from (variant, scenario) samples; None: a single reading, no CI.
+    scenario: str | None = None
+    percentile: float | None = None
+    summary: str = ""
+    # Energy and cost per query are price (or power) ÷ throughput: their CI comes from the throughput's.
+    per_query: bool = False
+
+    @property
+    def higher_is_better(self) -> bool:
+        return higher_is_better(self.key)
+
+    @property
+    def unit(self) -> str:
+        found = metric(self.key)
+        return found.unit if found else ""
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A flat figure shown or weighed by name (trade-offs, constraints, Pareto axes, table columns)."""
+
+    key: str
+    label: str
+    fmt: str = ""  # a format spec for tables; "" lets the table choose
+
+    @property
+    def higher_is_better(self) -> bool:
+        return higher_is_better(self.key)
+
+    @property
+    def unit(self) -> str:
+        found = metric(self.key)
+        return found.unit if found else ""
+
+
+@dataclass(frozen=True)
+class Constraint:
+    key: str
+    bound: str  # "max" or "min"
+    label: str
+
+    @property
+    def unit(self) -> str:
+        found = metric(self.key)
+        return found.unit if found else ""
+
+
+@dataclass(frozen=True)
+class Plot:
+    """A Pareto plot of the HTML report: x and y flat keys (directions from the catalogue) and labels."""
+
+    x: str
+    y: str
+    x_label: str
+    y_label: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of the fidelity table: a figure of `fidelity` (or `memory`, `load_s`), optionally "x/of"."""
+
+    key: str
+    header: str
+    fmt: str = ""
+    of: str | None = None  # a second fidelity field shown after a slash ("1st diff at" 12/32)
+    optional: bool = False  # shown only when some variant has it
+
+
+class Kind(ABC):
+    name: ClassVar[str]
+    profiles: ClassVar[dict[str, Profile]]
+    trade_offs: ClassVar[tuple[Figure, ...]]  # the first two are the latency and throughput axes of "balanced"
+    constraints: ClassVar[dict[str, Constraint]]
+    judged_by: ClassVar[dict[str, tuple[str, ...]]]  # profile -> the scenarios a search measures for it
+    search_batch_sizes: ClassVar[tuple[int, ...]]  # the batch-size dimension of throughput-like searches
+    fidelity_title: ClassVar[str]
+    fidelity_columns: ClassVar[tuple[Column, ...]]
+    pareto_title: ClassVar[str]
+    pareto_columns: ClassVar[tuple[Figure, ...]]
+    plots: ClassVar[tuple[Plot, ...]]
+    serving: ClassVar[str]  # serve-bench's route: the wire protocol its servers speak
+    needs_bandwidth: ClassVar[bool] = False  # its roofline is memory bandwidth (decode), not only GEMM peaks
+
+    @abstractmethod
+    def scenarios(self, requested: list[str]) -> list[str]:
+        """The scenarios a run measures, from the ones its config asks for."""
+
+    @abstractmethod
+    def reference_job(self, artifact, workload, eval_indices: list[int], threads: int, work: Path,
+                      cache_dir: Path | None, evaluators: tuple[str, ...], generation) -> tuple[Callable, tuple]:
+        """The worker function and arguments that compute the FP32 reference; raises a user error when
+        no installed runtime can (before any worker starts)."""
+
+    @abstractmethod
+    def reference_environment(self, reference_path: str) -> dict[str, Any]:
+        """What the run's environment card keeps of the reference (its task scores, perplexity...)."""
+
+    @abstractmethod
+    def measure(self, job) -> Any:
+        """Worker side: load the variant, check its fidelity, run its scenarios -> VariantResult."""
+
+    def report_plots(self, variants) -> tuple[Plot, ...]:
+        """The Pareto plots of the HTML report for these variants."""
+        return self.plots
+
+    def fidelity_key(self, variants) -> tuple[str, str]:
+        """The fidelity figure a leaderboard shows next to the timings: (fidelity field, header)."""
+        return "cos_min", "cos min"

@@ -1,0 +1,221 @@
+"""Models that answer a batch at a time (encoders, classifiers, any ONNX graph): the `predict` kind.
+
+Its reference is the source model in FP32 on the first installed runtime that loads it, one sample
+at a time with the least padding; a variant is failed when its outputs drift past the fidelity
+bound, and measured under the four MLPerf scenarios otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from inferarena import registry, runtimes
+from inferarena.config import ShapeStrategy
+from inferarena.errors import RuntimeUnavailable
+from inferarena.kinds.base import Column, Constraint, Figure, Kind, Plot, Profile
+from inferarena.outputs import outputs
+from inferarena.results import VariantResult
+from inferarena.runtimes.base import Session
+from inferarena.workloads.base import Workload
+
+LOSSY = ("int8", "int4", "mixed")  # precisions chosen to trade accuracy for speed
+
+
+class Predict(Kind):
+    name = "predict"
+    profiles = {
+        "latency": Profile("latency", "single_stream.latency_ms_p90", "p90 latency at batch 1", "single_stream", 90.0,
+                           "lowest SingleStream p90 latency"),
+        "throughput": Profile("throughput", "offline.throughput_sps", "Offline throughput", "offline", None,
+                              "highest Offline samples/s"),
+        "balanced": Profile("balanced", "balanced_score", "balanced score", None, None,
+                            "best geometric mean of p90 latency and throughput, each relative to the best"),
+        "small": Profile("small", "model_mb", "model size on disk", None, None,
+                         "smallest model on disk; ties broken by p90 latency"),
+        "energy": Profile("energy", "offline.energy_j_per_query", "Offline energy per query", "offline", None,
+                          "least energy per query at Offline throughput", per_query=True),
+        "cost": Profile("cost", "offline.cost_usd_per_1m", "Offline cost per 1M queries", "offline", None,
+                        "lowest cost per million queries at Offline throughput", per_query=True),
+    }
+    trade_offs = (Figure("single_stream.latency_ms_p90", "p90 latency"), Figure("offline.throughput_sps", "throughput"),
+                  Figure("fidelity.cos_min", "cos_min"), Figure("memory.peak_rss_mb", "peak RSS"))
+    constraints = {
+        "max_p99_ms": Constraint("single_stream.latency_ms_p99", "max", "SingleStream p99"),
+        "max_p90_ms": Constraint("single_stream.latency_ms_p90", "max", "SingleStream p90"),
+        "min_cos": Constraint("fidelity.cos_min", "min", "cos_min"),
+        "min_throughput": Constraint("offline.throughput_sps", "min", "Offline throughput"),
+        "max_memory_mb": Constraint("memory.peak_rss_mb", "max", "peak RSS"),
+    }
+    judged_by = {"latency": ("single_stream",), "throughput": ("offline",), "balanced": ("single_stream", "offline"),
+                 "small": ("single_stream",), "energy": ("offline",), "cost": ("offline",)}
+    # Below 16 a 2-core CPU idles between batches; above 64 memory grows for nothing.
+    search_batch_sizes = (16, 32, 64)
+    fidelity_title = "Variants — fidelity against the FP32 reference"
+    fidelity_columns = (Column("cos_mean", "cos mean", ".5f"), Column("cos_min", "cos min", ".5f"),
+                        Column("max_abs_diff", "max diff", ".2g"),
+                        Column("top1_agreement", "top1\nagree", ".3f", optional=True),
+                        Column("top5_agreement", "top5\nagree", ".3f", optional=True))
+    pareto_title = "Pareto front — no other variant is better on p90 latency, throughput and cos_min at once"
+    pareto_columns = (Figure("single_stream.latency_ms_p90", "SS p90 ms"), Figure("offline.throughput_sps", "samples/s"),
+                      Figure("fidelity.cos_min", "cos min", ".5f"))
+    plots = (Plot("single_stream.latency_ms_p90", "fidelity.cos_min", "SingleStream p90 latency (ms)",
+                  "fidelity: cos min vs FP32", "Latency vs fidelity"),
+             Plot("offline.throughput_sps", "memory.peak_rss_mb", "Offline throughput (samples/s)", "peak RSS (MB)",
+                  "Throughput vs memory"))
+    serving = "kserve-v2"
+
+    def scenarios(self, requested):
+        chosen = [n for n in requested if registry.load(registry.SCENARIOS, n).kind == self.name]
+        return chosen or list(requested)
+
+    def fidelity_key(self, variants):
+        """Classifiers keep their top class; other models the cosine of their outputs."""
+        if any("top1_agreement" in (v.fidelity or {}) for v in variants):
+            return "top1_agreement", "top-1 agree"
+        return "cos_min", "cos min"
+
+    def report_plots(self, variants):
+        """Classifiers: does the top class survive; other models: how close the outputs stay."""
+        key, _ = self.fidelity_key(variants)
+        if key == "cos_min":
+            return self.plots
+        return (Plot(self.plots[0].x, "fidelity.top1_agreement", self.plots[0].x_label,
+                     "fidelity: top-1 agreement with FP32", self.plots[0].title), *self.plots[1:])
+
+    def reference_job(self, artifact, workload, eval_indices, threads, work, cache_dir, evaluators, generation):
+        for name in registry.RUNTIMES:
+            runtime = runtimes.get(name)
+            if artifact.format in runtime.formats and "fp32" in runtime.precisions and runtime.available():
+                return reference, (name, artifact, workload, eval_indices, threads, work / "reference.npy", evaluators)
+        raise RuntimeUnavailable(f"no installed runtime loads a {artifact.format} model to compute the FP32 reference",
+                                 "pip install 'inferarena[all]'")
+
+    def reference_environment(self, reference_path):
+        path = reference_task_path(Path(reference_path))
+        return {"task_reference": json.loads(path.read_text()) if path.is_file() else []}
+
+    def measure(self, job):
+        return measure(job)
+
+
+def reference(runtime_name: str, artifact, workload: Workload, indices: list[int], threads: int, out: Path,
+              evaluators: tuple[str, ...] = ()) -> str:
+    """FP32 outputs of the source model, one sample at a time with the least padding; the FP32 task
+    scores go next to them (`reference_task_path`)."""
+    runtime = registry.load(registry.RUNTIMES, runtime_name)
+    strategy = workload.strategies[-1]
+    session = runtime().load(artifact, "fp32", runtime.validate_knobs({"threads": threads}), workload.input_shapes(strategy))
+    np.save(out, outputs(session, workload, indices, strategy, batch=1))
+    reference_task_path(out).write_text(json.dumps(task_scores(session, workload, evaluators)))
+    return str(out)
+
+
+def reference_task_path(reference: Path) -> Path:
+    return Path(reference).with_suffix(".task.json")
+
+
+def task_scores(session: Session, workload: Workload, evaluators: tuple[str, ...],
+                strategy: ShapeStrategy = ShapeStrategy.dynamic) -> list[dict]:
+    """Each evaluator's metric on this session's embeddings; a failure is reported, not raised."""
+    from inferarena.evaluators.task import evaluate
+
+    def embed(texts: list[str]) -> np.ndarray:
+        return next(iter(session.predict(workload.encode(texts, strategy)).values()))
+
+    scores = []
+    for name in evaluators:
+        try:
+            scores.append(evaluate(registry.load(registry.EVALUATORS, name)(download=False), embed, batch_size=8))
+        except Exception as exc:  # one broken metric must not cost the variant its measurements
+            scores.append({"name": name, "error": f"{type(exc).__name__}: {exc}"[:300]})
+    return scores
+
+
+def measure(job) -> VariantResult:
+    """Load the variant, check its outputs, then run each LoadGen scenario on it."""
+    from inferarena.evaluators.fidelity import Fidelity, score
+    from inferarena.hardware import host
+    from inferarena.scenarios.base import Estimates, ScenarioContext, run_scenario
+    from inferarena.trackers.energy import EnergyMeter
+    from inferarena.trackers.memory import MemoryTracker
+
+    spec, settings, workload = job.spec, job.settings, job.workload
+    runtime = registry.load(registry.RUNTIMES, spec.runtime)
+    strategy = ShapeStrategy(spec.shape)
+    started = time.perf_counter()
+    with MemoryTracker() as memory:
+        session = runtime().load(job.artifact, spec.load_precision, runtime.validate_knobs(spec.knobs),
+                                 workload.input_shapes(strategy))
+        load_s = time.perf_counter() - started
+        if job.first_round:
+            fidelity = Fidelity(**job.first_round["fidelity"])
+        else:
+            got = outputs(session, workload, job.eval_indices, strategy, settings.batch_size)
+            fidelity = score(got, np.load(job.reference_path), classes=job.artifact.meta.get("outputs") == "class_logits")
+        result = VariantResult.of(spec, fidelity=fidelity.as_dict(), session_info=session.info, load_s=round(load_s, 3))
+        mismatch = _mismatch(fidelity, settings.fidelity, lossy=spec.lossy or spec.precision in LOSSY)
+        if mismatch:
+            result.status, result.error = "failed", f"output mismatch: {mismatch}"
+            return result
+        result.task = task_scores(session, workload, job.evaluators, strategy)
+        energy = EnergyMeter(host(), settings.energy.tdp_w, settings.energy.tdp_threads, settings.energy.idle_s,
+                             device=runtime.devices[0])
+        estimates = _estimates(session, workload, strategy, settings, job.first_round, Estimates)
+        ctx = ScenarioContext(session=session, workload=workload, strategy=strategy,
+                              batch_size=spec.batch_size or settings.batch_size, quick=settings.quick,
+                              settings=settings.loadgen, estimates=estimates, energy=energy, price=job.price,
+                              peak_gflops=job.peaks.get("int8" if spec.precision == "mixed" else spec.precision),
+                              rounds=settings.planned_rounds)
+        result.estimates = asdict(estimates)
+        for name in settings.scenarios:
+            result.scenarios[name] = run_scenario(name, ctx)
+    result.memory = memory.result.as_dict()
+    return result
+
+
+def _mismatch(fidelity, bounds, lossy: bool) -> str | None:
+    bound = bounds.min_cos_lossy if lossy else bounds.min_cos
+    if fidelity.cos_min < bound:
+        return f"cos_min {fidelity.cos_min:.4f} < {bound}"
+    if bounds.max_abs_diff is not None and fidelity.max_abs_diff > bounds.max_abs_diff:
+        return f"max_abs_diff {fidelity.max_abs_diff:.3g} > {bounds.max_abs_diff}"
+    return None
+
+
+def _estimates(session: Session, workload: Workload, strategy: ShapeStrategy, settings, first_round: dict | None,
+               estimates_cls):
+    if not first_round or not first_round.get("estimates"):
+        return warm_up(session, workload, strategy, settings.loadgen.multi_stream_samples_per_query, settings.batch_size)
+    for indices in ([0], list(range(workload.batch_limit(settings.batch_size)))):  # warm, do not re-time
+        session.predict(workload.collate([i % len(workload) for i in indices], strategy))
+    return estimates_cls(**first_round["estimates"])
+
+
+def warm_up(session: Session, workload: Workload, strategy: ShapeStrategy, per_query: int, batch_size: int):
+    """Warm the session and time it roughly, so LoadGen can size its query schedule."""
+    from inferarena.scenarios.base import Estimates
+
+    n = len(workload)
+    # Bucketed batches are formed from length-sorted samples: time them the way Offline will serve them.
+    order = workload.length_order() if strategy is ShapeStrategy.bucketed else list(range(n))
+
+    def timed(count: int, repeats: int) -> float:
+        times = []
+        for r in range(repeats):
+            indices = [order[(r * max(count, n // repeats) + i) % n] for i in range(count)]
+            batch = workload.collate(indices, strategy)
+            start = time.perf_counter()
+            session.predict(batch)
+            times.append(time.perf_counter() - start)
+        return float(np.median(times[1:] if len(times) > 1 else times))
+
+    single = timed(1, 6)
+    chunk = workload.batch_limit(per_query)
+    multi = timed(chunk, 3) * -(-per_query // chunk)
+    batch = workload.batch_limit(batch_size)
+    return Estimates(latency_s_single=single, latency_s_multi=multi, throughput_sps=batch / timed(batch, 2))

@@ -104,7 +104,7 @@ def _with_accuracy_control(model, calibration, config: NncfQuantizeConfig, conte
     from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
     from inferarena.evaluators.fidelity import cosines
-    from inferarena.jobs import outputs
+    from inferarena.outputs import outputs
     from inferarena.runtimes.ov import OvSession
 
     workload, indices = context.workload, list(range(len(context.eval_indices)))

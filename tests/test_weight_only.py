@@ -70,9 +70,9 @@ def test_torchao_config_rejects():
 
 
 def test_torchao_missing_is_runtime_unavailable(tmp_path, monkeypatch):
-    from inferarena.passes import torchao_quant
+    from inferarena.frameworks import torchao
 
-    monkeypatch.setattr(torchao_quant, "_torchao_installed", lambda: False)
+    monkeypatch.setattr(torchao, "_torchao_installed", lambda: False)
     with pytest.raises(RuntimeUnavailable, match="torchao is not installed"):
         TorchaoQuantize().run(Artifact(tmp_path, "hf_encoder"), TorchaoQuantize.Config(), tmp_path / "out", None)
 
@@ -86,7 +86,7 @@ def test_torchao_applies_once(tmp_path):
 @pytest.mark.parametrize("scheme", ["int8_dynamic", "int8_weight_only", "int4_weight_only"])
 def test_torchao_recipe_runs_in_torch_runtime(tmp_path, tiny_bert, scheme):
     pytest.importorskip("torchao")
-    from inferarena.models.hf_folder import encoder_artifact
+    from inferarena.models.hf_encoder import encoder_artifact
     from inferarena.runtimes.torch_eager import TorchEager
 
     source = encoder_artifact(tiny_bert, "tiny")
@@ -112,7 +112,7 @@ def test_torchao_recipe_runs_in_torch_runtime(tmp_path, tiny_bert, scheme):
 
 def test_torchao_group_size_must_divide(tmp_path, tiny_bert):
     pytest.importorskip("torchao")
-    from inferarena.models.hf_folder import encoder_artifact
+    from inferarena.models.hf_encoder import encoder_artifact
 
     config = TorchaoQuantize.Config(scheme="int4_weight_only", group_size=64)  # tiny_bert is 32 wide
     with pytest.raises(ConfigError, match="torchao cannot apply int4_weight_only"):

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich import box
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from inferarena import registry
 from inferarena.cli_common import (bounds, DEFAULT_CACHE, DEFAULT_DB, CiTargetOption, DbOption, DebugOption, MaxMemoryOption, MaxP99Option,
-                                   MinCosOption, MinThroughputOption, ProfileOption, SortOption, _require_db, _split,
-                                   app, console, errors, user_errors)
+                                   MinCosOption, MinThroughputOption, ProfileOption, SortOption, _progress, _require_db,
+                                   _split, app, console, errors, user_errors)
 from inferarena.errors import InferarenaError
 from inferarena.passes.presets import PRESETS
 from inferarena.store import Store
@@ -197,31 +195,6 @@ def _run_config(config, model, quick, threads, profile, scenarios, runtimes, pip
     if _split(shapes):
         workload["shapes"] = _split(shapes)
     return RunConfig.parse(data, source=str(config) if config else "options")
-
-
-@contextmanager
-def _progress():
-    progress = Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=False,
-    )
-    state: dict = {}
-
-    def on_event(kind: str, data: dict) -> None:
-        if kind == "plan":
-            for note in data["notes"]:
-                progress.console.print(f"[dim]note: {escape(note)}[/]")
-            state["task"] = progress.add_task(f"run {data['run_id']}", total=data["todo"])
-        elif kind == "start" and "task" in state:
-            progress.update(state["task"], description=f"measuring {escape(data['name'])}")
-        elif kind == "done":
-            mark = "[green]✓[/]" if data["ok"] else f"[red]✗[/] {escape(str(data['error']))}"
-            progress.console.print(f"  {escape(data['name'])}: {mark}")
-            if data.get("variant"):
-                progress.advance(state["task"])
-
-    with progress:
-        yield progress, on_event
 
 
 @app.command("runtimes")

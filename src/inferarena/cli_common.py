@@ -1,4 +1,6 @@
-"""What every `inferarena` command shares: the app, the consoles, common options, error handling."""
+"""What every `inferarena` command shares: the app, the consoles, common options, error handling, the
+progress display. The command modules (cli_reports, cli_serving) import this, never `cli`, which imports
+them to register their commands."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from inferarena.errors import InferarenaError, StoreError
 
@@ -77,3 +80,27 @@ def _require_db(db: Path) -> None:
         raise StoreError(f"no results database at {db}", "run `inferarena run` first, or pass --db")
 
 
+@contextmanager
+def _progress():
+    """A progress bar fed by a sweep's events (`on_event`): notes, one line per variant, the count done."""
+    progress = Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=False,
+    )
+    state: dict = {}
+
+    def on_event(kind: str, data: dict) -> None:
+        if kind == "plan":
+            for note in data["notes"]:
+                progress.console.print(f"[dim]note: {escape(note)}[/]")
+            state["task"] = progress.add_task(f"run {data['run_id']}", total=data["todo"])
+        elif kind == "start" and "task" in state:
+            progress.update(state["task"], description=f"measuring {escape(data['name'])}")
+        elif kind == "done":
+            mark = "[green]✓[/]" if data["ok"] else f"[red]✗[/] {escape(str(data['error']))}"
+            progress.console.print(f"  {escape(data['name'])}: {mark}")
+            if data.get("variant"):
+                progress.advance(state["task"])
+
+    with progress:
+        yield progress, on_event

@@ -11,7 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from inferarena import registry
-from inferarena.cli_common import DEFAULT_CACHE, DEFAULT_DB, DbOption, DebugOption, _split, app, console, user_errors
+from inferarena.cli_common import (DEFAULT_CACHE, DEFAULT_DB, DbOption, DebugOption, _progress, _split, app, console,
+                                   user_errors)
 
 
 def _ints(values: Optional[list[str]], default: list[int]) -> list[int]:
@@ -76,7 +77,6 @@ def serve_bench(
       inferarena serve-bench --model smollm2 --target http://127.0.0.1:8080 --protocol openai --target-model m
       inferarena serve-bench --target http://10.0.0.5:8000 --protocol kserve-v2 --target-model minilm
     """
-    from inferarena.cli import _progress
     from inferarena.config import GenerationConfig
     from inferarena.environment import capture
     from inferarena.serving import bench

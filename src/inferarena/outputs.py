@@ -1,4 +1,8 @@
-"""The primary output of a session for a list of samples: what fidelity checks and calibration compare."""
+"""A Session's primary output over workload samples, batched as the measurement batches them.
+
+Low on purpose: both the worker (the FP32 reference, fidelity checks) and data-driven passes (their
+accuracy budgets) need it, and a pass must not import the worker.
+"""
 
 from __future__ import annotations
 

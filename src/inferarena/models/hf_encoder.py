@@ -1,13 +1,49 @@
-"""Load an `hf_encoder` artifact as a torch module that outputs L2-normalized mean-pooled embeddings.
+"""The `hf_encoder` format: check and describe an encoder folder as an Artifact, and load one as a
+torch module that outputs L2-normalized mean-pooled embeddings.
 
 Pooling and normalization live inside the module, so every runtime times them as part of inference
-(the export pass bakes them into the ONNX graph). Imports torch: call only inside a worker.
+(the export pass bakes them into the ONNX graph). Loading imports torch: call it only inside a worker.
+A format, not a model source: the sources (hf_folder, minilm) and the passes that write encoder
+folders (prune_structured) describe them here.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+
+from inferarena.artifacts import Artifact
+from inferarena.errors import ModelError
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def encoder_artifact(folder: Path, name: str) -> Artifact:
+    """Check an encoder folder and describe it; the task is sentence embedding (mean pool + L2 norm)."""
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise ModelError(f"{folder} has no config.json", "point --model at a Hugging Face model folder")
+    try:
+        config = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{config_path} is corrupt ({exc})", "restore the file from the model's source") from None
+    if not any((folder / w).is_file() for w in WEIGHT_FILES):
+        raise ModelError(f"{folder} holds no weights ({' or '.join(WEIGHT_FILES)})", "copy the weights into it")
+    if not (folder / "tokenizer.json").is_file():
+        raise ModelError(f"{folder} has no tokenizer.json", "save the tokenizer with a fast tokenizer")
+    return Artifact(
+        path=folder,
+        format="hf_encoder",
+        meta={
+            "name": name,
+            "input_kind": "text",
+            "task": "embedding",
+            "tokenizer": str(folder / "tokenizer.json"),
+            "model_type": config.get("model_type", "unknown"),
+            "uses_token_type_ids": config.get("type_vocab_size", 0) > 1,
+        },
+    )
 
 
 def load_embedding_module(folder: Path, uses_token_type_ids: bool):
@@ -15,8 +51,6 @@ def load_embedding_module(folder: Path, uses_token_type_ids: bool):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from transformers import AutoModel
-
-    import json
 
     if "heads_per_layer" in json.loads((Path(folder) / "config.json").read_text()):
         # Head-pruned by inferarena: our own class, never code from the folder (see models/pruned_bert.py).

@@ -8,7 +8,7 @@ from pathlib import Path
 from inferarena.artifacts import Artifact
 from inferarena.errors import RuntimeUnavailable
 from inferarena.models.base import ModelSource
-from inferarena.models.hf_folder import encoder_artifact
+from inferarena.models.hf_encoder import encoder_artifact
 
 
 class MiniLM(ModelSource):

@@ -51,7 +51,7 @@ class TFLiteFile(ModelSource):
 
         if importlib.util.find_spec("ai_edge_litert") is None:
             raise RuntimeUnavailable("reading .tflite files needs LiteRT", "pip install 'inferarena[litert]'")
-        from inferarena.runtimes.litert import open_interpreter
+        from inferarena.frameworks.litert import open_interpreter
 
         interpreter = open_interpreter(path, 1)
         inputs = [_spec(d["name"], d["dtype"], d.get("shape_signature", d["shape"]))
@@ -70,8 +70,7 @@ class SavedModelDir(ModelSource):
         return (Path(spec) / "saved_model.pb").is_file()
 
     def load(self, spec: str) -> Artifact:
-        from inferarena.passes.tf_convert import import_tensorflow
-        from inferarena.runtimes.tensorflow import SIGNATURE
+        from inferarena.frameworks.tensorflow import SIGNATURE, import_tensorflow
 
         tf = import_tensorflow()
         path = Path(spec).resolve()
@@ -95,7 +94,7 @@ class KerasFile(ModelSource):
         return spec.endswith(".keras")
 
     def load(self, spec: str) -> Artifact:
-        from inferarena.passes.tf_convert import import_tensorflow
+        from inferarena.frameworks.tensorflow import import_tensorflow
 
         import_tensorflow()
         import keras

@@ -45,7 +45,7 @@ class PassContext:
         """Fidelity of a loaded Session on the evaluation samples (the first `limit` of them), batched as
         the measurement batches them; the worst over the workload's shape strategies, since padding
         changes what a quantized model computes and a budget must hold for every variant."""
-        from inferarena.jobs import outputs
+        from inferarena.outputs import outputs
 
         indices = self.eval_indices[:limit]
         reference = np.load(self.reference_path)[: len(indices)]

@@ -43,7 +43,7 @@ class GGUFToHF(Pass):
         except ImportError:
             raise RuntimeUnavailable("converting a GGUF to a Hugging Face folder needs transformers and torch",
                                      "pip install 'inferarena[llm]'") from None
-        from inferarena.models.llm import causal_lm_artifact
+        from inferarena.models.causal_lm import causal_lm_artifact
 
         folder, name = str(artifact.path.parent), artifact.path.name
         try:
@@ -89,7 +89,7 @@ class GGUFQuantize(Pass):
             import llama_cpp
         except ImportError:
             raise RuntimeUnavailable("quantizing a GGUF needs llama-cpp-python", "pip install 'inferarena[llm]'") from None
-        from inferarena.models.llm import gguf_artifact
+        from inferarena.models.causal_lm import gguf_artifact
 
         out = out_dir / f"{artifact.path.stem.split('.')[0]}.{config.type.upper()}.gguf"
         source = artifact.meta.get("precision")

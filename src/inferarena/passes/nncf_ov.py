@@ -103,18 +103,19 @@ def _with_accuracy_control(model, calibration, config: NncfQuantizeConfig, conte
     import numpy as np
     from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
+    from inferarena import runtimes
     from inferarena.evaluators.fidelity import cosines
-    from inferarena.jobs import outputs
-    from inferarena.runtimes.ov import OvSession
+    from inferarena.outputs import outputs
 
     workload, indices = context.workload, list(range(len(context.eval_indices)))
     reference = np.load(context.reference_path)
     strategy = workload.strategies[-1]
+    ov_runtime = runtimes.get("openvino")  # through the registry: a pass imports no runtime plugin
 
     def validate(compiled, items) -> tuple[float, list[float]]:
         rows = [int(i) for i in items]
         samples = [context.eval_indices[i] for i in rows]
-        session = OvSession(compiled, None)
+        session = ov_runtime.from_compiled(compiled)
         worst = np.min([cosines(outputs(session, workload, samples, s, batch=context.batch_size), reference[rows])
                         for s in workload.strategies], axis=0)
         return float(worst.min()), [float(v) for v in worst]

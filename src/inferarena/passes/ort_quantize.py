@@ -147,8 +147,9 @@ class _Quantizer:
         return out
 
     def fidelity(self, path: Path, samples: int | None = None, every_shape: bool = True):
-        from inferarena.runtimes.ort import OnnxRuntime
+        from inferarena import runtimes
 
+        OnnxRuntime = runtimes.get("onnxruntime")  # through the registry: a pass imports no runtime plugin
         session = OnnxRuntime().load(Artifact(path, "onnx"), "fp32",
                                      OnnxRuntime.validate_knobs({"threads": self.context.threads}), {})
         return self.context.fidelity(session, samples, every_shape)

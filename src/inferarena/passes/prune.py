@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from inferarena.artifacts import Artifact
 from inferarena.errors import ConfigError, ModelError
-from inferarena.models.hf_folder import encoder_artifact
+from inferarena.models.hf_encoder import encoder_artifact
 from inferarena.passes.base import Pass, PassContext
 
 WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".ot", ".onnx", ".onnx_data", ".gguf"}

@@ -14,7 +14,6 @@ full INT8 adds a quantize op at the input and a dequantize at the output.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -22,17 +21,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from inferarena.artifacts import Artifact
-from inferarena.errors import ConfigError, RuntimeUnavailable
+from inferarena.errors import ConfigError
+from inferarena.frameworks.tensorflow import import_tensorflow
 from inferarena.passes.base import Pass, PassContext
-
-
-def import_tensorflow():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ start-up chatter, not errors
-    try:
-        import tensorflow as tf
-    except ImportError:
-        raise RuntimeUnavailable("this step needs TensorFlow", "pip install 'inferarena[tensorflow]'") from None
-    return tf
 
 
 class ExportTFConfig(BaseModel):

@@ -26,12 +26,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from inferarena.artifacts import Artifact
-from inferarena.errors import ConfigError, ModelError, RuntimeUnavailable
+from inferarena.errors import ConfigError
+from inferarena.frameworks.torchao import RECIPE, RECIPE_VERSION, apply_recipe, import_torchao
 from inferarena.passes.base import Pass, PassContext
-
-RECIPE = "torchao.json"
-RECIPE_VERSION = 1
-INSTALL = "pip install torchao (with the torch you already have: pip install -c constraints.txt torchao)"
 
 
 class TorchaoQuantizeConfig(BaseModel):
@@ -61,7 +58,7 @@ class TorchaoQuantize(Pass):
 
         if (artifact.path / RECIPE).is_file():
             raise ConfigError(f"{artifact.path} is already quantized with torchao", "apply torchao_quantize once")
-        _import_torchao()
+        import_torchao()
         recipe = {"version": RECIPE_VERSION, "scheme": config.scheme,
                   "group_size": config.group_size if config.scheme == "int4_weight_only" else None,
                   "torchao_version": importlib.metadata.version("torchao"), "torchao_config": _config_dict(config)}
@@ -77,33 +74,6 @@ class TorchaoQuantize(Pass):
         return Artifact(out, "hf_encoder", meta)
 
 
-def read_recipe(folder: Path) -> dict[str, Any] | None:
-    """The torchao recipe a folder carries, if any: what the torch runtime checks on load."""
-    path = folder / RECIPE
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def apply_recipe(module: Any, recipe: dict[str, Any]) -> tuple[int, int]:
-    """Quantize `module`'s Linear layers in place; returns (Linear layers, layers quantized)."""
-    import torch
-
-    _import_torchao()
-    from torchao.core.config import config_from_dict
-    from torchao.quantization import quantize_
-    from torchao.utils import TorchAOBaseTensor
-
-    if recipe.get("version") != RECIPE_VERSION:
-        raise ModelError(f"torchao recipe version {recipe.get('version')} is not {RECIPE_VERSION}",
-                         "rebuild the model with the torchao_quantize pass")
-    try:
-        quantize_(module, config_from_dict(recipe["torchao_config"]))
-    except (AssertionError, ValueError, NotImplementedError, RuntimeError, ImportError) as exc:
-        raise ConfigError(f"torchao cannot apply {recipe['scheme']} here: {str(exc).splitlines()[0][:200]}",
-                          "pick another scheme (or a group_size that divides every layer's width)") from None
-    linears = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
-    return len(linears), sum(isinstance(m.weight, TorchAOBaseTensor) for m in linears)
-
-
 def _config_dict(config: TorchaoQuantizeConfig) -> dict[str, Any]:
     import torch
     from torchao.core.config import config_to_dict
@@ -117,30 +87,6 @@ def _config_dict(config: TorchaoQuantizeConfig) -> dict[str, Any]:
     else:  # Int4WeightOnlyConfig's packings need CUDA/XPU/mslk kernels; the intx one runs anywhere.
         ao_config = IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(config.group_size))
     return config_to_dict(ao_config)
-
-
-def _torchao_installed() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("torchao") is not None
-
-
-def _import_torchao() -> None:
-    """Import torchao, or say how to install it. Its import logs a warning per CUDA-only extension
-    it cannot load (harmless on CPU), so its logger is quieted for the import."""
-    import logging
-
-    if not _torchao_installed():
-        raise RuntimeUnavailable("torchao is not installed", INSTALL)
-    logger = logging.getLogger("torchao")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        import torchao  # noqa: F401
-    except Exception as exc:  # e.g. a torchao built against another torch
-        raise RuntimeUnavailable(f"torchao does not import: {str(exc).splitlines()[0][:200]}", INSTALL) from None
-    finally:
-        logger.setLevel(level)
 
 
 def _link_or_copy(src: str, dst: str) -> str:

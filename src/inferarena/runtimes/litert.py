@@ -8,12 +8,11 @@ The interpreter has one shape at a time: a batch of another size resizes the inp
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from inferarena.artifacts import Artifact
 from inferarena.errors import ModelError
+from inferarena.frameworks.litert import open_interpreter
 from inferarena.runtimes.base import Batch, Knobs, Runtime, Session
 from inferarena.runtimes.tensorflow import match_inputs
 
@@ -32,20 +31,6 @@ class LiteRT(Runtime):
         if artifact.meta.get("tensor_dtypes"):  # a user's .tflite: its precision was set when it was converted
             session.info["tensor_dtypes"] = artifact.meta["tensor_dtypes"]
         return session
-
-
-def open_interpreter(path, threads: int | None = None):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from ai_edge_litert.interpreter import Interpreter
-
-    try:
-        interpreter = Interpreter(model_path=str(path), num_threads=threads or -1)
-        interpreter.allocate_tensors()
-    except (ValueError, RuntimeError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise ModelError(f"{path.name} is not a model LiteRT can load ({first})",
-                         "check the file, or re-convert it with tf.lite.TFLiteConverter") from None
-    return interpreter
 
 
 class LiteRTSession(Session):

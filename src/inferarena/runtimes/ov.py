@@ -52,6 +52,12 @@ class OpenVINO(Runtime):
             counter = OnnxFlopCounter(Path(artifact.meta.get("flops_source", artifact.path)), batched)
         return OvSession(compiled, counter)
 
+    @staticmethod
+    def from_compiled(compiled) -> Session:
+        """A Session on a model compiled elsewhere, without a FLOP counter: NNCF's accuracy control hands
+        over each candidate it validates compiled."""
+        return OvSession(compiled, None)
+
 
 class OvSession(Session):
     def __init__(self, compiled, flops: OnnxFlopCounter | None):

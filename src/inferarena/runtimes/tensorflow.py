@@ -9,9 +9,8 @@ from pydantic import Field
 
 from inferarena.artifacts import Artifact
 from inferarena.errors import ModelError
+from inferarena.frameworks.tensorflow import SIGNATURE, import_tensorflow
 from inferarena.runtimes.base import Batch, Knobs, Runtime, Session
-
-SIGNATURE = "serving_default"
 
 
 class TFKnobs(Knobs):
@@ -37,8 +36,6 @@ class TensorFlow(Runtime):
         return None
 
     def load(self, artifact: Artifact, precision: str, knobs: Knobs, input_shapes: dict[str, list[int]]) -> Session:
-        from inferarena.passes.tf_convert import import_tensorflow
-
         tf = import_tensorflow()
         if knobs.threads:  # must happen before TF runs anything; each variant has its own process
             tf.config.threading.set_intra_op_parallelism_threads(knobs.threads)

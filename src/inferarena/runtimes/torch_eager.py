@@ -32,7 +32,7 @@ class TorchEager(Runtime):
         uses_tt = bool(artifact.meta.get("uses_token_type_ids"))
         module = load_embedding_module(artifact.path, uses_tt)
         session = TorchSession(torch, module, precision, input_names(uses_tt))
-        from inferarena.passes.torchao_quant import apply_recipe, read_recipe
+        from inferarena.frameworks.torchao import apply_recipe, read_recipe
 
         if recipe := read_recipe(artifact.path):  # written by the torchao_quantize pass: quantize on load
             apply_recipe(module, recipe)

@@ -20,7 +20,7 @@ import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from inferarena.errors import ConfigError
-from inferarena.serving.clients import DATATYPES, Client, RequestFailed
+from inferarena.serving.client_base import DATATYPES, Client, RequestFailed
 
 SERVICE = "/inference.GRPCInferenceService/ModelInfer"
 # The typed `contents` field for each KServe datatype, and the numpy dtype of raw bytes.

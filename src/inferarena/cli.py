@@ -21,6 +21,11 @@ from inferarena.passes.presets import PRESETS
 from inferarena.store import Store
 
 
+SweepDebugOption = Annotated[bool, typer.Option("--debug", help=(
+    "Show the full traceback when something fails, and run every build and measurement in this process (the "
+    "inline launcher), so a traceback or a breakpoint lands in the job itself; no timeouts and no crash isolation."))]
+
+
 @app.command()
 def run(
     model: Annotated[Optional[str], typer.Option(
@@ -62,7 +67,7 @@ def run(
     min_throughput: MinThroughputOption = None,
     max_memory_mb: MaxMemoryOption = None,
     ci_target_pct: CiTargetOption = None,
-    debug: DebugOption = False,
+    debug: SweepDebugOption = False,
 ) -> None:
     """Measure a model on every runtime and scenario, print leaderboards, and store the run.
 
@@ -76,12 +81,16 @@ def run(
         cfg = _run_config(config, model, quick, threads, profile, scenarios, runtimes, pipelines, inputs, shapes,
                           bounds(max_p99_ms, min_cos, min_throughput, max_memory_mb),
                           {"rounds": {"ci_target_pct": ci_target_pct}})
-        _sweep(arena.run, cfg, db, cache_dir, resume, json_path, report_html, sort)
+        _sweep(arena.run, cfg, db, cache_dir, resume, json_path, report_html, sort, debug)
 
 
 def _sweep(driver, cfg, db: Path, cache_dir: Path, resume: bool, json_path: Optional[Path], report_html: bool,
-           sort: Optional[str]) -> None:
-    """Run `driver` (arena.run or arena.search) with a progress bar, then show, export and report the run."""
+           sort: Optional[str], debug: bool = False) -> None:
+    """Run `driver` (arena.run or arena.search) with a progress bar, then show, export and report the run.
+
+    With --debug every job runs inline, in this process, so its traceback (or a breakpoint) lands in
+    the job itself; without it each runs in a fresh process that a crash or a hang cannot take down."""
+    from inferarena import launchers
     from inferarena import arena
     from inferarena.cli_reports import _report_path, recommendation_of, write_report
     from inferarena.report import console as report_console
@@ -95,7 +104,8 @@ def _sweep(driver, cfg, db: Path, cache_dir: Path, resume: bool, json_path: Opti
         raise InferarenaError(f"cannot create cache folder {cache_dir} ({exc.strerror})", "pass --cache-dir") from None
     with _progress() as (progress, on_event):
         try:
-            summary = driver(cfg, store, paths, resume=resume, on_event=on_event)
+            summary = driver(cfg, store, paths, resume=resume, on_event=on_event,
+                             launcher=launchers.get("inline" if debug else "spawn"))
         except KeyboardInterrupt:
             progress.stop()
             errors.print("[yellow]Interrupted.[/] Finished variants are stored; rerun the same command with --resume.")
@@ -147,7 +157,7 @@ def search(
     report_html: Annotated[bool, typer.Option("--report/--no-report", help="Write the HTML report next to the DB.")] = True,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the latest unfinished search with this config.")] = False,
     cache_dir: Annotated[Path, typer.Option(help="Cache for converted models and GEMM peaks.")] = DEFAULT_CACHE,
-    debug: DebugOption = False,
+    debug: SweepDebugOption = False,
 ) -> None:
     """Search compression × runtime × knobs × shape strategy × batch size for a profile, and recommend.
 
@@ -165,7 +175,7 @@ def search(
                           bounds(max_p99_ms, min_cos, min_throughput, max_memory_mb),
                           {"search": {"strategy": strategy, "trials": trials, "time_budget_s": time_budget_s},
                            "rounds": {"ci_target_pct": ci_target_pct}})
-        _sweep(arena.search, cfg, db, cache_dir, resume, json_path, report_html, None)
+        _sweep(arena.search, cfg, db, cache_dir, resume, json_path, report_html, None, debug)
 
 
 def _run_config(config, model, quick, threads, profile, scenarios, runtimes, pipelines, inputs, shapes, constraints,
@@ -279,10 +289,10 @@ def peak(
     """
     from inferarena import jobs
     from inferarena.hardware import host
-    from inferarena.worker import run_isolated
+    from inferarena.launchers import Spawn
 
     with user_errors(debug):
-        outcome = run_isolated(jobs.peaks, (cache_dir, threads or host().logical_cores, refresh), 300)
+        outcome = Spawn().run(jobs.peaks, (cache_dir, threads or host().logical_cores, refresh), 300)
         if not outcome.ok:
             raise InferarenaError(f"cannot measure GEMM peaks ({outcome.error})", "pip install 'inferarena[torch]'")
     result = outcome.value

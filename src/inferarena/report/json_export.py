@@ -8,13 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from inferarena.results import RunRecord, VariantResult
+from inferarena.results import RunRecord
 from inferarena.scenarios.base import QUICK_NOTE
-
-
-def flat_metrics(variant: VariantResult) -> dict[str, Any]:
-    """The `metrics` of a variant in the JSON document (see `VariantResult.flat`)."""
-    return variant.flat()
 
 
 def describe_workload(workload: dict) -> str:

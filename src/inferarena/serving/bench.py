@@ -176,7 +176,7 @@ def _onnx(config: ServeBenchConfig, pipeline: str | None, artifact, workload, ca
           emit: EventSink):
     """The ONNX file to serve (the source exported, or the pipeline's output), and local ORT outputs
     on the first samples, to check that each server answers the same."""
-    from inferarena import jobs, passes
+    from inferarena import passes
     from inferarena.passes.base import PassContext
 
     label = f"build the served model{f' ({pipeline})' if pipeline else ''}"
@@ -194,7 +194,7 @@ def _onnx(config: ServeBenchConfig, pipeline: str | None, artifact, workload, ca
     else:
         steps = tuple((name, "{}") for name in passes.route(artifact.format, ("onnx",)))
         context = PassContext(workload, None, [], config.threads or 1, fingerprint=config.workload.model_dump_json())
-        built, _ = jobs.build(steps, artifact, cache_dir, context)
+        built, _ = passes.apply(steps, artifact, cache_dir, context)
     emit("done", {"name": label, "ok": True, "error": None})
     import onnxruntime as ort
 

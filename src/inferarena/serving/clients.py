@@ -21,7 +21,7 @@ import json
 import numpy as np
 
 from inferarena.errors import ConfigError
-from inferarena.serving.client_base import DATATYPES, Client, RequestFailed
+from inferarena.serving.client_base import DATATYPES, Client, RequestFailed  # noqa: F401 - re-exported
 
 
 class KServeV2(Client):

@@ -33,7 +33,6 @@ class Evaluator(ABC):
     name: ClassVar[str]
     task: ClassVar[str]
     metric: ClassVar[str]
-    higher_is_better: ClassVar[bool] = True
     # Scored on every model of its task when the config names no evaluators.
     default: ClassVar[bool] = False
 

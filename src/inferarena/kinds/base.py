@@ -16,8 +16,23 @@ from typing import Any, Callable, ClassVar
 from inferarena.results import higher_is_better, metric
 
 
+class _Catalogued:
+    """Direction and unit of a flat figure, read from the metric catalogue, never declared again."""
+
+    key: str
+
+    @property
+    def higher_is_better(self) -> bool:
+        return higher_is_better(self.key)
+
+    @property
+    def unit(self) -> str:
+        found = metric(self.key)
+        return found.unit if found else ""
+
+
 @dataclass(frozen=True)
-class Profile:
+class Profile(_Catalogued):
     """A priority a pick serves: the flat figure that decides it, and how its CI is drawn."""
 
     name: str
@@ -30,44 +45,23 @@ class Profile:
     # Energy and cost per query are price (or power) ÷ throughput: their CI comes from the throughput's.
     per_query: bool = False
 
-    @property
-    def higher_is_better(self) -> bool:
-        return higher_is_better(self.key)
-
-    @property
-    def unit(self) -> str:
-        found = metric(self.key)
-        return found.unit if found else ""
-
 
 @dataclass(frozen=True)
-class Figure:
-    """A flat figure shown or weighed by name (trade-offs, constraints, Pareto axes, table columns)."""
+class Figure(_Catalogued):
+    """A flat figure shown or weighed by name (trade-offs, Pareto axes, table columns)."""
 
     key: str
     label: str
     fmt: str = ""  # a format spec for tables; "" lets the table choose
 
-    @property
-    def higher_is_better(self) -> bool:
-        return higher_is_better(self.key)
-
-    @property
-    def unit(self) -> str:
-        found = metric(self.key)
-        return found.unit if found else ""
-
 
 @dataclass(frozen=True)
-class Constraint:
+class Constraint(_Catalogued):
+    """A user's bound (`--max-p99-ms`, `--min-cos`...) on one of the kind's flat figures."""
+
     key: str
     bound: str  # "max" or "min"
     label: str
-
-    @property
-    def unit(self) -> str:
-        found = metric(self.key)
-        return found.unit if found else ""
 
 
 @dataclass(frozen=True)

@@ -159,7 +159,7 @@ class Scenario(ABC):
             except BaseException as exc:  # LoadGen's thread must not see it; re-raised after the test
                 failures.append(exc)
                 # With token latencies on, LoadGen needs a token count (and a first token) for every response.
-                if self.kind == "generate":
+                if settings.use_token_latencies:
                     self.first_token(queries)
                     complete(queries, tokens=[1] * len(queries))
                 else:

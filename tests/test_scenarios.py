@@ -70,6 +70,11 @@ def test_scenarios_report_drift_except_offline():
                for name in ("single_stream", "offline")}
     assert "drift_pct" in results["single_stream"].metrics
     assert "drift_pct" not in results["offline"].metrics
+    from inferarena.results import metric
+
+    # Every figure a scenario and its trackers emit is in the catalogue: unit, direction, merge rule.
+    unknown = {k for r in results.values() for k in r.metrics if metric(k) is None}
+    assert not unknown, f"add these to results.METRICS: {sorted(unknown)}"
 
 
 def test_a_drifting_round_gets_an_extra_round():

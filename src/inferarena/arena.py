@@ -163,7 +163,7 @@ def search(config: RunConfig, store: Store, paths: Paths, resume: bool = False,
     shapes = [s.value for s in config.workload.shapes if s in sweep.workload.strategies]
     if not sweep.workload.shape_in_name:  # the workload shapes its inputs one way only (generation prompts)
         shapes = [s.value for s in sweep.workload.strategies]
-    space = build_space(sweep.specs, shapes, config.profile, sweep.kind)
+    space = build_space(sweep.specs, shapes, config.profile, sweep.kind, sweep.workload.shape_in_name)
     summary = sweep.open(resume, config)
     done = {v.name: v for v in store.load_run(summary.run_id).variants}
     summary.skipped = list(done)

@@ -23,7 +23,8 @@ from inferarena.store import Store
 
 SweepDebugOption = Annotated[bool, typer.Option("--debug", help=(
     "Show the full traceback when something fails, and run every build and measurement in this process (the "
-    "inline launcher), so a traceback or a breakpoint lands in the job itself; no timeouts and no crash isolation."))]
+    "inline launcher), so a traceback or a breakpoint lands in the job itself; no timeouts, no crash isolation, "
+    "and memory figures then include this process."))]
 
 
 @app.command()

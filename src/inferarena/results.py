@@ -50,6 +50,7 @@ _TOKENS = [_m(f"{kind}_ms_{q}", "ms", False, label=f"{kind.upper()} {q}")
 
 METRICS: dict[str, Metric] = {m.key: m for m in (
     *_LATENCY,
+    *_TOKENS,
     _m("latency_ms_max", "ms", False, "max", "max latency"),
     _m("qps", "queries/s", True, label="QPS"),
     _m("throughput_sps", "samples/s", True, label="throughput"),
@@ -102,6 +103,9 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
     _m("first_divergence_mean", "tokens", True, label="first divergence"),
     _m("perplexity", "", False, label="perplexity"),
     _m("perplexity_delta_pct", "%", False, label="Δ perplexity"),
+    _m("perplexity_reference", "", None, "first", label="FP32 perplexity"),
+    _m("prompts", "", None, "first"),
+    _m("tokens_per_prompt", "tokens", None, "first"),
     # Decided across variants.
     _m("model_mb", "MB", False, label="model size on disk"),
     _m("balanced_score", "", True, label="balanced score"),
@@ -114,11 +118,21 @@ def metric(key: str) -> Metric | None:
     if key.startswith("task."):
         return Metric(key, "", True, "first", key.split(".", 1)[1])
     bare = key.rsplit(".", 1)[-1]
+    if bare.endswith("_by_round") and bare.removesuffix("_by_round") in METRICS:  # each round's figure, a list
+        return Metric(bare, METRICS[bare.removesuffix("_by_round")].unit, None, "first", bare)
     return METRICS.get(bare) or METRICS.get(_SUMMARY_ALIASES.get(bare, ""))
 
 
 # Summary keys (`generation.*`) named after their scenario, pointing at the figure they repeat.
 _SUMMARY_ALIASES = {"offline_tokens_per_s": "tokens_per_s", "server_requests_per_s": "target_qps"}
+
+
+def loadgen_merge(key: str) -> Merge:
+    """LoadGen's own `result_*` and `effective_*` fields, kept raw in `ScenarioResult.loadgen`: a maximum
+    merges by max, a minimum by min, a bound met only if every round met it, the rest by mean."""
+    if key.endswith("_met"):
+        return "min"
+    return "max" if "_max" in key else "min" if "_min_" in key else "mean"
 
 
 def higher_is_better(key: str) -> bool:
@@ -127,9 +141,10 @@ def higher_is_better(key: str) -> bool:
     return bool(found and found.higher_is_better)
 
 
-def merge_metrics(dicts: list[dict[str, Any]]) -> dict[str, Any]:
-    """One figure per key from several rounds, by each metric's merge rule; text and flags come from
-    the first round, lists of numbers merge element by element (mean)."""
+def merge_metrics(dicts: list[dict[str, Any]], rule_of=None) -> dict[str, Any]:
+    """One figure per key from several rounds, by each metric's merge rule (`rule_of(key)`, default the
+    catalogue's; a key it does not know merges by mean); text and flags come from the first round,
+    lists of numbers merge element by element (mean)."""
     out: dict[str, Any] = {}
     for key, value in dicts[0].items():
         values = [d.get(key) for d in dicts]
@@ -137,7 +152,7 @@ def merge_metrics(dicts: list[dict[str, Any]]) -> dict[str, Any]:
             lists = all(isinstance(v, list) and len(v) == len(value) and all(map(_number, v)) for v in values)
             out[key] = [round(float(np.mean(col)), 3) for col in zip(*values)] if isinstance(value, list) and lists else value
             continue
-        rule = (metric(key) or Metric(key, "", None)).merge
+        rule = rule_of(key) if rule_of else (metric(key) or Metric(key, "", None)).merge
         out[key] = {"max": max, "min": min, "first": lambda v: v[0]}.get(rule, lambda v: float(np.mean(v)))(values)
     return out
 
@@ -211,7 +226,7 @@ class ScenarioResult:
         invalid = [r.invalid_reason for r in rounds if not r.valid]
         samples = [np.asarray(r.latencies_ms) for r in rounds if r.latencies_ms is not None]
         return replace(first, valid=not invalid, invalid_reason="; ".join(dict.fromkeys(i or "" for i in invalid)) or None,
-                       metrics=metrics, loadgen=merge_metrics([r.loadgen for r in rounds]),
+                       metrics=metrics, loadgen=merge_metrics([r.loadgen for r in rounds], loadgen_merge),
                        latencies_ms=np.concatenate(samples) if samples else None, round_sizes=[len(s) for s in samples])
 
 

@@ -40,6 +40,7 @@ class Dimension:
 class Space:
     bases: list[VariantSpec]  # one per (runtime, precision, pipeline), shape still to choose
     dimensions: list[Dimension]
+    shape_in_name: bool = True  # False where the workload shapes inputs one way only (names drop it, as plan's do)
 
     def size(self) -> int:
         total = 0
@@ -62,12 +63,13 @@ class Space:
         changed = "".join(f"+{k}={v}" for k, v in sorted(knobs.items()) if base.knobs.get(k) != v)
         suffix = changed + (f"+batch={batch}" if batch else "")
         at = f"@{base.pipeline}" if base.pipeline else ""
-        shaped = f"/{shape}" if base.name.count("/") >= 2 else ""  # one shape strategy: names drop it, as plan's do
+        shaped = f"/{shape}" if self.shape_in_name else ""
         return dataclasses.replace(base, name=f"{base.runtime}/{base.precision}{shaped}{suffix}{at}", shape=shape,
                                    knobs=knobs, batch_size=batch)
 
 
-def build_space(specs: list[VariantSpec], shapes: list[str], profile: str, kind: Kind) -> Space:
+def build_space(specs: list[VariantSpec], shapes: list[str], profile: str, kind: Kind,
+                shape_in_name: bool = True) -> Space:
     """Bases from the planned variants (one per runtime, precision and pipeline), then the dimensions;
     profiles about throughput (and energy or cost per query) also search the kind's batch sizes."""
     bases: dict[tuple, VariantSpec] = {}
@@ -81,7 +83,7 @@ def build_space(specs: list[VariantSpec], shapes: list[str], profile: str, kind:
                 dims.append(Dimension(f"{name}.{knob}", tuple(space), runtime=name))
     if profile in ("throughput", "balanced", "energy", "cost"):
         dims.append(Dimension("batch_size", kind.search_batch_sizes))
-    return Space(list(bases.values()), dims)
+    return Space(list(bases.values()), dims, shape_in_name)
 
 
 @dataclass

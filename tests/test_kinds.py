@@ -3,7 +3,7 @@
 from inferarena import kinds, registry
 from inferarena.config import RunConfig
 from inferarena.results import ScenarioResult, VariantResult, VariantSpec, metric
-from inferarena.search import Search, build_space
+from inferarena.search import Search, SearchSettings, build_space
 
 
 def test_every_kind_declares_what_the_core_asks():
@@ -35,7 +35,7 @@ def test_search_on_a_generative_model_ranks_by_tokens():
         assert keep_going(first)  # it has the profile's figure: not pruned for lacking one
         return VariantResult.merge([first, first]), [first, first]
 
-    search = Search(space, RunConfig(profile="throughput", search={"strategy": "grid"}), generate, measure)
+    search = Search(space, SearchSettings.of(RunConfig(profile="throughput", search={"strategy": "grid"})), generate, measure)
     search.grid()
     assert [t.value for t in search.trials] == [10.0, 40.0, 80.0]
     assert search.finalists(1)[0].spec.batch_size == 8

@@ -8,7 +8,7 @@ from conftest import quick_config
 from inferarena.config import RunConfig
 from inferarena.kinds.predict import Predict
 from inferarena.results import ScenarioResult, VariantResult, VariantSpec
-from inferarena.search import Search, build_space
+from inferarena.search import Search, SearchSettings, build_space
 
 PREDICT = Predict()
 
@@ -58,7 +58,7 @@ def test_grid_prunes_what_trails_and_confirms_the_best():
     config = RunConfig(profile="throughput", search={"strategy": "grid", "prune_margin": 0.25})
     measure, calls = fake_measure({("onnxruntime", "fixed"): 10.0, ("onnxruntime", "dynamic"): 30.0,
                                    ("openvino", "fixed"): 5.0, ("openvino", "dynamic"): 29.0})
-    search = Search(space, config, PREDICT, measure)
+    search = Search(space, SearchSettings.of(config), PREDICT, measure)
     search.grid()
     assert len(search.trials) == space.size()
     best = search.finalists(1)[0]
@@ -73,14 +73,14 @@ def test_optuna_stays_in_budget_and_resumes_without_repeating():
     config = RunConfig(profile="throughput", search={"strategy": "optuna", "trials": 6})
     measure, calls = fake_measure({("onnxruntime", "fixed"): 10.0, ("onnxruntime", "dynamic"): 30.0,
                                    ("openvino", "fixed"): 5.0, ("openvino", "dynamic"): 29.0})
-    search = Search(space, config, PREDICT, measure)
+    search = Search(space, SearchSettings.of(config), PREDICT, measure)
     search.optuna()
     assert len(search.trials) == 6 and len({t.spec.name for t in search.trials}) == 6
     # Resumed with the first three stored: they are not measured again.
     done = {t.spec.name: offline_result(t.spec, t.value) for t in search.trials[:3]}
     measure2, calls2 = fake_measure({k: 1.0 for k in [("onnxruntime", "fixed"), ("onnxruntime", "dynamic"),
                                                       ("openvino", "fixed"), ("openvino", "dynamic")]})
-    again = Search(space, config, PREDICT, measure2, done)
+    again = Search(space, SearchSettings.of(config), PREDICT, measure2, done)
     again.optuna()
     assert not {name for name, _ in calls2} & set(done)
 
@@ -102,7 +102,7 @@ def test_time_budget_sets_aside_the_confirmation(monkeypatch):
         clock[0] += 10.0 * len(rounds)
         return result, rounds
 
-    search = Search(space, config, PREDICT, timed)
+    search = Search(space, SearchSettings.of(config), PREDICT, timed)
     search.grid()
     # After 2 trials (40 s) the reserve is 60 s: 40 + 60 >= 100, so no third trial starts.
     assert len(search.trials) == 2 and search.round_s() == 10.0

@@ -155,7 +155,7 @@ def search(config: RunConfig, store: Store, paths: Paths, resume: bool = False,
     """Search the joint space for the profile's best variant (see `inferarena.search`), then confirm the finalists.
 
     Only the scenarios the profile is judged on are measured, as the model's kind names them."""
-    from inferarena.search import Search, build_space
+    from inferarena.search import Search, SearchSettings, build_space
 
     sweep = _Sweep(config, store, paths, on_event or (lambda kind, data: None), launcher or launchers.Spawn(),
                    judged_by=config.profile)
@@ -173,7 +173,7 @@ def search(config: RunConfig, store: Store, paths: Paths, resume: bool = False,
     for base in space.bases:
         if base.steps:
             sweep.build(base.steps, _label(base))
-    driver = Search(space, config, sweep.kind, lambda spec, keep_going: sweep.measure(spec, keep_going=keep_going), done)
+    driver = Search(space, SearchSettings.of(config), sweep.kind, lambda spec, keep_going: sweep.measure(spec, keep_going=keep_going), done)
     total = min(driver.max_trials, space.size()) + config.search.finalists
     sweep.emit("plan", {"run_id": summary.run_id, "total": total, "todo": total,
                         "notes": [*sweep.notes, f"search space: {space.size()} points ({', '.join(d.name for d in space.dimensions)}"

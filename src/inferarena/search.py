@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from inferarena import runtimes
-from inferarena.config import RunConfig
+from inferarena.config import RoundsConfig, RunConfig, SearchConfig
 from inferarena.errors import RuntimeUnavailable
 from inferarena.kinds.base import Kind
 from inferarena.recommend import figures, misses
@@ -96,6 +96,24 @@ class Trial:
     feasible: bool = True
 
 
+@dataclass(frozen=True)
+class SearchSettings:
+    """The slice of the run config a search needs: its strategy and budget, the profile and constraints
+    it serves, and the rounds (for the confirmation reserve)."""
+
+    search: SearchConfig
+    profile: str
+    constraints: dict[str, float]
+    rounds: RoundsConfig
+    quick: bool
+    seed: int = 0
+
+    @classmethod
+    def of(cls, config: RunConfig) -> SearchSettings:
+        constraints = {k: v for k, v in config.constraints.model_dump().items() if v is not None}
+        return cls(config.search, config.profile, constraints, config.rounds, config.quick, config.workload.seed)
+
+
 # measure(spec, keep_going) -> (result, round results); keep_going(first round result) -> bool
 Measure = Callable[[VariantSpec, Callable[[VariantResult], bool]], tuple[VariantResult, list[VariantResult]]]
 
@@ -103,7 +121,7 @@ Measure = Callable[[VariantSpec, Callable[[VariantResult], bool]], tuple[Variant
 class Search:
     """Drives one strategy over a space; the caller measures and stores each trial."""
 
-    def __init__(self, space: Space, config: RunConfig, kind: Kind, measure: Measure,
+    def __init__(self, space: Space, config: SearchSettings, kind: Kind, measure: Measure,
                  done: dict[str, VariantResult] | None = None, on_trial: Callable[[Trial], None] | None = None):
         self.space, self.config, self.measure, self.kind = space, config, measure, kind
         self.profile = kind.profiles[config.profile]
@@ -129,8 +147,7 @@ class Search:
 
     def feasible(self, result: VariantResult) -> bool:
         """Every constraint recommend will check, so pruning never measures against an ineligible best."""
-        constraints = {k: v for k, v in self.config.constraints.model_dump().items() if v is not None}
-        return not misses(figures(result), constraints, self.kind)
+        return not misses(figures(result), self.config.constraints, self.kind)
 
     def better(self, a: float, b: float) -> bool:
         return a > b if self.profile.higher_is_better else a < b
@@ -197,7 +214,7 @@ class Search:
                                      "pip install 'inferarena[search]', or use --strategy grid") from None
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         direction = "maximize" if self.profile.higher_is_better else "minimize"
-        study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=self.config.workload.seed))
+        study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=self.config.seed))
         labels = [f"{b.runtime}/{b.precision}" + (f"@{b.pipeline}" if b.pipeline else "") for b in self.space.bases]
         while not self.out_of_budget():
             trial = study.ask()

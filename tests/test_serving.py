@@ -119,6 +119,19 @@ def test_remote_mode(tmp_path, mlp_onnx, remote_endpoint):
     assert report.exit_code == 0 and (tmp_path / "serve.html").is_file(), report.output
 
 
+def test_quick_serve_bench_on_a_remote_endpoint(tmp_path, mlp_onnx, remote_endpoint):
+    """`--quick` exists on serve-bench as on run and search: short probes, fewer of them, and it says so."""
+    out = tmp_path / "quick.json"
+    result = invoke("serve-bench", "--quick", "--model", mlp_onnx, "--target", remote_endpoint, "--protocol",
+                    "kserve-v2", "--target-model", "double", "--json", out, "--db", tmp_path / "r.db",
+                    "--cache-dir", tmp_path / "cache")
+    assert result.exit_code == 0, result.output
+    document = json.loads(out.read_text())
+    assert document["servers"][0]["status"] == "ok"
+    assert document["notes"][0].startswith("quick: 1000 ms probes, at most 5 per configuration")
+    assert len(document["servers"][0]["probes"]) <= 5 + 1  # the search's probes, plus the repeat of the peak
+
+
 @pytest.mark.slow
 def test_real_servers_sweep(tmp_path, mlp_onnx):
     """MLServer, TorchServe and Triton (pytriton) each serve an ONNX model with and without dynamic

@@ -43,7 +43,11 @@ def serve_bench(
         help="Also serve this --pipelines preset's variant of the model (e.g. int8-dynamic-ac) on the same server, "
         "under a mixed load (requests alternate between the two), and report each model's p99.")] = None,
     concurrency: Annotated[int, typer.Option(help="Client threads, each with its own connection.")] = 32,
-    probe_ms: Annotated[int, typer.Option(help="Duration of each LoadGen Server probe (ms).")] = 3000,
+    probe_ms: Annotated[Optional[int], typer.Option(
+        help="Duration of each LoadGen Server probe (ms). Default: 3000, or 1000 with --quick.")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help=(
+        "A first look, as for run and search: 1 s probes and at most 5 per configuration, so the peak QPS is "
+        "coarser. Results are never MLPerf-compliant either way."))] = False,
     transport: Annotated[Optional[list[str]], typer.Option(
         help="How the load reaches the servers: http, grpc (KServe v2 gRPC: Triton and MLServer), or both "
         "(http,grpc), each measured as its own entry. Default: http.")] = None,
@@ -90,7 +94,8 @@ def serve_bench(
         config = bench.ServeBenchConfig(
             model=model, pipeline=pipeline, servers=_split(servers) or None, batching=sweep,
             generation=GenerationConfig(ttft_ms_p99=ttft_ms, tpot_ms_p99=tpot_ms),
-            sla_p99_ms=sla_p99_ms, concurrency=concurrency, probe_ms=probe_ms, target=target, protocol=protocol,
+            sla_p99_ms=sla_p99_ms, concurrency=concurrency, probe_ms=probe_ms or (1000 if quick else 3000),
+            max_probes=5 if quick else 8, quick=quick, target=target, protocol=protocol,
             target_model=target_model, multi_model=multi_model, transports=_split(transport) or ["http"])
         with _progress() as (_, on_event):
             result = bench.serve_bench(config, cache_dir, Path(".inferarena"), on_event)

@@ -33,8 +33,10 @@ def read_input_spec(path: Path) -> list[dict]:
     except ImportError:
         raise RuntimeUnavailable("reading .onnx files needs the onnx package", "pip install 'inferarena[onnxruntime]'") from None
     try:
+        # By path: the checker then finds external data (model.onnx.data) next to the file, whatever the
+        # current folder; a proto loaded without its data would send it looking in the current folder.
+        onnx.checker.check_model(str(path))
         model = onnx.load(str(path), load_external_data=False)
-        onnx.checker.check_model(model)
     except Exception as exc:  # onnx raises DecodeError, ValidationError, ... for a bad file
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(

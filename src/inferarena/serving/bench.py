@@ -48,6 +48,8 @@ class ServeBenchConfig(BaseModel):
     concurrency: int = Field(32, ge=1, description="Client threads (each with its own connection).")
     probe_ms: int = Field(3000, ge=200, description="Duration of each LoadGen Server probe.")
     max_probes: int = Field(8, ge=1, description="Probes per config in the peak-QPS search.")
+    quick: bool = Field(False, description="--quick: shorter and fewer probes (the caller sets probe_ms and "
+                        "max_probes); said in the notes.")
     threads: int | None = Field(None, ge=1, description="Intra-op threads of the served model; default: all cores.")
     target: str | None = Field(None, description="Remote mode: an already running endpoint (http://host:port).")
     protocol: Literal["kserve-v2", "kserve-v2-grpc", "torchserve", "tfserving-rest", "openai"] = Field(
@@ -77,7 +79,11 @@ def serve_bench(config: ServeBenchConfig, cache_dir: Path, work_dir: Path, emit:
     artifact = models.resolve(config.model)
     workload = workloads.build(artifact, config.workload, config.generation)
     kind = kinds.of_artifact(artifact)
-    return {**ROUTES[kind.serving](config, artifact, workload, cache_dir, work_dir, emit), "kind": kind.name}
+    result = {**ROUTES[kind.serving](config, artifact, workload, cache_dir, work_dir, emit), "kind": kind.name}
+    if config.quick:
+        result["notes"] = [f"quick: {config.probe_ms} ms probes, at most {config.max_probes} per configuration, so the "
+                           "peak QPS is coarse (drop --quick for 3000 ms probes, up to 8)", *result["notes"]]
+    return result
 
 
 def _tensor_servers(config: ServeBenchConfig, artifact, workload, cache_dir: Path, work_dir: Path,

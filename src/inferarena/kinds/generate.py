@@ -21,6 +21,7 @@ from inferarena import passes, registry
 from inferarena.errors import ModelError, RuntimeUnavailable
 from inferarena.kinds.base import Column, Constraint, Figure, Kind, Plot, Profile
 from inferarena.results import VariantResult
+from inferarena.scenarios.base import Estimates, ScenarioContext, run_scenario
 
 # What a generative run measures when the config names only batch-at-a-time scenarios (the default).
 DEFAULT_SCENARIOS = ("llm_single_stream", "llm_offline", "llm_server")
@@ -137,7 +138,6 @@ def fidelity(session, workload, reference_path: str):
 def measure(job) -> VariantResult:
     """Load the variant, check its tokens against the reference, then run the generation scenarios."""
     from inferarena.hardware import host
-    from inferarena.scenarios.base import ScenarioContext, run_scenario
     from inferarena.trackers.energy import EnergyMeter
     from inferarena.trackers.memory import MemoryTracker
 
@@ -168,10 +168,8 @@ def measure(job) -> VariantResult:
     return result
 
 
-def _estimates(session, workload, first_round: dict | None):
+def _estimates(session, workload, first_round: dict | None) -> Estimates:
     """One typical request, timed: sizes LoadGen's schedule (request time, requests/s)."""
-    from inferarena.scenarios.base import Estimates
-
     index = int(np.argsort([len(p) for p in workload.prompts])[len(workload) // 2])
     if first_round and first_round.get("estimates"):
         session.generate(workload.prompt(index), 4)  # warm only

@@ -21,6 +21,7 @@ from inferarena.kinds.base import Column, Constraint, Figure, Kind, Plot, Profil
 from inferarena.outputs import outputs
 from inferarena.results import VariantResult
 from inferarena.runtimes.base import Session
+from inferarena.scenarios.base import Estimates, ScenarioContext, run_scenario
 from inferarena.workloads.base import Workload
 
 LOSSY = ("int8", "int4", "mixed")  # precisions chosen to trade accuracy for speed
@@ -140,7 +141,6 @@ def measure(job) -> VariantResult:
     """Load the variant, check its outputs, then run each LoadGen scenario on it."""
     from inferarena.evaluators.fidelity import Fidelity, score
     from inferarena.hardware import host
-    from inferarena.scenarios.base import Estimates, ScenarioContext, run_scenario
     from inferarena.trackers.energy import EnergyMeter
     from inferarena.trackers.memory import MemoryTracker
 
@@ -165,7 +165,7 @@ def measure(job) -> VariantResult:
         result.task = task_scores(session, workload, job.evaluators, strategy)
         energy = EnergyMeter(host(), settings.energy.tdp_w, settings.energy.tdp_threads, settings.energy.idle_s,
                              device=runtime.devices[0])
-        estimates = _estimates(session, workload, strategy, settings, job.first_round, Estimates)
+        estimates = _estimates(session, workload, strategy, settings, job.first_round)
         ctx = ScenarioContext(session=session, workload=workload, strategy=strategy,
                               batch_size=spec.batch_size or settings.batch_size, quick=settings.quick,
                               settings=settings.loadgen, estimates=estimates, energy=energy, price=job.price,
@@ -187,19 +187,17 @@ def _mismatch(fidelity, bounds, lossy: bool) -> str | None:
     return None
 
 
-def _estimates(session: Session, workload: Workload, strategy: ShapeStrategy, settings, first_round: dict | None,
-               estimates_cls):
+def _estimates(session: Session, workload: Workload, strategy: ShapeStrategy, settings,
+               first_round: dict | None) -> Estimates:
     if not first_round or not first_round.get("estimates"):
         return warm_up(session, workload, strategy, settings.loadgen.multi_stream_samples_per_query, settings.batch_size)
     for indices in ([0], list(range(workload.batch_limit(settings.batch_size)))):  # warm, do not re-time
         session.predict(workload.collate([i % len(workload) for i in indices], strategy))
-    return estimates_cls(**first_round["estimates"])
+    return Estimates(**first_round["estimates"])
 
 
-def warm_up(session: Session, workload: Workload, strategy: ShapeStrategy, per_query: int, batch_size: int):
+def warm_up(session: Session, workload: Workload, strategy: ShapeStrategy, per_query: int, batch_size: int) -> Estimates:
     """Warm the session and time it roughly, so LoadGen can size its query schedule."""
-    from inferarena.scenarios.base import Estimates
-
     n = len(workload)
     # Bucketed batches are formed from length-sorted samples: time them the way Offline will serve them.
     order = workload.length_order() if strategy is ShapeStrategy.bucketed else list(range(n))

@@ -181,7 +181,7 @@ def _failures(run: RunRecord) -> str:
 
 
 def _pareto(go, ok, colors, x_key, y_key, x_title, y_title, title, higher_better):
-    points = [(v, v.flat().get(x_key), v.flat().get(y_key)) for v in ok]
+    points = [(v, flat.get(x_key), flat.get(y_key)) for v in ok for flat in (v.flat(),)]
     points = [(v, x, y) for v, x, y in points if isinstance(x, (int, float)) and isinstance(y, (int, float))]
     if not points:
         return None

@@ -201,13 +201,6 @@ class ScenarioResult:
     latencies_ms: np.ndarray | None = None
     round_sizes: list[int] | None = None  # samples per round in `latencies_ms`, when merged from rounds
 
-    def sample_rounds(self) -> list[np.ndarray]:
-        """The raw samples split into the rounds (processes) they were measured in."""
-        if self.latencies_ms is None or not len(self.latencies_ms):
-            return []
-        sizes = self.round_sizes or [len(self.latencies_ms)]
-        return np.split(np.asarray(self.latencies_ms), np.cumsum(sizes)[:-1])
-
     @staticmethod
     def merge(rounds: list[ScenarioResult]) -> ScenarioResult:
         """The rounds of one scenario: figures merged by the catalogue's rules, the spread of the
@@ -412,9 +405,6 @@ class RunRecord:
     @property
     def ok(self) -> list[VariantResult]:
         return [v for v in self.variants if v.ok]
-
-    def variant(self, name: str) -> VariantResult | None:
-        return next((v for v in self.variants if v.name == name), None)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:

@@ -16,9 +16,7 @@ import time
 from typing import Callable
 
 from inferarena.config import RoundsConfig
-from inferarena.results import ScenarioResult, VariantResult, ci_width, spread_pct
-
-__all__ = ["drifting", "measure_rounds", "spread_pct", "widest_ci", "wants_round"]
+from inferarena.results import ScenarioResult, VariantResult, ci_width
 
 
 def drifting(results: list[VariantResult]) -> tuple[str, float] | None:

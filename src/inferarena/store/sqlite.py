@@ -234,9 +234,6 @@ def _unpack(blob: bytes) -> np.ndarray:
     return np.load(io.BytesIO(zlib.decompress(blob)), allow_pickle=False)
 
 
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value)
-
 
 def _load(text: str | None) -> Any:
     return None if text is None else json.loads(text)

@@ -19,7 +19,7 @@ def invoke(*args):
 
 def test_run_onnx_file_end_to_end(tmp_path, mlp_onnx):
     db, out = tmp_path / "r.db", tmp_path / "run.json"
-    config = quick_config(tmp_path, rounds={"count": 2, "noisy_spread_pct": 1e9})
+    config = quick_config(tmp_path, rounds={"count": 2, "noisy_spread_pct": 1e9, "drift_pct": 1e9})
     result = invoke("run", "--model", mlp_onnx, "--config", config, "--db", db, "--json", out,
                     "--cache-dir", tmp_path / "cache")
     assert result.exit_code == 0, result.output

@@ -14,8 +14,9 @@ PREDICT = Predict()
 
 
 def spec(runtime, precision="fp32", pipeline=None):
-    knobs = {"threads": 2, **({"graph_optimization_level": "all"} if runtime == "onnxruntime" else {}),
-             **({"performance_hint": "LATENCY", "static_shapes": True} if runtime == "openvino" else {})}
+    knobs = {"threads": 2, **({"graph_optimization_level": "all", "streams": 1, "allow_spinning": True}
+                              if runtime == "onnxruntime" else {}),
+             **({"performance_hint": "LATENCY", "static_shapes": True, "pinning": None} if runtime == "openvino" else {})}
     return VariantSpec(name=f"{runtime}/{precision}/fixed", runtime=runtime, precision=precision, shape="fixed",
                        knobs=knobs, pipeline=pipeline)
 
@@ -24,14 +25,18 @@ def test_space_comes_from_declarations():
     space = build_space([spec("onnxruntime"), spec("openvino"), spec("openvino", "bf16")],
                         ["fixed", "bucketed", "dynamic"], "throughput", PREDICT)
     names = [d.name for d in space.dimensions]
-    assert names == ["shape", "onnxruntime.graph_optimization_level", "openvino.performance_hint", "batch_size"]
-    # ORT: 3 shapes x 2 levels x 3 batches; each OpenVINO base: 3 x 2 hints x 3 batches.
-    assert space.size() == 18 + 18 + 18 == len(list(space.points()))
-    variant = space.variant(1, {"shape": "bucketed", "openvino.performance_hint": "THROUGHPUT", "batch_size": 16})
-    assert variant.name == "openvino/fp32/bucketed+performance_hint=THROUGHPUT+batch=16"
+    assert names == ["shape", "onnxruntime.streams", "onnxruntime.graph_optimization_level",
+                     "onnxruntime.allow_spinning", "openvino.performance_hint", "openvino.pinning", "batch_size"]
+    # ORT: 3 shapes x 2 streams x 2 levels x 2 spinning x 3 batches; each OpenVINO base: 3 x 2 hints x 2 pinning x 3.
+    assert space.size() == 72 + 36 + 36 == len(list(space.points()))
+    variant = space.variant(1, {"shape": "bucketed", "openvino.performance_hint": "THROUGHPUT",
+                                "openvino.pinning": True, "batch_size": 16})
+    assert variant.name == "openvino/fp32/bucketed+performance_hint=THROUGHPUT+pinning=True+batch=16"
     assert variant.knobs["performance_hint"] == "THROUGHPUT" and variant.batch_size == 16
+    # One query at a time never overlaps: streams are searched only where batches are.
     latency = build_space([spec("onnxruntime")], ["fixed"], "latency", PREDICT)
-    assert [d.name for d in latency.dimensions] == ["shape", "onnxruntime.graph_optimization_level"]
+    assert [d.name for d in latency.dimensions] == ["shape", "onnxruntime.graph_optimization_level",
+                                                    "onnxruntime.allow_spinning"]
 
 
 def offline_result(variant, value, **extra):
@@ -65,7 +70,7 @@ def test_grid_prunes_what_trails_and_confirms_the_best():
     assert best.value == 30.0 * 64 and best.spec.shape == "dynamic"
     pruned = {name for name, go_on in calls if not go_on}
     assert pruned and best.spec.name not in pruned
-    assert "openvino/fp32/fixed+batch=16" in pruned  # 80 samples/s against a best of 640
+    assert "openvino/fp32/fixed+pinning=True+batch=16" in pruned  # 80 samples/s against a best of 640
 
 
 def test_optuna_stays_in_budget_and_resumes_without_repeating():
@@ -119,10 +124,12 @@ def test_search_command_on_an_onnx_model(tmp_path, mlp_onnx):
         "--strategy", "grid", "--runtimes", "onnxruntime", "--pipelines", "none", "--db", str(db),
         "--json", str(out), "--no-report", "--cache-dir", str(tmp_path / "cache")], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert "search space: 2 points" in result.output and "Recommendation · profile latency" in result.output
+    assert "search space: 4 points" in result.output and "Recommendation · profile latency" in result.output
     doc = json.loads(out.read_text())
-    assert {v["name"] for v in doc["variants"]} == {"onnxruntime/fp32/fixed",
-                                                    "onnxruntime/fp32/fixed+graph_optimization_level=basic"}
+    assert {v["name"] for v in doc["variants"]} == {
+        "onnxruntime/fp32/fixed", "onnxruntime/fp32/fixed+graph_optimization_level=basic",
+        "onnxruntime/fp32/fixed+allow_spinning=False",
+        "onnxruntime/fp32/fixed+allow_spinning=False+graph_optimization_level=basic"}
     rec = doc["recommendation"]
     assert rec["variant"] in {v["name"] for v in doc["variants"]} and rec["met"] and len(rec["ci"]) == 2
     assert doc["config"]["scenarios"] == ["single_stream"] and doc["pareto"]

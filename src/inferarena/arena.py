@@ -173,7 +173,8 @@ def search(config: RunConfig, store: Store, paths: Paths, resume: bool = False,
     for base in space.bases:
         if base.steps:
             sweep.build(base.steps, _label(base))
-    driver = Search(space, SearchSettings.of(config), sweep.kind, lambda spec, keep_going: sweep.measure(spec, keep_going=keep_going), done)
+    driver = Search(space, SearchSettings.of(config), sweep.kind,
+                    lambda spec, keep_going: sweep.measure(spec, keep_going=keep_going), done, peaks=sweep.peaks)
     total = min(driver.max_trials, space.size()) + config.search.finalists
     sweep.emit("plan", {"run_id": summary.run_id, "total": total, "todo": total,
                         "notes": [*sweep.notes, f"search space: {space.size()} points ({', '.join(d.name for d in space.dimensions)}"
@@ -184,6 +185,9 @@ def search(config: RunConfig, store: Store, paths: Paths, resume: bool = False,
     for trial in driver.finalists(config.search.finalists):  # a confirmation measurement, in fresh processes
         if trial.rounds:
             sweep.measure(trial.spec, previous=tuple(trial.rounds))
+    if driver.cut:
+        sweep.notes.append(f"roofline: {len(driver.cut)} candidates not measured, since they could not win "
+                           f"(e.g. {driver.cut[0][0].name}: {driver.cut[0][1]})")
     store.finish_run(summary.run_id)
     summary.notes = sweep.notes
     return summary

@@ -45,7 +45,8 @@ def run(
         help=f"Optimization pipelines to add as variants, repeated or comma-separated: {', '.join(PRESETS)} "
         "(-ac: accuracy-controlled, cos_min >= 0.99), or none. Custom pipelines go in --config. "
         "Default: the model's own (MiniLM: int8-dynamic-ac on onnxruntime, nncf-int8 on openvino; "
-        "efficientnet-lite0: nncf-int8 on openvino, tflite-int8 on litert).")] = None,
+        "efficientnet-lite0: nncf-int8 on openvino, tflite-int8 on litert). With --min-cos, each INT8 recipe "
+        "becomes its -ac twin with that bound as its budget.")] = None,
     shapes: Annotated[Optional[list[str]], typer.Option(
         help="Shape strategies: fixed (pad to workload.max_length, 128 by default), dynamic (pad to each batch's "
         "longest), bucketed (pad to the next of a few lengths from the workload's length quantiles). "

@@ -134,9 +134,24 @@ def preset(name: str) -> PipelineSpec:
 DEFAULT_PIPELINES = {"int8-dynamic-ac": ["onnxruntime"], "nncf-int8": ["openvino"]}
 
 
-def default_pipelines(defaults: dict[str, list[str]] | None = None) -> list[PipelineSpec]:
+# The accuracy-controlled twin of each recipe: what the defaults become when the run has a fidelity bound.
+ACCURACY_CONTROLLED = {"nncf-int8": "nncf-int8-ac", "int8-dynamic": "int8-dynamic-ac", "int8-static": "int8-static-ac"}
+
+
+def default_pipelines(defaults: dict[str, list[str]] | None = None, min_cos: float | None = None) -> list[PipelineSpec]:
+    """The model's default recipes. With a fidelity bound (`--min-cos`), each INT8 recipe is its
+    accuracy-controlled twin instead, with the budget set to that bound (max_drop = 1 - min_cos): it keeps
+    what plain INT8 would give where that meets the bound, and returns ops to FP32 only where it does not."""
     chosen = DEFAULT_PIPELINES if defaults is None else defaults
-    return [preset(name).model_copy(update={"runtimes": runtimes}) for name, runtimes in chosen.items()]
+    out = []
+    for name, runtimes in chosen.items():
+        spec = preset(ACCURACY_CONTROLLED.get(name, name) if min_cos is not None else name)
+        if min_cos is not None and any("max_drop" in p.config for p in spec.passes):
+            budget = round(1.0 - min_cos, 6)
+            spec = spec.model_copy(update={"passes": [p.model_copy(update={"config": {**p.config, "max_drop": budget}})
+                                                      if "max_drop" in p.config else p for p in spec.passes]})
+        out.append(spec.model_copy(update={"runtimes": runtimes}))
+    return out
 
 
 class WorkloadConfig(_Strict):
@@ -298,7 +313,9 @@ class RunConfig(_Strict):
 
     def pipelines_for(self, meta: dict) -> list[PipelineSpec]:
         """The pipelines to measure on a model with this artifact meta."""
-        return self.pipelines if self.pipelines is not None else default_pipelines(meta.get("default_pipelines"))
+        if self.pipelines is not None:
+            return self.pipelines
+        return default_pipelines(meta.get("default_pipelines"), self.constraints.min_cos)
     scenarios: list[str] = Field(
         default_factory=lambda: ["single_stream", "multi_stream", "server", "offline"],
         description="LoadGen scenarios to run.",

@@ -9,7 +9,9 @@ processes like any other. Two strategies:
 - optuna: TPE over the same dimensions, within a trial count and a time budget.
 
 Both prune early: a trial whose first round is clearly behind the best so far (by `prune_margin`)
-gets no second round. The finalists get a confirmation round at the end, and the pick comes from
+gets no second round. Throughput profiles also prune by the roofline, before measuring: a trial whose
+precision's GEMM peak, divided by the useful work per sample its pipeline was measured to need, stays
+below the best so far even at `ROOFLINE_SLACK` times that peak cannot win, and is not measured. The finalists get a confirmation round at the end, and the pick comes from
 `recommend`, on all rounds. A search is a run: interrupted, it resumes with `--resume`.
 """
 
@@ -75,15 +77,25 @@ def build_space(specs: list[VariantSpec], shapes: list[str], profile: str, kind:
     bases: dict[tuple, VariantSpec] = {}
     for spec in specs:
         bases.setdefault((spec.runtime, spec.precision, spec.pipeline, spec.steps), spec)
+    batched = profile in ("throughput", "balanced", "energy", "cost")
     dims = [Dimension("shape", tuple(shapes))]
     for name in dict.fromkeys(s.runtime for s in bases.values()):
         for knob, info in runtimes.get(name).Knobs.model_fields.items():
-            space = (info.json_schema_extra or {}).get("space") if isinstance(info.json_schema_extra, dict) else None
-            if space:
-                dims.append(Dimension(f"{name}.{knob}", tuple(space), runtime=name))
-    if profile in ("throughput", "balanced", "energy", "cost"):
+            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+            # Knobs that overlap requests (streams) matter only where batches are served in bulk.
+            if extra.get("space") and (batched or not extra.get("overlaps")):
+                dims.append(Dimension(f"{name}.{knob}", tuple(extra["space"]), runtime=name))
+    if batched:
         dims.append(Dimension("batch_size", kind.search_batch_sizes))
     return Space(list(bases.values()), dims, shape_in_name)
+
+
+# A trial is cut by the roofline only if it would lose even at this many times its precision's measured
+# GEMM peak: runtimes' own kernels can beat the torch matmuls the peak is timed with, and the peak is
+# measured on another day, on a machine whose speed moves.
+ROOFLINE_SLACK = 2.0
+# optuna's default trial count: a quarter of the space, at most this many.
+MAX_DEFAULT_TRIALS = 32
 
 
 @dataclass
@@ -122,8 +134,12 @@ class Search:
     """Drives one strategy over a space; the caller measures and stores each trial."""
 
     def __init__(self, space: Space, config: SearchSettings, kind: Kind, measure: Measure,
-                 done: dict[str, VariantResult] | None = None, on_trial: Callable[[Trial], None] | None = None):
+                 done: dict[str, VariantResult] | None = None, on_trial: Callable[[Trial], None] | None = None,
+                 peaks: dict[str, float] | None = None):
         self.space, self.config, self.measure, self.kind = space, config, measure, kind
+        self.peaks = peaks or {}  # GEMM GFLOP/s by precision, for the roofline cut
+        self.work: dict[str | None, float] = {}  # least useful GFLOP per sample measured, by pipeline
+        self.cut: list[tuple[VariantSpec, str]] = []  # trials the roofline ruled out, and why
         self.profile = kind.profiles[config.profile]
         self.done = done or {}  # variant name -> stored result, from an interrupted search
         self.on_trial = on_trial or (lambda trial: None)
@@ -132,7 +148,8 @@ class Search:
         self.started = time.monotonic()
         self.measuring_s = 0.0  # spent in measure(), for the confirmation reserve
         s = config.search
-        self.max_trials = s.trials or (space.size() if s.strategy == "grid" else max(4, -(-space.size() // 4)))
+        self.max_trials = s.trials or (space.size() if s.strategy == "grid"
+                                       else max(4, min(MAX_DEFAULT_TRIALS, -(-space.size() // 4))))
 
     def figure(self, result: VariantResult) -> float | None:
         """The profile's deciding figure for one trial (balanced: sqrt(throughput / latency), which ranks
@@ -179,8 +196,35 @@ class Search:
         rounds = sum(len(t.rounds) for t in self.trials)
         return self.measuring_s / rounds if rounds else 0.0
 
-    def run_trial(self, base_index: int, params: dict) -> Trial:
+    def roofline_cut(self, spec: VariantSpec) -> str | None:
+        """Why `spec` cannot beat the best so far on a throughput profile, from the roofline; None if it might.
+
+        Its bound is the samples/s it would reach running only useful FLOPs at its precision's peak."""
+        bare = self.profile.key.rpartition(".")[2]
+        work = self.work.get(spec.pipeline)
+        peak = self.peaks.get("int8" if spec.precision == "mixed" else spec.precision)
+        if bare != "throughput_sps" or self.best is None or not work or not peak:
+            return None
+        bound = peak / work
+        if ROOFLINE_SLACK * bound >= self.best:
+            return None
+        return (f"roofline: {peak:,.0f} GFLOP/s ({spec.precision} peak) ÷ {work:.3g} GFLOP per sample = {bound:,.0f} "
+                f"samples/s at most, under {1 / ROOFLINE_SLACK:.2g}× the best so far ({self.best:,.0f})")
+
+    def learn_work(self, spec: VariantSpec, result: VariantResult) -> None:
+        """Remember the useful work per sample that this trial's pipeline needs (the roofline's divisor)."""
+        scenario = self.profile.key.rpartition(".")[0]
+        work = figures(result).get(f"{scenario}.useful_gflops_per_query") if result.ok else None
+        if isinstance(work, (int, float)) and work > 0:
+            self.work[spec.pipeline] = min(work, self.work.get(spec.pipeline, work))
+
+    def run_trial(self, base_index: int, params: dict) -> Trial | None:
+        """Measure one point (or reuse its stored result); None if the roofline rules it out unmeasured."""
         spec = self.space.variant(base_index, params)
+        if spec.name not in self.done and (reason := self.roofline_cut(spec)):
+            if all(c.name != spec.name for c, _ in self.cut):
+                self.cut.append((spec, reason))
+            return None
         if spec.name in self.done:  # measured before the interruption: reuse, do not repeat
             result, rounds = self.done[spec.name], []
         else:
@@ -192,6 +236,7 @@ class Search:
             result, rounds = self.measure(spec, keep_going)
             self.measuring_s += time.monotonic() - began
         value = self.figure(result)
+        self.learn_work(spec, result)
         trial = Trial(spec, params, value, pruned=result.pruned, rounds=rounds, feasible=result.ok and self.feasible(result))
         if value is not None and trial.feasible and not trial.pruned and (self.best is None or self.better(value, self.best)):
             self.best = value
@@ -231,6 +276,11 @@ class Search:
                     break  # the sampler keeps revisiting: the space is exhausted
                 continue
             done = self.run_trial(base_index, params)
+            if done is None:  # the roofline ruled it out, unmeasured
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                if len(study.trials) > 4 * max(1, self.space.size()):
+                    break
+                continue
             if done.value is None or not done.feasible:  # infeasible values must not pull the sampler
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
             else:

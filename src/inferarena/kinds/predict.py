@@ -67,7 +67,9 @@ class Predict(Kind):
     plots = (Plot("single_stream.latency_ms_p90", "fidelity.cos_min", "SingleStream p90 latency (ms)",
                   "fidelity: cos min vs FP32", "Latency vs fidelity"),
              Plot("offline.throughput_sps", "memory.peak_rss_mb", "Offline throughput (samples/s)", "peak RSS (MB)",
-                  "Throughput vs memory"))
+                  "Throughput vs memory"),
+             Plot("offline.pct_of_peak", "offline.useful_pct_of_peak", "Offline: executed work, % of the GEMM peak",
+                  "Offline: useful work (no padding), % of the GEMM peak", "Roofline: executed vs useful work"))
     serving = "kserve-v2"
 
     def scenarios(self, requested):
@@ -191,21 +193,63 @@ def _estimates(session: Session, workload: Workload, strategy: ShapeStrategy, se
                first_round: dict | None) -> Estimates:
     if not first_round or not first_round.get("estimates"):
         return warm_up(session, workload, strategy, settings.loadgen.multi_stream_samples_per_query, settings.batch_size)
-    for indices in ([0], list(range(workload.batch_limit(settings.batch_size)))):  # warm, do not re-time
-        session.predict(workload.collate([i % len(workload) for i in indices], strategy))
+    session.predict(workload.collate([0], strategy))  # warm, do not re-time: each round is a fresh process
+    offline_pass(session, workload, strategy, settings.batch_size, WARM_S, every_width(workload, strategy,
+                                                                                      settings.batch_size))
     return Estimates(**first_round["estimates"])
+
+
+# Seconds of Offline-shaped batches run before the measurement, so that a runtime which compiles or plans
+# per input shape (OpenVINO and ORT with dynamic shapes) has seen the shapes Offline will send.
+WARM_S = 2.0
+
+
+def every_width(workload: Workload, strategy: ShapeStrategy, batch_size: int) -> list[list[int]]:
+    """One full batch for each padded shape Offline can send (each distinct sample length under dynamic
+    shapes, each bucket edge under bucketed, one under fixed): the batch of the shortest samples that
+    reaches it, in the length order Offline sorts by."""
+    order = list(range(len(workload))) if strategy is ShapeStrategy.fixed else workload.length_order()
+    step = workload.batch_limit(batch_size)
+    chunks, seen = [], set()
+    for end in range(min(step, len(order)), len(order) + 1):
+        chunk = order[end - step : end] if end >= step else order[:end]
+        if strategy is ShapeStrategy.fixed and chunks:
+            break
+        shape = tuple((name, a.shape) for name, a in workload.collate(chunk, strategy).items())
+        if shape not in seen:
+            seen.add(shape)
+            chunks.append(chunk)
+    return chunks
+
+
+def offline_pass(session: Session, workload: Workload, strategy: ShapeStrategy, batch_size: int,
+                 budget_s: float, chunks: list[list[int]] | None = None) -> tuple[int, float]:
+    """Batches as Offline serves them (sorted by length unless fixed, as many in flight as the session has
+    streams), until the workload is done or `budget_s` has passed; returns (samples, seconds). `chunks`:
+    these batches of sample indices instead."""
+    order = list(range(len(workload))) if strategy is ShapeStrategy.fixed else workload.length_order()
+    step = workload.batch_limit(batch_size)
+    errors: list[BaseException] = []
+    samples, start = 0, time.perf_counter()
+    for chunk in chunks or [order[i : i + step] for i in range(0, len(order), step)]:
+        session.submit(workload.collate(chunk, strategy), lambda error: error and errors.append(error))
+        samples += len(chunk)
+        if time.perf_counter() - start > budget_s:
+            break
+    session.drain()
+    if errors:
+        raise errors[0]
+    return samples, time.perf_counter() - start
 
 
 def warm_up(session: Session, workload: Workload, strategy: ShapeStrategy, per_query: int, batch_size: int) -> Estimates:
     """Warm the session and time it roughly, so LoadGen can size its query schedule."""
     n = len(workload)
-    # Bucketed batches are formed from length-sorted samples: time them the way Offline will serve them.
-    order = workload.length_order() if strategy is ShapeStrategy.bucketed else list(range(n))
 
     def timed(count: int, repeats: int) -> float:
         times = []
         for r in range(repeats):
-            indices = [order[(r * max(count, n // repeats) + i) % n] for i in range(count)]
+            indices = [(r * max(count, n // repeats) + i) % n for i in range(count)]
             batch = workload.collate(indices, strategy)
             start = time.perf_counter()
             session.predict(batch)
@@ -215,5 +259,7 @@ def warm_up(session: Session, workload: Workload, strategy: ShapeStrategy, per_q
     single = timed(1, 6)
     chunk = workload.batch_limit(per_query)
     multi = timed(chunk, 3) * -(-per_query // chunk)
-    batch = workload.batch_limit(batch_size)
-    return Estimates(latency_s_single=single, latency_s_multi=multi, throughput_sps=batch / timed(batch, 2))
+    offline_pass(session, workload, strategy, batch_size, WARM_S, every_width(workload, strategy, batch_size))
+    # Then a short pass timed as Offline runs, which sizes LoadGen's query.
+    samples, seconds = offline_pass(session, workload, strategy, batch_size, 0.5)
+    return Estimates(latency_s_single=single, latency_s_multi=multi, throughput_sps=samples / seconds)

@@ -36,7 +36,8 @@ def render_run(run: RunRecord, console: Console, sort: str | None = None) -> Non
     if peaks:
         console.print("GEMM peak here: " + ", ".join(f"{p} {g:,.0f} {'GOP/s' if p == 'int8' else 'GFLOP/s'}"
                                                      for p, g in peaks.items())
-                      + " (%peak compares each variant with its precision's peak; mJ/q is energy per query)")
+                      + " (useful %peak: the FLOPs of the unpadded inputs per second against the variant's precision's "
+                      "peak; mJ/q is energy per query)")
     bandwidth = env.get("memory_bandwidth_gb_per_s")
     if bandwidth and bandwidth.get("read_gb_per_s"):
         console.print(f"Memory bandwidth here: read {bandwidth['read_gb_per_s']:.1f} GB/s, triad "

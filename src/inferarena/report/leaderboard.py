@@ -10,7 +10,7 @@ from inferarena.errors import ConfigError
 from inferarena.results import RunRecord, VariantResult, higher_is_better
 
 # Shown in every scenario's table after its own columns: (metric key, header, scale).
-EFFICIENCY = (("energy_j_per_query", "mJ/q", 1000.0), ("cost_usd_per_1m", "$/1M", 1.0), ("pct_of_peak", "%peak", 1.0))
+EFFICIENCY = (("energy_j_per_query", "mJ/q", 1000.0), ("cost_usd_per_1m", "$/1M", 1.0), ("useful_pct_of_peak", "useful %peak", 1.0))
 # Rounds measured (each in its own process) and how far apart their ranking figures landed.
 ROUNDS_HEADER = "rounds (spread) ±CI"
 NOISY_NOTE = ("! rounds disagree by more than {pct:g}%: the machine was noisy while this ran (it got extra rounds); "

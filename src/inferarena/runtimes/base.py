@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import os
+import threading
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, ClassVar
 
 import numpy as np
@@ -20,22 +23,53 @@ from inferarena.errors import ConfigError
 from inferarena.hardware import Host
 
 Batch = dict[str, np.ndarray]
+# Called once a submitted batch is done: with None, or with the error that batch raised.
+Done = Callable[[BaseException | None], None]
 
 
 class Knobs(BaseModel):
     """Knobs every runtime has. Subclasses add their own, each with help."""
 
     model_config = ConfigDict(extra="forbid")
-    threads: int | None = Field(None, ge=1, description="Intra-op threads; default: all cores.")
+    threads: int | None = Field(None, ge=1, description="Threads the variant computes on, in all (shared out "
+                                "among its streams, if it has several); default: all cores.")
+
+
+class StreamKnobs(Knobs):
+    """Knobs of a runtime that overlaps requests by running `streams` of them at once, each on its share of
+    the cores (Offline and Server keep that many batches in flight; SingleStream stays one at a time)."""
+
+    streams: int = Field(1, ge=1, le=64, description="Batches in flight at once, each on cores/streams threads. "
+                         "Search space: 1, 2 (where batch sizes are searched: one query at a time never overlaps).",
+                         json_schema_extra={"space": [1, 2], "overlaps": True})
+
+    def threads_per_stream(self) -> int:
+        return max(1, (self.threads or os.cpu_count() or 1) // self.streams)
 
 
 class Session(ABC):
     input_names: list[str]
     # What the runtime actually applied (effective precision, streams...), stored with the result.
     info: dict[str, Any]
+    # Batches this session can have in flight at once (`submit`); 1 runs them one after another.
+    requests: int = 1
 
     @abstractmethod
     def predict(self, batch: Batch) -> dict[str, np.ndarray]: ...
+
+    def submit(self, batch: Batch, done: Done) -> None:
+        """Start one batch and call `done` when it is finished, from whichever thread finished it.
+
+        Blocks while `requests` batches are in flight. The default runs it here and now."""
+        try:
+            self.predict(batch)
+        except BaseException as exc:  # the caller's callback decides what an error means
+            done(exc)
+            return
+        done(None)
+
+    def drain(self) -> None:  # noqa: B027 - nothing is ever in flight by default
+        """Wait until every submitted batch is done."""
 
     def flops(self, shapes: dict[str, tuple[int, ...]]) -> float | None:
         """FLOPs of one call on inputs of these shapes, if the runtime can count them."""
@@ -43,6 +77,50 @@ class Session(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
+
+
+class ThreadedSession(Session):
+    """A session whose `predict` releases the GIL (ONNX Runtime, torch) overlaps batches on a pool of
+    `requests` threads, each running a whole batch on its share of the cores (`start_streams`)."""
+
+    pool: ThreadPoolExecutor | None = None
+
+    def start_streams(self, requests: int) -> None:
+        self.requests = requests
+        if requests > 1:
+            self.pool = ThreadPoolExecutor(requests, thread_name_prefix="stream")
+            self.slots = threading.BoundedSemaphore(requests)
+            self.pending: set = set()
+
+    def submit(self, batch: Batch, done: Done) -> None:
+        if self.pool is None:
+            super().submit(batch, done)
+            return
+        self.slots.acquire()
+
+        def run():
+            error = None
+            try:
+                self.predict(batch)
+            except BaseException as exc:
+                error = exc
+            finally:
+                self.slots.release()
+            done(error)
+
+        future = self.pool.submit(run)
+        self.pending.add(future)
+        future.add_done_callback(self.pending.discard)
+
+    def drain(self) -> None:
+        if self.pool is not None:
+            for future in list(self.pending):
+                future.result()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            self.pool = None
 
 
 TokenCallback = Callable[[int], None]

@@ -9,17 +9,25 @@ import numpy as np
 from pydantic import Field
 
 from inferarena.artifacts import Artifact
-from inferarena.runtimes.base import Batch, Knobs, Runtime, Session
+from inferarena.runtimes.base import Batch, Knobs, Runtime, Session, StreamKnobs, ThreadedSession
 from inferarena.trackers.flops import OnnxFlopCounter
 
 LEVELS = ("disable_all", "basic", "extended", "all")
 
 
-class OrtKnobs(Knobs):
+class OrtKnobs(StreamKnobs):
     graph_optimization_level: Literal["disable_all", "basic", "extended", "all"] = Field(
         "all", description="ONNX Runtime graph optimization level applied when the session loads. Search space: "
         "basic, all.", json_schema_extra={"space": ["basic", "all"]}
     )
+    allow_spinning: bool = Field(
+        True, description="Intra-op threads spin-wait for work between ops (session.intra_op.allow_spinning): "
+        "lower latency, but spinning threads take cores from other streams. Search space: true, false.",
+        json_schema_extra={"space": [True, False]})
+    execution_mode: Literal["sequential", "parallel"] = Field(
+        "sequential", description="ORT_SEQUENTIAL runs one op at a time; ORT_PARALLEL runs independent branches "
+        "on the inter-op pool.")
+    inter_op_threads: int = Field(1, ge=1, description="Inter-op threads (used by execution_mode=parallel).")
 
 
 class OnnxRuntime(Runtime):
@@ -41,22 +49,30 @@ class OnnxRuntime(Runtime):
             "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
             "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
         }[knobs.graph_optimization_level]
-        if knobs.threads:
-            options.intra_op_num_threads = knobs.threads
-        options.inter_op_num_threads = 1
+        options.intra_op_num_threads = knobs.threads_per_stream()
+        options.inter_op_num_threads = knobs.inter_op_threads
+        options.execution_mode = (ort.ExecutionMode.ORT_PARALLEL if knobs.execution_mode == "parallel"
+                                  else ort.ExecutionMode.ORT_SEQUENTIAL)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if knobs.allow_spinning else "0")
         options.log_severity_level = 3
         session = ort.InferenceSession(str(artifact.path), options, providers=["CPUExecutionProvider"])
         batched = {i.name for i in session.get_inputs() if i.shape and not isinstance(i.shape[0], int)}
         return OrtSession(session, knobs, OnnxFlopCounter(Path(artifact.meta.get("flops_source", artifact.path)), batched))
 
 
-class OrtSession(Session):
+class OrtSession(ThreadedSession):
+    """One InferenceSession; with streams > 1, that many threads call `run` on it at once (ORT sessions
+    are safe to run concurrently), each with cores/streams intra-op threads."""
+
     def __init__(self, session, knobs: OrtKnobs, flops: OnnxFlopCounter):
         self.session = session
         self.counter = flops
         self.input_names = [i.name for i in session.get_inputs()]
         self.output_names = [o.name for o in session.get_outputs()]
-        self.info = {"providers": session.get_providers(), "graph_optimization_level": knobs.graph_optimization_level}
+        self.info = {"providers": session.get_providers(), "graph_optimization_level": knobs.graph_optimization_level,
+                     "streams": knobs.streams, "intra_op_threads": knobs.threads_per_stream(),
+                     "allow_spinning": knobs.allow_spinning, "execution_mode": knobs.execution_mode}
+        self.start_streams(knobs.streams)
 
     def flops(self, shapes: dict[str, tuple[int, ...]]) -> float | None:
         return self.counter(shapes)

@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import Field
 
 from inferarena.artifacts import Artifact
-from inferarena.runtimes.base import Batch, Knobs, Runtime, Session
+from inferarena.runtimes.base import Batch, Done, Knobs, Runtime, Session
 from inferarena.trackers.flops import OnnxFlopCounter
 
 OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
@@ -17,9 +17,16 @@ OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 
 class OvKnobs(Knobs):
     performance_hint: Literal["LATENCY", "THROUGHPUT"] = Field(
-        "LATENCY", description="OpenVINO PERFORMANCE_HINT: LATENCY (one stream) or THROUGHPUT (several). "
+        "LATENCY", description="OpenVINO PERFORMANCE_HINT: LATENCY (one stream) or THROUGHPUT (as many streams "
+        "as the plugin finds best for this CPU, each fed by its own infer request through AsyncInferQueue). "
         "Search space: LATENCY, THROUGHPUT.", json_schema_extra={"space": ["LATENCY", "THROUGHPUT"]}
     )
+    streams: int | None = Field(
+        None, ge=1, le=64, description="NUM_STREAMS, overriding the hint's choice; that many requests are kept "
+        "in flight.")
+    pinning: bool | None = Field(
+        None, description="ENABLE_CPU_PINNING: bind each stream's threads to cores. Default: the plugin's choice. "
+        "Search space: true, false.", json_schema_extra={"space": [True, False]})
     static_shapes: bool = Field(
         True, description="Reshape the model to the workload's fixed dimensions before compiling."
     )
@@ -45,6 +52,10 @@ class OpenVINO(Runtime):
         config = {"INFERENCE_PRECISION_HINT": OV_PRECISION[precision], "PERFORMANCE_HINT": knobs.performance_hint}
         if knobs.threads:
             config["INFERENCE_NUM_THREADS"] = knobs.threads
+        if knobs.streams:
+            config["NUM_STREAMS"] = knobs.streams
+        if knobs.pinning is not None:
+            config["ENABLE_CPU_PINNING"] = knobs.pinning
         compiled = core.compile_model(model, "CPU", config)
         counter = None
         if artifact.format == "onnx" or "flops_source" in artifact.meta:
@@ -60,6 +71,9 @@ class OpenVINO(Runtime):
 
 
 class OvSession(Session):
+    """`predict` uses one infer request; `submit` feeds OPTIMAL_NUMBER_OF_INFER_REQUESTS of them through an
+    AsyncInferQueue, so every stream the performance hint (or NUM_STREAMS) made has work."""
+
     def __init__(self, compiled, flops: OnnxFlopCounter | None):
         self.compiled = compiled
         self.counter = flops
@@ -68,8 +82,27 @@ class OvSession(Session):
         self.outputs = [(o, o.get_any_name()) for o in compiled.outputs]
         self.info = {
             key.lower(): _text(compiled.get_property(key))
-            for key in ("INFERENCE_PRECISION_HINT", "PERFORMANCE_HINT", "INFERENCE_NUM_THREADS", "NUM_STREAMS")
+            for key in ("INFERENCE_PRECISION_HINT", "PERFORMANCE_HINT", "INFERENCE_NUM_THREADS", "NUM_STREAMS",
+                        "ENABLE_CPU_PINNING", "OPTIMAL_NUMBER_OF_INFER_REQUESTS")
         }
+        self.requests = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        self.queue = None
+
+    def submit(self, batch: Batch, done: Done) -> None:
+        if self.requests == 1:
+            super().submit(batch, done)
+            return
+        if self.queue is None:
+            import openvino as ov
+
+            self.queue = ov.AsyncInferQueue(self.compiled, self.requests)
+            self.queue.set_callback(lambda request, callback: callback(None))
+        # start_async blocks while every request is busy; a failed inference raises from here or from drain.
+        self.queue.start_async({n: batch[n] for n in self.input_names}, done)
+
+    def drain(self) -> None:
+        if self.queue is not None:
+            self.queue.wait_all()
 
     def flops(self, shapes: dict[str, tuple[int, ...]]) -> float | None:
         return self.counter(shapes) if self.counter else None

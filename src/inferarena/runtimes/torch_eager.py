@@ -6,7 +6,12 @@ import numpy as np
 
 from inferarena.artifacts import Artifact
 from inferarena.models.hf_encoder import OUTPUT_NAME, input_names, load_embedding_module
-from inferarena.runtimes.base import Batch, Knobs, Runtime, Session
+from inferarena.runtimes.base import Batch, Knobs, Runtime, Session, StreamKnobs, ThreadedSession
+
+
+class TorchKnobs(StreamKnobs):
+    """Streams run on Python threads; torch's ops release the GIL, and each stream's ops use
+    cores/streams threads."""
 
 
 class TorchEager(Runtime):
@@ -16,18 +21,19 @@ class TorchEager(Runtime):
     modules = ("torch", "transformers")
     distribution = "torch"
     extra = "torch"
+    Knobs = TorchKnobs
 
     def load(self, artifact: Artifact, precision: str, knobs: Knobs, input_shapes: dict[str, list[int]]) -> Session:
         import torch
 
-        if knobs.threads:
-            torch.set_num_threads(knobs.threads)
+        torch.set_num_threads(knobs.threads_per_stream())
         if artifact.format == "torch_module":
             from inferarena.models import torch_module
 
             module = torch_module.build(artifact)
             dtypes = {s["name"]: getattr(torch, s["dtype"]) for s in artifact.meta["inputs"]}
             session = TorchSession(torch, module, precision, list(dtypes), artifact.meta["output_name"], dtypes)
+            session.start_streams(knobs.streams)
             return session
         uses_tt = bool(artifact.meta.get("uses_token_type_ids"))
         module = load_embedding_module(artifact.path, uses_tt)
@@ -37,10 +43,12 @@ class TorchEager(Runtime):
         if recipe := read_recipe(artifact.path):  # written by the torchao_quantize pass: quantize on load
             apply_recipe(module, recipe)
             session.info["torchao"] = recipe["scheme"]
+        session.start_streams(knobs.streams)
+        session.info["streams"] = knobs.streams
         return session
 
 
-class TorchSession(Session):
+class TorchSession(ThreadedSession):
     def __init__(self, torch, module, precision: str, names: list[str], output: str = OUTPUT_NAME,
                  dtypes: dict | None = None):
         self.torch = torch

@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import tempfile
+import threading
 import time
 from abc import ABC, abstractmethod
+from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,11 +140,16 @@ class Scenario(ABC):
         issued: dict[int, int] = {}
         latencies_ns: list[int] = []
 
+        served: Counter = Counter()  # completed samples by index: the useful work is counted from them
+        lock = threading.Lock()  # sessions with streams complete from their own threads
+
         def complete(queries, tokens: list[int] | None = None):
             """Queries done; generative SUTs pass each one's output token count (LoadGen's TPOT needs it)."""
             now = time.perf_counter_ns()
-            latencies_ns.extend(now - issued.pop(q.id, now) for q in queries)
-            done[0] += len(queries)
+            with lock:
+                latencies_ns.extend(now - issued.pop(q.id, now) for q in queries)
+                done[0] += len(queries)
+                served.update(q.index for q in queries)
             if tokens is None:
                 lg.QuerySamplesComplete([lg.QuerySampleResponse(q.id, 0, 0) for q in queries])
             else:
@@ -158,6 +165,8 @@ class Scenario(ABC):
                 self.issue(ctx, queries, complete)
             except BaseException as exc:  # LoadGen's thread must not see it; re-raised after the test
                 failures.append(exc)
+                with lock:  # complete what is still open, once
+                    queries = [q for q in queries if q.id in issued]
                 # With token latencies on, LoadGen needs a token count (and a first token) for every response.
                 if settings.use_token_latencies:
                     self.first_token(queries)
@@ -197,7 +206,7 @@ class Scenario(ABC):
             metrics["drift_pct"] = round(drift, 2)
         for tracker in trackers:
             metrics.update(tracker.result.as_dict())
-        metrics.update(_efficiency(ctx, metrics, energy, counted, done[0], seconds))
+        metrics.update(_efficiency(ctx, metrics, energy, counted, done[0], seconds, served))
         return ScenarioResult(
             scenario=self.name,
             valid=valid,
@@ -211,9 +220,14 @@ class Scenario(ABC):
 
 
 def _efficiency(ctx: ScenarioContext, metrics: dict, energy_tracker, counted: CountingSession | None,
-                samples: int, seconds: float) -> dict[str, Any]:
+                samples: int, seconds: float, served: Counter) -> dict[str, Any]:
     """Energy and cost per inference, and work figures, from the window's samples and duration."""
-    figures: dict[str, Any] = work_figures(counted, samples, seconds, ctx.peak_gflops) if counted else {}
+    figures: dict[str, Any] = {}
+    if counted:
+        useful = Counter()  # the unpadded shape of every sample served, as often as it was served
+        for index, times in served.items():
+            useful[ctx.workload.unpadded_shapes(index)] += times
+        figures = work_figures(counted, samples, seconds, ctx.peak_gflops, useful)
     if energy_tracker is not None and samples:
         energy = energy_tracker.result
         figures.update(energy_j_per_query=energy.energy_j / samples, power_w_avg=energy.power_w_avg,

@@ -31,6 +31,30 @@ def _in_batches(ctx: ScenarioContext, queries: list, step: int, complete) -> Non
         complete(chunk)
 
 
+def _in_flight(ctx: ScenarioContext, chunks: list[list], complete) -> None:
+    """Submit every chunk as one batch, keeping as many in flight as the session has requests (its
+    streams); each completes as soon as its batch is done. Waits for all; raises the first error."""
+    errors: list[BaseException] = []
+    for chunk in chunks:
+        def done(error, chunk=chunk):
+            if error is not None:
+                errors.append(error)
+            complete(chunk)
+
+        ctx.session.submit(ctx.workload.collate([q.index for q in chunk], ctx.strategy), done)
+    ctx.session.drain()
+    if errors:
+        raise errors[0]
+
+
+def by_length(ctx: ScenarioContext, queries: list) -> list:
+    """Shortest first, so that a batch pads only to the longest of similar lengths (what length-aware
+    servers do); `fixed` pads every sample to the maximum anyway, so its order stays as issued."""
+    if ctx.strategy is ShapeStrategy.fixed:
+        return list(queries)
+    return sorted(queries, key=lambda q: ctx.workload.length(q.index))
+
+
 def _ns(seconds: float) -> int:
     return max(1000, int(seconds * 1e9))
 
@@ -85,8 +109,8 @@ class MultiStream(Scenario):
 
 
 class Offline(Scenario):
-    """All samples in one query, served in batches of `batch_size` (bucketed: sorted by length first, as
-    length-aware servers batch). Metric: samples per second."""
+    """All samples in one query, sorted by length (dynamic and bucketed shapes) and served in batches of
+    `batch_size`, as many in flight as the session has streams. Metric: samples per second."""
 
     name = "offline"
     lg_scenario = "Offline"
@@ -105,16 +129,16 @@ class Offline(Scenario):
         settings.offline_expected_qps = expected
 
     def issue(self, ctx, queries, complete):
-        if ctx.strategy is ShapeStrategy.bucketed:  # similar lengths share a batch, so little is padding
-            queries = sorted(queries, key=lambda q: ctx.workload.length(q.index))
-        _in_batches(ctx, queries, ctx.workload.batch_limit(ctx.batch_size), complete)
+        queries, step = by_length(ctx, queries), ctx.workload.batch_limit(ctx.batch_size)
+        _in_flight(ctx, [queries[i : i + step] for i in range(0, len(queries), step)], complete)
 
     def figures(self, log):
         return {"throughput_sps": log.get("result_samples_per_second")}
 
 
 class Server(Scenario):
-    """Poisson arrivals at a target QPS with a p99 bound; a worker thread batches what has queued up.
+    """Poisson arrivals at a target QPS with a p99 bound; a worker thread batches what has queued up,
+    similar lengths together, and keeps as many batches in flight as the session has streams.
 
     Ranked like MLPerf: the QPS sustained within the latency bound; variants over the bound come last.
     """
@@ -141,21 +165,29 @@ class Server(Scenario):
 
     def serve_batch(self, ctx, batch: list, complete) -> None:
         """Answer what queued up; an error is kept (raised after the test) and the queries still complete."""
+        def done(error):
+            if error is not None:
+                self.errors.append(error)
+            complete(batch)
+
         try:
-            ctx.session.predict(ctx.workload.collate([q.index for q in batch], ctx.strategy))
+            ctx.session.submit(ctx.workload.collate([q.index for q in batch], ctx.strategy), done)
         except BaseException as exc:
-            self.errors.append(exc)
-        complete(batch)
+            done(exc)
 
     def start(self, ctx, complete):
         self.queue: queue.Queue = queue.Queue()
         self.errors: list[BaseException] = []
+        self.session = ctx.session
         limit = self.batch_limit(ctx)
+        # With several streams, what has queued is sorted by length and cut into batches of similar lengths;
+        # one stream serves the oldest queries first, one batch at a time.
+        take = limit * getattr(ctx.session, "requests", 1)  # generative sessions serve one request at a time
 
         def serve():
             while (first := self.queue.get()) is not None:
-                batch = [first]
-                while len(batch) < limit:
+                waiting = [first]
+                while len(waiting) < take:
                     try:
                         item = self.queue.get_nowait()
                     except queue.Empty:
@@ -163,8 +195,11 @@ class Server(Scenario):
                     if item is None:
                         self.queue.put(None)
                         break
-                    batch.append(item)
-                self.serve_batch(ctx, batch, complete)
+                    waiting.append(item)
+                if len(waiting) > limit:
+                    waiting = by_length(ctx, waiting)
+                for i in range(0, len(waiting), limit):
+                    self.serve_batch(ctx, waiting[i : i + limit], complete)
 
         self.thread = threading.Thread(target=serve, daemon=True)
         self.thread.start()
@@ -176,6 +211,8 @@ class Server(Scenario):
     def stop(self):
         self.queue.put(None)
         self.thread.join()
+        if hasattr(self.session, "drain"):
+            self.session.drain()
         if self.errors:
             raise self.errors[0]
 

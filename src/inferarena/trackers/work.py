@@ -1,7 +1,13 @@
-"""Work done in a measurement window: FLOPs executed, achieved GFLOP/s and % of the GEMM peak.
+"""Work done in a measurement window: FLOPs executed, achieved GFLOP/s and % of the GEMM peak, and the
+useful part of that work.
 
 A counting proxy records the input shapes of every batch the SUT runs; the session counts the
 FLOPs of each distinct shape once (`Session.flops`). The proxy adds a dict increment per batch.
+
+Two roofline figures, because padding is work the hardware does and the user does not want:
+- `pct_of_peak`: executed FLOPs (padding included) per second against the peak: hardware utilization;
+- `useful_pct_of_peak`: the FLOPs of the samples unpadded, each on its own, against the same peak;
+- `padding_waste_pct`: the share of executed FLOPs that went to padding.
 """
 
 from __future__ import annotations
@@ -20,22 +26,38 @@ class CountingSession(Session):
         self.info = inner.info
         self.shapes: Counter = Counter()
 
+    @property
+    def requests(self) -> int:
+        return self.inner.requests
+
     def predict(self, batch: Batch) -> dict[str, np.ndarray]:
         self.shapes[tuple((name, array.shape) for name, array in batch.items())] += 1
         return self.inner.predict(batch)
+
+    def submit(self, batch: Batch, done) -> None:
+        self.shapes[tuple((name, array.shape) for name, array in batch.items())] += 1
+        self.inner.submit(batch, done)
+
+    def drain(self) -> None:
+        self.inner.drain()
 
     def flops(self, shapes):
         return self.inner.flops(shapes)
 
     def executed_flops(self) -> float | None:
-        count_flops = _sequence_fit(self.inner.flops, self.shapes) or self.inner.flops
-        total = 0.0
-        for key, count in self.shapes.items():
-            flops = count_flops(dict(key))
-            if flops is None:
-                return None
-            total += flops * count
-        return total
+        return total_flops(self.inner.flops, self.shapes)
+
+
+def total_flops(flops, shapes: Counter) -> float | None:
+    """FLOPs of every shape in `shapes`, times how often it ran; None if any cannot be counted."""
+    count_flops = _sequence_fit(flops, shapes) or flops
+    total = 0.0
+    for key, count in shapes.items():
+        value = count_flops(dict(key))
+        if value is None:
+            return None
+        total += value * count
+    return total
 
 
 def _sequence_fit(flops, shapes: Counter):
@@ -61,14 +83,25 @@ def _sequence_fit(flops, shapes: Counter):
     return lambda s: float(next(iter(s.values()))[0] * np.polyval(coeffs, next(iter(s.values()))[1]))
 
 
-def work_figures(session: CountingSession, samples: int, seconds: float, peak_gflops: float | None) -> dict:
+def work_figures(session: CountingSession, samples: int, seconds: float, peak_gflops: float | None,
+                 useful_shapes: Counter | None = None) -> dict:
+    """`useful_shapes`: each served sample's own unpadded input shapes (a None key: a sample that has no
+    padding, whose useful work is what ran)."""
     try:
         total = session.executed_flops()
+        useful = None
+        if useful_shapes and None not in useful_shapes:
+            useful = total_flops(session.inner.flops, useful_shapes)
     except Exception:  # a graph the counter cannot read costs the FLOP figures, never the measurement
-        total = None
+        total = useful = None
     if total is None or samples == 0 or seconds <= 0:
         return {}
-    figures = {"gflops_per_query": total / samples / 1e9, "gflops_per_s": total / seconds / 1e9}
+    if useful is None or useful > total:  # no padding to speak of (or none this workload can name)
+        useful = total
+    figures = {"gflops_per_query": total / samples / 1e9, "gflops_per_s": total / seconds / 1e9,
+               "useful_gflops_per_query": useful / samples / 1e9, "useful_gflops_per_s": useful / seconds / 1e9,
+               "padding_waste_pct": 100.0 * (1 - useful / total) if total else 0.0}
     if peak_gflops:
         figures["pct_of_peak"] = 100.0 * figures["gflops_per_s"] / peak_gflops
+        figures["useful_pct_of_peak"] = 100.0 * figures["useful_gflops_per_s"] / peak_gflops
     return figures

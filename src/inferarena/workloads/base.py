@@ -44,6 +44,11 @@ class Workload(ABC):
         """How long sample `index` is (tokens for text); batching by length groups similar ones."""
         return 1
 
+    def unpadded_shapes(self, index: int) -> tuple | None:
+        """Sample `index`'s input shapes with no padding, as ((name, shape), ...), for counting the useful
+        part of the work; None where samples are never padded (images, fixed tensors)."""
+        return None
+
     def length_order(self) -> list[int]:
         """Sample indices, shortest first: the order in which `bucketed` batches are formed."""
         return sorted(range(len(self)), key=self.length)

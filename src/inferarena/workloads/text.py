@@ -77,6 +77,9 @@ class TextWorkload(Workload):
     def length(self, index: int) -> int:
         return len(self.tokens[index]["input_ids"])
 
+    def unpadded_shapes(self, index: int) -> tuple:
+        return tuple((name, (1, self.length(index))) for name in self.input_names)
+
     def encode_texts(self, texts: list[str], strategy: ShapeStrategy = ShapeStrategy.dynamic) -> Batch | None:
         """Tokenize, truncate to max_length and pad as `strategy` pads (fixed-shape sessions need fixed)."""
         if self.tokenizer_path is None:

@@ -63,19 +63,12 @@ def corpus():
 
 
 def sorted_batches(workload, size: int) -> list[dict[str, np.ndarray]]:
-    rows = sorted(workload.tokens, key=lambda r: len(r["input_ids"]))
-    batches = []
-    for start in range(0, len(rows), size):
-        chunk = rows[start : start + size]
-        width = max(len(r["input_ids"]) for r in chunk)
-        batch = {}
-        for name in workload.input_names:
-            array = np.full((len(chunk), width), workload.pad_id if name == "input_ids" else 0, dtype=np.int64)
-            for j, r in enumerate(chunk):
-                array[j, : len(r[name])] = r[name]
-            batch[name] = array
-        batches.append(batch)
-    return batches
+    """Sorted by length, cut into batches of `size`, each padded to its own longest (the workload's
+    `dynamic` collation: the same arrays inferarena feeds the runtime)."""
+    from inferarena.config import ShapeStrategy
+
+    order = sorted(range(len(workload)), key=workload.length)
+    return [workload.collate(order[i : i + size], ShapeStrategy.dynamic) for i in range(0, len(order), size)]
 
 
 def timed_passes(run_pass, samples: int, seconds: float) -> float:

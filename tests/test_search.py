@@ -2,7 +2,6 @@
 
 import json
 
-import pytest
 
 from conftest import quick_config
 from inferarena.config import RunConfig

@@ -20,7 +20,7 @@ from inferarena.errors import RuntimeUnavailable
 from inferarena.kinds.base import Column, Constraint, Figure, Kind, Plot, Profile
 from inferarena.outputs import outputs
 from inferarena.results import VariantResult
-from inferarena.runtimes.base import Session
+from inferarena.runtimes.base import Session, submit_all
 from inferarena.scenarios.base import Estimates, ScenarioContext, run_scenario
 from inferarena.workloads.base import Workload
 
@@ -208,8 +208,7 @@ def every_width(workload: Workload, strategy: ShapeStrategy, batch_size: int) ->
     """One full batch for each padded shape Offline can send (each distinct sample length under dynamic
     shapes, each bucket edge under bucketed, one under fixed): the batch of the shortest samples that
     reaches it, in the length order Offline sorts by."""
-    order = list(range(len(workload))) if strategy is ShapeStrategy.fixed else workload.length_order()
-    step = workload.batch_limit(batch_size)
+    order, step = workload.serving_order(strategy), workload.batch_limit(batch_size)
     chunks, seen = [], set()
     for end in range(min(step, len(order)), len(order) + 1):
         chunk = order[end - step : end] if end >= step else order[:end]
@@ -227,19 +226,18 @@ def offline_pass(session: Session, workload: Workload, strategy: ShapeStrategy, 
     """Batches as Offline serves them (sorted by length unless fixed, as many in flight as the session has
     streams), until the workload is done or `budget_s` has passed; returns (samples, seconds). `chunks`:
     these batches of sample indices instead."""
-    order = list(range(len(workload))) if strategy is ShapeStrategy.fixed else workload.length_order()
-    step = workload.batch_limit(batch_size)
-    errors: list[BaseException] = []
-    samples, start = 0, time.perf_counter()
-    for chunk in chunks or [order[i : i + step] for i in range(0, len(order), step)]:
-        session.submit(workload.collate(chunk, strategy), lambda error: error and errors.append(error))
-        samples += len(chunk)
-        if time.perf_counter() - start > budget_s:
-            break
-    session.drain()
-    if errors:
-        raise errors[0]
-    return samples, time.perf_counter() - start
+    order, step = workload.serving_order(strategy), workload.batch_limit(batch_size)
+    served, start = [0], time.perf_counter()
+
+    def batches():
+        for chunk in chunks or [order[i : i + step] for i in range(0, len(order), step)]:
+            yield workload.collate(chunk, strategy)
+            served[0] += len(chunk)
+            if time.perf_counter() - start > budget_s:
+                return
+
+    submit_all(session, batches())
+    return served[0], time.perf_counter() - start
 
 
 def warm_up(session: Session, workload: Workload, strategy: ShapeStrategy, per_query: int, batch_size: int) -> Estimates:

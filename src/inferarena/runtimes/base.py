@@ -13,7 +13,7 @@ import os
 import threading
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Iterable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -121,6 +121,23 @@ class ThreadedSession(Session):
         if self.pool is not None:
             self.pool.shutdown(wait=True)
             self.pool = None
+
+
+def submit_all(session: Session, batches: Iterable[Batch], finished: Callable[[int], None] | None = None) -> None:
+    """Submit each batch in turn, as many in flight as `session.requests`; `finished(i)` is called when
+    batch i is done (failed or not). Waits for all, then raises the first error."""
+    errors: list[BaseException] = []
+    for i, batch in enumerate(batches):
+        def done(error, i=i):
+            if error is not None:
+                errors.append(error)
+            if finished is not None:
+                finished(i)
+
+        session.submit(batch, done)
+    session.drain()
+    if errors:
+        raise errors[0]
 
 
 TokenCallback = Callable[[int], None]

@@ -10,6 +10,7 @@ import threading
 from typing import Any
 
 from inferarena.config import ShapeStrategy
+from inferarena.runtimes.base import submit_all
 from inferarena.scenarios.base import COMPLIANT_MIN_DURATION_MS, Scenario, ScenarioContext
 from inferarena.trackers.latency import LatencyStats
 
@@ -32,19 +33,10 @@ def _in_batches(ctx: ScenarioContext, queries: list, step: int, complete) -> Non
 
 
 def _in_flight(ctx: ScenarioContext, chunks: list[list], complete) -> None:
-    """Submit every chunk as one batch, keeping as many in flight as the session has requests (its
-    streams); each completes as soon as its batch is done. Waits for all; raises the first error."""
-    errors: list[BaseException] = []
-    for chunk in chunks:
-        def done(error, chunk=chunk):
-            if error is not None:
-                errors.append(error)
-            complete(chunk)
-
-        ctx.session.submit(ctx.workload.collate([q.index for q in chunk], ctx.strategy), done)
-    ctx.session.drain()
-    if errors:
-        raise errors[0]
+    """Every chunk as one batch, as many in flight as the session has requests (its streams); each chunk
+    completes as soon as its batch is done, failed or not. Raises the first error."""
+    batches = (ctx.workload.collate([q.index for q in chunk], ctx.strategy) for chunk in chunks)
+    submit_all(ctx.session, batches, lambda i: complete(chunks[i]))
 
 
 def by_length(ctx: ScenarioContext, queries: list) -> list:

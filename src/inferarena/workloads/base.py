@@ -53,6 +53,11 @@ class Workload(ABC):
         """Sample indices, shortest first: the order in which `bucketed` batches are formed."""
         return sorted(range(len(self)), key=self.length)
 
+    def serving_order(self, strategy: ShapeStrategy) -> list[int]:
+        """The order Offline serves samples in: by length, except under `fixed` (every sample is padded
+        to the maximum anyway)."""
+        return list(range(len(self))) if strategy is ShapeStrategy.fixed else self.length_order()
+
     def encode_texts(self, texts: list[str], strategy: ShapeStrategy = ShapeStrategy.dynamic) -> Batch | None:
         """Arbitrary texts as one batch, for task evaluators; None where the model does not take text."""
         return None

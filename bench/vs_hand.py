@@ -147,7 +147,12 @@ def hand_sync_p50(variant: dict, workload, seconds: float) -> tuple[float, str]:
         if strategy is ShapeStrategy.fixed and knobs.get("static_shapes", True):
             model.reshape({p.get_any_name(): ov.PartialShape([1, workload.max_length]) for p in model.inputs})
         precision = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}.get(variant["precision"], "f32")
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": knobs.get("threads") or os.cpu_count()}
+        config = {"PERFORMANCE_HINT": knobs.get("performance_hint", "LATENCY"),
+                  "INFERENCE_NUM_THREADS": knobs.get("threads") or os.cpu_count()}
+        if knobs.get("pinning") is not None:  # the pick's own pinning, so that only the harness differs
+            config["ENABLE_CPU_PINNING"] = knobs["pinning"]
+        if knobs.get("streams"):
+            config["NUM_STREAMS"] = knobs["streams"]
         if variant["precision"] in ("fp32", "bf16", "fp16"):
             config["INFERENCE_PRECISION_HINT"] = precision
         request = core.compile_model(model, "CPU", config).create_infer_request()

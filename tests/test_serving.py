@@ -129,7 +129,11 @@ def test_quick_serve_bench_on_a_remote_endpoint(tmp_path, mlp_onnx, remote_endpo
     document = json.loads(out.read_text())
     assert document["servers"][0]["status"] == "ok"
     assert document["notes"][0].startswith("quick: 1000 ms probes, at most 5 per configuration")
-    assert len(document["servers"][0]["probes"]) <= 5 + 1  # the search's probes, plus the repeat of the peak
+    probes = document["servers"][0]["probes"]
+    # The search's 5 probes, plus the repeat of the peak; when that repeat fails on a noisy machine, the
+    # next lower passing rate is repeated once more (peak_qps(repeats=1): at most 2 repetitions).
+    assert len([p for p in probes if not p["repeat"]]) <= 5
+    assert len([p for p in probes if p["repeat"]]) <= 2
 
 
 @pytest.mark.slow

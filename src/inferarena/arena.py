@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from inferarena.fsutil import private_dir
 from inferarena import environment, jobs, kinds, launchers, models, registry, workloads
 from inferarena.config import RunConfig
 from inferarena.errors import InferarenaError
@@ -80,7 +81,7 @@ class _Sweep:
             )
         self.run_id = summary.run_id
         self.work = self.paths.work_dir / f"run-{summary.run_id}"
-        (self.work / "logs").mkdir(parents=True, exist_ok=True)
+        private_dir(self.work / "logs")
         return summary
 
     def log(self, name: str) -> Path:  # one log per worker, so a crash report shows only its own output
@@ -209,7 +210,7 @@ def optimize(config: RunConfig, pipeline, paths: Paths, on_event: EventSink | No
     workload = workloads.build(artifact, config.workload, config.generation)
     steps, _fmt, _precision = pipeline_steps(pipeline, artifact)
     work = paths.work_dir / "optimize"
-    work.mkdir(parents=True, exist_ok=True)
+    private_dir(work)
     launcher = launchers.Spawn()
     reference, context = _reference_and_context(config, kinds.of_artifact(artifact), launcher, artifact, workload,
                                                 work, work / "reference.log", emit, cache_dir=paths.cache_dir)

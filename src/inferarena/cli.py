@@ -9,9 +9,11 @@ from typing import Annotated, Optional
 
 import typer
 from rich import box
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from inferarena.fsutil import private_dir
 from inferarena import registry
 from inferarena.cli_common import (bounds, DEFAULT_CACHE, DEFAULT_DB, CiTargetOption, DbOption, DebugOption, MaxMemoryOption, MaxP99Option,
                                    MinCosOption, MinThroughputOption, ProfileOption, SortOption, _progress, _require_db,
@@ -83,11 +85,31 @@ def run(
         cfg = _run_config(config, model, quick, threads, profile, scenarios, runtimes, pipelines, inputs, shapes,
                           bounds(max_p99_ms, min_cos, min_throughput, max_memory_mb),
                           {"rounds": {"ci_target_pct": ci_target_pct}})
-        _sweep(arena.run, cfg, db, cache_dir, resume, json_path, report_html, sort, debug)
+        _sweep(arena.run, cfg, db, cache_dir, resume, json_path, report_html, sort, debug, _left_out(cfg))
+
+
+def _left_out(cfg) -> str | None:
+    """What the default sweep measures that this run does not: scenarios, shapes, runtimes not installed."""
+    from inferarena.config import RunConfig, WorkloadConfig
+
+    parts = []
+    scenarios = [s for s in RunConfig.model_fields["scenarios"].default_factory() if s not in cfg.scenarios]
+    if scenarios:
+        parts.append(f"scenarios {', '.join(scenarios)}")
+    shapes = [s.value for s in WorkloadConfig.model_fields["shapes"].default_factory() if s not in cfg.workload.shapes]
+    if shapes:
+        parts.append(f"{', '.join(shapes)} shapes")
+    missing = [name for name in registry.RUNTIMES if not registry.load(registry.RUNTIMES, name).available()]
+    if missing:
+        parts.append(f"runtimes not installed here: {', '.join(missing)} (`inferarena runtimes` says how to add them)")
+    if not parts:
+        return None
+    return ("Not in this run: " + "; ".join(parts) + ". Drop --scenarios and --shapes to measure them; "
+            "`inferarena search` also tunes batch size, threads and streams.")
 
 
 def _sweep(driver, cfg, db: Path, cache_dir: Path, resume: bool, json_path: Optional[Path], report_html: bool,
-           sort: Optional[str], debug: bool = False) -> None:
+           sort: Optional[str], debug: bool = False, left_out: str | None = None) -> None:
     """Run `driver` (arena.run or arena.search) with a progress bar, then show, export and report the run.
 
     With --debug every job runs inline, in this process, so its traceback (or a breakpoint) lands in
@@ -101,7 +123,7 @@ def _sweep(driver, cfg, db: Path, cache_dir: Path, resume: bool, json_path: Opti
     store = Store(db)
     paths = arena.Paths(cache_dir=cache_dir, work_dir=db.resolve().parent / ".inferarena")
     try:
-        paths.cache_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(paths.cache_dir)
     except OSError as exc:
         raise InferarenaError(f"cannot create cache folder {cache_dir} ({exc.strerror})", "pass --cache-dir") from None
     with _progress() as (progress, on_event):
@@ -119,15 +141,18 @@ def _sweep(driver, cfg, db: Path, cache_dir: Path, resume: bool, json_path: Opti
     stored = store.load_run(summary.run_id)
     rec = recommendation_of(store, stored, db.resolve().parent)
     report_console.render_run(stored, console, sort)
-    if rec is not None:
-        report_console.render_recommendation(rec, stored, console)
+    if left_out:
+        console.print(f"[dim]{escape(left_out)}[/]")
     if json_path:
         json_export.write(stored, json_path, rec)
-        console.print(f"JSON written to {json_path}")
-    console.print(f"Stored as run {summary.run_id} in {db} · see it again with: inferarena show {summary.run_id}")
+        console.print(f"JSON written to {escape(str(json_path))}")
+    console.print(f"Stored as run {summary.run_id} in {escape(str(db))} · see it again with: inferarena show {summary.run_id}")
     if report_html:
         path = write_report(store, summary.run_id, "html", _report_path(db, summary.run_id, "html"))
-        console.print(f"Report: {path}")
+        console.print(f"Report: {escape(str(path))}")
+    if rec is not None:  # the answer comes last, where the eye lands when the run ends
+        console.print()
+        report_console.render_recommendation(rec, stored, console)
 
 
 @app.command()
@@ -274,7 +299,7 @@ def optimize(
         table.add_row(step["pass"], "yes" if step["cached"] else "no", f"{step['seconds']:.1f}",
                       escape(json.dumps(report)) if report else "-")
     console.print(table)
-    console.print(f"Artifact ({result['artifact'].format}): {result['artifact'].path}")
+    console.print(f"Artifact ({result['artifact'].format}): {escape(str(result['artifact'].path))}")
 
 
 @app.command()
@@ -328,9 +353,14 @@ def show(
     db: DbOption = DEFAULT_DB,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the run as JSON to this file.")] = None,
     sort: SortOption = None,
+    wide: Annotated[bool, typer.Option(
+        "--wide", help="Every table whole, however wide (for a wide terminal or a file); by default the "
+        "columns that do not fit the terminal go to a second table.")] = False,
     debug: DebugOption = False,
 ) -> None:
-    """Print a past run's leaderboards again."""
+    """Print a past run's leaderboards again.
+
+    Example: inferarena show 1 --wide > run1.txt"""
     from inferarena.report import console as report_console
     from inferarena.report import json_export
 
@@ -339,10 +369,10 @@ def show(
         stored = Store(db).load_run(run_id)
         if stored is None:
             raise InferarenaError(f"run {run_id} is not in {db}", "list the runs with `inferarena results`")
-        report_console.render_run(stored, console, sort)
+        report_console.render_run(stored, Console(width=100_000) if wide else console, sort, wide)
     if json_path:
         json_export.write(stored, json_path)
-        console.print(f"JSON written to {json_path}")
+        console.print(f"JSON written to {escape(str(json_path))}")
 
 
 from inferarena import cli_reports  # noqa: E402,F401 - registers `report` and `compare` after the others

@@ -15,6 +15,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from pydantic import ValidationError
+
+from inferarena.config import config_error
 from inferarena.errors import InferarenaError, StoreError
 
 app = typer.Typer(
@@ -62,9 +65,11 @@ def user_errors(debug: bool):
     """Problems the user can fix end in one line and exit code 2; --debug shows the traceback."""
     try:
         yield
-    except InferarenaError as exc:
+    except (InferarenaError, ValidationError) as exc:  # ValidationError: a typed config built from options
         if debug:
             raise
+        if isinstance(exc, ValidationError):
+            exc = config_error(exc, "options")
         errors.print(f"[bold red]error:[/] {escape(exc.problem)}" + (f"\n[bold]fix:[/] {escape(exc.fix)}" if exc.fix else ""))
         raise typer.Exit(2) from None
 

@@ -40,7 +40,7 @@ def report(
     with user_errors(debug):
         _require_db(db)
         path = write_report(Store(db), run_id, format.value, output or _report_path(db, run_id, format.value), sort)
-    console.print(f"Report written to {path}")
+    console.print(f"Report written to {escape(str(path))}")
 
 
 def _report_path(db: Path, run_id: int, suffix: str) -> Path:
@@ -179,7 +179,7 @@ def show_recommendation(run, rec, json_path: Optional[Path]) -> None:
     render_recommendation(rec, run, console)
     if json_path:
         json_export.write(run, json_path, rec)
-        console.print(f"JSON written to {json_path}")
+        console.print(f"JSON written to {escape(str(json_path))}")
 
 
 def recommendation_of(store, run, config_dir: Path):

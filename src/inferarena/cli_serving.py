@@ -104,7 +104,7 @@ def serve_bench(
     _print(result, run_id)
     if json_path:
         json_path.write_text(bench.to_json(result, run_id))
-        console.print(f"JSON: {json_path}")
+        console.print(f"JSON: {escape(str(json_path))}")
     if not any(e["status"] == "ok" for e in result["servers"]):
         raise typer.Exit(1)
 
@@ -120,13 +120,13 @@ def _print_generative(result: dict, run_id: int) -> None:
         def f(key, spec=".3g"):
             return format(e[key], spec) if isinstance(e.get(key), (int, float)) else "-"
         status = e["status"] if e["status"] == "ok" else f"[red]{escape(str(e.get('error') or e['status']))[:160]}[/]"
-        table.add_row(e["server"], escape(e.get("label", "")), f("peak_qps_at_slo"), f("ttft_ms_p99"), f("tpot_ms_p99"),
+        table.add_row(escape(e["server"]), escape(e.get("label", "")), f("peak_qps_at_slo"), f("ttft_ms_p99"), f("tpot_ms_p99"),
                       f("latency_ms_p99"), f("tokens_per_s"), f("tokens_per_request"), f("single_request_ms"),
                       f("client_cpu_ms_per_query"), status)
     console.print(table)
     for e in result["servers"]:
         if e["status"] == "ok":
-            console.print(f"Best on {e['server']}: {e['peak_qps_at_slo']:.3g} requests/s (TTFT p99 "
+            console.print(f"Best on {escape(e['server'])}: {e['peak_qps_at_slo']:.3g} requests/s (TTFT p99 "
                           f"{e['ttft_ms_p99']:.3g} ms, TPOT p99 {e['tpot_ms_p99']:.3g} ms)")
     for note in result["notes"]:
         console.print(f"[dim]note: {escape(note)}[/]")
@@ -150,7 +150,7 @@ def _print(result: dict, run_id: int) -> None:
         status = e["status"] if e["status"] == "ok" else f"[red]{escape(str(e.get('error') or e['status']))[:120]}[/]"
         label = e["label"] + (" · gRPC" if e.get("transport") == "grpc" else "")
         peak = f("peak_qps_at_slo", ".4g") + ("?" if e.get("peak_confirmed") is False else "")
-        table.add_row(e["server"], escape(label), peak, f("latency_ms_p50"),
+        table.add_row(escape(e["server"]), escape(label), peak, f("latency_ms_p50"),
                       f("latency_ms_p99"), f("latency_ms_p99_repeat"), f("avg_batch_size"), f("client_cpu_ms_per_query"), status)
     if any(e.get("peak_confirmed") is not None for e in result["servers"]):
         table.caption = ("The peak rate is probed twice; p99 again is the repetition. ? = it failed the SLA on "
@@ -165,7 +165,7 @@ def _print(result: dict, run_id: int) -> None:
     for name, e in bench.best_per_server(result["servers"]).items():
         gain = result["efficiency"].get(bench.efficiency_key(e))
         unconfirmed = " (not confirmed on repetition)" if e.get("peak_confirmed") is False else ""
-        console.print(f"Best on {name}: {e['label']}{' over gRPC' if e.get('transport') == 'grpc' else ''}, "
+        console.print(f"Best on {escape(name)}: {escape(e['label'])}{' over gRPC' if e.get('transport') == 'grpc' else ''}, "
                       f"{e['peak_qps_at_slo']:.4g} QPS{unconfirmed} at p99 {e['latency_ms_p99']:.3g} ms"
                       + (f"; dynamic batching ×{gain:.2f} the QPS without it" if gain else ""))
     for note in result["notes"]:

@@ -158,7 +158,7 @@ def measure(job) -> VariantResult:
             fidelity = Fidelity(**job.first_round["fidelity"])
         else:
             got = outputs(session, workload, job.eval_indices, strategy, settings.batch_size)
-            fidelity = score(got, np.load(job.reference_path), classes=job.artifact.meta.get("outputs") == "class_logits")
+            fidelity = score(got, np.load(job.reference_path, allow_pickle=False), classes=job.artifact.meta.get("outputs") == "class_logits")
         result = VariantResult.of(spec, fidelity=fidelity.as_dict(), session_info=session.info, load_s=round(load_s, 3))
         mismatch = _mismatch(fidelity, settings.fidelity, lossy=spec.lossy or spec.precision in LOSSY)
         if mismatch:

@@ -16,7 +16,8 @@ from pathlib import Path
 from inferarena.artifacts import Artifact
 from inferarena.errors import ModelError
 
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# safetensors only: a pytorch_model.bin is a pickle, which runs code when it is loaded.
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 
 
 def encoder_artifact(folder: Path, name: str) -> Artifact:
@@ -29,6 +30,10 @@ def encoder_artifact(folder: Path, name: str) -> Artifact:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelError(f"{config_path} is corrupt ({exc})", "restore the file from the model's source") from None
     if not any((folder / w).is_file() for w in WEIGHT_FILES):
+        if (folder / "pytorch_model.bin").is_file():
+            raise ModelError(f"{folder} holds only pytorch_model.bin, a pickle that can run code when it is loaded, "
+                             "and inferarena loads safetensors only",
+                             "convert it once where you trust the file: AutoModel.from_pretrained(F).save_pretrained(F)")
         raise ModelError(f"{folder} holds no weights ({' or '.join(WEIGHT_FILES)})", "copy the weights into it")
     if not (folder / "tokenizer.json").is_file():
         raise ModelError(f"{folder} has no tokenizer.json", "save the tokenizer with a fast tokenizer")
@@ -56,9 +61,9 @@ def load_embedding_module(folder: Path, uses_token_type_ids: bool):
         # Head-pruned by inferarena: our own class, never code from the folder (see models/pruned_bert.py).
         from inferarena.models.pruned_bert import PrunedBertModel
 
-        encoder = PrunedBertModel.from_pretrained(str(folder)).eval()
-    else:
-        encoder = AutoModel.from_pretrained(str(folder)).eval()
+        encoder = PrunedBertModel.from_pretrained(str(folder), use_safetensors=True).eval()
+    else:  # no code from the folder, no pickle: safetensors weights and transformers' own classes
+        encoder = AutoModel.from_pretrained(str(folder), use_safetensors=True, trust_remote_code=False).eval()
 
     class SentenceEmbedding(torch.nn.Module):
         def __init__(self, encoder):

@@ -103,7 +103,7 @@ class KerasFile(ModelSource):
         if not path.is_file():
             raise ModelError(f"Keras file {spec} does not exist", "check the path passed to --model")
         try:
-            model = keras.models.load_model(path)
+            model = keras.models.load_model(path, safe_mode=True)
         except Exception as exc:  # zip errors, unknown layers, version mismatches
             raise ModelError(f"{path.name} is not a loadable Keras model ({_first_line(exc)})",
                              "save it with model.save('model.keras') on Keras 3") from None

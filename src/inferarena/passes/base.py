@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel
 
+from inferarena.fsutil import private_dir
 from inferarena.artifacts import Artifact
 from inferarena.errors import ConfigError
 from inferarena.evaluators.fidelity import Fidelity, score
@@ -48,7 +49,7 @@ class PassContext:
         from inferarena.outputs import outputs
 
         indices = self.eval_indices[:limit]
-        reference = np.load(self.reference_path)[: len(indices)]
+        reference = np.load(self.reference_path, allow_pickle=False)[: len(indices)]
         found = [score(outputs(session, self.workload, indices, strategy, batch=self.batch_size), reference)
                  for strategy in (self.workload.strategies if every_shape else self.workload.strategies[-1:])]
         return min(found, key=lambda f: f.cos_min)
@@ -95,7 +96,7 @@ class Pass(ABC):
             return Artifact(out_dir / stored["file"], stored["format"], meta, tuple(stored["lineage"]))
         tmp = out_dir.with_name(key + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        private_dir(tmp)
         result = self.run(artifact, config, tmp, context)
         shutil.rmtree(out_dir, ignore_errors=True)
         tmp.rename(out_dir)

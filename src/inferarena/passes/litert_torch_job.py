@@ -58,7 +58,7 @@ def main() -> None:
         example = tuple(t[:1] for t in example)  # INT8 conversion is for batch 1 here (see the pass)
         quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
         prepared = prepare_pt2e(torch.export.export(model, example).module(), quantizer)
-        with np.load(args["calibration"]) as data:
+        with np.load(args["calibration"], allow_pickle=False) as data:
             for key in sorted(data.files):
                 prepared(torch.from_numpy(data[key]))
         model = move_exported_model_to_eval(convert_pt2e(prepared, fold_quantize=False))

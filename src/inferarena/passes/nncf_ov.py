@@ -108,7 +108,7 @@ def _with_accuracy_control(model, calibration, config: NncfQuantizeConfig, conte
     from inferarena.outputs import outputs
 
     workload, indices = context.workload, list(range(len(context.eval_indices)))
-    reference = np.load(context.reference_path)
+    reference = np.load(context.reference_path, allow_pickle=False)
     strategy = workload.strategies[-1]
     ov_runtime = runtimes.get("openvino")  # through the registry: a pass imports no runtime plugin
 

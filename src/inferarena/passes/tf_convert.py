@@ -83,7 +83,7 @@ class TFLiteConvert(Pass):
         if artifact.format == "keras":
             import keras
 
-            converter = tf.lite.TFLiteConverter.from_keras_model(keras.models.load_model(artifact.path))
+            converter = tf.lite.TFLiteConverter.from_keras_model(keras.models.load_model(artifact.path, safe_mode=True))
         else:
             converter = tf.lite.TFLiteConverter.from_saved_model(str(artifact.path))
         if config.mode != "float32":

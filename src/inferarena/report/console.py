@@ -10,12 +10,15 @@ from rich.table import Table
 from inferarena import kinds
 from inferarena.kinds.base import Kind
 from inferarena.report.json_export import describe_workload
-from inferarena.report.leaderboard import NOISY_NOTE, ROUNDS_HEADER, board, check_sort, fmt, measured_scenarios
+from inferarena.report.fit import Col, print_table
+from inferarena.report.leaderboard import LEGEND, NOISY_NOTE, board, check_sort, fmt, measured_scenarios
 from inferarena.results import RunRecord, VariantResult
 from inferarena.scenarios.base import QUICK_NOTE
 
 
-def render_run(run: RunRecord, console: Console, sort: str | None = None) -> None:
+def render_run(run: RunRecord, console: Console, sort: str | None = None, wide: bool = False) -> None:
+    """`wide`: every table whole, however wide (`show --wide`); otherwise the columns that do not fit
+    the console move to a second table."""
     check_sort(run, sort)
     env = run.environment
     kind = kinds.of_run(run)
@@ -35,25 +38,27 @@ def render_run(run: RunRecord, console: Console, sort: str | None = None) -> Non
     peaks = env.get("gemm_peak_gflops") or {}
     if peaks:
         console.print("GEMM peak here: " + ", ".join(f"{p} {g:,.0f} {'GOP/s' if p == 'int8' else 'GFLOP/s'}"
-                                                     for p, g in peaks.items())
-                      + " (useful %peak: the FLOPs of the unpadded inputs per second against the variant's precision's "
-                      "peak; mJ/q is energy per query)")
+                                                     for p, g in peaks.items()))
     bandwidth = env.get("memory_bandwidth_gb_per_s")
     if bandwidth and bandwidth.get("read_gb_per_s"):
         console.print(f"Memory bandwidth here: read {bandwidth['read_gb_per_s']:.1f} GB/s, triad "
                       f"{bandwidth['triad_gb_per_s']:.1f} GB/s ({bandwidth['threads']} threads); %BW roofline = "
                       "decode tok/s × bytes read per token (weights + KV cache) ÷ the read bandwidth")
+    console.print()
     ok = run.ok
     if ok:
-        console.print(variants_table(ok, kind, env))
+        variants_table(console, ok, kind, env, wide)
     noisy_pct = run.config.get("rounds", {}).get("noisy_spread_pct", 10.0)
     drift_pct = run.config.get("rounds", {}).get("drift_pct", 20.0)
+    explained: set[str] = set()  # headers whose legend was printed under an earlier table
     for scenario in measured_scenarios(run):
-        console.print(leaderboard(scenario, ok, run.quick, sort, noisy_pct, drift_pct, kind.fidelity_key(ok)))
+        leaderboard(console, scenario, ok, run.quick, sort, noisy_pct, drift_pct, kind.fidelity_key(ok), wide,
+                    explained)
     failed = [v for v in run.variants if not v.ok]
     if failed:
-        table = Table(title="Failed variants", title_style="bold red", expand=False)
-        table.add_column("variant")
+        table = Table(title="Failed variants", title_style="bold red", title_justify="left", expand=False,
+                      box=box.SIMPLE_HEAD, pad_edge=False)
+        table.add_column("variant", no_wrap=True)
         table.add_column("error", overflow="fold")
         for v in failed:
             table.add_row(escape(v.name), escape(v.error or "unknown"))
@@ -62,30 +67,33 @@ def render_run(run: RunRecord, console: Console, sort: str | None = None) -> Non
         console.print("[yellow]This run did not finish; rerun with the same options and --resume to complete it.[/]")
 
 
-def variants_table(variants: list[VariantResult], kind: Kind, environment: dict) -> Table:
+def variants_table(console: Console, variants: list[VariantResult], kind: Kind, environment: dict,
+                   wide: bool = False) -> None:
     """What every variant is, how close it stays to the FP32 reference (the kind's fidelity figures and
     the task metrics against the reference's scores), and what it costs in memory."""
     tasks = [t for t in environment.get("task_reference") or [] if "value" in t]
     reference = environment.get("generation_reference") or {}
     title = kind.fidelity_title + (f" ({reference['runtime']})" if reference.get("runtime") else "")
-    table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
     columns = [c for c in kind.fidelity_columns
                if not c.optional or any(c.key in (v.fidelity or {}) for v in variants)]
-    headers = [c.header + (f" (FP32 {fmt(reference.get(c.key))})" if c.key in reference else "") for c in columns]
-    task_headers = [f"{t['name']}\n(FP32 {t['value']:.3f})" for t in tasks]
-    for header in ("variant", *headers, *task_headers, "RSS MB", "load s", "passes (* cached)"):
-        table.add_column(header, justify="left" if header in ("variant", "passes (* cached)") else "right",
-                         no_wrap=header != "passes (* cached)", min_width=_widest(variants) if header == "variant" else None)
+    cols = [Col("variant", [escape(v.name) for v in variants], "left", key=True)]
+    for c in columns:
+        header = c.header + (f"\n(FP32 {fmt(reference.get(c.key))})" if c.key in reference else "")
+        cols.append(Col(header, [_cell(v.fidelity or {}, c) for v in variants]))
+    for t in tasks:
+        scores = [{s["name"]: s.get("value") for s in v.task}.get(t["name"]) for v in variants]
+        cols.append(Col(f"{escape(t['name'])}\n(FP32 {t['value']:.3f})",
+                        [f"{s:.3f}" if s is not None else "-" for s in scores]))
+    cols.append(Col("RSS MB", [fmt((v.memory or {}).get("peak_rss_mb")) for v in variants]))
+    cols.append(Col("load s", [fmt(v.load_s) for v in variants]))
+    steps = []
     for v in variants:
-        f = v.fidelity or {}
-        steps = ", ".join(p["pass"] + ("*" if p["cached"] else "") for p in v.passes)
+        text = ", ".join(p["pass"] + ("*" if p["cached"] else "") for p in v.passes)
         if v.kept_layers:
-            steps += f"; {len(v.kept_layers)} layers kept FP32"
-        scores = {t["name"]: t.get("value") for t in v.task}
-        table.add_row(escape(v.name), *(_cell(f, c) for c in columns),
-                      *(f"{scores[t['name']]:.3f}" if scores.get(t["name"]) is not None else "-" for t in tasks),
-                      fmt((v.memory or {}).get("peak_rss_mb")), fmt(v.load_s), escape(steps or "-"))
-    return table
+            text += f"; {len(v.kept_layers)} layers kept FP32"
+        steps.append(escape(text or "-"))
+    cols.append(Col("passes (* cached)", steps, "left"))
+    print_table(console, escape(title), cols, wide=wide)
 
 
 def _cell(fidelity: dict, column) -> str:
@@ -97,68 +105,68 @@ def _cell(fidelity: dict, column) -> str:
     return fmt(value)
 
 
-def leaderboard(scenario: str, variants: list[VariantResult], quick: bool, sort: str | None = None,
-                noisy_pct: float = 10.0, drift_pct: float = 20.0, fidelity: tuple[str, str] = ("cos_min", "cos min")) -> Table:
+def leaderboard(console: Console, scenario: str, variants: list[VariantResult], quick: bool, sort: str | None = None,
+                noisy_pct: float = 10.0, drift_pct: float = 20.0, fidelity: tuple[str, str] = ("cos_min", "cos min"),
+                wide: bool = False, explained: set[str] | None = None) -> None:
+    """One scenario's ranking, best first: its figures, then LoadGen's verdict, fidelity, efficiency
+    and rounds; INVALID reasons, noise and drift as numbered notes under it, then a legend of the
+    compact headers."""
     data = board(scenario, variants, quick, sort, noisy_pct, fidelity)
-    table = Table(title=data.title, title_justify="left", title_style="bold", caption_justify="left",
-                  box=box.SIMPLE_HEAD, pad_edge=False)
-    for header in ("#", "variant", *data.headers):
-        text = header in ("variant", "LoadGen")
-        table.add_column(header, justify="left" if text else "right", no_wrap=True,
-                         min_width=_widest(variants) if header == "variant" else (len(str(len(data.rows))) if
-                                                                                  header == "#" else None))
     reasons: list[str] = []  # INVALID reasons as numbered footnotes, so the table stays narrow
-    status_at = data.headers.index("LoadGen")
-    for position, (v, cells, valid, reason) in enumerate(data.rows, 1):
+    statuses = []
+    for v, cells, valid, reason in data.rows:
         if valid:
-            status = "[green]VALID[/]"
+            statuses.append("[green]VALID[/]")
         else:
             reason = reason or "no reason given"
             if reason not in reasons:
                 reasons.append(reason)
-            status = f"[red]INVALID[/]:{reasons.index(reason) + 1}"
-        table.add_row(str(position), escape(v.name), *cells[:status_at], status, *cells[status_at:])
-    captions = [f"INVALID:{i} {escape(r)}" for i, r in enumerate(reasons, 1)]
-    if ROUNDS_HEADER in data.headers and any("!)" in cells[-1] for _, cells, _, _ in data.rows):
-        captions.append(NOISY_NOTE.format(pct=noisy_pct))
-    if ROUNDS_HEADER in data.headers and any(" ±" in cells[-1] for _, cells, _, _ in data.rows):
-        captions.append("±CI: half the width of the ranking figure's 95% CI over all rounds, in % "
-                        "(--ci-target-pct measures until it is below a target)")
+            statuses.append(f"[red]INVALID[/]:{reasons.index(reason) + 1}")
+    cols = [Col("#", [str(i) for i in range(1, len(data.rows) + 1)], key=True),
+            Col("variant", [escape(v.name) for v, _, _, _ in data.rows], "left", key=True)]
+    status_at = data.headers.index("LoadGen")
+    for index, header in enumerate(data.headers):
+        if index == status_at:
+            cols.append(Col("LoadGen", statuses, "left"))
+        else:
+            at = index if index < status_at else index - 1
+            cols.append(Col(header, [cells[at] for _, cells, _, _ in data.rows]))
+    notes = [f"INVALID:{i} {escape(r)}" for i, r in enumerate(reasons, 1)]
+    spreads = [v.scenarios[scenario].metrics.get("round_spread_pct") for v, _, _, _ in data.rows]
+    if any(s is not None and s > noisy_pct for s in spreads):
+        notes.append(escape(NOISY_NOTE.format(pct=noisy_pct)))
     drifted = [(v.name, v.scenarios[scenario].metrics["drift_pct"]) for v, _, _, _ in data.rows
                if abs(v.scenarios[scenario].metrics.get("drift_pct") or 0.0) > drift_pct]
     if drifted:
-        captions.append("~ latency drifted within a round (median of the second half vs the first): "
-                        + ", ".join(f"{escape(n)} {d:+.0f}%" for n, d in drifted) + "; such variants get an extra round")
-    table.caption = "\n".join(captions) or None
-    return table
+        notes.append("~ latency drifted within a round (median of the second half vs the first): "
+                     + ", ".join(f"{escape(n)} {d:+.0f}%" for n, d in drifted) + "; such variants get an extra round")
+    explained = set() if explained is None else explained
+    legend = [f"{escape(h)}: {LEGEND[h]}" for h in data.headers if h in LEGEND and h not in explained]
+    explained.update(data.headers)
+    if legend:
+        notes.append("[dim]" + " · ".join(legend) + "[/]")
+    print_table(console, escape(data.title), cols, notes, wide)
 
 
 def _first_metric(run: RunRecord, key: str):
     return next((m.metrics[key] for v in run.variants for m in v.scenarios.values() if key in m.metrics), None)
 
 
-def _widest(variants: list[VariantResult]) -> int:
-    return max((len(v.name) for v in variants), default=7)
-
-
-def render_recommendation(rec, run: RunRecord, console: Console) -> None:
+def render_recommendation(rec, run: RunRecord, console: Console, wide: bool = False) -> None:
     """The Pareto front as a table (on the kind's axes), then the pick and its reasons in a panel."""
     from rich.panel import Panel
 
     kind = kinds.of_run(run)
     columns = kind.pareto_columns
     by_name = {v.name: v.flat() for v in run.variants}
-    title = kind.pareto_title
-    table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-    for header in ("variant", *(c.label for c in columns), "RSS MB"):
-        table.add_column(header, justify="left" if header == "variant" else "right", no_wrap=True)
-    for name in rec.pareto:
-        m = by_name[name]
-        cells = [f"{m[c.key]:{c.fmt}}" if c.fmt and c.key in m else fmt(m.get(c.key)) for c in columns]
-        table.add_row(("[bold]" if name == rec.variant else "") + escape(name), *cells,
-                      fmt(m.get("memory.peak_rss_mb")))
     if rec.pareto:
-        console.print(table)
-    title = f"Recommendation · profile {rec.profile}" + ("" if rec.met else " · constraints not met")
+        rows = [by_name[name] for name in rec.pareto]
+        cols = [Col("variant", [("[bold]" if name == rec.variant else "") + escape(name) for name in rec.pareto],
+                    "left", key=True)]
+        cols += [Col(c.label, [f"{m[c.key]:{c.fmt}}" if c.fmt and c.key in m else fmt(m.get(c.key)) for m in rows])
+                 for c in columns]
+        cols.append(Col("RSS MB", [fmt(m.get("memory.peak_rss_mb")) for m in rows]))
+        print_table(console, escape(kind.pareto_title), cols, wide=wide)
+    title = f"Recommendation · profile {escape(rec.profile)}" + ("" if rec.met else " · constraints not met")
     console.print(Panel(escape(rec.explanation), title=title, title_align="left",
                         border_style="green" if rec.met else "red", width=min(console.width, 120)))

@@ -10,11 +10,21 @@ from inferarena.errors import ConfigError
 from inferarena.results import RunRecord, VariantResult, higher_is_better
 
 # Shown in every scenario's table after its own columns: (metric key, header, scale).
-EFFICIENCY = (("energy_j_per_query", "mJ/q", 1000.0), ("cost_usd_per_1m", "$/1M", 1.0), ("useful_pct_of_peak", "useful %peak", 1.0))
-# Rounds measured (each in its own process) and how far apart their ranking figures landed.
-ROUNDS_HEADER = "rounds (spread) ±CI"
-NOISY_NOTE = ("! rounds disagree by more than {pct:g}%: the machine was noisy while this ran (it got extra rounds); "
-              "`compare` widens its intervals accordingly")
+EFFICIENCY = (("energy_j_per_query", "mJ/q", 1000.0), ("cost_usd_per_1m", "$/1M", 1.0), ("useful_pct_of_peak", "%peak", 1.0))
+# Rounds measured (each in its own process), how far apart their ranking figures landed, and the CI.
+ROUNDS_HEADERS = ("rounds", "spread %", "±CI %")
+# What each compact header means: printed as one legend line under the tables that show it.
+LEGEND = {
+    "mJ/q": "energy per query",
+    "mJ/q est.": "energy per query, estimated (CPU time × W per thread)",
+    "$/1M": "USD per million queries",
+    "%peak": "useful FLOP/s (unpadded inputs) ÷ the precision's GEMM peak",
+    "rounds": "each in its own process",
+    "spread %": "between rounds (! noisy)",
+    "±CI %": "95% CI half-width of the ranking figure",
+}
+NOISY_NOTE = ("! rounds disagree by more than {pct:g}%: the machine was noisy (those variants got extra rounds; "
+              "`compare` widens its intervals)")
 
 
 @dataclass
@@ -59,7 +69,7 @@ def board(scenario: str, variants: list[VariantResult], quick: bool, sort: str |
     ]
     with_rounds = any(v.scenarios[scenario].metrics.get("rounds", 1) > 1 for v in rows)
     if with_rounds:
-        headers.append(ROUNDS_HEADER)
+        headers += ROUNDS_HEADERS
     out = []
     for v in sorted(rows, key=lambda v: rank(v.scenarios[scenario].metrics)):
         measured = v.scenarios[scenario]
@@ -71,9 +81,9 @@ def board(scenario: str, variants: list[VariantResult], quick: bool, sort: str |
                   for k, _, scale in efficiency]
         if with_rounds:
             spread, ci = metrics.get("round_spread_pct"), metrics.get("ci_half_width_pct")
-            cells.append(f"{metrics.get('rounds', 1)}" + ("" if spread is None else
-                                                          f" ({spread:.0f}%{'!' if spread > noisy_pct else ''})")
-                         + ("" if ci is None else f" ±{ci:.1f}%"))
+            cells += [str(metrics.get("rounds", 1)),
+                      "-" if spread is None else f"{spread:.0f}{'!' if spread > noisy_pct else ''}",
+                      "-" if ci is None else f"{ci:.1f}"]
         out.append((v, cells, measured.valid, None if measured.valid else measured.invalid_reason))
     mode = " · quick (not MLPerf-compliant)" if quick else ""
     return Board(f"{cls.lg_scenario} — ranked by {ranking}{mode}", headers, out)

@@ -47,6 +47,15 @@ def to_markdown(run: RunRecord, sort: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _cell(value: object) -> object:
+    """A text cell that a spreadsheet would run as a formula (=, +, -, @, tab, CR first) gets a leading quote."""
+    if isinstance(value, list):
+        value = " ".join(map(str, value))
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def to_csv(run: RunRecord) -> str:
     rows = [{"name": v.name, "runtime": v.runtime, "precision": v.precision, "shape": v.shape,
              "status": v.status, "error": v.error or "", **v.flat()} for v in run.variants]
@@ -56,5 +65,5 @@ def to_csv(run: RunRecord) -> str:
     writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: (v if not isinstance(v, list) else " ".join(map(str, v))) for k, v in row.items()})
+        writer.writerow({k: _cell(v) for k, v in row.items()})
     return out.getvalue()

@@ -43,7 +43,7 @@ class TensorFlow(Runtime):
         if artifact.format == "keras":
             import keras
 
-            model = keras.models.load_model(artifact.path)
+            model = keras.models.load_model(artifact.path, safe_mode=True)
             names = [t.name.split(":")[0] for t in model.inputs]
             call = tf.function(lambda **kw: {"output_0": model([kw[n] for n in names] if len(names) > 1
                                                                 else kw[names[0]], training=False)})

@@ -33,7 +33,8 @@ class TransformersSession(GenerativeSession):
         torch.set_num_threads(knobs.threads)
         self.torch = torch
         dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
-        self.model = AutoModelForCausalLM.from_pretrained(str(artifact.path), dtype=dtype).eval()
+        self.model = AutoModelForCausalLM.from_pretrained(str(artifact.path), dtype=dtype, use_safetensors=True,
+                                                          trust_remote_code=False).eval()
         self.pad = artifact.meta.get("eos_token_id") or 0
         self.weight_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters())
         self.kv_bytes_per_value = 4 if precision == "fp32" else 2

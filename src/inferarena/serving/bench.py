@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from inferarena.fsutil import private_dir
 from inferarena import registry
 from inferarena.config import GenerationConfig, WorkloadConfig
 from inferarena.errors import ConfigError, InferarenaError
@@ -59,6 +60,21 @@ class ServeBenchConfig(BaseModel):
         default_factory=lambda: ["http"], description="How the load reaches each started server: its REST API, "
         "its gRPC API (Triton and MLServer: KServe v2 gRPC), or both, each measured on its own.")
     target_model: str | None = Field(None, description="Remote mode: the model's name on that endpoint.")
+
+    @field_validator("target")
+    @classmethod
+    def _no_secret_in_target(cls, url: str | None) -> str | None:
+        """The target is stored with the run and printed in reports: a secret in it would be too."""
+        from urllib.parse import parse_qs, urlsplit
+
+        if url is None:
+            return url
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        secret = {"key", "api_key", "apikey", "token", "access_token", "password"} & {k.lower() for k in parse_qs(parts.query)}
+        if parts.username or parts.password or secret:
+            raise ValueError("has credentials in it; put the API key in the INFERARENA_API_KEY environment variable "
+                             "(sent as a Bearer token, never stored) and give the URL without it")
+        return url
     multi_model: str | None = Field(
         None, description="Serve a second model on the same server, this --pipelines preset's ONNX variant of the "
         "first, under a mixed load (requests alternate), and report each model's p99.")
@@ -79,6 +95,8 @@ def serve_bench(config: ServeBenchConfig, cache_dir: Path, work_dir: Path, emit:
     artifact = models.resolve(config.model)
     workload = workloads.build(artifact, config.workload, config.generation)
     kind = kinds.of_artifact(artifact)
+    private_dir(cache_dir)
+    private_dir(work_dir)
     result = {**ROUTES[kind.serving](config, artifact, workload, cache_dir, work_dir, emit), "kind": kind.name}
     if config.quick:
         result["notes"] = [f"quick: {config.probe_ms} ms probes, at most {config.max_probes} per configuration, so the "
@@ -216,7 +234,7 @@ def _bench_server(server: ModelServer, python: Path, batching: Batching, config:
         " over gRPC" if transport == "grpc" else "")
     folder = (work_dir / "serve" / server.name / f"{batching.key()}-{transport}").resolve()  # servers run with their own cwd
     shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    private_dir(folder)
     served = [stage_model(model_name, onnx.path, {k: v.dtype.name for k, v in reference[0].items()},
                           config.threads or 0, folder / "models") for model_name, onnx, reference in models]
     ports = {p: free_port() for p in server.port_names}

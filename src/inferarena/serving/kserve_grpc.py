@@ -12,7 +12,9 @@ answers are read from `raw_output_contents` (Triton) or typed `contents` (MLServ
 
 from __future__ import annotations
 
+import os
 import threading
+from pathlib import Path
 from functools import cache
 
 import grpc  # imported here so that a missing grpcio shows at `client()`, with the pip command
@@ -20,7 +22,7 @@ import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from inferarena.errors import ConfigError
-from inferarena.serving.client_base import DATATYPES, Client, RequestFailed
+from inferarena.serving.client_base import DATATYPES, Client, RequestFailed, api_key
 
 SERVICE = "/inference.GRPCInferenceService/ModelInfer"
 # The typed `contents` field for each KServe datatype, and the numpy dtype of raw bytes.
@@ -106,6 +108,8 @@ class KServeV2Grpc(Client):
     protocol = "kserve-v2-grpc"
 
     def __init__(self, base_url: str, model: str, timeout_s: float = 30.0):
+        # grpcs:// (or https://) is TLS with the certificate verified; plain host:port is loopback-style plaintext.
+        self.tls = base_url.split("://", 1)[0] in ("grpcs", "https") if "://" in base_url else False
         address = base_url.split("://", 1)[-1].rstrip("/")
         host, _, port = address.rpartition(":")
         if not host or not port.isdigit():
@@ -129,15 +133,21 @@ class KServeV2Grpc(Client):
         call = self._calls.get(thread)
         if call is None:
             # A local subchannel pool: without it, every thread's channel shares one HTTP/2 connection.
-            channel = grpc.insecure_channel(self.address, options=[("grpc.max_receive_message_length", 64 << 20),
-                                                                   ("grpc.use_local_subchannel_pool", 1)])
+            options = [("grpc.max_receive_message_length", 64 << 20), ("grpc.use_local_subchannel_pool", 1)]
+            if self.tls:
+                cafile = os.environ.get("SSL_CERT_FILE")
+                roots = Path(cafile).read_bytes() if cafile else None
+                channel = grpc.secure_channel(self.address, grpc.ssl_channel_credentials(roots), options=options)
+            else:
+                channel = grpc.insecure_channel(self.address, options=options)
             # Bytes in, bytes out: requests are encoded once per sample beforehand, like the HTTP bodies.
             call = channel.unary_unary(SERVICE, request_serializer=None, response_deserializer=None)
             with self._lock:
                 self._channels.append(channel)
                 self._calls[thread] = call
+        key = api_key(self.key_variables)
         try:
-            return call(body, timeout=self.timeout_s)
+            return call(body, timeout=self.timeout_s, metadata=(("authorization", f"Bearer {key}"),) if key else None)
         except grpc.RpcError as exc:
             raise RequestFailed(f"gRPC {exc.code().name}: {(exc.details() or '')[:200]}") from None
 

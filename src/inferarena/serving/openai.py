@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from inferarena.fsutil import private_dir
 from inferarena.scenarios.base import Estimates, ScenarioContext
 from inferarena.scenarios.generation import LLMServer
 from inferarena.serving.clients import Client, RequestFailed
@@ -36,6 +37,7 @@ class OpenAIClient(Client):
     """`POST /v1/completions`, streamed, one connection per request."""
 
     protocol = "openai"
+    key_variables = ("INFERARENA_API_KEY", "OPENAI_API_KEY")
     # Token id whose logit is pushed to -100 (OpenAI's `logit_bias`), so every request generates its full
     # max_tokens as the arena's runtimes do; None leaves end-of-sequence free.
     suppress: int | None = None
@@ -57,10 +59,9 @@ class OpenAIClient(Client):
         body = json.dumps(request).encode()
         # A connection per request: SSE servers differ in how they end a stream (sse-starlette leaves the
         # connection unusable), and a connect on loopback costs far less than one token.
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
+        connection = self.connect()
         try:
-            connection.request("POST", self.path(), body, {"Content-Type": "application/json",
-                                                           "Accept": "text/event-stream"})
+            connection.request("POST", self.path(), body, self.headers(Accept="text/event-stream"))
             response = connection.getresponse()
             if response.status != 200:
                 raise RequestFailed(f"HTTP {response.status}: {response.read()[:300].decode(errors='replace')}")
@@ -197,7 +198,7 @@ def prompt_texts(workload) -> list[str]:
 def llama_cpp_server(gguf: Path, threads: int, context: int, work_dir: Path) -> tuple[ServerProcess, str]:
     """llama-cpp-python's OpenAI-compatible server for this GGUF on a free loopback port, started and ready."""
     port = free_port()
-    work_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(work_dir)
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1", "--port",
                str(port), "--n_threads", str(threads), "--n_threads_batch", str(threads), "--n_ctx", str(context),
                "--model_alias", "model", "--interrupt_requests", "False"]  # by default a new request cuts the stream

@@ -69,9 +69,44 @@ class ServerProcess:
                 raise ServerFailed(f"{self.name} exited with code {self.process.returncode} while starting: "
                                    f"{self.tail()}", f"see {self.log}")
             if all(_ok(url) for url in urls) and (check is None or check()):
+                self.check_loopback()
                 return time.perf_counter() - started
             time.sleep(0.25)
         raise ServerFailed(f"{self.name} was not ready after {timeout_s:.0f} s: {self.tail()}", f"see {self.log}")
+
+    def listening(self) -> list[tuple[str, int]]:
+        """(address, port) of every socket that a process of this server's group listens on."""
+        import psutil
+
+        if self.process is None:
+            return []
+        found = []
+        for proc in psutil.process_iter():
+            try:
+                if os.getpgid(proc.pid) != self.process.pid:
+                    continue
+                connections = proc.net_connections(kind="inet") if hasattr(proc, "net_connections") else \
+                    proc.connections(kind="inet")
+            except (psutil.Error, ProcessLookupError, PermissionError):
+                continue
+            found += [(c.laddr.ip, c.laddr.port) for c in connections if c.status == psutil.CONN_LISTEN]
+        return sorted(set(found))
+
+    def check_loopback(self) -> None:
+        """Servers the tool starts serve this machine only: one that listens beyond loopback is stopped."""
+        import ipaddress
+
+        def loopback(ip: str) -> bool:
+            address = ipaddress.ip_address(ip.split("%")[0])
+            mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 (Java's sockets) is loopback too
+            return (mapped or address).is_loopback
+
+        exposed = [(ip, port) for ip, port in self.listening() if not loopback(ip)]
+        if exposed:
+            self.stop(grace_s=3.0)
+            where = ", ".join(f"{ip}:{port}" for ip, port in exposed)
+            raise ServerFailed(f"{self.name} listened on {where}, reachable from other machines, so it was stopped",
+                               "bind it to 127.0.0.1 (see its command in the log)")
 
     def tail(self, lines: int = 3) -> str:
         """The last error line of the log if there is one (servers log their shutdown after it), else its tail."""

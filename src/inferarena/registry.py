@@ -7,6 +7,8 @@ CLI choices are read from these dicts.
 from __future__ import annotations
 
 import importlib
+import os
+import warnings
 from typing import Any
 
 RUNTIMES: dict[str, str] = {
@@ -93,6 +95,25 @@ LAUNCHERS: dict[str, str] = {
     "spawn": "inferarena.launchers:Spawn",
     "inline": "inferarena.launchers:Inline",
 }
+
+
+def _add_plugins(spec: str) -> None:
+    """`INFERARENA_PLUGINS="runtimes.NAME=module:Class;passes.NAME=module:Class"` adds plugins from
+    outside the package (a user's own, a test suite's misbehaving ones) to an axis. Spawned jobs
+    inherit the variable, so they see the same registry."""
+    axes = {"runtimes": RUNTIMES, "model_sources": MODEL_SOURCES, "passes": PASSES, "evaluators": EVALUATORS,
+            "servers": SERVERS, "scenarios": SCENARIOS}
+    for item in filter(None, (part.strip() for part in spec.split(";"))):
+        key, _, target = item.partition("=")
+        axis, _, name = key.strip().partition(".")
+        if axis not in axes or not name or ":" not in target:
+            warnings.warn(f"INFERARENA_PLUGINS: ignored {item!r} (write AXIS.NAME=module:Class, AXIS one of "
+                          f"{', '.join(axes)})", stacklevel=2)
+            continue
+        axes[axis][name] = target.strip()
+
+
+_add_plugins(os.environ.get("INFERARENA_PLUGINS", ""))
 
 
 def load(axis: dict[str, str], name: str) -> Any:

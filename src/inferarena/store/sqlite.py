@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
+from contextlib import contextmanager
 import zlib
 from datetime import datetime, timezone
 from pathlib import Path
@@ -107,11 +108,23 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
+    @contextmanager
+    def _writing(self):
+        """One transaction: all of it lands or none (what is stored stays intact), and a write that
+        fails (disk full, locked, read-only) ends as a one-line error, not a traceback."""
+        try:
+            with self.db:
+                yield
+        except sqlite3.Error as exc:
+            hint = " (is the disk full?)" if "I/O" in str(exc) or "full" in str(exc) else ""
+            raise StoreError(f"cannot write to DB {self.path} ({exc}){hint}; what was stored before is intact",
+                             "free space or release the DB, then rerun the same command with --resume") from None
+
     # -- writing ---------------------------------------------------------------------------------
 
     def create_run(self, config: dict, config_hash: str, model: str, quick: bool, environment: dict,
                    workload: dict, notes: list[str]) -> int:
-        with self.db:
+        with self._writing():
             cursor = self.db.execute(
                 "INSERT INTO runs (created_at, status, model, quick, config_hash, config_json, environment_json,"
                 " workload_json, notes_json) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?)",
@@ -124,7 +137,7 @@ class Store:
         """Store a finished variant and its measurements atomically."""
         row = result.to_row()
         columns = ["run_id", *row, "finished_at"]
-        with self.db:
+        with self._writing():
             self.db.execute("DELETE FROM measurements WHERE run_id = ? AND variant = ?", (run_id, result.name))
             self.db.execute("DELETE FROM samples WHERE run_id = ? AND variant = ?", (run_id, result.name))
             self.db.execute(f"INSERT OR REPLACE INTO variants ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
@@ -145,13 +158,13 @@ class Store:
 
     def update_environment(self, run_id: int, extra: dict) -> None:
         """Add figures known only once the run started (e.g. the FP32 reference's task scores)."""
-        with self.db:
+        with self._writing():
             row = self.db.execute("SELECT environment_json FROM runs WHERE run_id = ?", (run_id,)).fetchone()
             environment = {**json.loads(row[0]), **extra}
             self.db.execute("UPDATE runs SET environment_json = ? WHERE run_id = ?", (json.dumps(environment), run_id))
 
     def finish_run(self, run_id: int) -> None:
-        with self.db:
+        with self._writing():
             self.db.execute("UPDATE runs SET status = 'complete', finished_at = ? WHERE run_id = ?", (_now(), run_id))
 
     # -- reading ---------------------------------------------------------------------------------

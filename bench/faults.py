@@ -1,0 +1,176 @@
+"""Fault injection: does inferarena lose results or die with a traceback when things go wrong?
+
+Runs the real CLI in subprocesses on a tiny ONNX model and prints one table: case, what was
+injected, what the tool did, and whether anything was lost. The last line is
+`N cases: T tracebacks, L results lost`.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/faults.py
+
+Covered so far (issue 18, part 1): the misbehaving runtimes of bench/fault_plugins.py, kill -9 of
+a sweep then --resume (checked row by row), a truncated DB, a DB locked by another writer, and a
+full disk (RLIMIT_FSIZE). Not yet: search's resume, serve-bench server kills, future schemas, fuzzing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from conftest import make_mlp_onnx  # noqa: E402
+
+PLUGINS = ";".join(f"runtimes.{name}=fault_plugins:{cls}" for name, cls in (
+    ("fault_segfault", "Segfault"), ("fault_hang", "Hang"), ("fault_oom", "OutOfMemory"), ("fault_nan", "NaN"),
+    ("fault_shape", "WrongShape"), ("fault_load", "RaiseInLoad")))
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "INFERARENA_PLUGINS": PLUGINS, "COLUMNS": "200",
+       "PYTHONPATH": os.pathsep.join([str(ROOT / "bench"), os.environ.get("PYTHONPATH", "")])}
+CLI = [sys.executable, "-m", "inferarena"]
+rows: list[tuple[str, str, str, int]] = []  # (case, injected, what the tool did, results lost)
+tracebacks = 0
+
+
+def cli(*args, preexec=None, timeout=600) -> subprocess.CompletedProcess:
+    global tracebacks
+    done = subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, env=ENV, timeout=timeout,
+                          preexec_fn=preexec)
+    tracebacks += "Traceback" in done.stdout + done.stderr
+    return done
+
+
+def config(folder: Path, runtimes: list[str], **extra) -> Path:
+    data = {"quick": True, "scenarios": ["single_stream", "offline"], "pipelines": [], "rounds": {"count": 1},
+            "workload": {"num_samples": 64, "eval_samples": 16, "batch_size": 8},
+            "loadgen": {"quick_duration_ms": 300}, "worker_timeout_s": 30,
+            "runtimes": [{"name": r} for r in runtimes], **extra}
+    path = folder / "run.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def variants(db: Path, run_id: int = 1) -> dict[str, tuple]:
+    with sqlite3.connect(db) as con:
+        return {r[0]: r[1:] for r in con.execute(
+            "SELECT name, status, error, finished_at FROM variants WHERE run_id = ?", (run_id,))}
+
+
+def one_line(text: str | None) -> str:
+    return (text or "").strip().splitlines()[0][:90] if text else "-"
+
+
+def misbehaving_runtimes(tmp: Path, model: Path) -> None:
+    faults = {"fault_segfault": "SIGSEGV in predict", "fault_hang": "predict never returns (timeout 30 s)",
+              "fault_oom": "RLIMIT_AS +256 MB, then 4 GB allocated", "fault_nan": "every output NaN",
+              "fault_shape": "outputs cut to [B, 1]", "fault_load": "RuntimeError raised in load"}
+    db = tmp / "plugins.db"
+    done = cli("run", "--model", model, "--config", config(tmp, ["onnxruntime", *faults]), "--db", db,
+               "--cache-dir", tmp / "cache", "--no-report")
+    found = variants(db) if db.is_file() else {}
+    good = [n for n in found if n.startswith("onnxruntime/") and found[n][0] == "ok"]
+    for runtime, injected in faults.items():
+        mine = {n: v for n, v in found.items() if n.startswith(runtime + "/")}
+        failed = [v for v in mine.values() if v[0] == "failed" and v[1] and "\n" not in v[1]]
+        did = (f"recorded failed: {one_line(next(iter(mine.values()))[1])}" if failed and len(failed) == len(mine)
+               else f"NOT recorded as a one-line failure ({mine or 'no row'})")
+        rows.append((f"runtime {runtime}", injected, did + f" · exit {done.returncode}", 0 if good else 1))
+
+
+def kill_and_resume(tmp: Path, model: Path) -> None:
+    db = tmp / "resume.db"
+    cfg = config(tmp, ["onnxruntime", "openvino"], workload={"num_samples": 64, "eval_samples": 16, "batch_size": 8,
+                                                             "shapes": ["fixed", "dynamic"]})
+    args = ["run", "--model", model, "--config", cfg, "--db", db, "--cache-dir", tmp / "cache", "--no-report"]
+    process = subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if db.is_file() and len(variants(db)) >= 1:
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = variants(db)
+    done = cli(*args, "--resume")
+    after = variants(db)
+    with sqlite3.connect(db) as con:
+        runs = con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+        status = con.execute("SELECT status FROM runs WHERE run_id = 1").fetchone()[0]
+        duplicates = con.execute("SELECT COUNT(*) - COUNT(DISTINCT variant || '|' || scenario) FROM measurements "
+                                 "WHERE run_id = 1").fetchone()[0]
+    lost = sum(1 for name, row in before.items() if after.get(name) != row)  # finished rows must be untouched
+    complete = status == "complete" and all(r[0] == "ok" for r in after.values())
+    kept = sum(1 for name, row in before.items() if after.get(name) == row)
+    rows.append(("kill -9 mid-sweep, then --resume", f"SIGKILL with {len(before)} of {len(after)} variants stored",
+                 f"resumed run 1 to {status}: {kept} kept as stored, {len(after) - len(before)} measured, "
+                 f"{runs} run(s), {duplicates} duplicate measurements, exit {done.returncode}",
+                 lost + (0 if complete else 1) + duplicates + (runs - 1)))
+
+
+def storage(tmp: Path, model: Path) -> None:
+    good = tmp / "plugins.db"
+    # A truncated DB: half of the file.
+    cut = tmp / "truncated.db"
+    data = good.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    done = cli("results", "--db", cut)
+    rows.append(("truncated DB", f"{len(data) // 2} of {len(data)} bytes", f"exit {done.returncode}: "
+                 f"{one_line(done.stderr or done.stdout)}", 0 if variants(good) else 1))
+    # Locked by another writer for the whole command.
+    locked = tmp / "locked.db"
+    locked.write_bytes(data)
+    before = variants(locked)
+    holder = sqlite3.connect(locked, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    done = cli("run", "--model", model, "--config", config(tmp, ["onnxruntime"]), "--db", locked,
+               "--cache-dir", tmp / "cache", "--no-report", timeout=300)
+    holder.execute("ROLLBACK")
+    holder.close()
+    rows.append(("DB locked by another writer", "BEGIN EXCLUSIVE held by a second connection",
+                 f"exit {done.returncode}: {one_line(done.stderr or done.stdout)}", int(variants(locked) != before)))
+    # Disk full while writing: no file may grow past 64 KB.
+    full = tmp / "full.db"
+    full.write_bytes(data)
+    before = variants(full)
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes fail with EFBIG instead of killing the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (len(data) + (64 << 10), len(data) + (64 << 10)))
+
+    done = cli("run", "--model", model, "--config", config(tmp, ["onnxruntime"]), "--db", full,
+               "--cache-dir", tmp / "cache", "--no-report", preexec=limit, timeout=300)
+    rows.append(("disk full while writing", "RLIMIT_FSIZE: the DB may grow 64 KB",
+                 f"exit {done.returncode}: {one_line(done.stderr or done.stdout)}", int(variants(full) != before)))
+
+
+def main() -> int:
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="inferarena-faults-") as name:
+        tmp = Path(name)
+        model = make_mlp_onnx(tmp / "mlp.onnx")
+        for case in (misbehaving_runtimes, kill_and_resume, storage):
+            try:
+                case(tmp, model)
+            except Exception as exc:  # the suite itself failed: say so as a row, and count it as a traceback
+                global tracebacks
+                tracebacks += 1
+                rows.append((case.__name__, "-", f"the suite failed: {type(exc).__name__}: {exc}", 0))
+    widths = [max(len(str(r[i])) for r in rows + [("case", "injected", "what the tool did", "lost")]) for i in range(4)]
+    for row in [("case", "injected", "what the tool did", "lost"), *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    lost = sum(r[3] for r in rows)
+    print(f"({time.monotonic() - started:.0f} s)")
+    print(f"{len(rows)} cases: {tracebacks} tracebacks, {lost} results lost")
+    return 0 if tracebacks == 0 and lost == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,7 +8,7 @@ injected, what the tool did, and whether anything was lost. The last line is
 
 Covered so far (issue 18, part 1): the misbehaving runtimes of bench/fault_plugins.py, kill -9 of
 a sweep then --resume (checked row by row), a truncated DB, a DB locked by another writer, and a
-full disk (RLIMIT_FSIZE). Not yet: search's resume, serve-bench server kills, future schemas, fuzzing.
+full disk (RLIMIT_FSIZE), and the same kill -9 for `search`. Not yet: serve-bench server kills, future schemas, fuzzing.
 """
 
 from __future__ import annotations
@@ -85,11 +85,14 @@ def misbehaving_runtimes(tmp: Path, model: Path) -> None:
         rows.append((f"runtime {runtime}", injected, did + f" · exit {done.returncode}", 0 if good else 1))
 
 
-def kill_and_resume(tmp: Path, model: Path) -> None:
-    db = tmp / "resume.db"
-    cfg = config(tmp, ["onnxruntime", "openvino"], workload={"num_samples": 64, "eval_samples": 16, "batch_size": 8,
-                                                             "shapes": ["fixed", "dynamic"]})
-    args = ["run", "--model", model, "--config", cfg, "--db", db, "--cache-dir", tmp / "cache", "--no-report"]
+def kill_and_resume(tmp: Path, model: Path, command: str = "run") -> None:
+    db = tmp / f"resume-{command}.db"
+    if command == "run":
+        cfg = config(tmp, ["onnxruntime", "openvino"])
+        args = ["run", "--model", model, "--config", cfg, "--db", db, "--cache-dir", tmp / "cache", "--no-report"]
+    else:  # a grid over two runtimes' knobs, each trial a variant row
+        args = ["search", "--model", model, "--quick", "--strategy", "grid", "--runtimes", "onnxruntime,openvino",
+                "--pipelines", "none", "--db", db, "--cache-dir", tmp / "cache", "--no-report", "--trials", "6"]
     process = subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
@@ -109,7 +112,7 @@ def kill_and_resume(tmp: Path, model: Path) -> None:
     lost = sum(1 for name, row in before.items() if after.get(name) != row)  # finished rows must be untouched
     complete = status == "complete" and all(r[0] == "ok" for r in after.values())
     kept = sum(1 for name, row in before.items() if after.get(name) == row)
-    rows.append(("kill -9 mid-sweep, then --resume", f"SIGKILL with {len(before)} of {len(after)} variants stored",
+    rows.append((f"kill -9 mid-{command}, then --resume", f"SIGKILL with {len(before)} of {len(after)} variants stored",
                  f"resumed run 1 to {status}: {kept} kept as stored, {len(after) - len(before)} measured, "
                  f"{runs} run(s), {duplicates} duplicate measurements, exit {done.returncode}",
                  lost + (0 if complete else 1) + duplicates + (runs - 1)))
@@ -156,7 +159,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="inferarena-faults-") as name:
         tmp = Path(name)
         model = make_mlp_onnx(tmp / "mlp.onnx")
-        for case in (misbehaving_runtimes, kill_and_resume, storage):
+        def kill_and_resume_search(tmp, model):
+            kill_and_resume(tmp, model, "search")
+
+        for case in (misbehaving_runtimes, kill_and_resume, kill_and_resume_search, storage):
             try:
                 case(tmp, model)
             except Exception as exc:  # the suite itself failed: say so as a row, and count it as a traceback

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from inferarena.fsutil import private_dir
 from inferarena import environment, jobs, kinds, launchers, models, registry, workloads
 from inferarena.config import RunConfig
 from inferarena.errors import InferarenaError
+from inferarena.fsutil import private_dir
 from inferarena.hardware import host
 from inferarena.launchers import Launcher
 from inferarena.passes.base import PassContext

@@ -13,12 +13,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from inferarena.fsutil import private_dir
 from inferarena import registry
 from inferarena.cli_common import (bounds, DEFAULT_CACHE, DEFAULT_DB, CiTargetOption, DbOption, DebugOption, MaxMemoryOption, MaxP99Option,
                                    MinCosOption, MinThroughputOption, ProfileOption, SortOption, _progress, _require_db,
                                    _split, app, console, errors, user_errors)
 from inferarena.errors import InferarenaError
+from inferarena.fsutil import private_dir
 from inferarena.passes.presets import PRESETS
 from inferarena.store import Store
 
@@ -89,7 +89,8 @@ def run(
 
 
 def _left_out(cfg) -> str | None:
-    """What the default sweep measures that this run does not: scenarios, shapes, runtimes not installed."""
+    """What the default sweep measures that this run does not: scenarios and shapes. (Runtimes that are
+    not installed are already named in the run's own notes, for the ones that could load the model.)"""
     from inferarena.config import RunConfig, WorkloadConfig
 
     parts = []
@@ -99,9 +100,6 @@ def _left_out(cfg) -> str | None:
     shapes = [s.value for s in WorkloadConfig.model_fields["shapes"].default_factory() if s not in cfg.workload.shapes]
     if shapes:
         parts.append(f"{', '.join(shapes)} shapes")
-    missing = [name for name in registry.RUNTIMES if not registry.load(registry.RUNTIMES, name).available()]
-    if missing:
-        parts.append(f"runtimes not installed here: {', '.join(missing)} (`inferarena runtimes` says how to add them)")
     if not parts:
         return None
     return ("Not in this run: " + "; ".join(parts) + ". Drop --scenarios and --shapes to measure them; "

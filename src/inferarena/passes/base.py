@@ -10,10 +10,10 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel
 
-from inferarena.fsutil import private_dir
 from inferarena.artifacts import Artifact
 from inferarena.errors import ConfigError
 from inferarena.evaluators.fidelity import Fidelity, score
+from inferarena.fsutil import private_dir
 from inferarena.workloads.base import Workload
 
 

@@ -122,15 +122,12 @@ def leaderboard(console: Console, scenario: str, variants: list[VariantResult], 
             if reason not in reasons:
                 reasons.append(reason)
             statuses.append(f"[red]INVALID[/]:{reasons.index(reason) + 1}")
+    # The board's cells leave out the status; it goes back in under its header.
+    by_column = [list(column) for column in zip(*(cells for _, cells, _, _ in data.rows))]
+    by_column.insert(data.headers.index("LoadGen"), statuses)
     cols = [Col("#", [str(i) for i in range(1, len(data.rows) + 1)], key=True),
-            Col("variant", [escape(v.name) for v, _, _, _ in data.rows], "left", key=True)]
-    status_at = data.headers.index("LoadGen")
-    for index, header in enumerate(data.headers):
-        if index == status_at:
-            cols.append(Col("LoadGen", statuses, "left"))
-        else:
-            at = index if index < status_at else index - 1
-            cols.append(Col(header, [cells[at] for _, cells, _, _ in data.rows]))
+            Col("variant", [escape(v.name) for v, _, _, _ in data.rows], "left", key=True),
+            *(Col(h, c, "left" if h == "LoadGen" else "right") for h, c in zip(data.headers, by_column))]
     notes = [f"INVALID:{i} {escape(r)}" for i, r in enumerate(reasons, 1)]
     spreads = [v.scenarios[scenario].metrics.get("round_spread_pct") for v, _, _, _ in data.rows]
     if any(s is not None and s > noisy_pct for s in spreads):

@@ -22,10 +22,10 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from inferarena.fsutil import private_dir
 from inferarena import registry
 from inferarena.config import GenerationConfig, WorkloadConfig
 from inferarena.errors import ConfigError, InferarenaError
+from inferarena.fsutil import private_dir
 from inferarena.serving import load
 from inferarena.serving.clients import GRPC_PROTOCOLS, RequestFailed, client
 from inferarena.serving.process import ServerFailed, ServerProcess, free_port

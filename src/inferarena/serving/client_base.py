@@ -51,6 +51,10 @@ class Client(ABC):
             raise ConfigError(f"cannot use target {base_url!r}", "give an http://host:port or https://host:port URL")
         self.tls = parts.scheme == "https"
         self.host, self.port = parts.hostname, parts.port or (443 if self.tls else 80)
+        # Built once, not per request: the key lookup and the CA file read stay out of the timed loop.
+        self._tls_context = tls_context() if self.tls else None
+        key = api_key(self.key_variables)
+        self._auth = {"Authorization": f"Bearer {key}"} if key else {}
         self.prefix = parts.path.rstrip("/")
         self.model = model
         self.timeout_s = timeout_s
@@ -61,15 +65,11 @@ class Client(ABC):
 
     def connect(self) -> http.client.HTTPConnection:
         if self.tls:
-            return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout_s, context=tls_context())
+            return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout_s, context=self._tls_context)
         return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
 
     def headers(self, **extra: str) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", **extra}
-        key = api_key(self.key_variables)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        return headers
+        return {"Content-Type": "application/json", **extra, **self._auth}
 
     @abstractmethod
     def encode(self, inputs: dict[str, np.ndarray]) -> bytes:

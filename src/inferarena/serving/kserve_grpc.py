@@ -115,6 +115,8 @@ class KServeV2Grpc(Client):
         if not host or not port.isdigit():
             raise ConfigError(f"cannot use gRPC target {base_url!r}", "give host:port (e.g. 127.0.0.1:8001)")
         self.address, self.model, self.timeout_s = address, model, timeout_s
+        key = api_key(self.key_variables)
+        self._metadata = (("authorization", f"Bearer {key}"),) if key else None
         self._calls: dict[str, object] = {}
         self._channels: list = []
         self._lock = threading.Lock()
@@ -145,9 +147,8 @@ class KServeV2Grpc(Client):
             with self._lock:
                 self._channels.append(channel)
                 self._calls[thread] = call
-        key = api_key(self.key_variables)
         try:
-            return call(body, timeout=self.timeout_s, metadata=(("authorization", f"Bearer {key}"),) if key else None)
+            return call(body, timeout=self.timeout_s, metadata=self._metadata)
         except grpc.RpcError as exc:
             raise RequestFailed(f"gRPC {exc.code().name}: {(exc.details() or '')[:200]}") from None
 

@@ -4,11 +4,13 @@ Runs the real CLI in subprocesses on a tiny ONNX model and prints one table: cas
 injected, what the tool did, and whether anything was lost. The last line is
 `N cases: T tracebacks, L results lost`.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/faults.py
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/faults.py              # every case
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/faults.py server_killed  # one (storage cases need misbehaving_runtimes)
 
 Covered so far (issue 18, part 1): the misbehaving runtimes of bench/fault_plugins.py, kill -9 of
 a sweep then --resume (checked row by row), a truncated DB, a DB locked by another writer, and a
-full disk (RLIMIT_FSIZE), and the same kill -9 for `search`. Not yet: serve-bench server kills, future schemas, fuzzing.
+full disk (RLIMIT_FSIZE), a DB from a future schema, the same kill -9 for `search`, and a server
+SIGKILLed in the middle of `serve-bench`. The fuzzing (hypothesis) lives in tests/test_fuzz.py.
 """
 
 from __future__ import annotations
@@ -118,6 +120,10 @@ def kill_and_resume(tmp: Path, model: Path, command: str = "run") -> None:
                  lost + (0 if complete else 1) + duplicates + (runs - 1)))
 
 
+def kill_and_resume_search(tmp: Path, model: Path) -> None:
+    kill_and_resume(tmp, model, "search")
+
+
 def storage(tmp: Path, model: Path) -> None:
     good = tmp / "plugins.db"
     # A truncated DB: half of the file.
@@ -154,15 +160,71 @@ def storage(tmp: Path, model: Path) -> None:
                  f"exit {done.returncode}: {one_line(done.stderr or done.stdout)}", int(variants(full) != before)))
 
 
+def future_schema(tmp: Path, model: Path) -> None:
+    """A DB written by a newer inferarena: refused with a clear error, and left as it was."""
+    db = tmp / "future.db"
+    db.write_bytes((tmp / "plugins.db").read_bytes())
+    with sqlite3.connect(db) as con:
+        version = con.execute("PRAGMA user_version").fetchone()[0]
+        con.execute(f"PRAGMA user_version = {version + 1}")
+    before = db.read_bytes()
+    done = cli("results", "--db", db)
+    rows.append(("DB from a future schema", f"user_version {version} → {version + 1}",
+                 f"exit {done.returncode}: {one_line(done.stderr or done.stdout)}", int(db.read_bytes() != before)))
+
+
+SERVER_MARKERS = {"mlserver": "mlserver start", "triton": "tritonserver", "torchserve": "org.pytorch.serve.ModelServer"}
+
+
+def _processes() -> dict[int, str]:
+    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    return {int(line.split(None, 1)[0]): line.split(None, 1)[1] for line in out.splitlines() if len(line.split(None, 1)) == 2}
+
+
+def server_killed(tmp: Path, model: Path) -> None:
+    """SIGKILL one server mid-serve-bench: its entry failed, the other complete, no process left behind."""
+    victim, other = "mlserver", "triton"
+    out = tmp / "serve.json"
+    args = ["serve-bench", "--quick", "--model", model, "--servers", f"{victim},{other}", "--max-batch", "8",
+            "--max-delay-ms", "2", "--sla-p99-ms", "200", "--json", out, "--db", tmp / "serve.db",
+            "--cache-dir", tmp / "cache"]
+    process = subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=ENV)
+    killed, seen = None, None
+    deadline = time.monotonic() + 600
+    while process.poll() is None and time.monotonic() < deadline and killed is None:
+        pids = [pid for pid, cmd in _processes().items() if SERVER_MARKERS[victim] in cmd]
+        if pids and seen is None:
+            seen = time.monotonic()
+        if pids and time.monotonic() - seen > 15:  # started, and serving its probes by now
+            os.kill(min(pids), signal.SIGKILL)
+            killed = min(pids)
+        time.sleep(0.5)
+    output, _ = process.communicate(timeout=900)
+    global tracebacks
+    tracebacks += "Traceback" in output
+    time.sleep(2)
+    left = [cmd for cmd in _processes().values() if any(m in cmd for m in SERVER_MARKERS.values())]
+    doc = json.loads(out.read_text()) if out.is_file() else {"servers": []}
+    by = {e["server"]: e for e in doc["servers"]}
+    failed = by.get(victim, {}).get("status") == "failed" and "\n" not in (by[victim].get("error") or "\n")
+    complete = by.get(other, {}).get("status") == "ok"
+    did = (f"{victim} recorded failed: {one_line(by.get(victim, {}).get('error'))}; {other} "
+           f"{by.get(other, {}).get('status', 'missing')}; {len(left)} server processes left; exit {process.returncode}")
+    rows.append((f"server killed mid-serve-bench", f"SIGKILL of {victim} (pid {killed})" if killed else "no kill: "
+                 f"{victim} never started", did, 0 if (killed and failed and complete and not left) else 1))
+
+
 def main() -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="inferarena-faults-") as name:
         tmp = Path(name)
         model = make_mlp_onnx(tmp / "mlp.onnx")
-        def kill_and_resume_search(tmp, model):
-            kill_and_resume(tmp, model, "search")
-
-        for case in (misbehaving_runtimes, kill_and_resume, kill_and_resume_search, storage):
+        cases = (misbehaving_runtimes, kill_and_resume, kill_and_resume_search, storage, future_schema, server_killed)
+        chosen = set(sys.argv[1:])  # e.g. `bench/faults.py server_killed`; the storage cases reuse plugins.db
+        for case in cases:
+            if chosen and case.__name__ not in chosen:
+                continue
             try:
                 case(tmp, model)
             except Exception as exc:  # the suite itself failed: say so as a row, and count it as a traceback

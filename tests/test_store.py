@@ -85,3 +85,20 @@ def test_unwritable_path(tmp_path):
     corrupt.write_bytes(b"not sqlite" * 100)
     with pytest.raises(StoreError, match="cannot write DB"):
         Store(corrupt)
+
+
+def test_a_db_from_a_future_schema_is_refused_and_left_intact(tmp_path):
+    from inferarena.store.sqlite import SCHEMA_VERSION
+
+    path = tmp_path / "future.db"
+    store = Store(path)
+    store.create_run({}, "h1", "m", True, {}, {}, [])
+    store.close()
+    with sqlite3.connect(path) as con:
+        assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        con.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="newer inferarena") as err:
+        Store(path)
+    assert "upgrade inferarena" in err.value.fix
+    assert path.read_bytes() == before

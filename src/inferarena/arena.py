@@ -46,20 +46,41 @@ class RunSummary:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Preview:
+    """What a sweep would measure, worked out without measuring: the model read, the inputs built and
+    checked, the variants planned. `run --dry-run` prints it; every sweep starts from it."""
+
+    artifact: object
+    kind: object
+    config: RunConfig  # with the scenarios the sweep measures
+    workload: object
+    specs: list[VariantSpec]
+    notes: list[str]
+
+
+def preview(config: RunConfig, judged_by: str | None = None) -> Preview:
+    """Read the model, build its workload and plan the variants: every user error shows here, before
+    any worker starts. `judged_by`: a search's profile, whose scenarios are the only ones measured."""
+    artifact = models.resolve(config.model)
+    kind = kinds.of_artifact(artifact)
+    # A search measures only the scenarios its profile is judged on; a run, those its config asks for.
+    scenarios = kind.judged_by[judged_by] if judged_by else kind.scenarios(config.scenarios)
+    workload = workloads.build(artifact, config.workload, config.generation)
+    specs, notes = plan(config, artifact, workload, host())
+    return Preview(artifact, kind, config.model_copy(update={"scenarios": list(scenarios)}), workload, specs,
+                   [*workload.notes, *notes])
+
+
 class _Sweep:
     """One run's shared state: the model, workload, reference, builds and store, for `run` and `search`."""
 
     def __init__(self, config: RunConfig, store: Store, paths: Paths, emit: EventSink, launcher: Launcher,
                  judged_by: str | None = None):
         self.store, self.paths, self.emit, self.launcher = store, paths, emit, launcher
-        self.artifact = models.resolve(config.model)
-        self.kind = kinds.of_artifact(self.artifact)
-        # A search measures only the scenarios its profile is judged on; a run, those its config asks for.
-        scenarios = self.kind.judged_by[judged_by] if judged_by else self.kind.scenarios(config.scenarios)
-        self.config = config.model_copy(update={"scenarios": list(scenarios)})
-        self.workload = workloads.build(self.artifact, config.workload, config.generation)
-        self.specs, notes = plan(config, self.artifact, self.workload, host())
-        self.notes = [*self.workload.notes, *notes]
+        planned = preview(config, judged_by)
+        self.artifact, self.kind, self.config, self.workload = planned.artifact, planned.kind, planned.config, planned.workload
+        self.specs, self.notes = planned.specs, planned.notes
         self.evaluators = _evaluators(config, self.artifact, self.notes)
         self.price = cost.price(host(), config.cost.instance, config.cost.usd_per_hour)
         self.peaks = _peaks(launcher, paths.cache_dir, _threads(config), self.notes, emit)

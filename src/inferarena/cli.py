@@ -23,6 +23,9 @@ from inferarena.passes.presets import PRESETS
 from inferarena.store import Store
 
 
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help=(
+    "Check the config, the model and the inputs, print what would be measured, and stop: nothing is "
+    "built, measured or stored."))]
 SweepDebugOption = Annotated[bool, typer.Option("--debug", help=(
     "Show the full traceback when something fails, and run every build and measurement in this process (the "
     "inline launcher), so a traceback or a breakpoint lands in the job itself; no timeouts, no crash isolation, "
@@ -32,7 +35,8 @@ SweepDebugOption = Annotated[bool, typer.Option("--debug", help=(
 @app.command()
 def run(
     model: Annotated[Optional[str], typer.Option(
-        help="Bundled model name (minilm), a Hugging Face encoder folder, or a .onnx file. [default: minilm]")] = None,
+        help="Bundled model name (minilm, efficientnet-lite0, smollm2), a Hugging Face folder, or a model file: "
+        ".onnx, .xml (OpenVINO IR), .tflite, .keras, .gguf, or a SavedModel folder. [default: minilm]")] = None,
     inputs: Annotated[Optional[Path], typer.Option(
         help="Inputs: FILE.txt/.jsonl (one text a line) for text models, FILE.npz (one array per input, first "
         "axis = samples) for tensor models. Default: stdlib docstrings, or inputs generated from the graph.")] = None,
@@ -71,6 +75,7 @@ def run(
     min_throughput: MinThroughputOption = None,
     max_memory_mb: MaxMemoryOption = None,
     ci_target_pct: CiTargetOption = None,
+    dry_run: DryRunOption = False,
     debug: SweepDebugOption = False,
 ) -> None:
     """Measure a model on every runtime and scenario, print leaderboards, and store the run.
@@ -85,6 +90,8 @@ def run(
         cfg = _run_config(config, model, quick, threads, profile, scenarios, runtimes, pipelines, inputs, shapes,
                           bounds(max_p99_ms, min_cos, min_throughput, max_memory_mb),
                           {"rounds": {"ci_target_pct": ci_target_pct}})
+        if dry_run:
+            return _dry_run(cfg)
         _sweep(arena.run, cfg, db, cache_dir, resume, json_path, report_html, sort, debug, _left_out(cfg))
 
 
@@ -104,6 +111,33 @@ def _left_out(cfg) -> str | None:
         return None
     return ("Not in this run: " + "; ".join(parts) + ". Drop --scenarios and --shapes to measure them; "
             "`inferarena search` also tunes batch size, threads and streams.")
+
+
+def _dry_run(cfg, judged_by: str | None = None) -> None:
+    """Print what a sweep would measure: the model, its inputs, the variants (or a search's space)."""
+    from inferarena import arena
+
+    planned = arena.preview(cfg, judged_by)
+    described = planned.workload.describe()
+    name = planned.artifact.meta.get("name", cfg.model)
+    console.print(f"Dry run: {escape(str(name))} ({planned.kind.name}), {len(planned.workload)} inputs "
+                  f"({escape(str(described.get('source', 'generated')))}); scenarios "
+                  f"{', '.join(planned.config.scenarios)}")
+    if judged_by:
+        from inferarena.search import build_space
+
+        shapes = [s.value for s in planned.config.workload.shapes if s in planned.workload.strategies]
+        space = build_space(planned.specs, shapes or list(planned.workload.strategies), judged_by, planned.kind,
+                            planned.workload.shape_in_name)
+        console.print(f"Search space: {space.size()} points over {len(space.bases)} runtime/precision/pipeline "
+                      f"bases ({', '.join(d.name for d in space.dimensions)})")
+    table = Table("variant", "runtime", "precision", "pipeline", box=box.SIMPLE, title="Variants that would be measured")
+    for spec in planned.specs:
+        table.add_row(escape(spec.name), spec.runtime, spec.precision, escape(spec.pipeline or "-"))
+    console.print(table)
+    for note in planned.notes:
+        console.print(f"[dim]note: {escape(note)}[/]")
+    console.print("Nothing was measured or stored. Drop --dry-run to measure.")
 
 
 def _sweep(driver, cfg, db: Path, cache_dir: Path, resume: bool, json_path: Optional[Path], report_html: bool,
@@ -177,6 +211,7 @@ def search(
     min_throughput: MinThroughputOption = None,
     max_memory_mb: MaxMemoryOption = None,
     ci_target_pct: CiTargetOption = None,
+    dry_run: DryRunOption = False,
     db: DbOption = DEFAULT_DB,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the run and the pick as JSON.")] = None,
     report_html: Annotated[bool, typer.Option("--report/--no-report", help="Write the HTML report next to the DB.")] = True,
@@ -200,6 +235,8 @@ def search(
                           bounds(max_p99_ms, min_cos, min_throughput, max_memory_mb),
                           {"search": {"strategy": strategy, "trials": trials, "time_budget_s": time_budget_s},
                            "rounds": {"ci_target_pct": ci_target_pct}})
+        if dry_run:
+            return _dry_run(cfg, judged_by=cfg.profile)
         _sweep(arena.search, cfg, db, cache_dir, resume, json_path, report_html, None, debug)
 
 
@@ -377,12 +414,31 @@ from inferarena import cli_reports  # noqa: E402,F401 - registers `report` and `
 from inferarena import cli_serving  # noqa: E402,F401 - registers `serve-bench`
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """The `inferarena` command. A mistyped option or value ends, like every user error, in one line
+    that names the problem and the fix, and exit code 2 (click's own usage report is several lines)."""
     try:
-        app()
-    except KeyboardInterrupt:
+        from typer._click import exceptions as click  # typer 0.2x carries its own click
+    except ImportError:
+        from click import exceptions as click
+
+    try:
+        code = app(args=argv, prog_name="inferarena", standalone_mode=False)
+    except click.NoArgsIsHelpError as exc:  # bare `inferarena` or `inferarena CMD`: the help is the answer
+        print(exc.ctx.get_help() if exc.ctx else "", file=sys.stderr)
+        sys.exit(2)
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "inferarena"
+        errors.print(f"[bold red]error:[/] {escape(' '.join(exc.format_message().split()))} · [bold]fix:[/] "
+                     f"see `{escape(command)} --help`", soft_wrap=True)
+        sys.exit(2)
+    except click.ClickException as exc:  # a bad file argument and the like
+        errors.print(f"[bold red]error:[/] {escape(' '.join(exc.format_message().split()))}", soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
         errors.print("[yellow]Interrupted.[/]")
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

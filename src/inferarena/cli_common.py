@@ -70,8 +70,14 @@ def user_errors(debug: bool):
             raise
         if isinstance(exc, ValidationError):
             exc = config_error(exc, "options")
-        errors.print(f"[bold red]error:[/] {escape(exc.problem)}" + (f"\n[bold]fix:[/] {escape(exc.fix)}" if exc.fix else ""))
+        # One line (never wrapped), so a log's grep for "error:" finds the problem and its fix together.
+        errors.print(f"[bold red]error:[/] {escape(_flat(exc.problem))}" + (f" · [bold]fix:[/] {escape(_flat(exc.fix))}" if exc.fix else ""),
+                     soft_wrap=True)
         raise typer.Exit(2) from None
+
+
+def _flat(text: str) -> str:
+    return " ".join(str(text).split())
 
 
 def _split(values: Optional[list[str]]) -> Optional[list[str]]:

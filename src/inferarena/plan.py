@@ -79,9 +79,9 @@ def plan(config: RunConfig, artifact: Artifact, workload: Workload, host: Host) 
         if any(s.runtime == name for s in specs):
             continue
         if config.runtimes:
-            raise ModelError(f"runtime {name!r} cannot load a {artifact.format} model, and no pass or pipeline of this "
+            raise ModelError(f"runtime {name!r} cannot load {artifact.format} models, and no pass or pipeline of this "
                              "run makes one it loads", "drop it from --runtimes, or add a pipeline for it")
-        notes.append(f"skipped runtime {name}: it cannot load a {artifact.format} model")
+        notes.append(f"skipped runtime {name}: it cannot load {artifact.format} models")
     names = [s.name for s in specs]
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:

@@ -29,6 +29,7 @@ MODEL_SOURCES: dict[str, str] = {
     "minilm": "inferarena.models.minilm:MiniLM",
     "efficientnet-lite0": "inferarena.models.efficientnet_lite:EfficientNetLite0",
     "onnx_file": "inferarena.models.onnx_file:OnnxFile",
+    "openvino_ir": "inferarena.models.openvino_ir:OpenVINOIR",
     "tflite_file": "inferarena.models.tf_files:TFLiteFile",
     "savedmodel_dir": "inferarena.models.tf_files:SavedModelDir",
     "keras_file": "inferarena.models.tf_files:KerasFile",

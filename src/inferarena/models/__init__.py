@@ -15,7 +15,7 @@ def resolve(spec: str) -> Artifact:
             return source().load(spec)
     raise ModelError(
         f"model {spec!r} is neither a bundled model nor a model file or folder inferarena reads",
-        f"use one of: {', '.join(bundled_names())}, a .onnx, .tflite or .keras file, a SavedModel folder, "
+        f"use one of: {', '.join(bundled_names())}, a .onnx, .xml (OpenVINO IR), .tflite, .keras or .gguf file, a SavedModel folder, "
         "or a Hugging Face folder with config.json",
     )
 

@@ -29,6 +29,8 @@ def encoder_artifact(folder: Path, name: str) -> Artifact:
         config = json.loads(config_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelError(f"{config_path} is corrupt ({exc})", "restore the file from the model's source") from None
+    if not isinstance(config, dict):
+        raise ModelError(f"{config_path} is not a JSON object", "restore the file from the model's source")
     if not any((folder / w).is_file() for w in WEIGHT_FILES):
         if (folder / "pytorch_model.bin").is_file():
             raise ModelError(f"{folder} holds only pytorch_model.bin, a pickle that can run code when it is loaded, "

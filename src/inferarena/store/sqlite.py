@@ -80,6 +80,11 @@ CREATE TABLE IF NOT EXISTS measurements (
 """
 
 
+# The schema's version, kept in SQLite's `user_version`. Bump it with each migration below; a DB
+# written by a newer inferarena (a higher version) is refused instead of misread.
+SCHEMA_VERSION = 1
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -93,6 +98,11 @@ class Store:
             raise StoreError(f"cannot create DB {path}: folder {self.path.parent} does not exist", "create it or pass another --db")
         try:
             self.db = sqlite3.connect(self.path)
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                self.db.close()
+                raise StoreError(f"DB {path} was written by a newer inferarena (schema v{version}; this one reads up "
+                                 f"to v{SCHEMA_VERSION})", "upgrade inferarena, or pass another --db")
             self.db.executescript(SCHEMA)
             columns = {row[1] for row in self.db.execute("PRAGMA table_info(variants)")}
             # A DB written before pipelines, task metrics, or kinds and lineage existed.
@@ -101,6 +111,8 @@ class Store:
                     self.db.execute(f"ALTER TABLE variants ADD COLUMN {column} TEXT")
             if "round_sizes_json" not in {row[1] for row in self.db.execute("PRAGMA table_info(samples)")}:
                 self.db.execute("ALTER TABLE samples ADD COLUMN round_sizes_json TEXT")  # before rounds existed
+            if version < SCHEMA_VERSION:
+                self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot write DB {path} ({exc})", "pass a writable file path to --db") from None
         self.db.row_factory = sqlite3.Row

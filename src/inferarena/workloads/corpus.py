@@ -15,6 +15,8 @@ from pathlib import Path
 from inferarena.errors import ConfigError
 
 _SPACE = re.compile(r"\s+")
+# A corpus line is one input; longer ones are a file that is not a corpus (a dump, a log, a minified blob).
+MAX_TEXT_CHARS = 100_000
 
 
 def stdlib_paragraphs(count: int, seed: int) -> list[str]:
@@ -51,18 +53,34 @@ def read_texts(path: Path, count: int, seed: int) -> list[str]:
     """Texts from a user file: one a line, or JSONL objects with a 'text' field."""
     if not path.is_file():
         raise ConfigError(f"text file {path} does not exist", "pass an existing .txt or .jsonl file")
-    lines = [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    data = path.read_bytes()
+    if (nul := data.find(b"\0")) >= 0:
+        raise ConfigError(f"{path} is binary, not text (a NUL byte at offset {nul})",
+                          "pass a UTF-8 text file: one text a line, or JSONL with a 'text' field")
+    try:
+        content = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line} is not UTF-8 (byte {data[exc.start]:#04x} at offset {exc.start})",
+                          "save the file as UTF-8") from None
+    numbered = [(n, line.strip()) for n, line in enumerate(content.splitlines(), 1) if line.strip()]
+    for number, line in numbered:
+        if len(line) > MAX_TEXT_CHARS:
+            raise ConfigError(f"{path}:{number} is one text of {len(line):,} characters, over the {MAX_TEXT_CHARS:,} "
+                              "a corpus line may hold", "split it into texts, one a line")
     if path.suffix == ".jsonl":
         texts = []
-        for number, line in enumerate(lines, 1):
+        for number, line in numbered:
             try:
-                texts.append(str(json.loads(line)["text"]))
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise ConfigError(
-                    f"{path}:{number} is not a JSON object with a 'text' field", "fix that line or use plain text"
-                ) from None
+                text = json.loads(line)["text"]
+            except (json.JSONDecodeError, KeyError, TypeError, IndexError):
+                text = None
+            if not isinstance(text, str) or not text.strip():
+                raise ConfigError(f"{path}:{number} is not a JSON object with a non-empty 'text' string",
+                                  "fix that line or use plain text") from None
+            texts.append(text)
     else:
-        texts = lines
+        texts = [line for _, line in numbered]
     if not texts:
         raise ConfigError(f"text file {path} is empty", "put one text per line")
     rng = random.Random(seed)

@@ -6,6 +6,7 @@ graph's input spec; every assumption made while generating is recorded in `notes
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -115,8 +116,9 @@ def _from_npz(config: WorkloadConfig, spec: list[dict], model: str, batched: boo
             given = {key: data[key] for key in data.files}
     except FileNotFoundError:
         raise ModelError(f"inputs file {path} does not exist", "check the path passed to --inputs") from None
-    except (ValueError, OSError) as exc:
-        raise ModelError(f"{path} is not a readable .npz ({exc})", "save inputs with numpy.savez") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:  # EOFError: an empty file
+        raise ModelError(f"{path} is not a readable .npz ({type(exc).__name__}: {str(exc)[:120]})",
+                         "save inputs with numpy.savez") from None
     expected = [s["name"] for s in spec]
     missing = [n for n in expected if n not in given]
     if missing:
@@ -135,13 +137,20 @@ def _from_npz(config: WorkloadConfig, spec: list[dict], model: str, batched: boo
                 f"input '{s['name']}' has shape {list(array.shape)} but {model} expects {shown}",
                 "the first axis indexes samples; the others must match the model",
             )
+        if array.size == 0:
+            raise ModelError(f"input '{s['name']}' in {path.name} is empty (shape {list(array.shape)})",
+                             "save at least one sample, with every axis non-zero")
         try:
-            arrays[s["name"]] = array.astype(s["dtype"], casting="same_kind")
+            cast = arrays[s["name"]] = array.astype(s["dtype"], casting="same_kind")
         except TypeError:
             raise ModelError(
                 f"input '{s['name']}' is {array.dtype} but {model} expects {s['dtype']}",
                 f"save it as {s['dtype']}",
             ) from None
+        if cast.dtype.kind in "fc" and not np.isfinite(cast).all():  # after the cast: float64 → float16 can overflow
+            bad = int((~np.isfinite(cast)).reshape(len(cast), -1).any(axis=1).argmax())
+            raise ModelError(f"input '{s['name']}' in {path.name} holds NaN or infinite values as {cast.dtype} "
+                             f"(sample {bad} first)", "replace them with finite numbers, or drop those samples")
         counts.add(len(array))
     if len(counts) != 1:
         raise ModelError(f"the arrays in {path.name} hold different sample counts {sorted(counts)}", "give each the same first axis")

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import yaml
@@ -190,16 +191,24 @@ def server_killed(tmp: Path, model: Path) -> None:
             "--cache-dir", tmp / "cache"]
     process = subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env=ENV)
-    killed, seen = None, None
+    killed = None
     deadline = time.monotonic() + 600
     while process.poll() is None and time.monotonic() < deadline and killed is None:
-        pids = [pid for pid, cmd in _processes().items() if SERVER_MARKERS[victim] in cmd]
-        if pids and seen is None:
-            seen = time.monotonic()
-        if pids and time.monotonic() - seen > 15:  # started, and serving its probes by now
-            os.kill(min(pids), signal.SIGKILL)
-            killed = min(pids)
-        time.sleep(0.5)
+        for pid, cmd in _processes().items():
+            if SERVER_MARKERS[victim] not in cmd:
+                continue
+            # Its settings name its port: once it answers ready, LoadGen's probes start; kill it during them.
+            settings = Path(cmd.split()[-1]) / "settings.json"
+            try:
+                port = json.loads(settings.read_text())["http_port"]
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1).close()
+            except (OSError, ValueError, KeyError):
+                continue
+            time.sleep(1.5)
+            os.kill(pid, signal.SIGKILL)
+            killed = pid
+            break
+        time.sleep(0.3)
     output, _ = process.communicate(timeout=900)
     global tracebacks
     tracebacks += "Traceback" in output
@@ -209,7 +218,7 @@ def server_killed(tmp: Path, model: Path) -> None:
     by = {e["server"]: e for e in doc["servers"]}
     failed = by.get(victim, {}).get("status") == "failed" and "\n" not in (by[victim].get("error") or "\n")
     complete = by.get(other, {}).get("status") == "ok"
-    did = (f"{victim} recorded failed: {one_line(by.get(victim, {}).get('error'))}; {other} "
+    did = (f"{victim} recorded {by.get(victim, {}).get('status', 'nothing')}: {one_line(by.get(victim, {}).get('error'))}; {other} "
            f"{by.get(other, {}).get('status', 'missing')}; {len(left)} server processes left; exit {process.returncode}")
     rows.append((f"server killed mid-serve-bench", f"SIGKILL of {victim} (pid {killed})" if killed else "no kill: "
                  f"{victim} never started", did, 0 if (killed and failed and complete and not left) else 1))

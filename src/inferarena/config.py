@@ -94,6 +94,8 @@ PRESETS: dict[str, list[dict]] = {
     "prune-ffn-10": [{"name": "prune_structured", "config": {"ratio": 0.1, "targets": "ffn"}}],
     "prune-ffn-20": [{"name": "prune_structured", "config": {"ratio": 0.2, "targets": "ffn"}}],
     "prune-20": [{"name": "prune_structured", "config": {"ratio": 0.2, "targets": "heads+ffn"}}],
+    # Static layer dropping (ShortGPT style): the most redundant layers, as many as cos_min >= 0.99 allows.
+    "layer-drop": [{"name": "layer_drop", "config": {"max_drop": 0.01}}],
     # TensorFlow Lite conversions for LiteRT (from a SavedModel, .keras, or a model with a Keras definition).
     "tflite-fp16": [{"name": "tflite_convert", "config": {"mode": "float16"}}],
     "tflite-dynamic-int8": [{"name": "tflite_convert", "config": {"mode": "dynamic_int8"}}],

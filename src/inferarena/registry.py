@@ -56,6 +56,7 @@ PASSES: dict[str, str] = {
     "gguf_quantize": "inferarena.passes.gguf:GGUFQuantize",
     "ort_genai_build": "inferarena.passes.ort_genai_build:OrtGenAIBuild",
     "ov_genai_export": "inferarena.passes.ov_genai_export:OVGenAIExport",
+    "layer_drop": "inferarena.passes.layer_drop:LayerDrop",
 }
 
 # Task-accuracy evaluators; each applies to models whose artifact.meta["task"] equals its `task`.

@@ -38,6 +38,16 @@ def make_mlp_onnx(path: Path, batch: str | int = "batch", features: int = 4, see
 
 
 @pytest.fixture
+def one_thread():
+    """Tiny matmuls on a shared machine: one thread is a hundred times faster than several."""
+    torch = pytest.importorskip("torch")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
 def mlp_onnx(tmp_path: Path) -> Path:
     return make_mlp_onnx(tmp_path / "mlp.onnx")
 

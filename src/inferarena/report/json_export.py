@@ -47,6 +47,7 @@ def to_document(run: RunRecord, recommendation=None) -> dict[str, Any]:
                 "error": v.error,
                 "kind": v.kind,
                 "pipeline": v.pipeline,
+                "pipeline_config": v.pipeline_config,
                 "passes": [step["pass"] for step in v.passes],
                 "lineage": [{k: step.get(k) for k in ("pass", "parent", "output")} for step in v.passes],
                 "kept_layers": v.kept_layers,

@@ -75,6 +75,11 @@ class Session(ABC):
         """FLOPs of one call on inputs of these shapes, if the runtime can count them."""
         return None
 
+    def adaptive_stats(self, reset: bool = False) -> dict | None:
+        """An adaptive session's per-input decisions since the last reset (`adaptive.*` figures); None
+        for a session that always runs the whole model."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
 

@@ -16,7 +16,7 @@ class TorchKnobs(StreamKnobs):
 
 class TorchEager(Runtime):
     name = "torch"
-    formats = ("hf_encoder", "torch_module")
+    formats = ("hf_encoder", "torch_module", "adaptive_encoder")
     precisions = ("fp32", "bf16")
     modules = ("torch", "transformers")
     distribution = "torch"
@@ -36,6 +36,14 @@ class TorchEager(Runtime):
             session.start_streams(knobs.streams)
             return session
         uses_tt = bool(artifact.meta.get("uses_token_type_ids"))
+        if artifact.format == "adaptive_encoder":
+            from inferarena.models import adaptive_encoder
+
+            controller = adaptive_encoder.load(artifact.path, uses_tt, bf16=precision == "bf16")
+            session = AdaptiveSession(torch, controller, precision, input_names(uses_tt))
+            session.start_streams(knobs.streams)
+            session.info.update(streams=knobs.streams, adaptive=adaptive_encoder.policy_summary(controller.policy))
+            return session
         module = load_embedding_module(artifact.path, uses_tt)
         session = TorchSession(torch, module, precision, input_names(uses_tt))
         from inferarena.frameworks.torchao import apply_recipe, read_recipe
@@ -83,3 +91,23 @@ class TorchSession(ThreadedSession):
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             out = self.module(**inputs)
         return {self.output: out.float().numpy()}
+
+
+class AdaptiveSession(TorchSession):
+    """An adaptive encoder: the controller decides per input how much of the model runs."""
+
+    def __init__(self, torch, controller, precision: str, names: list[str]):
+        super().__init__(torch, None, precision, names)
+        self.controller = controller
+
+    def flops(self, shapes: dict[str, tuple[int, ...]]) -> float | None:
+        return None  # input-dependent: a count on all-ones inputs would misstate the work
+
+    def adaptive_stats(self, reset: bool = False) -> dict | None:
+        stats = self.controller.stats.summary()
+        if reset:
+            self.controller.stats.reset()
+        return stats
+
+    def predict(self, batch: Batch) -> dict[str, np.ndarray]:
+        return {self.output: self.controller.run({n: batch[n] for n in self.input_names})}

@@ -60,6 +60,9 @@ def run(
     quick: Annotated[bool, typer.Option(
         "--quick", help="Short durations for a demo or test (seconds, not MLPerf's 10 minutes); marked "
         "'quick (not MLPerf-compliant)' everywhere.")] = False,
+    prompts: Annotated[Optional[str], typer.Option(
+        help="Language models: what the prompts ask. continue: a corpus excerpt to continue; grounded: a passage "
+        "and an instruction to repeat it (copy-heavy, as retrieval-augmented answers are). [default: continue]")] = None,
     threads: Annotated[Optional[int], typer.Option(help="Threads per runtime. Default: all cores.")] = None,
     db: DbOption = DEFAULT_DB,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the run as JSON to this file.")] = None,
@@ -89,7 +92,7 @@ def run(
     with user_errors(debug):
         cfg = _run_config(config, model, quick, threads, profile, scenarios, runtimes, pipelines, inputs, shapes,
                           bounds(max_p99_ms, min_cos, min_throughput, max_memory_mb),
-                          {"rounds": {"ci_target_pct": ci_target_pct}})
+                          {"rounds": {"ci_target_pct": ci_target_pct}, "generation": {"prompts": prompts}})
         if dry_run:
             return _dry_run(cfg)
         _sweep(arena.run, cfg, db, cache_dir, resume, json_path, report_html, sort, debug, _left_out(cfg))

@@ -121,6 +121,14 @@ PRESETS: dict[str, list[dict]] = {
     "ort-genai-fp32": [{"name": "ort_genai_build", "config": {"precision": "fp32"}}],
     "ov-genai-int4": [{"name": "ov_genai_export", "config": {"weight_format": "int4", "group_size": 64}}],
     "ov-genai-int8": [{"name": "ov_genai_export", "config": {"weight_format": "int8"}}],
+    # Test-time methods for causal LMs (passes/decoding.py): lossless speculation, context-conditioned FFN slicing.
+    "prompt-lookup": [{"name": "speculative_decoding", "config": {"method": "prompt_lookup", "num_tokens": 10}}],
+    # The F16 build verifies drafts from a Q4_0 build of the same weights (llama.cpp).
+    "draft-q4": [{"name": "gguf_quantize", "config": {"type": "f16"}},
+                 {"name": "speculative_decoding", "config": {"method": "draft_model", "num_tokens": 4,
+                                                             "draft_type": "q4_0"}}],
+    "griffin": [{"name": "griffin", "config": {"keep": 0.5}}],
+    "hyper-griffin": [{"name": "hyper_griffin", "config": {"keep": 0.5}}],
 }
 
 
@@ -130,7 +138,9 @@ PRESET_RUNTIMES = {"torchao-int8": ["torch"], "torchao-int8-weights": ["torch"],
                    "litert-torch-int8": ["litert"], "gguf-f16": ["llama_cpp"], "gguf-q8_0": ["llama_cpp"],
                    "gguf-q4_1": ["llama_cpp"], "ort-genai-int4": ["ort_genai"], "ort-genai-int8": ["ort_genai"],
                    "ort-genai-fp32": ["ort_genai"], "ov-genai-int4": ["openvino_genai"],
-                   "ov-genai-int8": ["openvino_genai"]}
+                   "ov-genai-int8": ["openvino_genai"], "prompt-lookup": ["transformers", "llama_cpp"],
+                   "draft-q4": ["llama_cpp"],
+                   "griffin": ["transformers"], "hyper-griffin": ["transformers"]}
 
 
 def preset(name: str) -> PipelineSpec:
@@ -213,6 +223,10 @@ class GenerationConfig(_Strict):
                                       description="Prompt lengths, cut from the corpus's documents.")
     output_tokens: LengthDist = Field(default_factory=lambda: LengthDist(median=64, min=64, max=64),
                                       description="Tokens generated per request.")
+    prompts: Literal["continue", "grounded"] = Field(
+        "continue", description="What the prompts ask. continue: an excerpt of the corpus, to be continued. "
+        "grounded: a passage of the corpus followed by an instruction to repeat it (the copy-heavy output of "
+        "retrieval-augmented use, where speculative decoding from the prompt pays).")
     fidelity_prompts: int = Field(8, ge=1, description="Prompts whose greedy tokens are compared with the reference's.")
     fidelity_tokens: int = Field(32, ge=1, description="Tokens generated per fidelity prompt.")
     perplexity_tokens: int = Field(512, ge=0, description="Tokens of held-out corpus text scored for perplexity "

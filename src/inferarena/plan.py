@@ -119,7 +119,7 @@ def pipeline_steps(pipeline: PipelineSpec, artifact: Artifact) -> tuple[tuple[St
         except ValidationError as exc:
             raise config_error(exc, f"pipeline {pipeline.name!r} pass {spec.name}") from None
         steps.append((spec.name, pass_config.model_dump_json()))
-        fmt, precision = cls.produces[0], cls.precision(pass_config) or precision
+        fmt, precision = cls.output_format(fmt), cls.precision(pass_config) or precision
     return tuple(steps), fmt, precision
 
 
@@ -146,7 +146,9 @@ def _pipeline_variants(pipeline: PipelineSpec, planned: list, artifact: Artifact
             notes.append(f"pipeline {pipeline.name}: skipped on {spec.name}, which cannot load {fmt}")
             continue
         suffix = "".join(f"+{k}={v}" for k, v in sorted(spec.knobs.items()))
-        label = precision or "fp32"
+        # A runtime that computes in the file's own type (llama.cpp) runs an unchanged precision as the source's.
+        native = "native" in runtime.precisions and fmt == artifact.format
+        label = precision or (artifact.meta.get("precision", "fp32") if native else "fp32")
         for shape in pipeline.shapes or shapes:
             variants.append(VariantSpec(
                 name=_name(spec.name, label, shape.value, suffix, workload, pipeline.name), runtime=spec.name,

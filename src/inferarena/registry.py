@@ -60,6 +60,9 @@ PASSES: dict[str, str] = {
     "adaptive_early_exit": "inferarena.passes.adaptive:EarlyExit",
     "adaptive_early_exit_learned": "inferarena.passes.adaptive:EarlyExitLearned",
     "adaptive_token_prune": "inferarena.passes.adaptive:TokenPrune",
+    "speculative_decoding": "inferarena.passes.decoding:SpeculativeDecoding",
+    "griffin": "inferarena.passes.decoding:Griffin",
+    "hyper_griffin": "inferarena.passes.decoding:HyperGriffin",
 }
 
 # Task-accuracy evaluators; each applies to models whose artifact.meta["task"] equals its `task`.

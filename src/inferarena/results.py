@@ -120,6 +120,10 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
     _m("tokens_kept_ratio", "", None, "first", "tokens kept"),
     _m("active_params_ratio", "", False, "first", "active layer params"),
     _m("acceptance_rate", "", True, "first", "draft tokens accepted"),
+    _m("draft_tokens_per_step", "tokens", None, "first", "draft tokens per step"),
+    _m("tokens_per_step", "tokens", True, "first", "tokens per verification step"),
+    _m("steps", "", None, "first", "verification steps"),
+    _m("ffn_kept_ratio", "", None, "first", "FFN neurons kept"),
     _m("controller_ms", "ms", False, "mean", "controller time per batch"),
     _m("inputs", "", None, "first", "inputs decided"),
     # Decided across variants.

@@ -148,9 +148,14 @@ def measure(job) -> VariantResult:
         session = runtime().load(job.artifact, spec.load_precision, runtime.validate_knobs(spec.knobs),
                                  workload.input_shapes(workload.strategies[0]))
         load_s = time.perf_counter() - started
-        found = job.first_round["fidelity"] if job.first_round else fidelity(session, workload, job.reference_path).as_dict()
+        if job.first_round:
+            found, adaptive = job.first_round["fidelity"], job.first_round.get("adaptive")
+        else:  # what an adaptive decoding did on the fidelity prompts (drafts accepted, FFN kept) is its adaptive.*
+            session.adaptive_stats(reset=True)
+            found = fidelity(session, workload, job.reference_path).as_dict()
+            adaptive = session.adaptive_stats(reset=True)
         result = VariantResult.of(spec, fidelity=found, session_info={**session.info, "weight_bytes": session.weight_bytes},
-                                  load_s=round(load_s, 3))
+                                  load_s=round(load_s, 3), adaptive=adaptive)
         energy = EnergyMeter(host(), settings.energy.tdp_w, settings.energy.tdp_threads, settings.energy.idle_s,
                              device=runtime.devices[0])
         estimates = _estimates(session, workload, job.first_round)

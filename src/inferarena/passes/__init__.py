@@ -45,7 +45,12 @@ def apply(steps: tuple, artifact, cache_dir, context) -> tuple:
         config = pass_cls.Config.model_validate_json(config_json)
         started = time.perf_counter()
         parent = str(artifact.path)
+        decoding = artifact.meta.get("decoding")
         artifact = pass_cls().cached_run(artifact, config, cache_dir, context)
+        if decoding and pass_cls.converts and "decoding" not in artifact.meta:
+            # A conversion changes the file format, not how the model is decoded (see passes/decoding.py).
+            artifact = type(artifact)(artifact.path, artifact.format, {**artifact.meta, "decoding": decoding},
+                                      artifact.lineage)
         applied.append({"pass": name, "config": config.model_dump(mode="json"), "cached": artifact.meta["cached"],
                         "seconds": round(time.perf_counter() - started, 2), "parent": parent,
                         "output": str(artifact.path)})

@@ -79,6 +79,12 @@ class Pass(ABC):
     def run(self, artifact: Artifact, config: BaseModel, out_dir: Path, context: PassContext | None) -> Artifact: ...
 
     @classmethod
+    def output_format(cls, input_format: str) -> str:
+        """The format the pass writes for an input of this format: its first `produces`, unless it keeps the
+        input's (a pass that marks how a model is run, whatever its format)."""
+        return cls.produces[0]
+
+    @classmethod
     def precision(cls, config: BaseModel) -> str | None:
         """The precision the output runs at, if this pass changes it (e.g. "int8")."""
         return None

@@ -172,6 +172,11 @@ class GenerativeSession(ABC):
         """log p(tokens[i] | tokens[:i]) for i >= 1 (teacher forcing), or None if the runtime exposes no logits."""
         return None
 
+    def adaptive_stats(self, reset: bool = False) -> dict | None:
+        """The `adaptive.*` figures of a session whose decoding adapts (speculation, FFN slicing) since the
+        last reset, or None."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
 

@@ -3,6 +3,10 @@
 The precision is the file's (q4_1, q8_0, f16...), so this runtime measures a GGUF as it is; other
 types come from the `gguf_quantize` pass. Decoding is greedy (top_k=1, temperature 0), each request
 from a fresh KV cache, so prompts are never served from a previous request's cache.
+
+An artifact marked for speculative decoding (passes/decoding.py) runs with a llama-cpp-python draft
+model, its drafts verified in one batch: `prompt_lookup` is llama-cpp-python's own n-gram draft;
+`draft_model` drafts greedily with a second, cheaper GGUF (its own context and KV cache).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import numpy as np
 from pydantic import Field
 
 from inferarena.artifacts import Artifact
+from inferarena.errors import ModelError
 from inferarena.evaluators.generation import picked_logprobs
 from inferarena.runtimes.base import GenerativeSession, Knobs, Runtime, TokenCallback
 
@@ -35,21 +40,29 @@ class LlamaCpp(Runtime):
     Knobs = LlamaKnobs
 
     def load(self, artifact: Artifact, precision: str, knobs: LlamaKnobs, input_shapes: dict[str, list[int]]):
+        decoding = artifact.meta.get("decoding") or {}
+        if decoding and decoding.get("method") not in ("prompt_lookup", "draft_model"):
+            raise ModelError(f"llama_cpp cannot decode with {decoding.get('method')!r}",
+                             "it runs prompt_lookup and draft_model")
         # The workload's shape hint is (1, longest sequence): the KV cache it needs.
-        return LlamaSession(artifact, knobs, context=knobs.context or input_shapes["input_ids"][-1])
+        return LlamaSession(artifact, knobs, context=knobs.context or input_shapes["input_ids"][-1],
+                            decoding=decoding or None)
 
 
 class LlamaSession(GenerativeSession):
-    def __init__(self, artifact: Artifact, knobs: LlamaKnobs, context: int):
+    def __init__(self, artifact: Artifact, knobs: LlamaKnobs, context: int, decoding: dict | None = None):
         from llama_cpp import Llama
 
         self.path, self.knobs, self.context = str(artifact.path), knobs, context
+        self.draft = _draft(decoding, artifact, knobs, context) if decoding else None
         self.llm = Llama(self.path, n_ctx=context, n_threads=knobs.threads, n_threads_batch=knobs.threads,
-                         n_batch=knobs.n_batch, flash_attn=knobs.flash_attn, verbose=False)
+                         n_batch=knobs.n_batch, flash_attn=knobs.flash_attn, draft_model=self.draft, verbose=False)
         self.weight_bytes = int(artifact.meta.get("weight_bytes") or artifact.path.stat().st_size)
         self.info = {"weight_type": artifact.meta.get("precision"), "n_ctx": context, "n_batch": knobs.n_batch,
                      "threads": knobs.threads, "flash_attn": knobs.flash_attn,
                      "system_info": _system_info()}
+        if decoding:
+            self.info["decoding"] = dict(decoding)
         self._scorer = None
 
     def generate(self, prompt: list[int], max_new_tokens: int, on_token: TokenCallback | None = None) -> list[int]:
@@ -57,6 +70,8 @@ class LlamaSession(GenerativeSession):
         # generate(reset=True) still reuses a cached prefix of the previous prompt; reset() empties it, so every
         # request pays its whole prefill, as a fresh request to a server would.
         self.llm.reset()
+        if self.draft is not None:
+            self.draft.new_request()
         for token in self.llm.generate(prompt, top_k=1, top_p=1.0, min_p=0.0, temp=0.0, repeat_penalty=1.0,
                                        reset=True):
             out.append(int(token))
@@ -80,8 +95,16 @@ class LlamaSession(GenerativeSession):
         scorer.eval(tokens)
         return picked_logprobs(scorer.scores[: len(tokens) - 1], tokens[1:])
 
+    def adaptive_stats(self, reset: bool = False) -> dict | None:
+        if self.draft is None:
+            return None
+        stats = self.draft.stats()
+        if reset:
+            self.draft.reset()
+        return stats
+
     def close(self) -> None:
-        for model in (self.llm, self._scorer):
+        for model in (self.llm, self._scorer, getattr(self.draft, "llm", None)):
             if model is not None:
                 model.close()
 
@@ -93,3 +116,81 @@ def _system_info() -> Any:
         return llama_cpp.llama_print_system_info().decode(errors="replace").strip()
     except Exception:  # noqa: BLE001 - informational only
         return None
+
+
+def _draft(decoding: dict, artifact: Artifact, knobs: LlamaKnobs, context: int):
+    """A llama-cpp-python draft model that counts drafted and accepted tokens.
+
+    Between two calls the context grows by the tokens accepted from the previous draft plus the one the
+    model adds itself, so accepted = growth - 1 (the last draft of each request is not counted: the
+    request stops before it is verified)."""
+    from llama_cpp import Llama
+    from llama_cpp.llama_speculative import LlamaDraftModel, LlamaPromptLookupDecoding
+
+    class Counting(LlamaDraftModel):
+        def __init__(self):
+            self.reset()
+
+        def reset(self) -> None:
+            self.drafted = self.accepted = self.steps = 0
+            self.new_request()
+
+        def new_request(self) -> None:
+            self._last: tuple[int, int] | None = None  # (context length, draft length) of the previous call
+
+        def __call__(self, input_ids, /, **kwargs):
+            length = int(input_ids.shape[0])
+            if self._last is not None and length > self._last[0]:
+                prev_len, prev_draft = self._last
+                self.drafted += prev_draft
+                self.accepted += min(prev_draft, length - prev_len - 1)
+                self.steps += 1
+            draft = self.propose(input_ids)
+            self._last = (length, int(draft.shape[0]))
+            return draft
+
+        def stats(self) -> dict | None:
+            if not self.steps:
+                return None
+            return {"method": decoding["method"],
+                    "acceptance_rate": self.accepted / self.drafted if self.drafted else 0.0,
+                    "draft_tokens_per_step": self.drafted / self.steps,
+                    "tokens_per_step": (self.accepted + self.steps) / self.steps, "steps": self.steps}
+
+    class Lookup(Counting):
+        def __init__(self):
+            super().__init__()
+            self.lookup = LlamaPromptLookupDecoding(max_ngram_size=int(decoding.get("max_ngram", 2)),
+                                                    num_pred_tokens=int(decoding.get("num_tokens", 10)))
+
+        def propose(self, input_ids):
+            return self.lookup(input_ids)
+
+    class Model(Counting):
+        """Greedy drafts from a second GGUF, keeping its KV cache for the prefix both contexts share."""
+
+        def __init__(self):
+            super().__init__()
+            path = artifact.path.parent / decoding["draft_file"]
+            if not path.is_file():
+                raise ModelError(f"the draft model {path} is missing", "rebuild the variant")
+            self.llm = Llama(str(path), n_ctx=context, n_threads=knobs.threads, n_threads_batch=knobs.threads,
+                             n_batch=knobs.n_batch, verbose=False)
+            self.k, self.vocab = int(decoding.get("num_tokens", 4)), self.llm.n_vocab()
+
+        def propose(self, input_ids):
+            ids, llm = [int(t) for t in input_ids], self.llm
+            cached, same = llm.input_ids[: llm.n_tokens], 0
+            limit = min(len(cached), len(ids) - 1)  # evaluate at least the last token, for its logits
+            while same < limit and cached[same] == ids[same]:
+                same += 1
+            llm.n_tokens = same  # eval() drops the KV cache from here on
+            llm.eval(ids[same:])
+            out: list[int] = []
+            for _ in range(max(0, min(self.k, context - len(ids) - 1))):
+                out.append(int(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(self.vocab,)).argmax()))
+                if len(out) < self.k:
+                    llm.eval(out[-1:])
+            return np.asarray(out, dtype=np.intc)
+
+    return Lookup() if decoding["method"] == "prompt_lookup" else Model()

@@ -2,14 +2,25 @@
 
 Decoding is a plain greedy loop over the model's KV cache, so every token is timed as it appears;
 batches (Offline) go through `model.generate` with left padding.
+
+An artifact's `decoding` meta (set by passes/decoding.py) changes how tokens are produced:
+- `prompt_lookup`: transformers' own prompt-lookup speculative decoding (`prompt_lookup_num_tokens`),
+  greedy, so lossless; tokens reach `on_token` as each verification step accepts them.
+- `griffin` / `hyper_griffin`: FFNs sliced to the neurons the prompt needs (models/griffin.py).
+These serve requests one at a time (no batching), and report their `adaptive.*` figures.
 """
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from inferarena.artifacts import Artifact
+from inferarena.errors import ModelError
 from inferarena.runtimes.base import GenerativeSession, Knobs, Runtime, TokenCallback
+
+DECODING = ("prompt_lookup", "griffin", "hyper_griffin")  # the `decoding` methods this runtime runs
 
 
 class TransformersLM(Runtime):
@@ -22,7 +33,15 @@ class TransformersLM(Runtime):
     extra = "llm"
 
     def load(self, artifact: Artifact, precision: str, knobs: Knobs, input_shapes: dict[str, list[int]]):
-        return TransformersSession(artifact, precision, knobs)
+        decoding = artifact.meta.get("decoding") or {}
+        method = decoding.get("method")
+        if method is None:
+            return TransformersSession(artifact, precision, knobs)
+        if method not in DECODING:
+            raise ModelError(f"transformers cannot decode with {method!r}", f"it runs {', '.join(DECODING)}")
+        if method == "prompt_lookup":
+            return PromptLookupSession(artifact, precision, knobs, decoding)
+        return GriffinSession(artifact, precision, knobs, decoding)
 
 
 class TransformersSession(GenerativeSession):
@@ -72,3 +91,152 @@ class TransformersSession(GenerativeSession):
             logits = self.model(input_ids=torch.tensor([tokens])).logits[0, :-1].float()
             picked = torch.log_softmax(logits, dim=-1)[torch.arange(len(tokens) - 1), torch.tensor(tokens[1:])]
         return picked.double().numpy()
+
+
+class _Streamer:
+    """transformers' streamer protocol: `put` gets the prompt first, then each step's accepted tokens."""
+
+    def __init__(self, on_token: TokenCallback | None):
+        self.on_token, self.prompt_seen, self.steps = on_token, False, 0
+
+    def put(self, value) -> None:
+        if not self.prompt_seen:
+            self.prompt_seen = True
+            return
+        self.steps += 1
+        if self.on_token is not None:
+            for token in value.reshape(-1).tolist():
+                self.on_token(int(token))
+
+    def end(self) -> None:
+        pass
+
+
+class PromptLookupSession(TransformersSession):
+    """Greedy prompt-lookup decoding through `model.generate`; counts drafted and accepted tokens."""
+
+    def __init__(self, artifact: Artifact, precision: str, knobs: Knobs, decoding: dict):
+        super().__init__(artifact, precision, knobs)
+        self.num_tokens, self.max_ngram = int(decoding.get("num_tokens", 10)), int(decoding.get("max_ngram", 2))
+        # Greedy and end-of-sequence ignored, as the plain loop: the same tokens, drafted and verified.
+        self.config = dict(do_sample=False, prompt_lookup_num_tokens=self.num_tokens,
+                           max_matching_ngram_size=self.max_ngram, eos_token_id=None, pad_token_id=self.pad)
+        self.info.update(decoding={"method": "prompt_lookup", "num_tokens": self.num_tokens,
+                                   "max_ngram": self.max_ngram})
+        self._counts = {"drafted": 0, "accepted": 0, "steps": 0}
+        original = self.model._get_candidate_generator
+        counts = self._counts
+
+        def counting(*args, **kwargs):  # wrap the generator transformers builds, to see drafts and matches
+            generator = original(*args, **kwargs)
+            get, update = generator.get_candidates, generator.update_candidate_strategy
+
+            def get_candidates(input_ids, *a, **k):
+                candidates, logits = get(input_ids, *a, **k)
+                counts["drafted"] += candidates.shape[1] - input_ids.shape[1]
+                counts["steps"] += 1
+                return candidates, logits
+
+            def update_candidate_strategy(input_ids, scores, num_matches):
+                counts["accepted"] += int(num_matches)
+                return update(input_ids, scores, num_matches)
+
+            generator.get_candidates, generator.update_candidate_strategy = get_candidates, update_candidate_strategy
+            return generator
+
+        self.model._get_candidate_generator = counting
+
+    def generate(self, prompt: list[int], max_new_tokens: int, on_token: TokenCallback | None = None) -> list[int]:
+        torch = self.torch
+        with torch.inference_mode():
+            out = self.model.generate(input_ids=torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt),
+                                      dtype=torch.long), max_new_tokens=max_new_tokens, **self.config,
+                                      streamer=_Streamer(on_token))
+        return out[0, len(prompt):].tolist()
+
+    def generate_batch(self, prompts: list[list[int]], max_new_tokens: int) -> list[list[int]]:
+        return [self.generate(p, max_new_tokens) for p in prompts]  # assisted generation takes one sequence
+
+    def adaptive_stats(self, reset: bool = False) -> dict | None:
+        c = dict(self._counts)
+        if reset:
+            self._counts.update(drafted=0, accepted=0, steps=0)
+        if not c["steps"]:
+            return None
+        return {"method": "prompt_lookup", "acceptance_rate": c["accepted"] / c["drafted"] if c["drafted"] else 0.0,
+                "draft_tokens_per_step": c["drafted"] / c["steps"],
+                "tokens_per_step": (c["accepted"] + c["steps"]) / c["steps"], "steps": c["steps"]}
+
+
+class GriffinSession(TransformersSession):
+    """FFNs sliced per request: by the prompt's own activations (griffin) or by a hypernetwork (hyper_griffin)."""
+
+    def __init__(self, artifact: Artifact, precision: str, knobs: Knobs, decoding: dict):
+        super().__init__(artifact, precision, knobs)
+        from inferarena.models import griffin
+
+        self.griffin_mod, self.method = griffin, decoding["method"]
+        self.griffin = griffin.Griffin(self.model, float(decoding.get("keep", 0.5)))
+        self.hyper = None
+        if self.method == "hyper_griffin":
+            cfg = self.model.config
+            self.hyper = griffin.load_hyper(artifact.path, cfg.hidden_size, len(self.griffin.modules),
+                                            self.griffin.width, int(decoding["hidden"])).to(self.model.dtype)
+        self.info.update(decoding={k: v for k, v in decoding.items()})
+        self._requests = 0
+
+    def _prefill(self, ids):
+        """Prefill, choosing the neurons: GRIFFIN from the prompt's FFN activations (prefill in full),
+        hyper-GRIFFIN from its controller before prefill (prefill sliced)."""
+        self._requests += 1
+        if self.hyper is not None:
+            start = time.perf_counter()
+            scores = self.hyper(self.griffin_mod.prompt_summary(self.model, ids))[0].view(len(self.griffin.modules), -1)
+            self.griffin.slice_top(scores.float())
+            self.griffin.controller_s[-1] = time.perf_counter() - start  # the network's time and the slicing
+            return self.model(input_ids=ids, use_cache=True)
+        self.griffin.record()
+        result = self.model(input_ids=ids, use_cache=True)
+        self.griffin.slice_top(self.griffin.recorded_scores())
+        return result
+
+    def generate(self, prompt: list[int], max_new_tokens: int, on_token: TokenCallback | None = None) -> list[int]:
+        torch = self.torch
+        out: list[int] = []
+        with torch.inference_mode():
+            result = self._prefill(torch.tensor([prompt]))
+            while True:
+                token = int(result.logits[0, -1].argmax())
+                out.append(token)
+                if on_token is not None:
+                    on_token(token)
+                if len(out) >= max_new_tokens:
+                    return out
+                result = self.model(input_ids=torch.tensor([[token]]), past_key_values=result.past_key_values,
+                                    use_cache=True)
+
+    def generate_batch(self, prompts: list[list[int]], max_new_tokens: int) -> list[list[int]]:
+        return [self.generate(p, max_new_tokens) for p in prompts]  # each prompt has its own neurons
+
+    def token_logprobs(self, tokens: list[int]) -> np.ndarray:
+        """Teacher-forced, as generation runs: the first half of the text is the prompt that picks the
+        neurons; the second half is scored on the sliced FFNs, after that prompt's KV cache."""
+        torch = self.torch
+        half = max(1, len(tokens) // 2)
+        with torch.inference_mode():
+            head = self._prefill(torch.tensor([tokens[:half]]))
+            tail = self.model(input_ids=torch.tensor([tokens[half:]]), past_key_values=head.past_key_values,
+                              use_cache=True)
+            logits = torch.cat([head.logits[0], tail.logits[0]])[:-1].float()
+            picked = torch.log_softmax(logits, dim=-1)[torch.arange(len(tokens) - 1), torch.tensor(tokens[1:])]
+        return picked.double().numpy()
+
+    def adaptive_stats(self, reset: bool = False) -> dict | None:
+        spent = list(self.griffin.controller_s)
+        if reset:
+            self.griffin.controller_s.clear()
+        if not spent:
+            return None
+        return {"method": self.method, "active_params_ratio": self.griffin.active_params_ratio,
+                "ffn_kept_ratio": self.griffin.k / self.griffin.width,
+                "controller_ms": 1000.0 * float(np.mean(spent)), "inputs": len(spent)}

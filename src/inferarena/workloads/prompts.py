@@ -5,6 +5,12 @@ The default corpus is the Lee news corpus from gensim's test data (50 short news
 once with the task metrics' data). The first 40 articles give the prompts; the last 10 are held out
 as the perplexity text, so no prompt is scored. A user corpus (`--texts`) is split the same way.
 Prompts are tokenized once, here, with the model's own tokenizer: every runtime gets the same ids.
+
+`generation.prompts` says what a prompt asks. `continue` (the default): the excerpt alone, which the
+model continues in its own words. `grounded`: the excerpt, then an instruction to repeat it
+(GROUNDED_INSTRUCTION), so the output copies the input, as answers grounded in retrieved passages
+do. Speculative decoding from the prompt pays on the second and may not on the first; both are
+measured as they are.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from inferarena.workloads.base import Batch, Workload
 from inferarena.workloads.corpus import read_texts, stdlib_paragraphs
 
 HELD_OUT = 0.2  # share of the corpus's documents kept for perplexity
+GROUNDED_INSTRUCTION = "\n\nRepeat the text above, word for word:\n"
 
 
 class PromptWorkload(Workload):
@@ -31,8 +38,9 @@ class PromptWorkload(Workload):
     max_batch = None
 
     def __init__(self, prompts: list[list[int]], outputs: list[int], perplexity_text: list[int], context: int,
-                 source: str, notes: list[str], tokenizer_path: str | None = None):
+                 source: str, notes: list[str], tokenizer_path: str | None = None, style: str = "continue"):
         self.prompts, self.outputs, self.perplexity_text = prompts, outputs, perplexity_text
+        self.style = style
         self.tokenizer_path = tokenizer_path
         self.context, self.source, self.notes = context, source, notes
 
@@ -54,9 +62,11 @@ class PromptWorkload(Workload):
         prompt_docs = [ids for ids in encoded[:split] if ids]
         held_out = [t for ids in encoded[split:] for t in ids][: generation.perplexity_tokens]
         rng = random.Random(config.seed)
-        longest = generation.prompt_tokens.max + generation.output_tokens.max
+        suffix = (tokenizer.encode(GROUNDED_INSTRUCTION, add_special_tokens=False).ids
+                  if generation.prompts == "grounded" else [])
+        longest = generation.prompt_tokens.max + len(suffix) + generation.output_tokens.max
         if longest > generation.context:
-            raise ConfigError(f"prompts of up to {generation.prompt_tokens.max} tokens plus "
+            raise ConfigError(f"prompts of up to {generation.prompt_tokens.max + len(suffix)} tokens plus "
                               f"{generation.output_tokens.max} generated do not fit generation.context "
                               f"{generation.context}", "raise generation.context or shorten the lengths")
         prompts, outputs = [], []
@@ -69,12 +79,13 @@ class PromptWorkload(Workload):
                 text += prompt_docs[first]
             start = rng.randrange(len(text) - length + 1)
             prompt = text[start : start + length]
-            prompts.append(prompt)
+            prompts.append(prompt + suffix)
             outputs.append(draw(generation.output_tokens, rng))
         if len(held_out) < generation.perplexity_tokens:
             notes.append(f"perplexity scored on {len(held_out)} held-out tokens (fewer than the "
                          f"{generation.perplexity_tokens} asked: the corpus is short)")
-        return cls(prompts, outputs, held_out, generation.context, source, notes, artifact.meta["tokenizer"])
+        return cls(prompts, outputs, held_out, generation.context, source, notes, artifact.meta["tokenizer"],
+                   generation.prompts)
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -97,7 +108,7 @@ class PromptWorkload(Workload):
 
     def describe(self) -> dict[str, Any]:
         lengths, outputs = np.array([len(p) for p in self.prompts]), np.array(self.outputs)
-        return {"kind": "prompts", "samples": len(self), "source": self.source,
+        return {"kind": "prompts", "prompts": self.style, "samples": len(self), "source": self.source,
                 "prompt_tokens_p50": float(np.median(lengths)), "prompt_tokens_p90": float(np.percentile(lengths, 90)),
                 "prompt_tokens_max": int(lengths.max()), "output_tokens_p50": float(np.median(outputs)),
                 "output_tokens_max": int(outputs.max()), "perplexity_tokens": len(self.perplexity_text),

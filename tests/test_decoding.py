@@ -1,0 +1,209 @@
+"""Test-time methods for causal LMs (passes/decoding.py): prompt-lookup speculation is lossless and counted,
+GRIFFIN slices the FFNs from the prompt, hyper-GRIFFIN learns the slicing, and grounded prompts copy."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inferarena import models, plan, workloads
+from inferarena.hardware import host
+from inferarena.artifacts import Artifact
+from inferarena.config import GenerationConfig, LengthDist, RunConfig, WorkloadConfig
+from inferarena.errors import ModelError
+from inferarena.passes.base import PassContext
+
+pytest.importorskip("transformers")
+pytest.importorskip("llama_cpp")
+
+LOOKUP = {"method": "prompt_lookup", "num_tokens": 6, "max_ngram": 2}
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    return models.resolve("smollm2")
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory, smollm2) -> Artifact:
+    """A random 2-layer Llama with SmolLM2's tokenizer: the transformers paths in a second."""
+    import torch
+    import transformers
+
+    from inferarena.models.causal_lm import causal_lm_artifact
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    config = transformers.LlamaConfig(vocab_size=49152, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)
+    torch.manual_seed(0)
+    transformers.LlamaForCausalLM(config).eval().save_pretrained(folder)
+    shutil.copy(smollm2.meta["tokenizer"], folder / "tokenizer.json")
+    return causal_lm_artifact(folder, name="tiny-llama")
+
+
+def _marked(artifact: Artifact, decoding: dict) -> Artifact:
+    return Artifact(artifact.path, artifact.format, {**artifact.meta, "decoding": decoding})
+
+
+def _session(artifact, runtime="transformers"):
+    from inferarena import runtimes
+
+    cls = runtimes.get(runtime)
+    return cls().load(artifact, "fp32", cls.validate_knobs({"threads": 1}), {"input_ids": [1, 512]})
+
+
+def test_prompt_lookup_is_lossless_and_counts_its_drafts(tiny_llama, one_thread):
+    prompt = list(range(1000, 1020)) * 3  # repeats: the n-gram lookup finds drafts
+    plain = _session(tiny_llama).generate(prompt, 24)
+    session = _session(_marked(tiny_llama, LOOKUP))
+    seen: list[int] = []
+    got = session.generate(prompt, 24, on_token=seen.append)
+    assert got == plain and seen == plain  # greedy verification: the plain tokens, each reported once
+    stats = session.adaptive_stats(reset=True)
+    assert stats["method"] == "prompt_lookup" and stats["steps"] >= 1
+    assert 0 <= stats["acceptance_rate"] <= 1 and 1 <= stats["tokens_per_step"] <= 1 + LOOKUP["num_tokens"]
+    assert session.adaptive_stats() is None  # reset
+
+
+def test_llama_cpp_prompt_lookup_counts_drafts(smollm2):
+    prompt = [504, 3575, 282, 4649, 314] * 6
+    session = _session(_marked(smollm2, LOOKUP), "llama_cpp")
+    out = session.generate(prompt, 16)
+    assert len(out) == 16
+    stats = session.adaptive_stats(reset=True)
+    assert stats and stats["draft_tokens_per_step"] > 0 and 0 <= stats["acceptance_rate"] <= 1
+
+
+def test_draft_model_drafts_from_a_cheaper_build(smollm2, tmp_path):
+    from inferarena import passes
+
+    steps = (("gguf_quantize", json.dumps({"type": "f16"})),
+             ("speculative_decoding", json.dumps({"method": "draft_model", "num_tokens": 3, "draft_type": "q4_0"})))
+    built, _ = passes.apply(steps, smollm2, tmp_path, None)
+    assert built.meta["decoding"]["draft_type"] == "q4_0" and (built.path.parent / "draft.gguf").is_file()
+    session = _session(built, "llama_cpp")
+    assert len(session.generate([504, 3575, 282, 4649, 314], 12)) == 12
+    stats = session.adaptive_stats()
+    assert stats["method"] == "draft_model" and stats["draft_tokens_per_step"] == 3
+    session.close()
+
+
+def test_runtimes_refuse_a_decoding_they_cannot_run(tiny_llama, smollm2):
+    with pytest.raises(ModelError, match="cannot decode with 'griffin'"):
+        _session(_marked(smollm2, {"method": "griffin", "keep": 0.5}), "llama_cpp")
+    with pytest.raises(ModelError, match="cannot decode with 'medusa'"):
+        _session(_marked(tiny_llama, {"method": "medusa"}))
+
+
+def test_griffin_keeping_every_neuron_changes_nothing(tiny_llama, one_thread):
+    prompt = list(range(2000, 2030))
+    plain = _session(tiny_llama)
+    full = _session(_marked(tiny_llama, {"method": "griffin", "keep": 1.0}))
+    assert full.generate(prompt, 12) == plain.generate(prompt, 12)
+    text = list(range(3000, 3040))
+    assert np.allclose(full.token_logprobs(text), plain.token_logprobs(text), atol=1e-4)
+    half = _session(_marked(tiny_llama, {"method": "griffin", "keep": 0.5}))
+    assert len(half.generate(prompt, 12)) == 12
+    stats = half.adaptive_stats()
+    assert stats["ffn_kept_ratio"] == 0.5 and 0 < stats["active_params_ratio"] < 1 and stats["controller_ms"] > 0
+    assert half.griffin.modules[0].sliced[0].shape == (64, 64)  # gate rows: half of 128 neurons
+
+
+def test_hyper_griffin_trains_on_calibration_prompts_and_runs(tiny_llama, tmp_path, one_thread):
+    from inferarena.passes.decoding import HyperGriffin, HyperGriffinConfig
+
+    generation = GenerationConfig(prompt_tokens=LengthDist(median=24, min=8, max=48),
+                                  output_tokens=LengthDist(median=8, min=8, max=8), perplexity_tokens=64)
+    workload = workloads.build(tiny_llama, WorkloadConfig(num_samples=40), generation)
+    context = PassContext(workload, None, list(range(8)), threads=1, fingerprint="test")
+    config = HyperGriffinConfig(hidden=16, calibration_prompts=24, steps=30)
+    built = HyperGriffin().run(tiny_llama, config, tmp_path, context)
+    report = built.meta["pass_report"]["hyper_griffin"]
+    assert built.meta["decoding"] == {"method": "hyper_griffin", "keep": 0.5, "hidden": 16}
+    assert report["fit_prompts"] + report["holdout_prompts"] == 24
+    assert 0 <= report["overlap_with_griffin_holdout"] <= 1 and 0 <= report["overlap_of_one_static_set_holdout"] <= 1
+    session = _session(built)
+    assert len(session.generate(workload.prompt(0), 8)) == 8
+    assert session.adaptive_stats()["method"] == "hyper_griffin"
+    assert np.isfinite(session.token_logprobs(workload.perplexity_text)).all()
+
+
+def test_grounded_prompts_end_with_the_instruction(smollm2):
+    from tokenizers import Tokenizer
+
+    from inferarena.workloads.prompts import GROUNDED_INSTRUCTION
+
+    generation = GenerationConfig(prompts="grounded", prompt_tokens=LengthDist(median=24, min=8, max=48))
+    workload = workloads.build(smollm2, WorkloadConfig(num_samples=8), generation)
+    suffix = Tokenizer.from_file(smollm2.meta["tokenizer"]).encode(GROUNDED_INSTRUCTION, add_special_tokens=False).ids
+    assert all(p[-len(suffix):] == suffix for p in workload.prompts)
+    assert workload.describe()["prompts"] == "grounded"
+
+
+def test_presets_plan_on_the_runtimes_that_run_them(smollm2):
+    config = RunConfig.parse({"model": "smollm2", "runtimes": [{"name": "llama_cpp"}, {"name": "transformers"}],
+                              "pipelines": [{"name": n, "passes": p, "runtimes": r} for n, p, r in _presets()]},
+                             source="test")
+    generation = GenerationConfig(prompt_tokens=LengthDist(median=24, min=8, max=48))
+    workload = workloads.build(smollm2, WorkloadConfig(num_samples=8), generation)
+    specs, notes = plan.plan(config, smollm2, workload, host())
+    names = {s.name for s in specs}
+    # llama.cpp runs the GGUF in its own type (q4_1); transformers dequantizes it to FP32.
+    assert {"llama_cpp/q4_1@prompt-lookup", "transformers/fp32@prompt-lookup", "transformers/fp32@griffin",
+            "transformers/fp32@hyper-griffin"} <= names
+    assert not any(n.startswith("llama_cpp") and "griffin" in n for n in names)
+    lookup = next(s for s in specs if s.name == "transformers/fp32@prompt-lookup")
+    assert [step for step, _ in lookup.steps] == ["speculative_decoding", "gguf_to_hf"]
+
+
+def _presets():
+    from inferarena.config import PRESET_RUNTIMES, PRESETS
+
+    return [(n, PRESETS[n], PRESET_RUNTIMES[n]) for n in ("prompt-lookup", "griffin", "hyper-griffin")]
+
+
+def test_conversion_keeps_the_decoding_mark(smollm2, tmp_path):
+    from inferarena import passes
+
+    steps = (("speculative_decoding", json.dumps(LOOKUP)), ("gguf_to_hf", "{}"))
+    built, applied = passes.apply(steps, smollm2, tmp_path, None)
+    assert built.format == "hf_causal_lm" and built.meta["decoding"] == LOOKUP
+    assert [a["pass"] for a in applied] == ["speculative_decoding", "gguf_to_hf"]
+
+
+@pytest.mark.slow
+def test_run_llm_test_time_methods_end_to_end(tmp_path):
+    """The Done-when command, cut down: the three presets on transformers and llama.cpp, fidelity and
+    adaptive.* in the leaderboard and the --json."""
+    config = tmp_path / "llm.yaml"
+    config.write_text(
+        "model: smollm2\nquick: true\nrounds: {count: 1}\nscenarios: [llm_single_stream]\n"
+        "workload: {num_samples: 48}\n"
+        "generation: {prompts: grounded, prompt_tokens: {median: 32, min: 16, max: 64}, "
+        "output_tokens: {median: 16, min: 16, max: 16}, fidelity_prompts: 3, fidelity_tokens: 16, "
+        "perplexity_tokens: 64}\n"
+        "runtimes: [{name: llama_cpp}, {name: transformers}]\n")
+    out = tmp_path / "run.json"
+    done = subprocess.run([sys.executable, "-m", "inferarena", "run", "--config", str(config), "--pipelines",
+                           "prompt-lookup,griffin,hyper-griffin", "--db", str(tmp_path / "r.db"), "--json", str(out),
+                           "--no-report"], capture_output=True, text=True,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "220"}, cwd=tmp_path, timeout=1500)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    variants = {v["name"]: v for v in json.loads(out.read_text())["variants"]}
+    assert {"transformers/fp32@prompt-lookup", "llama_cpp/q4_1@prompt-lookup", "transformers/fp32@griffin",
+            "transformers/fp32@hyper-griffin"} <= set(variants)
+    for name in ("transformers/fp32@prompt-lookup", "llama_cpp/q4_1@prompt-lookup"):
+        assert variants[name]["status"] == "ok", variants[name]["error"]
+        assert 0 <= variants[name]["metrics"]["adaptive.acceptance_rate"] <= 1
+    assert variants["transformers/fp32@prompt-lookup"]["metrics"]["fidelity.token_agreement"] == 1.0
+    for name in ("transformers/fp32@griffin", "transformers/fp32@hyper-griffin"):
+        m = variants[name]["metrics"]
+        assert m["adaptive.active_params_ratio"] < 1 and m["adaptive.controller_ms"] > 0 and m["fidelity.perplexity"] > 1
+    assert "draft tokens accepted" in done.stdout or "accepted" in done.stdout

@@ -45,3 +45,25 @@ def test_wide_keeps_one_table():
 
 def test_a_table_that_fits_stays_whole():
     assert len(parts(_columns()[:6], Console(width=100))) == 1
+
+
+def test_adaptive_variants_get_their_own_table():
+    from inferarena.report.console import adaptive_table
+    from inferarena.results import VariantResult
+
+    def variant(name, adaptive):
+        return VariantResult(name=name, runtime="transformers", precision="fp32", shape="dynamic", adaptive=adaptive)
+
+    rows = [variant("transformers/fp32", None),
+            variant("transformers/fp32@prompt-lookup", {"method": "prompt_lookup", "acceptance_rate": 0.28,
+                                                        "tokens_per_step": 2.56, "steps": 25}),
+            variant("transformers/fp32@griffin", {"method": "griffin", "ffn_kept_ratio": 0.5,
+                                                  "active_params_ratio": 0.704, "controller_ms": 16.5, "inputs": 6})]
+    console = Console(width=200, record=True, force_terminal=False, color_system=None)
+    adaptive_table(console, rows)
+    text = console.export_text()
+    assert "Adaptive variants" in text and "transformers/fp32@griffin" in text
+    assert text.count("transformers/fp32") == 2  # the plain variant has no row
+    for shown in ("draft tokens accepted", "0.28", "2.56", "FFN neurons kept", "0.70", "16.50", "controller"):
+        assert shown in text
+    assert rows[1].adapts_per_input and rows[2].adapts_per_input and not rows[0].adapts_per_input

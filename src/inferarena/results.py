@@ -118,13 +118,13 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
     _m("layers_hist", "inputs", None, "first", "inputs by layers used"),
     _m("early_exit_ratio", "", None, "first", "inputs that exited early"),
     _m("tokens_kept_ratio", "", None, "first", "tokens kept"),
-    _m("active_params_ratio", "", False, "first", "active layer params"),
+    _m("active_params_ratio", "", False, "first", "active params"),
     _m("acceptance_rate", "", True, "first", "draft tokens accepted"),
     _m("draft_tokens_per_step", "tokens", None, "first", "draft tokens per step"),
-    _m("tokens_per_step", "tokens", True, "first", "tokens per verification step"),
+    _m("tokens_per_step", "tokens", True, "first", "tokens per step"),
     _m("steps", "", None, "first", "verification steps"),
     _m("ffn_kept_ratio", "", None, "first", "FFN neurons kept"),
-    _m("controller_ms", "ms", False, "mean", "controller time per batch"),
+    _m("controller_ms", "ms", False, "mean", "controller time"),
     _m("inputs", "", None, "first", "inputs decided"),
     # Decided across variants.
     _m("model_mb", "MB", False, label="model size on disk"),
@@ -306,6 +306,12 @@ class VariantResult:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def adapts_per_input(self) -> bool:
+        """Whether its cost is decided per input (early exit, token pruning, speculation, FFN slicing): the
+        session counted per-input decisions. A static method's figures (layer-drop) have none."""
+        return bool(self.adaptive) and any(k in self.adaptive for k in ("inputs", "steps"))
 
     @property
     def parent_artifact(self) -> str | None:

@@ -71,8 +71,8 @@ class SpeculativeConfig(BaseModel):
 
 class SpeculativeDecoding(Pass):
     name = "speculative_decoding"
-    accepts = ("gguf", "hf_causal_lm")
-    produces = ("gguf", "hf_causal_lm")
+    accepts = ("gguf", "hf_causal_lm", "ov_genai")
+    produces = ("gguf", "hf_causal_lm", "ov_genai")
     Config = SpeculativeConfig
 
     @classmethod

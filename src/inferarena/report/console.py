@@ -12,7 +12,7 @@ from inferarena.kinds.base import Kind
 from inferarena.report.json_export import describe_workload
 from inferarena.report.fit import Col, print_table
 from inferarena.report.leaderboard import LEGEND, NOISY_NOTE, board, check_sort, fmt, measured_scenarios
-from inferarena.results import RunRecord, VariantResult
+from inferarena.results import RunRecord, VariantResult, metric
 from inferarena.scenarios.base import QUICK_NOTE
 
 
@@ -48,6 +48,7 @@ def render_run(run: RunRecord, console: Console, sort: str | None = None, wide: 
     ok = run.ok
     if ok:
         variants_table(console, ok, kind, env, wide)
+        adaptive_table(console, ok, wide)
     noisy_pct = run.config.get("rounds", {}).get("noisy_spread_pct", 10.0)
     drift_pct = run.config.get("rounds", {}).get("drift_pct", 20.0)
     explained: set[str] = set()  # headers whose legend was printed under an earlier table
@@ -94,6 +95,28 @@ def variants_table(console: Console, variants: list[VariantResult], kind: Kind, 
         steps.append(escape(text or "-"))
     cols.append(Col("passes (* cached)", steps, "left"))
     print_table(console, escape(title), cols, wide=wide)
+
+
+# The adaptive.* figures a table shows, in this order, when some variant has them (the histogram stays in the JSON).
+ADAPTIVE_SHOWN = ("method", "layers_mean", "layers_p90", "early_exit_ratio", "tokens_kept_ratio", "ffn_kept_ratio",
+                  "active_params_ratio", "acceptance_rate", "draft_tokens_per_step", "tokens_per_step",
+                  "controller_ms", "inputs")
+
+
+def adaptive_table(console: Console, variants: list[VariantResult], wide: bool = False) -> None:
+    """What each adaptive variant decided per input, on the fidelity inputs: depth, tokens or FFN neurons
+    kept, drafts accepted, and the controller's own time."""
+    rows = [v for v in variants if v.adaptive]
+    if not rows:
+        return
+    keys = [k for k in ADAPTIVE_SHOWN if any(v.adaptive.get(k) is not None for v in rows)]
+    cols = [Col("variant", [escape(v.name) for v in rows], "left", key=True)]
+    for key in keys:
+        m = metric(key)
+        header = (m.label if m else key) + (f" ({m.unit})" if m and m.unit == "ms" else "")
+        cols.append(Col(escape(header), [escape(fmt(v.adaptive.get(key))) for v in rows],
+                        "left" if key == "method" else "right"))
+    print_table(console, "Adaptive variants — what each decided per input (fidelity inputs)", cols, wide=wide)
 
 
 def _cell(fidelity: dict, column) -> str:

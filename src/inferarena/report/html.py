@@ -38,6 +38,13 @@ COLUMNS = [
     ("generation.pct_of_bandwidth", "% BW roofline", ".3g"),
     ("generation.offline_tokens_per_s", "Offline tok/s", ".4g"),
     ("generation.server_requests_per_s", "Server req/s", ".3g"),
+    ("adaptive.layers_mean", "layers used (mean)", ".2f"),
+    ("adaptive.tokens_kept_ratio", "tokens kept", ".2f"),
+    ("adaptive.ffn_kept_ratio", "FFN kept", ".2f"),
+    ("adaptive.active_params_ratio", "active params", ".2f"),
+    ("adaptive.acceptance_rate", "drafts accepted", ".2f"),
+    ("adaptive.tokens_per_step", "tokens/step", ".2f"),
+    ("adaptive.controller_ms", "controller ms", ".3g"),
     ("memory.peak_rss_mb", "peak RSS MB", ".0f"),
     ("single_stream.round_spread_pct", "SS rounds spread %", ".0f"),
     ("offline.round_spread_pct", "Offline rounds spread %", ".0f"),
@@ -189,11 +196,16 @@ def _pareto(go, ok, colors, x_key, y_key, x_title, y_title, title, higher_better
         return None
     fig = go.Figure()
     for runtime, color in colors.items():
-        mine = [(v, x, y) for v, x, y in points if v.runtime == runtime]
-        if mine:
+        for adaptive in (False, True):  # adaptive variants (cost decided per input) are marked: open diamonds
+            mine = [(v, x, y) for v, x, y in points if v.runtime == runtime and v.adapts_per_input == adaptive]
+            if not mine:
+                continue
             fig.add_trace(go.Scatter(
-                x=[x for _, x, _ in mine], y=[y for _, _, y in mine], mode="markers", name=E(runtime),
-                marker={"size": 11, "color": color}, text=[E(v.name) for v, _, _ in mine],
+                x=[x for _, x, _ in mine], y=[y for _, _, y in mine], mode="markers",
+                name=E(runtime) + (" · adaptive" if adaptive else ""),
+                marker={"size": 12 if adaptive else 11, "color": color,
+                        "symbol": "diamond-open" if adaptive else "circle", "line": {"width": 2}},
+                text=[E(v.name) for v, _, _ in mine],
                 hovertemplate="%{text}<br>" + E(x_title) + ": %{x:.4g}<br>" + E(y_title) + ": %{y:.5g}<extra></extra>",
             ))
     front = pareto_front([(x, y) for _, x, y in points], higher_better)

@@ -207,3 +207,12 @@ def test_run_llm_test_time_methods_end_to_end(tmp_path):
         m = variants[name]["metrics"]
         assert m["adaptive.active_params_ratio"] < 1 and m["adaptive.controller_ms"] > 0 and m["fidelity.perplexity"] > 1
     assert "draft tokens accepted" in done.stdout or "accepted" in done.stdout
+
+
+def test_calibration_cache_key_follows_the_prompts():
+    from inferarena.arena import _fingerprint
+
+    default = RunConfig.parse({}, source="test")
+    grounded = RunConfig.parse({"generation": {"prompts": "grounded"}}, source="test")
+    assert _fingerprint(default, 8) != _fingerprint(grounded, 8)
+    assert _fingerprint(default, 8) == f"{default.workload.model_dump_json()}|8"  # encoder caches stay valid

@@ -262,8 +262,20 @@ def _reference_and_context(config: RunConfig, kind, launcher: Launcher, artifact
     reference = launcher.run(fn, args, config.timeout_s(), log)
     emit("done", {"name": "reference (FP32)", "ok": reference.ok, "error": reference.error})
     context = PassContext(workload, reference.value, eval_indices, _threads(config), batch_size=config.workload.batch_size,
-                          fingerprint=f"{config.workload.model_dump_json()}|{len(eval_indices)}")
+                          fingerprint=_fingerprint(config, len(eval_indices)))
     return reference, context
+
+
+def _fingerprint(config, eval_count: int) -> str:
+    """What the calibration data depends on: part of every data-driven pass's cache key. Generation
+    settings shape the prompts (lengths, what they ask), so they count only where they do: a default
+    generation block leaves the key as it was, and encoder caches stay valid."""
+    from inferarena.config import GenerationConfig
+
+    key = f"{config.workload.model_dump_json()}|{eval_count}"
+    if config.generation != GenerationConfig():
+        key += f"|{config.generation.model_dump_json()}"
+    return key
 
 
 def _evaluators(config: RunConfig, artifact, notes: list[str]) -> tuple[str, ...]:

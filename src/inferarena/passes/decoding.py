@@ -17,7 +17,6 @@ gguf_to_hf.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from pathlib import Path
@@ -30,13 +29,7 @@ from inferarena.artifacts import Artifact
 from inferarena.errors import ConfigError
 from inferarena.passes.base import Pass, PassContext
 from inferarena.passes.gguf import FTYPES, GGUFQuantize, GGUFQuantizeConfig
-
-
-def _link_or_copy(src: str, dst: str) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+from inferarena.passes.torchao_quant import _link_or_copy
 
 
 def _relink(artifact: Artifact, out_dir: Path) -> Path:

@@ -63,8 +63,7 @@ class TransformersSession(GenerativeSession):
         torch = self.torch
         out: list[int] = []
         with torch.inference_mode():
-            ids = torch.tensor([prompt])
-            result = self.model(input_ids=ids, use_cache=True)
+            result = self._prefill(torch.tensor([prompt]))
             while True:
                 token = int(result.logits[0, -1].argmax())
                 out.append(token)
@@ -74,6 +73,9 @@ class TransformersSession(GenerativeSession):
                     return out
                 result = self.model(input_ids=torch.tensor([[token]]), past_key_values=result.past_key_values,
                                     use_cache=True)
+
+    def _prefill(self, ids):
+        return self.model(input_ids=ids, use_cache=True)
 
     def generate_batch(self, prompts: list[list[int]], max_new_tokens: int) -> list[list[int]]:
         torch = self.torch
@@ -183,12 +185,10 @@ class GriffinSession(TransformersSession):
             self.hyper = griffin.load_hyper(artifact.path, cfg.hidden_size, len(self.griffin.modules),
                                             self.griffin.width, int(decoding["hidden"])).to(self.model.dtype)
         self.info.update(decoding={k: v for k, v in decoding.items()})
-        self._requests = 0
 
     def _prefill(self, ids):
         """Prefill, choosing the neurons: GRIFFIN from the prompt's FFN activations (prefill in full),
         hyper-GRIFFIN from its controller before prefill (prefill sliced)."""
-        self._requests += 1
         if self.hyper is not None:
             start = time.perf_counter()
             scores = self.hyper(self.griffin_mod.prompt_summary(self.model, ids))[0].view(len(self.griffin.modules), -1)
@@ -199,21 +199,6 @@ class GriffinSession(TransformersSession):
         result = self.model(input_ids=ids, use_cache=True)
         self.griffin.slice_top(self.griffin.recorded_scores())
         return result
-
-    def generate(self, prompt: list[int], max_new_tokens: int, on_token: TokenCallback | None = None) -> list[int]:
-        torch = self.torch
-        out: list[int] = []
-        with torch.inference_mode():
-            result = self._prefill(torch.tensor([prompt]))
-            while True:
-                token = int(result.logits[0, -1].argmax())
-                out.append(token)
-                if on_token is not None:
-                    on_token(token)
-                if len(out) >= max_new_tokens:
-                    return out
-                result = self.model(input_ids=torch.tensor([[token]]), past_key_values=result.past_key_values,
-                                    use_cache=True)
 
     def generate_batch(self, prompts: list[list[int]], max_new_tokens: int) -> list[list[int]]:
         return [self.generate(p, max_new_tokens) for p in prompts]  # each prompt has its own neurons

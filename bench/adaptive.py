@@ -7,9 +7,9 @@ Language model (SmolLM2-135M, bundled), SingleStream through LoadGen, decode tok
 - griffin at 50% FFN: >= 1.15x transformers FP32, perplexity within +5% of the reference;
 - hyper-griffin: >= griffin's decode speed, TTFT (prefill) faster than griffin's, perplexity within +7%;
 - draft-q4 (llama.cpp, F16 verifying Q4_0 drafts): against the plain F16 build, reported.
-Encoder (MiniLM, default corpus, SingleStream p50, torch FP32, dynamic shapes):
+Encoder (MiniLM, default corpus, SingleStream p50, FP32, dynamic shapes, on torch and ONNX Runtime):
 - the best adaptive variant meeting cos_min >= 0.99 with Lee rho within 0.01 of FP32's: >= 1.3x faster
-  than torch FP32 and faster than layer-drop at the same budget; also at a looser budget (0.95).
+  than the same runtime's FP32 and faster than layer-drop at the same budget; also at a looser budget (0.95).
 
 Run: HF_HUB_OFFLINE=1 .venv/bin/python bench/adaptive.py [--parts llm,encoder]
 The LLM part takes about 25 minutes on 2 cores, the encoder part about 10; results in bench-out/adaptive.
@@ -129,28 +129,29 @@ def encoder(out: Path) -> None:
     key = "single_stream.latency_ms_p50"
     methods = ("early-exit", "early-exit-learned", "token-prune")
     for bound in ("0.99", "0.95"):
-        v = inferarena(out, f"minilm-{bound}", ["--quick", "--runtimes", "torch", "--scenarios", "single_stream",
-                                                 "--shapes", "dynamic", "--min-cos", bound, "--pipelines",
-                                                 ",".join((*methods, "layer-drop"))])
-        base = "torch/fp32/dynamic"
-        rho = m(v, base, "task.lee_docsim.spearman")
-        print(f"\n== MiniLM, torch FP32, SingleStream p50, budget cos_min >= {bound} ==")
+        v = inferarena(out, f"minilm-{bound}", ["--quick", "--runtimes", "torch,onnxruntime", "--scenarios",
+                                                 "single_stream", "--shapes", "dynamic", "--min-cos", bound,
+                                                 "--pipelines", ",".join((*methods, "layer-drop"))])
+        print(f"\n== MiniLM, FP32, SingleStream p50, budget cos_min >= {bound} ==")
         for name in sorted(v):
             mm = v[name]["metrics"]
-            print(f"  {name:42s} {v[name]['status']:6s} p50 {mm.get(key, float('nan')):7.3f} ms  "
+            print(f"  {name:48s} {v[name]['status']:6s} p50 {mm.get(key, float('nan')):7.3f} ms  "
                   f"cos_min {mm.get('fidelity.cos_min', float('nan')):.4f}  "
                   f"Lee rho {mm.get('task.lee_docsim.spearman', float('nan')):.4f}  "
                   f"layers {mm.get('adaptive.layers_mean', float('nan')):.2f}  "
                   f"tokens kept {mm.get('adaptive.tokens_kept_ratio', float('nan')):.2f}")
-        eligible = [f"{base}@{p}" for p in methods
-                    if (m(v, f"{base}@{p}", "fidelity.cos_min") or 0) >= float(bound)
-                    and rho is not None and abs((m(v, f"{base}@{p}", "task.lee_docsim.spearman") or -9) - rho) <= 0.01]
-        if not eligible:
-            print("no adaptive variant meets the budget and the Lee rho bound")
-            continue
-        best = min(eligible, key=lambda n: m(v, n, key))
-        ratio(f"{best} vs torch FP32 (speed-up)", m(v, base, key), m(v, best, key), 1.3)
-        ratio(f"{best} vs layer-drop (speed-up)", m(v, f"{base}@layer-drop", key), m(v, best, key), 1.0)
+        for runtime in ("torch", "onnxruntime"):
+            base = f"{runtime}/fp32/dynamic"
+            rho = m(v, base, "task.lee_docsim.spearman")
+            eligible = [f"{base}@{p}" for p in methods
+                        if (m(v, f"{base}@{p}", "fidelity.cos_min") or 0) >= float(bound) and rho is not None
+                        and abs((m(v, f"{base}@{p}", "task.lee_docsim.spearman") or -9) - rho) <= 0.01]
+            if not eligible:
+                print(f"{runtime}: no adaptive variant meets the budget and the Lee rho bound")
+                continue
+            best = min(eligible, key=lambda n: m(v, n, key))
+            ratio(f"{best} vs {base} (speed-up)", m(v, base, key), m(v, best, key), 1.3)
+            ratio(f"{best} vs layer-drop (speed-up)", m(v, f"{base}@layer-drop", key), m(v, best, key), 1.0)
 
 
 def main() -> None:

@@ -186,3 +186,26 @@ def test_adaptive_presets_run_end_to_end_with_their_figures(tmp_path, tiny_bert_
     assert variants["torch/fp32/dynamic@early-exit"]["metrics"]["adaptive.inputs"] == 16
     assert variants["torch/fp32/dynamic@early-exit"]["pipeline_config"]["passes"][0]["config"]["max_drop"] == 0.2
     assert "adaptive.method" in variants["onnxruntime/fp32/dynamic@layer-drop"]["metrics"]  # static: survives export
+
+
+@pytest.mark.parametrize("name", ["adaptive_early_exit", "adaptive_early_exit_learned", "adaptive_token_prune"])
+def test_onnx_runtime_runs_the_same_decisions_from_per_stage_graphs(deep, tmp_path, name):
+    pytest.importorskip("onnxruntime")
+    from inferarena import registry
+    from inferarena.passes.export_onnx import ExportAdaptiveOnnx, ExportOnnxConfig
+    from inferarena.runtimes.ort import OnnxRuntime
+    from inferarena.runtimes.torch_eager import TorchEager
+
+    artifact, workload, _, context = deep
+    cls = registry.load(registry.PASSES, name)
+    adaptive = cls().run(artifact, cls.Config(max_drop=0.9, calibration_samples=32), tmp_path / "a", context)
+    graphs = ExportAdaptiveOnnx().run(adaptive, ExportOnnxConfig(), tmp_path / "onnx", None)
+    assert graphs.format == "adaptive_onnx" and (graphs.path / "layer5.onnx").is_file()
+    batch = workload.collate(list(range(6)), workload.strategies[-1])
+    on_torch = TorchEager().load(adaptive, "fp32", TorchEager.validate_knobs({"threads": 1}), {})
+    on_ort = OnnxRuntime().load(graphs, "fp32", OnnxRuntime.validate_knobs({"threads": 1}), {})
+    np.testing.assert_allclose(on_ort.predict(batch)["sentence_embedding"],
+                               on_torch.predict(batch)["sentence_embedding"], atol=1e-4)
+    want, got = on_torch.adaptive_stats(), on_ort.adaptive_stats()
+    assert got["layers_hist"] == want["layers_hist"] and got.get("tokens_kept_ratio") == want.get("tokens_kept_ratio")
+    assert got["layers_mean"] < 6 or got["tokens_kept_ratio"] < 1  # the graphs really skip work

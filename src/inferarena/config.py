@@ -135,7 +135,8 @@ PRESETS: dict[str, list[dict]] = {
 
 
 # Presets whose result only one runtime can run (torchao lives inside torch; export would drop it).
-PRESET_RUNTIMES = {"torchao-int8": ["torch"], "torchao-int8-weights": ["torch"], "tflite-fp16": ["litert"],
+PRESET_RUNTIMES = {"torchao-int8": ["torch"], "torchao-int8-weights": ["torch"], "early-exit-int8": ["torch"],
+                   "token-prune-int8": ["torch"], "tflite-fp16": ["litert"],
                    "tflite-dynamic-int8": ["litert"], "tflite-int8": ["litert"], "litert-torch": ["litert"],
                    "litert-torch-int8": ["litert"], "gguf-f16": ["llama_cpp"], "gguf-q8_0": ["llama_cpp"],
                    "gguf-q4_1": ["llama_cpp"], "ort-genai-int4": ["ort_genai"], "ort-genai-int8": ["ort_genai"],

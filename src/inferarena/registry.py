@@ -42,6 +42,7 @@ MODEL_SOURCES: dict[str, str] = {
 # Format conversions and optimization passes.
 PASSES: dict[str, str] = {
     "export_onnx": "inferarena.passes.export_onnx:ExportOnnx",
+    "export_adaptive_onnx": "inferarena.passes.export_onnx:ExportAdaptiveOnnx",
     "export_tf": "inferarena.passes.tf_convert:ExportTF",
     "tflite_convert": "inferarena.passes.tf_convert:TFLiteConvert",
     "litert_torch_export": "inferarena.passes.litert_torch:LiteRTTorchExport",

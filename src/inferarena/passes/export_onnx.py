@@ -79,3 +79,23 @@ class ExportOnnx(Pass):
             dynamic_shapes=tuple({0: batch} for _ in specs), opset_version=config.opset, optimize=True, verbose=False,
         )
         return Artifact(out, "onnx", dict(artifact.meta))
+
+
+class ExportAdaptiveOnnx(Pass):
+    """An `adaptive_encoder` folder as one ONNX graph per stage (models/adaptive_onnx.py), for ONNX Runtime."""
+
+    name = "export_adaptive_onnx"
+    accepts = ("adaptive_encoder",)
+    produces = ("adaptive_onnx",)
+    converts = True
+    Config = ExportOnnxConfig
+
+    def run(self, artifact: Artifact, config: BaseModel, out_dir: Path, context=None) -> Artifact:
+        from inferarena.models import adaptive_onnx
+
+        if (Path(artifact.path) / "torchao.json").is_file():
+            raise ConfigError("torchao quantization exists only in the torch runtime, and export would drop it",
+                              "run the INT8 adaptive presets on torch, or drop the ONNX runtimes")
+        out = out_dir / "model"
+        adaptive_onnx.export(Path(artifact.path), out, bool(artifact.meta.get("uses_token_type_ids")), config.opset)
+        return Artifact(out, adaptive_onnx.FORMAT, dict(artifact.meta))

@@ -1,4 +1,8 @@
-"""ONNX Runtime, CPU execution provider; the graph optimization level is a knob."""
+"""ONNX Runtime, CPU execution provider; the graph optimization level is a knob.
+
+An `adaptive_onnx` folder (early exit, token pruning) runs as one graph per stage under the same
+controller torch runs (models/adaptive_onnx.py).
+"""
 
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ class OrtKnobs(StreamKnobs):
 
 class OnnxRuntime(Runtime):
     name = "onnxruntime"
-    formats = ("onnx",)
+    formats = ("onnx", "adaptive_onnx")
     precisions = ("fp32",)
     modules = ("onnxruntime",)
     distribution = "onnxruntime"
@@ -55,6 +59,13 @@ class OnnxRuntime(Runtime):
                                   else ort.ExecutionMode.ORT_SEQUENTIAL)
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if knobs.allow_spinning else "0")
         options.log_severity_level = 3
+        if artifact.format == "adaptive_onnx":
+            from inferarena.models import adaptive_encoder, adaptive_onnx
+
+            controller = adaptive_onnx.load(artifact.path, options, bool(artifact.meta.get("uses_token_type_ids")))
+            adaptive = AdaptiveOrtSession(controller, knobs)
+            adaptive.info["adaptive"] = adaptive_encoder.policy_summary(controller.policy)
+            return adaptive
         session = ort.InferenceSession(str(artifact.path), options, providers=["CPUExecutionProvider"])
         batched = {i.name for i in session.get_inputs() if i.shape and not isinstance(i.shape[0], int)}
         return OrtSession(session, knobs, OnnxFlopCounter(Path(artifact.meta.get("flops_source", artifact.path)), batched))
@@ -80,3 +91,29 @@ class OrtSession(ThreadedSession):
     def predict(self, batch: Batch) -> dict[str, np.ndarray]:
         outputs = self.session.run(self.output_names, {n: batch[n] for n in self.input_names})
         return dict(zip(self.output_names, outputs))
+
+
+class AdaptiveOrtSession(ThreadedSession):
+    """An adaptive encoder on ONNX Runtime: the controller decides per input which stage graphs run."""
+
+    def __init__(self, controller, knobs: OrtKnobs):
+        from inferarena.models.hf_encoder import OUTPUT_NAME, input_names
+
+        self.controller, self.output = controller, OUTPUT_NAME
+        self.input_names = input_names(controller.stages.uses_tt)
+        self.info = {"providers": ["CPUExecutionProvider"], "graph_optimization_level": knobs.graph_optimization_level,
+                     "streams": knobs.streams, "intra_op_threads": knobs.threads_per_stream(),
+                     "allow_spinning": knobs.allow_spinning, "graphs": "one per stage"}
+        self.start_streams(knobs.streams)
+
+    def flops(self, shapes: dict[str, tuple[int, ...]]) -> float | None:
+        return None  # input-dependent: a count on all-ones inputs would misstate the work
+
+    def adaptive_stats(self, reset: bool = False) -> dict | None:
+        stats = self.controller.stats.summary()
+        if reset:
+            self.controller.stats.reset()
+        return stats
+
+    def predict(self, batch: Batch) -> dict[str, np.ndarray]:
+        return {self.output: self.controller.run({n: batch[n] for n in self.input_names})}

@@ -125,6 +125,8 @@ PRESETS: dict[str, list[dict]] = {
     "prompt-lookup": [{"name": "speculative_decoding", "config": {"method": "prompt_lookup", "num_tokens": 10}}],
     "ov-genai-int8-lookup": [{"name": "ov_genai_export", "config": {"weight_format": "int8"}},
                              {"name": "speculative_decoding", "config": {"method": "prompt_lookup", "num_tokens": 10}}],
+    "ov-genai-int8-draft-int4": [{"name": "ov_genai_export", "config": {"weight_format": "int8",
+                                                                       "draft_weight_format": "int4"}}],
     # The F16 build verifies drafts from a Q4_0 build of the same weights (llama.cpp).
     "draft-q4": [{"name": "gguf_quantize", "config": {"type": "f16"}},
                  {"name": "speculative_decoding", "config": {"method": "draft_model", "num_tokens": 4,
@@ -143,6 +145,7 @@ PRESET_RUNTIMES = {"torchao-int8": ["torch"], "torchao-int8-weights": ["torch"],
                    "ort-genai-fp32": ["ort_genai"], "ov-genai-int4": ["openvino_genai"],
                    "ov-genai-int8": ["openvino_genai"], "prompt-lookup": ["transformers", "llama_cpp"],
                    "draft-q4": ["llama_cpp"], "ov-genai-int8-lookup": ["openvino_genai"],
+                   "ov-genai-int8-draft-int4": ["openvino_genai"],
                    "griffin": ["transformers"], "hyper-griffin": ["transformers"]}
 
 

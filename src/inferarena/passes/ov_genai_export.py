@@ -33,6 +33,10 @@ class OVGenAIExportConfig(BaseModel):
     group_size: int = Field(64, ge=-1, description="INT4 weights sharing one scale (-1: per channel).")
     ratio: float = Field(1.0, gt=0, le=1, description="Share of layers in INT4; the rest INT8.")
     sym: bool = Field(False, description="Symmetric INT4 (asymmetric keeps more accuracy).")
+    draft_weight_format: Literal["int4", "int8"] | None = Field(
+        None, description="Also export a draft build in this format, for OpenVINO GenAI's speculative decoding "
+        "(the export verifies its drafts).")
+    draft_tokens: int = Field(4, ge=1, le=32, description="Draft tokens proposed per step (with draft_weight_format).")
 
 
 class OVGenAIExport(Pass):
@@ -48,9 +52,16 @@ class OVGenAIExport(Pass):
     def run(self, artifact: Artifact, config: OVGenAIExportConfig, out_dir: Path,
             context: PassContext | None) -> Artifact:
         model_dir = out_dir / "model"
+        export = config.model_dump(exclude={"draft_weight_format", "draft_tokens"})
         result = run_job(ENVIRONMENT, "inferarena.passes.ov_genai_export_job",
-                         {"model": str(artifact.path), "out": str(model_dir), **config.model_dump()})
-        meta = {k: v for k, v in artifact.meta.items() if k not in ("tokenizer", "pass_report", "cached")}
+                         {"model": str(artifact.path), "out": str(model_dir), **export})
+        meta = {k: v for k, v in artifact.meta.items() if k not in ("tokenizer", "pass_report", "cached", "decoding")}
         meta.update(precision=config.weight_format, exporter=result,
                     weight_bytes=sum(f.stat().st_size for f in model_dir.glob("openvino_model.bin")))
+        if config.draft_weight_format:  # the draft sits inside the folder: the cache moves them together
+            run_job(ENVIRONMENT, "inferarena.passes.ov_genai_export_job",
+                    {"model": str(artifact.path), "out": str(model_dir / "draft"),
+                     **{**export, "weight_format": config.draft_weight_format}})
+            meta["decoding"] = {"method": "draft_model", "num_tokens": config.draft_tokens, "draft_dir": "draft",
+                                "draft_type": config.draft_weight_format}
         return Artifact(model_dir, "ov_genai", meta)

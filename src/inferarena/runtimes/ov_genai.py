@@ -7,9 +7,10 @@ otherwise; the `inference_precision` knob says which (its default is OpenVINO's 
 info records what ran). Perplexity: LLMPipeline exposes no per-position logits, so it is scored on the
 same IR with plain OpenVINO (a stateful infer request, state reset per sequence).
 
-A folder marked for `prompt_lookup` decoding (passes/decoding.py) loads with the pipeline's own prompt
-lookup (`prompt_lookup=True`, `num_assistant_tokens`, `max_ngram_size`). The pipeline does not say how
-many tokens it drafted, so only the tokens per verification step (the streamer's calls) are counted.
+A folder marked for speculative decoding loads with the pipeline's own: prompt lookup (passes/decoding.py;
+`prompt_lookup=True`, `num_assistant_tokens`, `max_ngram_size`) or a draft model exported next to it
+(`ov_genai_export` with `draft_weight_format`; `draft_model=`). The pipeline does not say how many tokens
+it drafted, so only the tokens per verification step (the streamer's calls) are counted.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ class OpenVINOGenAI(Runtime):
 
     def load(self, artifact: Artifact, precision: str, knobs: OVGenAIKnobs, input_shapes: dict[str, list[int]]):
         decoding = artifact.meta.get("decoding") or None
-        if decoding and decoding.get("method") != "prompt_lookup":
-            raise ModelError(f"openvino_genai cannot decode with {decoding.get('method')!r}", "it runs prompt_lookup")
+        if decoding and decoding.get("method") not in ("prompt_lookup", "draft_model"):
+            raise ModelError(f"openvino_genai cannot decode with {decoding.get('method')!r}",
+                             "it runs prompt_lookup and draft_model")
         return OVGenAISession(artifact, knobs, decoding)
 
 
@@ -56,7 +58,12 @@ class OVGenAISession(GenerativeSession):
         self.properties = {"INFERENCE_NUM_THREADS": knobs.threads}
         if knobs.inference_precision != "default":
             self.properties["INFERENCE_PRECISION_HINT"] = knobs.inference_precision
-        extra = {"prompt_lookup": True} if decoding else {}
+        extra = {}
+        if decoding and decoding["method"] == "prompt_lookup":
+            extra = {"prompt_lookup": True}
+        elif decoding:
+            extra = {"draft_model": genai.draft_model(str(artifact.path / decoding["draft_dir"]), "CPU",
+                                                      **self.properties)}
         self.pipe = genai.LLMPipeline(str(artifact.path), "CPU", **self.properties, **extra)
         self._steps = self._tokens = 0
         self.weight_bytes = int(artifact.meta.get("weight_bytes") or 0)
@@ -76,7 +83,8 @@ class OVGenAISession(GenerativeSession):
                                              do_sample=False, apply_chat_template=False)
         if self.decoding:
             config.num_assistant_tokens = int(self.decoding.get("num_tokens", 10))
-            config.max_ngram_size = int(self.decoding.get("max_ngram", 2))
+            if self.decoding["method"] == "prompt_lookup":
+                config.max_ngram_size = int(self.decoding.get("max_ngram", 2))
         return config
 
     def generate(self, prompt: list[int], max_new_tokens: int, on_token: TokenCallback | None = None) -> list[int]:
@@ -97,7 +105,7 @@ class OVGenAISession(GenerativeSession):
             self._steps = self._tokens = 0
         if not self.decoding or not steps:
             return None
-        return {"method": "prompt_lookup", "tokens_per_step": tokens / steps, "steps": steps}
+        return {"method": self.decoding["method"], "tokens_per_step": tokens / steps, "steps": steps}
 
     def token_logprobs(self, tokens: list[int]) -> np.ndarray:
         if self._scorer is None:

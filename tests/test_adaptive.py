@@ -166,8 +166,8 @@ def test_every_adaptive_figure_is_in_the_catalogue_and_survives_the_store():
 
 @pytest.mark.slow
 def test_adaptive_presets_run_end_to_end_with_their_figures(tmp_path, tiny_bert_deep):
-    """`run --pipelines early-exit,token-prune,layer-drop` on torch: variants named @preset, the adaptive.*
-    figures in the JSON, and the compiled runtimes told why they cannot run an adaptive folder."""
+    """`run --pipelines early-exit,token-prune,layer-drop` on torch and ONNX Runtime (per-stage graphs):
+    variants named @preset and the adaptive.* figures in the JSON."""
     cfg = quick_config(tmp_path, scenarios=["single_stream"], runtimes=[{"name": "torch", "precisions": ["fp32"]},
                                                                         {"name": "onnxruntime"}],
                        workload={"num_samples": 96, "eval_samples": 16, "max_length": 32, "batch_size": 8},
@@ -177,13 +177,17 @@ def test_adaptive_presets_run_end_to_end_with_their_figures(tmp_path, tiny_bert_
                     "--cache-dir", tmp_path / "cache", "--pipelines", "early-exit,token-prune,layer-drop",
                     "--min-cos", "0.8", "--shapes", "dynamic")
     assert result.exit_code == 0, result.output
-    assert "skipped on onnxruntime, which cannot load adaptive_encoder" in result.output
+    assert "cannot load adaptive_encoder" not in result.output
     variants = {v["name"]: v for v in json.loads(out.read_text())["variants"]}
-    for name in ("torch/fp32/dynamic@early-exit", "torch/fp32/dynamic@token-prune", "torch/fp32/dynamic@layer-drop"):
+    for name in ("torch/fp32/dynamic@early-exit", "torch/fp32/dynamic@token-prune", "torch/fp32/dynamic@layer-drop",
+                 "onnxruntime/fp32/dynamic@early-exit", "onnxruntime/fp32/dynamic@token-prune"):
         assert variants[name]["status"] == "ok", variants[name].get("error")
         metrics = variants[name]["metrics"]
         assert "adaptive.layers_mean" in metrics and "adaptive.active_params_ratio" in metrics
     assert variants["torch/fp32/dynamic@early-exit"]["metrics"]["adaptive.inputs"] == 16
+    assert variants["onnxruntime/fp32/dynamic@early-exit"]["metrics"]["adaptive.inputs"] == 16
+    assert variants["onnxruntime/fp32/dynamic@early-exit"]["passes"] == [
+        "adaptive_early_exit", "export_adaptive_onnx"]
     assert variants["torch/fp32/dynamic@early-exit"]["pipeline_config"]["passes"][0]["config"]["max_drop"] == 0.2
     assert "adaptive.method" in variants["onnxruntime/fp32/dynamic@layer-drop"]["metrics"]  # static: survives export
 

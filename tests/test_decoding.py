@@ -185,11 +185,11 @@ def test_run_llm_test_time_methods_end_to_end(tmp_path):
     config = tmp_path / "llm.yaml"
     config.write_text(
         "model: smollm2\nquick: true\nrounds: {count: 1}\nscenarios: [llm_single_stream]\n"
-        "workload: {num_samples: 48}\n"
+        "workload: {num_samples: 48, eval_samples: 8}\n"
         "generation: {prompts: grounded, prompt_tokens: {median: 32, min: 16, max: 64}, "
         "output_tokens: {median: 16, min: 16, max: 16}, fidelity_prompts: 3, fidelity_tokens: 16, "
         "perplexity_tokens: 64}\n"
-        "runtimes: [{name: llama_cpp}, {name: transformers}]\n")
+        "runtimes: [{name: llama_cpp}, {name: transformers, precisions: [fp32]}]\n")
     out = tmp_path / "run.json"
     done = subprocess.run([sys.executable, "-m", "inferarena", "run", "--config", str(config), "--pipelines",
                            "prompt-lookup,griffin,hyper-griffin", "--db", str(tmp_path / "r.db"), "--json", str(out),

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from inferarena.errors import ModelError
 
-HYPER_FILE = "hyper_griffin.pt"
+HYPER_FILE = "hyper_griffin.safetensors"  # safetensors, never a pickle
 
 
 def _mlps(model) -> list:
@@ -125,13 +125,13 @@ def hyper_network(embed_dim: int, layers: int, width: int, hidden: int):
 
 
 def load_hyper(folder: Path, embed_dim: int, layers: int, width: int, hidden: int):
-    import torch
+    from safetensors.torch import load_file
 
     net = hyper_network(embed_dim, layers, width, hidden)
     path = folder / HYPER_FILE
     if not path.is_file():
         raise ModelError(f"{folder} has no {HYPER_FILE}", "rebuild the hyper-griffin variant")
-    net.load_state_dict(torch.load(path, weights_only=True))
+    net.load_state_dict(load_file(str(path)))
     return net.eval()
 
 

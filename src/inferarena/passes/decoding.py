@@ -118,6 +118,7 @@ class HyperGriffinConfig(GriffinConfig):
 
 class HyperGriffin(Pass):
     name = "hyper_griffin"
+    version = "2"  # the network in safetensors
     accepts = ("hf_causal_lm",)
     produces = ("hf_causal_lm",)
     Config = HyperGriffinConfig
@@ -140,7 +141,8 @@ class HyperGriffin(Pass):
         torch.set_num_threads(context.threads)
         started = time.perf_counter()
         try:
-            model = AutoModelForCausalLM.from_pretrained(str(artifact.path), dtype=torch.float32).eval()
+            model = AutoModelForCausalLM.from_pretrained(str(artifact.path), dtype=torch.float32, use_safetensors=True,
+                                                         trust_remote_code=False).eval()
             g = griffin.Griffin(model, config.keep)
             features, scores = [], []
             with torch.inference_mode():
@@ -177,7 +179,9 @@ class HyperGriffin(Pass):
         finally:
             torch.set_num_threads(previous)
         out = _relink(artifact, out_dir)
-        torch.save(net.state_dict(), out / griffin.HYPER_FILE)
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out / griffin.HYPER_FILE))
         report = {"fit_prompts": split, "holdout_prompts": len(x) - split, "final_bce": round(float(loss.detach()), 5),
                   "overlap_with_griffin_holdout": round(overlap, 4),
                   "overlap_of_one_static_set_holdout": round(static, 4),

@@ -230,6 +230,22 @@ class Controller:
         return pool(hidden, mask)
 
 
+class ControlledSession:
+    """What a runtime's session does when a Controller runs it (needs `controller`, `output`, `input_names`)."""
+
+    def flops(self, shapes: dict[str, tuple[int, ...]]) -> float | None:
+        return None  # input-dependent: a count on all-ones inputs would misstate the work
+
+    def adaptive_stats(self, reset: bool = False) -> dict | None:
+        stats = self.controller.stats.summary()
+        if reset:
+            self.controller.stats.reset()
+        return stats
+
+    def predict(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {self.output: self.controller.run({n: batch[n] for n in self.input_names})}
+
+
 def keep_tokens(hidden: np.ndarray, mask: np.ndarray, received: np.ndarray, ratio: float):
     """Each row keeps its ceil(ratio * length) most-attended real tokens (at least one); the batch is
     cut to the longest row's count, and the new mask marks each row's kept tokens."""

@@ -13,6 +13,7 @@ import numpy as np
 from pydantic import Field
 
 from inferarena.artifacts import Artifact
+from inferarena.models.adaptive_encoder import ControlledSession
 from inferarena.runtimes.base import Batch, Knobs, Runtime, Session, StreamKnobs, ThreadedSession
 from inferarena.trackers.flops import OnnxFlopCounter
 
@@ -93,7 +94,7 @@ class OrtSession(ThreadedSession):
         return dict(zip(self.output_names, outputs))
 
 
-class AdaptiveOrtSession(ThreadedSession):
+class AdaptiveOrtSession(ControlledSession, ThreadedSession):
     """An adaptive encoder on ONNX Runtime: the controller decides per input which stage graphs run."""
 
     def __init__(self, controller, knobs: OrtKnobs):
@@ -105,15 +106,3 @@ class AdaptiveOrtSession(ThreadedSession):
                      "streams": knobs.streams, "intra_op_threads": knobs.threads_per_stream(),
                      "allow_spinning": knobs.allow_spinning, "graphs": "one per stage"}
         self.start_streams(knobs.streams)
-
-    def flops(self, shapes: dict[str, tuple[int, ...]]) -> float | None:
-        return None  # input-dependent: a count on all-ones inputs would misstate the work
-
-    def adaptive_stats(self, reset: bool = False) -> dict | None:
-        stats = self.controller.stats.summary()
-        if reset:
-            self.controller.stats.reset()
-        return stats
-
-    def predict(self, batch: Batch) -> dict[str, np.ndarray]:
-        return {self.output: self.controller.run({n: batch[n] for n in self.input_names})}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from inferarena.artifacts import Artifact
+from inferarena.models.adaptive_encoder import ControlledSession
 from inferarena.models.hf_encoder import OUTPUT_NAME, input_names, load_embedding_module
 from inferarena.runtimes.base import Batch, Knobs, Runtime, Session, StreamKnobs, ThreadedSession
 
@@ -93,21 +94,9 @@ class TorchSession(ThreadedSession):
         return {self.output: out.float().numpy()}
 
 
-class AdaptiveSession(TorchSession):
+class AdaptiveSession(ControlledSession, TorchSession):
     """An adaptive encoder: the controller decides per input how much of the model runs."""
 
     def __init__(self, torch, controller, precision: str, names: list[str]):
         super().__init__(torch, None, precision, names)
         self.controller = controller
-
-    def flops(self, shapes: dict[str, tuple[int, ...]]) -> float | None:
-        return None  # input-dependent: a count on all-ones inputs would misstate the work
-
-    def adaptive_stats(self, reset: bool = False) -> dict | None:
-        stats = self.controller.stats.summary()
-        if reset:
-            self.controller.stats.reset()
-        return stats
-
-    def predict(self, batch: Batch) -> dict[str, np.ndarray]:
-        return {self.output: self.controller.run({n: batch[n] for n in self.input_names})}

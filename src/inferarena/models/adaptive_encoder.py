@@ -243,7 +243,7 @@ class ControlledSession:
         return stats
 
     def predict(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {self.output: self.controller.run({n: batch[n] for n in self.input_names})}
+        return {self.output: self.controller.run({n: batch[n] for n in self.input_names if n in batch})}
 
 
 def keep_tokens(hidden: np.ndarray, mask: np.ndarray, received: np.ndarray, ratio: float):

@@ -109,6 +109,7 @@ class OrtStages:
             return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
         self.embed_session = session("embed.onnx")
+        self.uses_tt = "token_type_ids" in {i.name for i in self.embed_session.get_inputs()}  # as exported
         self.layers = [session(f"layer{i}.onnx") for i in range(policy.layers)]
         self.received = {}
         if policy.method == "token_prune" and policy.after_layer:

@@ -4,7 +4,8 @@ Language model (SmolLM2-135M, bundled), SingleStream through LoadGen, decode tok
 - prompt-lookup on the grounded prompts: >= 1.3x its runtime's plain decode, token agreement 1.00 with
   that runtime's plain output (checked directly, token by token, on the grounded prompts), on at least
   one runtime; on the default `continue` prompts too, reported as it is;
-- griffin at 50% FFN: >= 1.15x transformers FP32, perplexity within +5% of the reference;
+- griffin at 50% FFN: >= 1.15x transformers FP32, perplexity within +5% of the reference; griffin-int8
+  (on torchao INT8 weight-only) against torchao-int8-weights, its static counterpart, reported;
 - hyper-griffin: >= griffin's decode speed, TTFT (prefill) faster than griffin's, perplexity within +7%;
 - draft-q4 (llama.cpp, F16 verifying Q4_0 drafts): against the plain F16 build, reported.
 Encoder (MiniLM, default corpus, SingleStream p50, FP32, dynamic shapes, on torch and ONNX Runtime):
@@ -89,7 +90,8 @@ def llm(out: Path) -> None:
     for prompts in ("grounded", "continue"):
         config = out / f"llm-{prompts}.yaml"
         config.write_text(LLM_CONFIG.format(prompts=prompts))
-        pipelines = "prompt-lookup,griffin,hyper-griffin,draft-q4,gguf-f16" if prompts == "grounded" else "prompt-lookup"
+        pipelines = ("prompt-lookup,griffin,hyper-griffin,draft-q4,gguf-f16,"
+                     "griffin-int8,torchao-int8-weights") if prompts == "grounded" else "prompt-lookup"
         v = inferarena(out, f"llm-{prompts}", ["--config", str(config), "--pipelines", pipelines])
         key = "generation.decode_tokens_per_s"
         print(f"\n== SmolLM2, {prompts} prompts, SingleStream decode tokens/s ==")
@@ -114,6 +116,11 @@ def llm(out: Path) -> None:
               m(v, "transformers/fp32", key), 1.15,
               extra=f"; Δppl {m(v, 'transformers/fp32@griffin', 'fidelity.perplexity_delta_pct') or float('nan'):+.1f}% "
               "(target <= +5%)")
+        ratio("griffin-int8 vs torchao-int8-weights (INT8 weight-only, unpruned)",
+              m(v, "transformers/int8@griffin-int8", key), m(v, "transformers/int8@torchao-int8-weights", key), None,
+              extra=f"; Δppl {m(v, 'transformers/int8@griffin-int8', 'fidelity.perplexity_delta_pct') or float('nan'):+.1f}%")
+        ratio("torchao-int8-weights vs transformers FP32", m(v, "transformers/int8@torchao-int8-weights", key),
+              m(v, "transformers/fp32", key), None)
         ratio("hyper-griffin vs griffin, decode", m(v, "transformers/fp32@hyper-griffin", key),
               m(v, "transformers/fp32@griffin", key), 1.0,
               extra=f"; Δppl {m(v, 'transformers/fp32@hyper-griffin', 'fidelity.perplexity_delta_pct') or float('nan'):+.1f}% "

@@ -135,6 +135,48 @@ def test_hyper_griffin_trains_on_calibration_prompts_and_runs(tiny_llama, tmp_pa
     assert np.isfinite(session.token_logprobs(workload.perplexity_text)).all()
 
 
+def test_griffin_runs_under_torchao_int8_weights(tiny_llama, tmp_path, one_thread):
+    pytest.importorskip("torchao")
+    from inferarena import passes
+
+    quantize = ("torchao_quantize", json.dumps({"scheme": "int8_weight_only"}))
+    static, _ = passes.apply((quantize,), tiny_llama, tmp_path, None)
+    assert static.format == "hf_causal_lm" and (static.path / "torchao.json").is_file()
+    int8 = _session(static)
+    assert int8.info["torchao"] == "int8_weight_only"
+    assert int8.weight_bytes < _session(tiny_llama).weight_bytes  # Linear weights counted as int8 data and scales
+    prompt = list(range(2000, 2030))
+    full, _ = passes.apply((quantize, ("griffin", json.dumps({"keep": 1.0}))), tiny_llama, tmp_path, None)
+    assert _session(full).generate(prompt, 12) == int8.generate(prompt, 12)  # every neuron kept: the INT8 model
+    half, _ = passes.apply((quantize, ("griffin", json.dumps({"keep": 0.5}))), tiny_llama, tmp_path, None)
+    session = _session(half)
+    assert len(session.generate(prompt, 12)) == 12
+    gate, up, down = session.griffin.modules[0].sliced
+    assert type(gate).__name__ == "Int8Tensor" and gate.shape == (64, 64) and down.shape == (64, 64)
+    assert np.isfinite(session.token_logprobs(list(range(3000, 3040)))).all()
+    with pytest.raises(Exception, match="torchao quantization exists only in torch"):
+        passes.apply((quantize, ("ov_genai_export", "{}")), tiny_llama, tmp_path, None)
+
+
+def test_griffin_perplexity_budget_picks_the_smallest_keep_that_meets_it(tiny_llama, tmp_path, one_thread):
+    from inferarena.passes.decoding import KEEP_GRID, Griffin, GriffinConfig
+
+    generation = GenerationConfig(prompt_tokens=LengthDist(median=24, min=8, max=48),
+                                  output_tokens=LengthDist(median=8, min=8, max=8), perplexity_tokens=64)
+    workload = workloads.build(tiny_llama, WorkloadConfig(num_samples=40), generation)
+    context = PassContext(workload, None, list(range(8)), threads=1, fingerprint="test")
+    loose = Griffin().run(tiny_llama, GriffinConfig(keep=0.5, max_ppl_increase_pct=1e6), tmp_path / "a", context)
+    report = loose.meta["pass_report"]["griffin"]
+    assert loose.meta["decoding"] == {"method": "griffin", "keep": 0.5} and report["met"]
+    assert list(report["ppl_increase_pct_by_keep"]) == ["0.5"]  # met at once: no larger share tried
+    tight = Griffin().run(tiny_llama, GriffinConfig(keep=0.5, max_ppl_increase_pct=1e-9), tmp_path / "b", context)
+    report = tight.meta["pass_report"]["griffin"]
+    tried = {float(k): v for k, v in report["ppl_increase_pct_by_keep"].items()}
+    assert tight.meta["decoding"]["keep"] == report["keep"] and report["keep"] in KEEP_GRID
+    assert report["met"] == (tried[report["keep"]] <= 1e-9)
+    assert report["met"] or (report["keep"] == max(KEEP_GRID) and len(tried) == len(KEEP_GRID))
+
+
 def test_grounded_prompts_end_with_the_instruction(smollm2):
     from tokenizers import Tokenizer
 

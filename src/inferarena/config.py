@@ -133,11 +133,14 @@ PRESETS: dict[str, list[dict]] = {
                                                              "draft_type": "q4_0"}}],
     "griffin": [{"name": "griffin", "config": {"keep": 0.5}}],
     "hyper-griffin": [{"name": "hyper_griffin", "config": {"keep": 0.5}}],
+    # ... on top of torchao's INT8 weight-only (its static counterpart: torchao-int8-weights on transformers).
+    "griffin-int8": [{"name": "torchao_quantize", "config": {"scheme": "int8_weight_only"}},
+                     {"name": "griffin", "config": {"keep": 0.5}}],
 }
 
 
 # Presets whose result only one runtime can run (torchao lives inside torch; export would drop it).
-PRESET_RUNTIMES = {"torchao-int8": ["torch"], "torchao-int8-weights": ["torch"], "early-exit-int8": ["torch"],
+PRESET_RUNTIMES = {"torchao-int8": ["torch"], "torchao-int8-weights": ["torch", "transformers"], "early-exit-int8": ["torch"],
                    "token-prune-int8": ["torch"], "tflite-fp16": ["litert"],
                    "tflite-dynamic-int8": ["litert"], "tflite-int8": ["litert"], "litert-torch": ["litert"],
                    "litert-torch-int8": ["litert"], "gguf-f16": ["llama_cpp"], "gguf-q8_0": ["llama_cpp"],
@@ -146,7 +149,8 @@ PRESET_RUNTIMES = {"torchao-int8": ["torch"], "torchao-int8-weights": ["torch"],
                    "ov-genai-int8": ["openvino_genai"], "prompt-lookup": ["transformers", "llama_cpp"],
                    "draft-q4": ["llama_cpp"], "ov-genai-int8-lookup": ["openvino_genai"],
                    "ov-genai-int8-draft-int4": ["openvino_genai"],
-                   "griffin": ["transformers"], "hyper-griffin": ["transformers"]}
+                   "griffin": ["transformers"], "hyper-griffin": ["transformers"],
+                   "griffin-int8": ["transformers"]}
 
 
 def preset(name: str) -> PipelineSpec:

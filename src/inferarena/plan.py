@@ -114,6 +114,8 @@ def pipeline_steps(pipeline: PipelineSpec, artifact: Artifact) -> tuple[tuple[St
                 "reorder the passes or add a converting pass",
             ) from None
         steps += [(c, "{}") for c in conversion]
+        for c in conversion:  # the format the pass gets: a format-keeping pass (output_format) keeps that one
+            fmt = registry.load(registry.PASSES, c).output_format(fmt)
         try:
             pass_config = cls.Config.model_validate(spec.config)
         except ValidationError as exc:

@@ -23,6 +23,26 @@ def read_recipe(folder: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def refuse_export(folder: Path, what: str) -> None:
+    """A pass that rewrites the model for another runtime would silently drop a torchao recipe: refuse."""
+    if (Path(folder) / RECIPE).is_file():
+        raise ConfigError(f"torchao quantization exists only in torch, and {what} would drop it",
+                          "put torchao_quantize last and run it on torch/transformers, or drop the other runtimes")
+
+
+def weight_bytes(module: Any) -> int:
+    """Bytes of a module's parameters as stored: a torchao tensor counts its int8 data and scales."""
+    from torchao.utils import TorchAOBaseTensor
+
+    total = 0
+    for p in module.parameters():
+        if isinstance(p, TorchAOBaseTensor):
+            total += sum(getattr(p, n).numel() * getattr(p, n).element_size() for n in p.tensor_data_names)
+        else:
+            total += p.numel() * p.element_size()
+    return total
+
+
 def apply_recipe(module: Any, recipe: dict[str, Any]) -> tuple[int, int]:
     """Quantize `module`'s Linear layers in place; returns (Linear layers, layers quantized)."""
     import torch

@@ -61,15 +61,31 @@ def make_module_class():
             return self.mlp.down_proj(z)
 
         def slice(self, index) -> None:
-            import torch
-
-            m = self.mlp  # index_select copies 3-4x faster than fancy indexing here
-            self.sliced = (torch.index_select(m.gate_proj.weight, 0, index),
-                           torch.index_select(m.up_proj.weight, 0, index),
-                           torch.index_select(m.down_proj.weight, 1, index))
+            m = self.mlp
+            self.sliced = (_select(m.gate_proj.weight, 0, index), _select(m.up_proj.weight, 0, index),
+                           _select(m.down_proj.weight, 1, index))
             self.mode = "sliced"
 
     return GriffinMLP
+
+
+def _select(weight, dim: int, index):
+    """Rows (dim 0) or columns (dim 1) of a Linear weight: a plain tensor, or torchao's per-row Int8Tensor,
+    rebuilt from its sliced int8 data (and, for rows, scales) so torchao's own kernel runs the slice."""
+    import torch
+
+    if type(weight).__name__ != "Int8Tensor":  # index_select copies 3-4x faster than fancy indexing here
+        return torch.index_select(weight, dim, index)
+    rows, cols = weight.qdata.shape
+    symmetric = weight.zero_point is None or not bool(weight.zero_point.any())  # torchao stores zeros
+    if not symmetric or weight.act_quant_kwargs is not None or weight.act_pre_scale is not None \
+            or list(weight.block_size) != [1, cols]:
+        raise ModelError("GRIFFIN slices torchao's per-row symmetric INT8 weight-only tensors only",
+                         "use the int8_weight_only scheme (torchao's default granularity) under griffin")
+    qdata = torch.index_select(weight.qdata, dim, index)
+    keep_rows = (lambda t: None if t is None else torch.index_select(t, 0, index)) if dim == 0 else (lambda t: t)
+    return type(weight)(qdata, keep_rows(weight.scale), [1, qdata.shape[1]], weight.dtype,
+                        zero_point=keep_rows(weight.zero_point))
 
 
 class Griffin:
@@ -83,16 +99,78 @@ class Griffin:
         layers = model.model.layers
         mlps = _mlps(model)
         self.width = mlps[0].gate_proj.weight.shape[0]
-        self.k = max(1, round(keep * self.width))
+        self.set_keep(keep)
         self.modules = []
         for layer, mlp in zip(layers, mlps):
             layer.mlp = wrapper(mlp)
             self.modules.append(layer.mlp)
-        ffn = sum(m.mlp.gate_proj.weight.numel() + m.mlp.up_proj.weight.numel() + m.mlp.down_proj.weight.numel()
-                  for m in self.modules)
-        total = sum(p.numel() for p in model.parameters())
-        self.active_params_ratio = (total - ffn * (1 - self.k / self.width)) / total
+        self._ffn = sum(m.mlp.gate_proj.weight.numel() + m.mlp.up_proj.weight.numel() + m.mlp.down_proj.weight.numel()
+                        for m in self.modules)
+        self._total = sum(p.numel() for p in model.parameters())
+        self.model = model
         self.controller_s: list[float] = []
+
+    def set_keep(self, keep: float) -> None:
+        self.k = max(1, round(keep * self.width))
+
+    @property
+    def active_params_ratio(self) -> float:
+        return (self._total - self._ffn * (1 - self.k / self.width)) / self._total
+
+    def prefill(self, ids, hyper=None):
+        """Prefill one prompt and choose its neurons: GRIFFIN from the prompt's own FFN activations
+        (prefill in full), or a hypernetwork before prefill (prefill sliced). Call under inference_mode."""
+        if hyper is not None:
+            start = time.perf_counter()
+            scores = hyper(prompt_summary(self.model, ids))[0].view(len(self.modules), -1)
+            self.slice_top(scores.float())
+            self.controller_s[-1] = time.perf_counter() - start  # the network's time and the slicing
+            return self.model(input_ids=ids, use_cache=True)
+        self.record()
+        result = self.model(input_ids=ids, use_cache=True)
+        self.slice_top(self.recorded_scores())
+        return result
+
+    def split_logprobs(self, tokens: list[int], hyper=None):
+        """Teacher-forced log-probabilities, as generation runs: the first half of the text is the prompt
+        that picks the neurons; the second half is scored on the sliced FFNs, after that prompt's KV cache."""
+        torch = self.torch
+        half = max(1, len(tokens) // 2)
+        with torch.inference_mode():
+            head = self.prefill(torch.tensor([tokens[:half]]), hyper)
+            tail = self.model(input_ids=torch.tensor([tokens[half:]]), past_key_values=head.past_key_values,
+                              use_cache=True)
+            logits = torch.cat([head.logits[0], tail.logits[0]])[:-1].float()
+            picked = torch.log_softmax(logits, dim=-1)[torch.arange(len(tokens) - 1), torch.tensor(tokens[1:])]
+        self.full()
+        return picked.double().numpy()
+
+    def calibrate_keep(self, texts: list[list[int]], grid: list[float], max_increase_pct: float, hyper=None) -> dict:
+        """The smallest keep share in `grid` whose perplexity on `texts` (split as `split_logprobs`) is within
+        `max_increase_pct` of the full model's; the largest share in the grid if none is. Sets it."""
+        import numpy as np
+
+        torch = self.torch
+        self.full()
+        with torch.inference_mode():
+            full = []
+            for t in texts:
+                logits = self.model(input_ids=torch.tensor([t])).logits[0, :-1].float()
+                full.append(torch.log_softmax(logits, -1)[torch.arange(len(t) - 1), torch.tensor(t[1:])].double().numpy())
+        reference = float(np.exp(-np.concatenate(full).mean()))
+        tried = {}
+        for keep in sorted(grid):
+            self.set_keep(keep)
+            ppl = float(np.exp(-np.concatenate([self.split_logprobs(t, hyper) for t in texts]).mean()))
+            tried[keep] = round(100.0 * (ppl / reference - 1), 2)
+            if tried[keep] <= max_increase_pct:
+                break
+        chosen = next((k for k, d in tried.items() if d <= max_increase_pct), max(tried))
+        self.set_keep(chosen)
+        self.controller_s.clear()
+        return {"keep": chosen, "met": tried[chosen] <= max_increase_pct, "budget_ppl_increase_pct": max_increase_pct,
+                "calibration_ppl": round(reference, 3), "ppl_increase_pct_by_keep": {str(k): v for k, v in tried.items()},
+                "calibration_tokens": sum(len(t) for t in texts)}
 
     def record(self) -> None:
         for m in self.modules:

@@ -17,6 +17,7 @@ gguf_to_hf.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from pathlib import Path
@@ -89,9 +90,16 @@ class SpeculativeDecoding(Pass):
                                          "draft_file": "draft.gguf", "draft_type": draft.meta["precision"]}, report)
 
 
+KEEP_GRID = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+
+
 class GriffinConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     keep: float = Field(0.5, gt=0, le=1, description="Share of each layer's FFN neurons kept for generation.")
+    max_ppl_increase_pct: float | None = Field(
+        None, gt=0, description="Perplexity budget: when set, the keep share is the smallest of `keep` and the "
+        f"shares {', '.join(map(str, KEEP_GRID))} above it whose perplexity on calibration text (from the end of "
+        "the workload's prompts, never the held-out text) rises at most this much over the unpruned model's.")
 
 
 class Griffin(Pass):
@@ -99,10 +107,64 @@ class Griffin(Pass):
     accepts = ("hf_causal_lm",)
     produces = ("hf_causal_lm",)
     Config = GriffinConfig
+    uses_data = True  # only a perplexity budget reads the context
     lossy = True
 
     def run(self, artifact: Artifact, config: GriffinConfig, out_dir: Path, context: PassContext | None) -> Artifact:
-        return _marked(artifact, _relink(artifact, out_dir), {"method": "griffin", "keep": config.keep})
+        if config.max_ppl_increase_pct is None:
+            return _marked(artifact, _relink(artifact, out_dir), {"method": "griffin", "keep": config.keep})
+        with _griffin_model(artifact, config.keep, context, "griffin with max_ppl_increase_pct") as g:
+            report = g.calibrate_keep(_ppl_texts(context), _grid(config.keep), config.max_ppl_increase_pct)
+        return _marked(artifact, _relink(artifact, out_dir), {"method": "griffin", "keep": report["keep"]}, report)
+
+
+def _grid(keep: float) -> list[float]:
+    return sorted({keep, *(k for k in KEEP_GRID if k > keep)})
+
+
+def _ppl_texts(context: PassContext) -> list[list[int]]:
+    """Up to four calibration texts about as long as the held-out perplexity text, each a run of the
+    workload's calibration prompts (from its end, never the fidelity prompts or the held-out text)."""
+    available = len(context.workload) - len(context.eval_indices)
+    length = len(getattr(context.workload, "perplexity_text", ())) or 512
+    texts, text = [], []
+    for batch in context.calibration_batches(available):
+        text += np.asarray(batch["input_ids"]).reshape(-1).tolist()
+        if len(text) >= length:
+            texts.append(text[:length])
+            text = []
+            if len(texts) == 4:
+                break
+    if not texts and len(text) > 8:
+        texts = [text]
+    if not texts:
+        raise ConfigError("the workload's calibration prompts are too short to calibrate a perplexity budget",
+                          "raise workload.num_samples")
+    return texts
+
+
+@contextlib.contextmanager
+def _griffin_model(artifact: Artifact, keep: float, context: PassContext | None, what: str):
+    """GRIFFIN installed in the model as the runtime will run it: its torchao recipe applied, so the
+    targets and the perplexity budget cover the combination."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from inferarena.frameworks.torchao import apply_recipe, read_recipe
+    from inferarena.models import griffin
+
+    if context is None:
+        raise ConfigError(f"{what} needs calibration prompts", "run it inside `inferarena run`")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(context.threads)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(artifact.path), dtype=torch.float32, use_safetensors=True,
+                                                     trust_remote_code=False).eval()
+        if recipe := read_recipe(artifact.path):
+            apply_recipe(model, recipe)
+        yield griffin.Griffin(model, keep)
+    finally:
+        torch.set_num_threads(previous)
 
 
 class HyperGriffinConfig(GriffinConfig):
@@ -128,22 +190,15 @@ class HyperGriffin(Pass):
     def run(self, artifact: Artifact, config: HyperGriffinConfig, out_dir: Path,
             context: PassContext | None) -> Artifact:
         import torch
-        from transformers import AutoModelForCausalLM
 
         from inferarena.models import griffin
 
-        if context is None:
-            raise ConfigError("hyper_griffin needs calibration prompts", "run it inside `inferarena run`")
-        available = len(context.workload) - len(context.eval_indices)
-        count = config.calibration_prompts or max(8, min(128, available))
-        batches = context.calibration_batches(count)
-        previous = torch.get_num_threads()
-        torch.set_num_threads(context.threads)
         started = time.perf_counter()
-        try:
-            model = AutoModelForCausalLM.from_pretrained(str(artifact.path), dtype=torch.float32, use_safetensors=True,
-                                                         trust_remote_code=False).eval()
-            g = griffin.Griffin(model, config.keep)
+        with _griffin_model(artifact, config.keep, context, "hyper_griffin") as g:
+            available = len(context.workload) - len(context.eval_indices)
+            count = config.calibration_prompts or max(8, min(128, available))
+            batches = context.calibration_batches(count)
+            model = g.model
             features, scores = [], []
             with torch.inference_mode():
                 for batch in batches:
@@ -176,8 +231,11 @@ class HyperGriffin(Pass):
             overlap = _overlap(torch.topk(predicted, g.k, dim=-1).indices, torch.topk(target_scores[split:], g.k, dim=-1).indices)
             static = _overlap(torch.topk(target_scores[:split].mean(0, keepdim=True).expand(len(x) - split, -1, -1),
                                          g.k, dim=-1).indices, torch.topk(target_scores[split:], g.k, dim=-1).indices)
-        finally:
-            torch.set_num_threads(previous)
+            keep, budget = config.keep, None
+            if config.max_ppl_increase_pct is not None:
+                budget = g.calibrate_keep(_ppl_texts(context), _grid(config.keep), config.max_ppl_increase_pct,
+                                          hyper=net.eval())
+                keep = budget["keep"]
         out = _relink(artifact, out_dir)
         from safetensors.torch import save_file
 
@@ -186,9 +244,8 @@ class HyperGriffin(Pass):
                   "overlap_with_griffin_holdout": round(overlap, 4),
                   "overlap_of_one_static_set_holdout": round(static, 4),
                   "train_s": round(time.perf_counter() - started, 2),
-                  "controller_params": sum(p.numel() for p in net.parameters())}
-        return _marked(artifact, out, {"method": "hyper_griffin", "keep": config.keep, "hidden": config.hidden},
-                       report)
+                  "controller_params": sum(p.numel() for p in net.parameters()), **(budget or {})}
+        return _marked(artifact, out, {"method": "hyper_griffin", "keep": keep, "hidden": config.hidden}, report)
 
 
 def _overlap(a, b) -> float:

@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from inferarena.artifacts import Artifact
-from inferarena.errors import ConfigError
+from inferarena.frameworks.torchao import refuse_export
 from inferarena.models.hf_encoder import OUTPUT_NAME, input_names, load_embedding_module
 from inferarena.passes.base import Pass
 
@@ -33,9 +33,7 @@ class ExportOnnx(Pass):
     def run(self, artifact: Artifact, config: BaseModel, out_dir: Path, context=None) -> Artifact:
         import torch
 
-        if (Path(artifact.path) / "torchao.json").is_file():  # the export would silently drop it
-            raise ConfigError("torchao quantization exists only in the torch runtime, and export would drop it",
-                              "put torchao_quantize last and run it on torch, or drop the ONNX runtimes")
+        refuse_export(artifact.path, "ONNX export")
         if artifact.format == "torch_module":
             return self._module(artifact, config, out_dir)
         uses_tt = bool(artifact.meta.get("uses_token_type_ids"))
@@ -93,9 +91,7 @@ class ExportAdaptiveOnnx(Pass):
     def run(self, artifact: Artifact, config: BaseModel, out_dir: Path, context=None) -> Artifact:
         from inferarena.models import adaptive_onnx
 
-        if (Path(artifact.path) / "torchao.json").is_file():
-            raise ConfigError("torchao quantization exists only in the torch runtime, and export would drop it",
-                              "run the INT8 adaptive presets on torch, or drop the ONNX runtimes")
+        refuse_export(artifact.path, "ONNX export")
         out = out_dir / "model"
         adaptive_onnx.export(Path(artifact.path), out, bool(artifact.meta.get("uses_token_type_ids")), config.opset)
         return Artifact(out, adaptive_onnx.FORMAT, dict(artifact.meta))

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from inferarena.artifacts import Artifact
 from inferarena.errors import ModelError, RuntimeUnavailable
+from inferarena.frameworks.torchao import refuse_export
 from inferarena.passes.base import Pass, PassContext
 
 
@@ -44,6 +45,7 @@ class OrtGenAIBuild(Pass):
             context: PassContext | None) -> Artifact:
         import importlib.util
 
+        refuse_export(artifact.path, "the ONNX Runtime GenAI build")
         if importlib.util.find_spec("onnxruntime_genai") is None or importlib.util.find_spec("onnx_ir") is None:
             raise RuntimeUnavailable("ONNX Runtime GenAI's model builder is not installed",
                                      "pip install 'inferarena[llm]'")

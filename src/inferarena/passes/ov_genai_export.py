@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from inferarena.artifacts import Artifact
 from inferarena.envs import Environment, run_job
+from inferarena.frameworks.torchao import refuse_export
 from inferarena.passes.base import Pass, PassContext
 
 # OpenVINO and its tokenizers pinned to the versions the runtime in inferarena's own venv loads.
@@ -51,6 +52,7 @@ class OVGenAIExport(Pass):
 
     def run(self, artifact: Artifact, config: OVGenAIExportConfig, out_dir: Path,
             context: PassContext | None) -> Artifact:
+        refuse_export(artifact.path, "the OpenVINO export")
         model_dir = out_dir / "model"
         export = config.model_dump(exclude={"draft_weight_format", "draft_tokens"})
         result = run_job(ENVIRONMENT, "inferarena.passes.ov_genai_export_job",

@@ -1,4 +1,5 @@
-"""torchao quantization of an `hf_encoder`'s Linear layers, for the PyTorch eager runtime.
+"""torchao quantization of an `hf_encoder`'s or `hf_causal_lm`'s Linear layers, for the PyTorch eager
+and transformers runtimes.
 
 The pass writes a recipe, not quantized weights: its output folder holds the input's files
 (hard links where the file system allows, else copies) plus `torchao.json`, the torchao config
@@ -45,9 +46,13 @@ class TorchaoQuantizeConfig(BaseModel):
 
 class TorchaoQuantize(Pass):
     name = "torchao_quantize"
-    accepts = ("hf_encoder",)
-    produces = ("hf_encoder",)
+    accepts = ("hf_encoder", "hf_causal_lm")
+    produces = ("hf_encoder", "hf_causal_lm")
     Config = TorchaoQuantizeConfig
+
+    @classmethod
+    def output_format(cls, input_format: str) -> str:
+        return input_format
 
     @classmethod
     def precision(cls, config: BaseModel) -> str:
@@ -62,7 +67,14 @@ class TorchaoQuantize(Pass):
         recipe = {"version": RECIPE_VERSION, "scheme": config.scheme,
                   "group_size": config.group_size if config.scheme == "int4_weight_only" else None,
                   "torchao_version": importlib.metadata.version("torchao"), "torchao_config": _config_dict(config)}
-        module = load_embedding_module(artifact.path, bool(artifact.meta.get("uses_token_type_ids")))
+        if artifact.format == "hf_causal_lm":
+            import torch
+            from transformers import AutoModelForCausalLM
+
+            module = AutoModelForCausalLM.from_pretrained(str(artifact.path), dtype=torch.float32,
+                                                          use_safetensors=True, trust_remote_code=False)
+        else:
+            module = load_embedding_module(artifact.path, bool(artifact.meta.get("uses_token_type_ids")))
         layers, quantized = apply_recipe(module, recipe)
         out = out_dir / "model"
         shutil.copytree(artifact.path, out, copy_function=_link_or_copy)
@@ -71,7 +83,7 @@ class TorchaoQuantize(Pass):
                   "quantized_layers": quantized, "torchao_version": recipe["torchao_version"]}
         meta = {**artifact.meta, "torchao": {"scheme": config.scheme, "group_size": recipe["group_size"]},
                 "pass_report": {**artifact.meta.get("pass_report", {}), self.name: report}}
-        return Artifact(out, "hf_encoder", meta)
+        return Artifact(out, artifact.format, meta)
 
 
 def _config_dict(config: TorchaoQuantizeConfig) -> dict[str, Any]:

@@ -8,11 +8,11 @@ An artifact's `decoding` meta (set by passes/decoding.py) changes how tokens are
   greedy, so lossless; tokens reach `on_token` as each verification step accepts them.
 - `griffin` / `hyper_griffin`: FFNs sliced to the neurons the prompt needs (models/griffin.py).
 These serve requests one at a time (no batching), and report their `adaptive.*` figures.
+
+A folder with a torchao recipe (passes/torchao_quant.py) is quantized on load, GRIFFIN's slices too.
 """
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 
@@ -55,9 +55,16 @@ class TransformersSession(GenerativeSession):
         self.model = AutoModelForCausalLM.from_pretrained(str(artifact.path), dtype=dtype, use_safetensors=True,
                                                           trust_remote_code=False).eval()
         self.pad = artifact.meta.get("eos_token_id") or 0
-        self.weight_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters())
-        self.kv_bytes_per_value = 4 if precision == "fp32" else 2
         self.info = {"dtype": str(dtype), "threads": knobs.threads, "torch": torch.__version__}
+        from inferarena.frameworks.torchao import apply_recipe, read_recipe, weight_bytes
+
+        if recipe := read_recipe(artifact.path):  # written by the torchao_quantize pass: quantize on load
+            apply_recipe(self.model, recipe)
+            self.info["torchao"] = recipe["scheme"]
+            self.weight_bytes = weight_bytes(self.model)
+        else:
+            self.weight_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        self.kv_bytes_per_value = 4 if precision == "fp32" else 2
 
     def generate(self, prompt: list[int], max_new_tokens: int, on_token: TokenCallback | None = None) -> list[int]:
         torch = self.torch
@@ -177,7 +184,7 @@ class GriffinSession(TransformersSession):
         super().__init__(artifact, precision, knobs)
         from inferarena.models import griffin
 
-        self.griffin_mod, self.method = griffin, decoding["method"]
+        self.method = decoding["method"]
         self.griffin = griffin.Griffin(self.model, float(decoding.get("keep", 0.5)))
         self.hyper = None
         if self.method == "hyper_griffin":
@@ -187,34 +194,13 @@ class GriffinSession(TransformersSession):
         self.info.update(decoding={k: v for k, v in decoding.items()})
 
     def _prefill(self, ids):
-        """Prefill, choosing the neurons: GRIFFIN from the prompt's FFN activations (prefill in full),
-        hyper-GRIFFIN from its controller before prefill (prefill sliced)."""
-        if self.hyper is not None:
-            start = time.perf_counter()
-            scores = self.hyper(self.griffin_mod.prompt_summary(self.model, ids))[0].view(len(self.griffin.modules), -1)
-            self.griffin.slice_top(scores.float())
-            self.griffin.controller_s[-1] = time.perf_counter() - start  # the network's time and the slicing
-            return self.model(input_ids=ids, use_cache=True)
-        self.griffin.record()
-        result = self.model(input_ids=ids, use_cache=True)
-        self.griffin.slice_top(self.griffin.recorded_scores())
-        return result
+        return self.griffin.prefill(ids, self.hyper)
 
     def generate_batch(self, prompts: list[list[int]], max_new_tokens: int) -> list[list[int]]:
         return [self.generate(p, max_new_tokens) for p in prompts]  # each prompt has its own neurons
 
     def token_logprobs(self, tokens: list[int]) -> np.ndarray:
-        """Teacher-forced, as generation runs: the first half of the text is the prompt that picks the
-        neurons; the second half is scored on the sliced FFNs, after that prompt's KV cache."""
-        torch = self.torch
-        half = max(1, len(tokens) // 2)
-        with torch.inference_mode():
-            head = self._prefill(torch.tensor([tokens[:half]]))
-            tail = self.model(input_ids=torch.tensor([tokens[half:]]), past_key_values=head.past_key_values,
-                              use_cache=True)
-            logits = torch.cat([head.logits[0], tail.logits[0]])[:-1].float()
-            picked = torch.log_softmax(logits, dim=-1)[torch.arange(len(tokens) - 1), torch.tensor(tokens[1:])]
-        return picked.double().numpy()
+        return self.griffin.split_logprobs(tokens, self.hyper)
 
     def adaptive_stats(self, reset: bool = False) -> dict | None:
         spent = list(self.griffin.controller_s)

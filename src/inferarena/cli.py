@@ -20,7 +20,7 @@ from inferarena.cli_common import (bounds, DEFAULT_CACHE, DEFAULT_DB, CiTargetOp
 from inferarena.errors import InferarenaError
 from inferarena.fsutil import private_dir
 from inferarena.passes.presets import PRESETS
-from inferarena.store import Store
+from inferarena.cli_common import open_db
 
 
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help=(
@@ -155,7 +155,7 @@ def _sweep(driver, cfg, db: Path, cache_dir: Path, resume: bool, json_path: Opti
     from inferarena.report import console as report_console
     from inferarena.report import json_export
 
-    store = Store(db)
+    store = open_db(db)
     paths = arena.Paths(cache_dir=cache_dir, work_dir=db.resolve().parent / ".inferarena")
     try:
         private_dir(paths.cache_dir)
@@ -378,7 +378,7 @@ def results(db: DbOption = DEFAULT_DB, debug: DebugOption = False) -> None:
     """List past runs stored in the database."""
     with user_errors(debug):
         _require_db(db)
-        rows = Store(db).runs()
+        rows = open_db(db).runs()
     table = Table(title=f"Runs in {db}", title_justify="left")
     for header in ("run", "created (UTC)", "model", "mode", "ok", "failed", "status"):
         table.add_column(header)
@@ -407,7 +407,7 @@ def show(
 
     with user_errors(debug):
         _require_db(db)
-        stored = Store(db).load_run(run_id)
+        stored = open_db(db).load_run(run_id)
         if stored is None:
             raise InferarenaError(f"run {run_id} is not in {db}", "list the runs with `inferarena results`")
         report_console.render_run(stored, Console(width=100_000) if wide else console, sort, wide)

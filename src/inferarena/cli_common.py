@@ -32,10 +32,43 @@ app = typer.Typer(
 console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120)
 errors = Console(stderr=True)
 
+class DbUrl:
+    """A `--db` that names a database server (postgresql://USER@HOST:PORT/DB). Printed without its
+    password; reports and work files go to the current folder, where a SQLite file would be."""
+
+    def __init__(self, url: str):
+        from inferarena.store.postgres import redact
+
+        self.url, self.label = url, redact(url)
+
+    def __str__(self) -> str:
+        return self.label
+
+    def resolve(self) -> Path:
+        return Path.cwd().resolve() / "inferarena.db"
+
+
+def _db(value) -> Path | DbUrl:
+    from inferarena.store import is_url
+
+    if isinstance(value, (Path, DbUrl)):
+        return value
+    return DbUrl(value) if is_url(value) else Path(value)
+
+
+def open_db(db: Path | DbUrl):
+    """The store `--db` names: a SQLite file or a PostgreSQL server."""
+    from inferarena.store import open_store
+
+    return open_store(db.url if isinstance(db, DbUrl) else db)
+
+
 DEFAULT_DB = Path("inferarena.db")
 DEFAULT_CACHE = Path.home() / ".cache" / "inferarena"
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show the full traceback when something fails.")]
-DbOption = Annotated[Path, typer.Option("--db", help="SQLite file holding the run history.")]
+DbOption = Annotated[Path, typer.Option("--db", parser=_db, metavar="PATH|URL", help=(
+    "Where the run history is kept: a SQLite file, or a PostgreSQL database shared by several drivers "
+    "(postgresql://USER@HOST:PORT/DB, needs the postgres extra)."))]
 SortOption = Annotated[Optional[str], typer.Option(
     help="Rank every leaderboard by this metric instead, e.g. energy_j_per_query, cost_usd_per_1m, pct_of_peak, "
     "latency_ms_p99, throughput_sps.")]
@@ -86,8 +119,8 @@ def _split(values: Optional[list[str]]) -> Optional[list[str]]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
-def _require_db(db: Path) -> None:
-    if not db.is_file():
+def _require_db(db: Path | DbUrl) -> None:
+    if isinstance(db, Path) and not db.is_file():
         raise StoreError(f"no results database at {db}", "run `inferarena run` first, or pass --db")
 
 

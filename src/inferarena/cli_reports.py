@@ -15,8 +15,9 @@ from rich.table import Table
 from inferarena.cli_common import (bounds, DEFAULT_DB, DbOption, DebugOption, MaxMemoryOption, MaxP99Option, MinCosOption,
                                    MinThroughputOption, ProfileOption, SortOption, _require_db, app, console, errors,
                                    user_errors)
+from inferarena.cli_common import open_db
 from inferarena.errors import InferarenaError
-from inferarena.store import Store
+
 
 class ReportFormat(str, Enum):
     html = "html"
@@ -39,7 +40,7 @@ def report(
     """Write a run as a report: HTML with plots, Markdown, CSV or JSON."""
     with user_errors(debug):
         _require_db(db)
-        path = write_report(Store(db), run_id, format.value, output or _report_path(db, run_id, format.value), sort)
+        path = write_report(open_db(db), run_id, format.value, output or _report_path(db, run_id, format.value), sort)
     console.print(f"Report written to {escape(str(path))}")
 
 
@@ -54,7 +55,7 @@ def write_report(store, run_id: int, fmt: str, path: Path, sort: Optional[str] =
 
     stored = store.load_run(run_id)
     if stored is None:
-        raise InferarenaError(f"run {run_id} is not in {store.path}", "list the runs with `inferarena results`")
+        raise InferarenaError(f"run {run_id} is not in {store.label}", "list the runs with `inferarena results`")
     check_sort(stored, sort)
     rec = recommendation_of(store, stored, path.parent)
     if fmt == "html":
@@ -96,7 +97,7 @@ def compare(
 
     with user_errors(debug):
         _require_db(db)
-        store = Store(db)
+        store = open_db(db)
         runs = {rid: store.load_run(rid) for rid in (run_a, run_b)}
         missing = [rid for rid, r in runs.items() if r is None]
         if missing:
@@ -151,7 +152,7 @@ def recommend(
     """
     with user_errors(debug):
         _require_db(db)
-        store = Store(db)
+        store = open_db(db)
         constraints = bounds(max_p99_ms, min_cos, min_throughput, max_memory_mb)
         run, rec = recommend_run(store, run_id, profile, constraints, db.resolve().parent)
     show_recommendation(run, rec, json_path)
@@ -165,7 +166,7 @@ def recommend_run(store, run_id: int, profile: Optional[str], constraints: dict,
 
     run = store.load_run(run_id)
     if run is None:
-        raise InferarenaError(f"run {run_id} is not in {store.path}", "list the runs with `inferarena results`")
+        raise InferarenaError(f"run {run_id} is not in {store.label}", "list the runs with `inferarena results`")
     profiles = kinds.of_run(run).profiles
     if profile not in profiles:
         raise InferarenaError(f"unknown profile {profile!r}", f"choose one of: {', '.join(profiles)}")

@@ -85,7 +85,7 @@ def serve_bench(
     from inferarena.environment import capture
     from inferarena.serving import bench
     from inferarena.serving.servers import Batching
-    from inferarena.store import Store
+    from inferarena.cli_common import open_db
 
     with user_errors(debug):
         sweep = [Batching(max_batch_size=b, max_delay_ms=d if b > 1 else 0.0, instances=i)
@@ -99,7 +99,7 @@ def serve_bench(
             target_model=target_model, multi_model=multi_model, transports=_split(transport) or ["http"])
         with _progress() as (_, on_event):
             result = bench.serve_bench(config, cache_dir, Path(".inferarena"), on_event)
-        store = Store(db)
+        store = open_db(db)
         run_id = bench.save(store, config, result, capture(), result["workload"])
     _print(result, run_id)
     if json_path:

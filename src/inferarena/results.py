@@ -259,7 +259,7 @@ def ci_width(scenario: str, rounds: list[ScenarioResult]) -> float | None:
 
 
 # Fields of VariantResult stored as JSON columns, and the build fields kept together in build_json.
-_JSON_COLUMNS = ("fidelity", "memory", "session_info", "task")
+_JSON_COLUMNS = ("fidelity", "memory", "session_info", "task", "node")
 _BUILD = ("passes", "kept_layers", "pass_report", "artifact", "pruned", "batch_size", "estimates", "adaptive")
 
 
@@ -294,6 +294,9 @@ class VariantResult:
     estimates: dict[str, float] | None = None  # warm-up timings (the first round's, reused by later ones)
     rounds: int = 1
     adaptive: dict[str, Any] | None = None  # an adaptive variant's policy and per-input decisions (adaptive.*)
+    # The machine its rounds ran on (`hardware.node_info`): hostname, CPU model, cores, accelerator, the
+    # cluster's node id where a cluster ran it, and the hardware class that rankings group by.
+    node: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, spec: VariantSpec, **values: Any) -> VariantResult:
@@ -396,7 +399,8 @@ class VariantResult:
                    passes=build.get("passes") or [], kept_layers=build.get("kept_layers"),
                    pass_report=build.get("pass_report"), artifact=build.get("artifact"),
                    pruned=bool(build.get("pruned")), batch_size=build.get("batch_size"),
-                   estimates=build.get("estimates"), rounds=build.get("rounds") or 1, adaptive=build.get("adaptive"))
+                   estimates=build.get("estimates"), rounds=build.get("rounds") or 1, adaptive=build.get("adaptive"),
+                   node=_loads(row.get("node_json")))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VariantResult:

@@ -89,6 +89,7 @@ SCENARIOS: dict[str, str] = {
     "llm_single_stream": "inferarena.scenarios.generation:LLMSingleStream",
     "llm_offline": "inferarena.scenarios.generation:LLMOffline",
     "llm_server": "inferarena.scenarios.generation:LLMServer",
+    "workflow": "inferarena.scenarios.workflow:Workflow",  # `inferarena agents`: tasks through a multi-agent workflow
 }
 
 
@@ -96,6 +97,18 @@ SCENARIOS: dict[str, str] = {
 KINDS: dict[str, str] = {
     "predict": "inferarena.kinds.predict:Predict",
     "generate": "inferarena.kinds.generate:Generate",
+    "workflow": "inferarena.kinds.workflow:Workflow",
+}
+
+
+# The gate's verifiers (`inferarena agents`): each scores one agent message, cheapest first.
+VERIFIERS: dict[str, str] = {
+    "format": "inferarena.agents.verifiers:Format",
+    "regex": "inferarena.agents.verifiers:Regex",
+    "json": "inferarena.agents.verifiers:Json",
+    "arithmetic": "inferarena.agents.verifiers:Arithmetic",
+    "code": "inferarena.agents.verifiers:Code",
+    "auditor": "inferarena.agents.verifiers:Auditor",
 }
 
 
@@ -111,7 +124,7 @@ def _add_plugins(spec: str) -> None:
     outside the package (a user's own, a test suite's misbehaving ones) to an axis. Spawned jobs
     inherit the variable, so they see the same registry."""
     axes = {"runtimes": RUNTIMES, "model_sources": MODEL_SOURCES, "passes": PASSES, "evaluators": EVALUATORS,
-            "servers": SERVERS, "scenarios": SCENARIOS}
+            "servers": SERVERS, "scenarios": SCENARIOS, "verifiers": VERIFIERS}
     for item in filter(None, (part.strip() for part in spec.split(";"))):
         key, _, target = item.partition("=")
         axis, _, name = key.strip().partition(".")

@@ -123,6 +123,18 @@ class Kind(ABC):
         """The Pareto plots of the HTML report for these variants."""
         return self.plots
 
+    def tables(self, run) -> list[tuple[str, list[str], list[list[str]]]]:
+        """Tables of the kind's own, shown after the leaderboards: (title, headers, rows of cells)."""
+        return []
+
+    def findings(self, run) -> list[str]:
+        """Sentences that answer the run's question (shown after the tables and in the HTML report)."""
+        return []
+
+    def document(self, run) -> dict[str, Any]:
+        """Keys of the kind's own in the run's --json."""
+        return {}
+
     def fidelity_key(self, variants) -> tuple[str, str]:
         """The fidelity figure a leaderboard shows next to the timings: (fidelity field, header)."""
         return "cos_min", "cos min"

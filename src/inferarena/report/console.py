@@ -55,6 +55,12 @@ def render_run(run: RunRecord, console: Console, sort: str | None = None, wide: 
     for scenario in measured_scenarios(run):
         leaderboard(console, scenario, ok, run.quick, sort, noisy_pct, drift_pct, kind.fidelity_key(ok), wide,
                     explained)
+    for title, headers, rows in kind.tables(run):
+        cols = [Col(escape(h), [escape(r[i]) for r in rows], "left" if i == 0 else "right", key=i == 0)
+                for i, h in enumerate(headers)]
+        print_table(console, escape(title), cols, wide=wide)
+    for line in kind.findings(run):
+        console.print(escape(line))
     failed = [v for v in run.variants if not v.ok]
     if failed:
         table = Table(title="Failed variants", title_style="bold red", title_justify="left", expand=False,
@@ -147,7 +153,8 @@ def leaderboard(console: Console, scenario: str, variants: list[VariantResult], 
             statuses.append(f"[red]INVALID[/]:{reasons.index(reason) + 1}")
     # The board's cells leave out the status; it goes back in under its header.
     by_column = [list(column) for column in zip(*(cells for _, cells, _, _ in data.rows))]
-    by_column.insert(data.headers.index("LoadGen"), statuses)
+    if "LoadGen" in data.headers:
+        by_column.insert(data.headers.index("LoadGen"), statuses)
     cols = [Col("#", [str(i) for i in range(1, len(data.rows) + 1)], key=True),
             Col("variant", [escape(v.name) for v, _, _, _ in data.rows], "left", key=True),
             *(Col(h, c, "left" if h == "LoadGen" else "right") for h, c in zip(data.headers, by_column))]

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from inferarena import kinds
 from inferarena.results import RunRecord
 from inferarena.scenarios.base import QUICK_NOTE
 
@@ -22,6 +23,8 @@ def describe_workload(workload: dict) -> str:
                 f"{workload['prompt_tokens_p50']:.0f} / p90 {workload['prompt_tokens_p90']:.0f} / max "
                 f"{workload['prompt_tokens_max']}, {workload['output_tokens_p50']:.0f} tokens generated each (greedy); "
                 f"perplexity on {workload['perplexity_tokens']} held-out tokens")
+    if workload.get("kind") == "tasks":
+        return f"{workload['samples']} tasks: {workload['source']}"
     return f"{workload.get('samples', '?')} samples, {workload.get('source', 'unknown source')}"
 
 
@@ -61,6 +64,7 @@ def to_document(run: RunRecord, recommendation=None) -> dict[str, Any]:
             }
             for v in run.variants
         ],
+        **kinds.of_run(run).document(run),
         **_recommendation(recommendation),
     }
 

@@ -64,7 +64,7 @@ def board(scenario: str, variants: list[VariantResult], quick: bool, sort: str |
     sources = {v.scenarios[scenario].metrics.get("energy_source") for v in rows}
     efficiency = getattr(cls, "efficiency", EFFICIENCY)
     fidelity_key, fidelity_header = fidelity
-    headers = [h for _, h in cls.columns] + ["LoadGen", fidelity_header] + [
+    headers = [h for _, h in cls.columns] + (["LoadGen"] if getattr(cls, "loadgen", True) else []) + [fidelity_header] + [
         h + (" est." if key.startswith("energy_j") and sources == {"estimate"} else "") for key, h, _ in efficiency
     ]
     with_rounds = any(v.scenarios[scenario].metrics.get("rounds", 1) > 1 for v in rows)

@@ -33,10 +33,11 @@ def to_markdown(run: RunRecord, sort: str | None = None) -> str:
         data = board(scenario, ok, run.quick, sort, fidelity=fidelity)
         lines += [f"**{_md(data.title)}**", "", "| # | variant | " + " | ".join(data.headers) + " |",
                   "|---|---|" + "---:|" * len(data.headers)]
-        status_at = data.headers.index("LoadGen")
+        status_at = data.headers.index("LoadGen") if "LoadGen" in data.headers else None
         for position, (v, cells, valid, reason) in enumerate(data.rows, 1):
             status = "VALID" if valid else f"INVALID ({_md(reason or 'no reason given')})"
-            cells = [*cells[:status_at], status, *cells[status_at:]]
+            if status_at is not None:
+                cells = [*cells[:status_at], status, *cells[status_at:]]
             lines.append(f"| {position} | {_md(v.name)} | " + " | ".join(_md(c) for c in cells) + " |")
         lines.append("")
     failed = [v for v in run.variants if not v.ok]

@@ -84,6 +84,8 @@ class Scenario(ABC):
     # Whether its per-sample latencies can show drift (first half vs second half); not where they are
     # completion times of one big query (Offline).
     drift_check: ClassVar[bool] = True
+    # Whether LoadGen measured it, so its leaderboard shows LoadGen's verdict (VALID / INVALID).
+    loadgen: ClassVar[bool] = True
 
     @classmethod
     def rank_key(cls, metrics: dict[str, float]) -> tuple:

@@ -1,0 +1,171 @@
+"""The agents' language models: a llama.cpp variant the arena builds (`llama_cpp/q4_1` of the bundled
+SmolLM2, other types through the `gguf_quantize` pass), an OpenAI-compatible endpoint, or a scripted
+model (tests). Each call returns its text and the tokens it cost, as the model counted them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from inferarena.errors import ConfigError, InferarenaError, ModelError
+
+Messages = list[dict[str, str]]
+
+
+@dataclass
+class Reply:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+
+
+class ChatModel(ABC):
+    label: str  # the variant, e.g. llama_cpp/q4_1, or the endpoint's URL
+    runtime: str
+    precision: str
+    local: bool  # computes in this process: its energy is metered here
+    info: dict
+
+    @abstractmethod
+    def chat(self, messages: Messages, max_tokens: int, temperature: float, seed: int) -> Reply: ...
+
+    def close(self) -> None:  # noqa: B027 - nothing to free by default
+        pass
+
+
+class LlamaChat(ChatModel):
+    """llama-cpp-python's chat completion with the GGUF's own chat template, seeded sampling. Prefix
+    caching is on, as in a server: agents that share a system prompt pay its prefill once."""
+
+    runtime, local = "llama_cpp", True
+
+    def __init__(self, path: Path, label: str, precision: str, threads: int | None, context: int, info: dict):
+        try:
+            from llama_cpp import Llama
+        except ImportError:
+            raise InferarenaError("the agents' llama.cpp models need llama-cpp-python",
+                                  "pip install 'inferarena[llm]', or point the agents at a server with --endpoint") from None
+        self.label, self.precision, self.context = label, precision, context
+        self.llm = Llama(str(path), n_ctx=context, n_threads=threads, n_threads_batch=threads, verbose=False)
+        self.info = {**info, "path": str(path), "n_ctx": context, "threads": threads}
+
+    def chat(self, messages, max_tokens, temperature, seed):
+        messages = _fit(messages, self.context - max_tokens - 32, self._count)
+        started = time.perf_counter()
+        out = self.llm.create_chat_completion(messages=messages, max_tokens=max_tokens, temperature=temperature,
+                                              top_p=0.95, top_k=40, seed=seed)
+        seconds = time.perf_counter() - started
+        usage = out.get("usage") or {}
+        return Reply(out["choices"][0]["message"].get("content") or "", int(usage.get("prompt_tokens", 0)),
+                     int(usage.get("completion_tokens", 0)), seconds)
+
+    def _count(self, text: str) -> int:
+        return len(self.llm.tokenize(text.encode(), add_bos=False, special=False))
+
+    def close(self):
+        self.llm.close()
+
+
+class EndpointChat(ChatModel):
+    """POST /v1/chat/completions on an OpenAI-compatible server (vLLM, llama.cpp's server, TGI)."""
+
+    runtime, precision, local = "endpoint", "remote", False
+
+    def __init__(self, url: str, model: str | None, timeout_s: float = 120.0):
+        base = url.rstrip("/")
+        self.url = base + ("/chat/completions" if base.endswith("/v1") else "/v1/chat/completions")
+        self.label, self.model, self.timeout_s = url, model or "default", timeout_s
+        self.info = {"url": url, "model": self.model}
+
+    def chat(self, messages, max_tokens, temperature, seed):
+        body = json.dumps({"model": self.model, "messages": messages, "max_tokens": max_tokens,
+                           "temperature": temperature, "seed": seed}).encode()
+        request = urllib.request.Request(self.url, body, {"Content-Type": "application/json"})
+        started = time.perf_counter()
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                out = json.loads(response.read())
+        except (urllib.error.URLError, OSError, json.JSONDecodeError) as exc:
+            raise InferarenaError(f"the endpoint {self.url} did not answer a chat completion ({exc})",
+                                  "check --endpoint (an OpenAI-compatible server's base URL) and that it is up") from None
+        seconds = time.perf_counter() - started
+        usage = out.get("usage") or {}
+        return Reply(out["choices"][0]["message"].get("content") or "", int(usage.get("prompt_tokens") or 0),
+                     int(usage.get("completion_tokens") or 0), seconds)
+
+
+@dataclass
+class ScriptedChat(ChatModel):
+    """A model whose replies a function writes: `script(messages, seed) -> text`. Tokens are words."""
+
+    script: Callable[[Messages, int], str]
+    label: str = "scripted"
+    runtime: str = "scripted"
+    precision: str = "none"
+    local: bool = True
+    info: dict = field(default_factory=dict)
+
+    def chat(self, messages, max_tokens, temperature, seed):
+        text = self.script(messages, seed)
+        prompt = sum(len(m["content"].split()) for m in messages)
+        return Reply(text, prompt, len(text.split()), 0.0)
+
+
+def _fit(messages: Messages, budget: int, count: Callable[[str], int]) -> Messages:
+    """Shorten the longest user turns (others' messages quoted in them) until the prompt fits the context."""
+    messages = [dict(m) for m in messages]
+    for _ in range(8):
+        sizes = [count(m["content"]) for m in messages]
+        if sum(sizes) + 8 * len(messages) <= budget:
+            break
+        longest = max(range(len(messages)), key=sizes.__getitem__)
+        text = messages[longest]["content"]
+        messages[longest]["content"] = text[: len(text) // 2] + " [...]"
+    return messages
+
+
+def check_variant(variant: str) -> None:
+    """A user's `runtime/type` names a llama.cpp GGUF type (before any model is loaded)."""
+    from inferarena.passes.gguf import FTYPES
+
+    runtime, _, precision = variant.partition("/")
+    if runtime != "llama_cpp":
+        raise ConfigError(f"agents cannot run on {variant!r}: only llama_cpp variants have a chat API here",
+                          "use --variants llama_cpp/q4_1,llama_cpp/q8_0 (GGUF types), or --endpoint URL for any server")
+    if precision and precision != "native" and precision not in FTYPES:
+        raise ConfigError(f"unknown GGUF type {precision!r} in {variant!r}", f"choose from {', '.join(FTYPES)}")
+
+
+def variant_model(variant: str, model: str, cache_dir: Path, threads: int | None, context: int) -> LlamaChat:
+    """The agents' model for `runtime/precision`: llama_cpp with the GGUF's own type, or one the
+    `gguf_quantize` pass writes (cached by content hash, like any build)."""
+    from inferarena import models, passes
+    from inferarena.passes.gguf import FTYPES
+
+    runtime, _, precision = variant.partition("/")
+    if runtime != "llama_cpp":
+        raise ConfigError(f"agents cannot run on {variant!r}: only llama_cpp variants have a chat API here",
+                          "use --variants llama_cpp/q4_1,llama_cpp/q8_0 (GGUF types), or --endpoint URL for any server")
+    artifact = models.resolve(model)
+    if artifact.format != "gguf":
+        raise ModelError(f"the agents' model {model!r} is not a GGUF", "use --model smollm2 or a .gguf file")
+    source = artifact.meta.get("precision")
+    steps: tuple = ()
+    if precision and precision not in ("native", source):
+        if precision not in FTYPES:
+            raise ConfigError(f"unknown GGUF type {precision!r} in {variant!r}", f"choose from {', '.join(FTYPES)}")
+        steps = (("gguf_quantize", json.dumps({"type": precision})),)
+    built, applied = passes.apply(steps, artifact, cache_dir, None)
+    notes = []
+    if steps and source not in ("f32", "f16", "bf16"):
+        notes.append(f"{precision} made from the {source} source: it holds no more information than {source}")
+    return LlamaChat(built.path, f"llama_cpp/{precision or source}", precision or source, threads, context,
+                     {"source": str(artifact.path), "source_type": source, "passes": applied, "notes": notes})

@@ -1,0 +1,259 @@
+"""Worker side of `inferarena agents`: the development phase and one arm's measurement, each a job the
+launcher runs in its own process (a crashing model fails that job, and the run goes on).
+
+    develop(...)  the baseline on the development split; from its failures, the auditor's indicators;
+                  the dropout arm's greedy removal of agents and edges (AgentDropout's static pruning)
+    measure(...)  one arm on the test split with one model variant -> a VariantResult (kind workflow)
+
+The arms run the same tasks with the same per-call seeds:
+    baseline            no gate
+    dropout             no gate, the communication graph the development phase pruned
+    reject-only         the gate with no retries: a flawed message is removed at once
+    rectify-or-reject   the gate with `retries` rectify attempts, then removal (AgentDropoutV2)
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from inferarena.agents import tasks as task_sets
+from inferarena.agents.config import AgentsConfig, WorkflowConfig
+from inferarena.agents.gate import Gate, GateContext
+from inferarena.agents.workflow import TaskRun, Topology, Usage, run_task
+from inferarena.results import ScenarioResult, VariantResult
+from inferarena.scenarios.base import QUICK_NOTE
+
+GATED = {"reject-only": False, "rectify-or-reject": True}  # arm -> rectifies
+
+
+class Models:
+    """Each agent's chat model: the arm's variant, or the model its workflow entry names; loaded once."""
+
+    def __init__(self, config: AgentsConfig, workflow: WorkflowConfig, variant: str, cache_dir: Path):
+        self.config, self.workflow, self.variant, self.cache_dir = config, workflow, variant, cache_dir
+        self.loaded: dict[str, object] = {}
+        started = time.perf_counter()
+        self.main = self._load(variant)
+        self.load_s = time.perf_counter() - started
+
+    def _load(self, spec: str):
+        from inferarena.agents.chat import EndpointChat, variant_model
+
+        if spec not in self.loaded:
+            if spec.startswith(("http://", "https://")):
+                self.loaded[spec] = EndpointChat(spec, self.config.endpoint_model)
+            else:
+                threads = self.config.threads or os.cpu_count()
+                self.loaded[spec] = variant_model(spec, self.config.model, self.cache_dir, threads, self.config.context)
+        return self.loaded[spec]
+
+    def __call__(self, agent: str):
+        name = self.workflow.agent(agent).model
+        return self._load(name) if name else self.main
+
+    def close(self) -> None:
+        for model in self.loaded.values():
+            model.close()
+
+
+def max_tokens(config: AgentsConfig) -> int | None:
+    """--quick caps each message at 64 completion tokens (the workflow's own limits otherwise)."""
+    if config.max_tokens is not None:
+        return config.max_tokens
+    return 64 if config.quick else None
+
+
+def _flaw(task, text: str, gate: Gate, agent) -> str | None:
+    """The first deterministic verifier's flaw category for a message (the auditor is not asked)."""
+    for name in agent.checks:
+        if name == "auditor":
+            continue
+        check = gate.verifier(name).check(task, text, GateContext(agent, None, gate.sandbox_timeout_s))
+        if check.score < 1.0:
+            return check.category
+    return None
+
+
+def _accuracy_tokens(runs: list[TaskRun]) -> tuple[float, float]:
+    total = [r.total for r in runs]
+    return (sum(r.correct for r in runs) / len(runs),
+            float(np.mean([u.prompt_tokens + u.completion_tokens for u in total])))
+
+
+def develop(config: AgentsConfig, workflow: WorkflowConfig, variant: str, cache_dir: str, db: str | None) -> dict:
+    """The development phase for one model variant: what the gated arms audit with (indicators) and
+    the graph the dropout arm keeps. JSON-able, so each arm's job receives it."""
+    _, dev = task_sets.split(config.tasks, config.n, config.dev_n if not config.quick else min(config.dev_n, 4),
+                             config.seed)
+    models = Models(config, workflow, variant, Path(cache_dir))
+    tokens = max_tokens(config)
+    gated = any(a in GATED for a in config.arms)
+    try:
+        base = [run_task(workflow, t, models, None, Topology(), tokens, config.seed) for t in dev]
+        accuracy, mean_tokens = _accuracy_tokens(base)
+        out: dict = {"dev_tasks": len(dev), "dev_accuracy": accuracy, "dev_tokens_per_task": mean_tokens,
+                     "indicators": [], "indicator_vectors": [], "removed_agents": [], "removed_edges": [], "dropout": None}
+        audited = gated and any("auditor" in a.checks for a in workflow.agents)
+        if audited:
+            from inferarena.agents.auditor import mine
+            from inferarena.agents.embed import Embedder
+
+            gate = Gate(config.gate, sandbox_timeout_s=config.sandbox_timeout_s)
+            failed = [(m.text, _flaw(r.task, m.text, gate, workflow.agent(m.agent)))
+                      for r in base if not r.correct for m in r.messages if m.agent in {a.name for a in workflow.actors}]
+            embed = Embedder(Path(db) if db else None)
+            pool = mine(failed, embed, seed=config.seed)
+            out["indicators"] = [i.as_dict() for i in pool.indicators]
+            out["indicator_vectors"] = pool.embeddings.tolist()
+            out["embedder"] = embed.note
+            embed.close()
+        if "dropout" in config.arms:
+            candidates = config.dropout_candidates if not config.quick else min(config.dropout_candidates, 3)
+            topology, report = dropout_search(workflow, dev, base, models, tokens, config.seed, candidates)
+            out["removed_agents"] = sorted(topology.removed_agents)
+            out["removed_edges"] = sorted(list(e) for e in topology.removed_edges)
+            out["dropout"] = report
+        return out
+    finally:
+        models.close()
+
+
+def removals(workflow: WorkflowConfig) -> list[tuple[str, object]]:
+    """What static dropout may remove: an agent (not the last the aggregator reads, never a judge), or an
+    edge (one agent no longer reading another)."""
+    out: list[tuple[str, object]] = [("agent", a.name) for a in workflow.actors]
+    out += [("edge", (a.name, s)) for a in workflow.actors for s in a.sees if s != a.name]
+    return out
+
+
+def dropout_search(workflow, dev, base_runs, models, tokens, seed, candidates) -> tuple[Topology, dict]:
+    """Greedy static pruning on the development split: try `candidates` removals in a seeded order and keep
+    each one that lowers tokens per task without lowering accuracy (first improvement)."""
+    options = removals(workflow)
+    random.Random(f"dropout-{seed}").shuffle(options)
+    best_acc, best_tok = _accuracy_tokens(base_runs)
+    current, tried = Topology(), []
+    for what, item in options[:candidates]:
+        agents, edges = set(current.removed_agents), set(current.removed_edges)
+        if what == "agent":
+            agents.add(item)
+        else:
+            edges.add(item)
+        if not set(workflow.aggregator.reads) - agents:
+            continue
+        topology = Topology(frozenset(agents), frozenset(edges))
+        runs = [run_task(workflow, t, models, None, topology, tokens, seed) for t in dev]
+        accuracy, mean_tokens = _accuracy_tokens(runs)
+        kept = accuracy >= best_acc and mean_tokens < best_tok
+        tried.append({"remove": f"{what} {item if what == 'agent' else '->'.join(reversed(item))}",
+                      "dev_accuracy": accuracy, "dev_tokens_per_task": round(mean_tokens, 1), "kept": kept})
+        if kept:
+            current, best_acc, best_tok = topology, accuracy, mean_tokens
+    return current, {"tried": tried, "removed": current.describe(), "dev_accuracy": best_acc,
+                     "dev_tokens_per_task": round(best_tok, 1)}
+
+
+def measure(config: AgentsConfig, workflow: WorkflowConfig, variant: str, arm: str, dev: dict, cache_dir: str,
+            db: str | None, price) -> VariantResult:
+    """One arm on the test split with one model variant, its energy metered over the whole arm."""
+    from inferarena.hardware import host
+    from inferarena.trackers.energy import EnergyMeter
+    from inferarena.trackers.memory import MemoryTracker
+
+    test, _ = task_sets.split(config.tasks, config.n, config.dev_n, config.seed)
+    tokens = max_tokens(config)
+    with MemoryTracker() as memory:
+        models = Models(config, workflow, variant, Path(cache_dir))
+        embed = None
+        try:
+            gate = None
+            if arm in GATED:
+                auditor = None
+                if dev.get("indicators"):
+                    from inferarena.agents.auditor import Indicator, IndicatorPool, LlmAuditor
+                    from inferarena.agents.embed import Embedder
+
+                    embed = Embedder(Path(db) if db else None)
+                    pool = IndicatorPool([Indicator(**i) for i in dev["indicators"]],
+                                         np.asarray(dev["indicator_vectors"], np.float32), embed)
+                    auditor = LlmAuditor(models.main, pool, config.gate.top_k, config.gate.auditor_tokens)
+                gate = Gate(config.gate, rectify=GATED[arm], auditor=auditor, sandbox_timeout_s=config.sandbox_timeout_s)
+            topology = Topology(frozenset(dev.get("removed_agents") or ()),
+                                frozenset(tuple(e) for e in dev.get("removed_edges") or ())) if arm == "dropout" else Topology()
+            meter = EnergyMeter(host(), config.energy.tdp_w, config.energy.tdp_threads, config.energy.idle_s)
+            started = time.perf_counter()
+            with meter.track() as energy:
+                runs = [run_task(workflow, t, models, gate, topology, tokens, config.seed) for t in test]
+            wall_s = time.perf_counter() - started
+            main = models.main
+        finally:
+            if embed is not None:
+                embed.close()
+            models.close()
+    return _result(config, workflow, variant, arm, dev, runs, wall_s, energy.result if main.local else None, price,
+                   main, models.load_s, memory.result.as_dict(), topology)
+
+
+def wilson(correct: int, n: int) -> tuple[float, float]:
+    from scipy.stats import binomtest
+
+    ci = binomtest(correct, n).proportion_ci(0.95, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def _result(config, workflow, variant, arm, dev, runs: list[TaskRun], wall_s, energy, price, model, load_s, memory,
+            topology) -> VariantResult:
+    n, correct = len(runs), sum(r.correct for r in runs)
+    low, high = wilson(correct, n)
+    per_agent: dict[str, Usage] = {}
+    for r in runs:
+        for name, usage in r.usage.items():
+            per_agent.setdefault(name, Usage()).add(usage)
+    total = Usage()
+    for usage in per_agent.values():
+        total.add(usage)
+    gated_messages = [m for r in runs for m in r.messages if m.agent in {a.name for a in workflow.actors}]
+    spoken = sum(u.messages for name, u in per_agent.items() if name != "auditor") or 1
+    tokens = total.prompt_tokens + total.completion_tokens
+    metrics = {
+        "tasks": n, "correct": correct, "accuracy": correct / n, "accuracy_ci_low": low, "accuracy_ci_high": high,
+        "prompt_tokens": total.prompt_tokens, "completion_tokens": total.completion_tokens,
+        "tokens_per_task": tokens / n, "tokens_per_correct": tokens / correct if correct else None,
+        "llm_calls": total.calls, "auditor_calls": per_agent.get("auditor", Usage()).calls,
+        "wall_s": round(wall_s, 3), "seconds_per_task": wall_s / n,
+        "prune_rate": sum(m.status == "rejected" for m in gated_messages) / max(1, len(gated_messages)),
+        "rectify_rounds_mean": total.rectify_rounds / spoken,
+        "fallback_rate": sum(r.fallback for r in runs) / n,
+    }
+    if energy is not None:
+        metrics |= {"energy_j": energy.energy_j, "energy_j_per_task": energy.energy_j / n,
+                    "power_w_avg": energy.power_w_avg, "energy_source": energy.energy_source,
+                    "energy_basis": energy.energy_basis}
+        metrics |= {"cost_usd_per_1k_tasks": price.usd_per_hour * wall_s / 3600.0 / n * 1000.0, "cost_basis": price.label}
+    metrics = {k: v for k, v in metrics.items() if v is not None}
+    scenario = ScenarioResult("workflow", True, None, QUICK_NOTE if config.quick else "full", metrics,
+                              latencies_ms=np.array([r.seconds * 1000.0 for r in runs]))
+    gate = {"settings": config.gate.model_dump(), "rectify": GATED[arm]} if arm in GATED else None
+    pipeline = {"arm": arm, "workflow": workflow.name, "gate": gate,
+                "removed": topology.describe() if arm == "dropout" else []}
+    info = {**getattr(model, "info", {}), "workflow": workflow.name, "tasks": config.tasks,
+            "max_tokens": max_tokens(config), "per_agent": {k: asdict(v) for k, v in per_agent.items()},
+            "answers": [{"task": r.task.id, "correct": r.correct, "answer": (r.answer or "")[-120:]} for r in runs]}
+    report = {k: dev.get(k) for k in ("dev_tasks", "dev_accuracy", "dev_tokens_per_task", "embedder")}
+    if arm in GATED:
+        report["indicators"] = [{k: i[k] for k in ("name", "support", "trigger")} for i in dev.get("indicators") or []]
+    if arm == "dropout":
+        report["dropout"] = dev.get("dropout")
+    return VariantResult(name=f"{model.label}@{arm}", runtime=model.runtime, precision=model.precision, shape="workflow",
+                         knobs={"threads": config.threads, "context": config.context} if model.local else {},
+                         kind="workflow", pipeline=arm, pipeline_config=pipeline,
+                         fidelity={"tasks": n, "correct": correct, "accuracy": correct / n, "accuracy_ci_low": low,
+                                   "accuracy_ci_high": high},
+                         memory=memory, session_info=info, load_s=round(load_s, 3), scenarios={"workflow": scenario},
+                         pass_report=report)

@@ -1,0 +1,152 @@
+"""The driver of `inferarena agents`: for each model variant, the development phase, then each arm in
+its own job; every finished arm is stored at once (one transaction), so `--resume` measures only what
+is missing and a failed arm is recorded as failed while the others go on.
+
+    run_id = run(AgentsConfig(workflow="debate-math", tasks="arithmetic", n=50), store, paths, launcher)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Callable
+
+from inferarena.agents.config import AgentsConfig, load_workflow
+from inferarena.results import VariantResult
+
+EventSink = Callable[[str, dict], None]
+SMALL_MODEL_NOTE = ("SmolLM2-135M gives little reasoning accuracy: trust its token, call, time and energy figures, "
+                    "not what its accuracy says about the methods (point --endpoint at a real model for that)")
+
+
+@dataclass
+class AgentsSummary:
+    run_id: int
+    resumed: bool
+    skipped: list[str]
+
+
+def variants_of(config: AgentsConfig) -> list[str]:
+    return [config.endpoint] if config.endpoint else list(config.variants)
+
+
+def planned_names(config: AgentsConfig, variant: str) -> list[str]:
+    """The stored names of one variant's arms: the model's label, then @arm (before the model is loaded)."""
+    label = variant if variant.startswith(("http://", "https://")) else _label(config, variant)
+    return [f"{label}@{arm}" for arm in config.arms]
+
+
+def _label(config: AgentsConfig, variant: str) -> str:
+    runtime, _, precision = variant.partition("/")
+    if precision:
+        return variant
+    from inferarena import models
+
+    return f"{runtime}/{models.resolve(config.model).meta.get('precision')}"
+
+
+def config_hash(config: AgentsConfig) -> str:
+    return hashlib.sha256(json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def describe_tasks(config: AgentsConfig) -> dict:
+    what = {"arithmetic": "generated arithmetic word problems (seeded, 2-4 steps)",
+            "code": "small Python functions with hidden unit tests"}.get(config.tasks, f"tasks from {config.tasks}")
+    dev = min(config.dev_n, 4) if config.quick else config.dev_n
+    return {"kind": "tasks", "samples": config.n, "source": f"{what}; {dev} more for development (other seeds)",
+            "tasks": config.tasks, "seed": config.seed, "dev_n": dev}
+
+
+def run(config: AgentsConfig, store, paths, launcher, resume: bool = False, on_event: EventSink | None = None,
+        timeout_s: float | None = None) -> AgentsSummary:
+    from inferarena import environment
+    from inferarena.agents import measure
+    from inferarena.hardware import host
+    from inferarena.trackers import cost
+
+    emit = on_event or (lambda kind, data: None)
+    from inferarena.agents import tasks as task_sets
+    from inferarena.agents.chat import check_variant
+
+    workflow = load_workflow(config.workflow)  # bad input fails here, before any job
+    task_sets.split(config.tasks, config.n, config.dev_n, config.seed)
+    for variant in ([] if config.endpoint else config.variants):
+        check_variant(variant)
+    price = cost.price(host(), config.cost.instance, config.cost.usd_per_hour)
+    key = config_hash(config)
+    run_id = store.resumable_run(key) if resume else None
+    skipped: list[str] = []
+    notes = []
+    if config.model == "smollm2" and not config.endpoint:
+        notes.append(SMALL_MODEL_NOTE)
+    if config.endpoint:
+        notes.append(f"agents on the endpoint {config.endpoint}: energy and cost are the server's and not metered here")
+    if run_id is not None:
+        skipped = sorted(store.finished_variants(run_id))
+    else:
+        env = {**environment.capture(), "price": price.label, "executor": launcher.name}
+        run_id = store.create_run(config.model_dump(mode="json") | {"scenarios": ["workflow"], "kind": "workflow"},
+                                  key, config.model if not config.endpoint else config.endpoint, config.quick, env,
+                                  describe_tasks(config), notes)
+    variants = variants_of(config)
+    todo = sum(1 for v in variants for name in planned_names(config, v) if name not in skipped)
+    emit("plan", {"run_id": run_id, "todo": todo, "notes": notes})
+    work = paths.work_dir / f"agents-{run_id}"
+    work.mkdir(parents=True, exist_ok=True)
+    limit = timeout_s or max(600.0, 60.0 * (config.n + config.dev_n) * len(workflow.agents))
+    db = str(store.path) if getattr(store, "path", None) else None
+    for variant in variants:
+        names = planned_names(config, variant)
+        wanted = [(arm, name) for arm, name in zip(config.arms, names) if name not in skipped]
+        if not wanted:
+            continue
+        dev: dict = {}
+        if any(arm != "baseline" for arm, _ in wanted):
+            emit("start", {"name": f"{variant}: development split"})
+            outcome = launcher.run(measure.develop, (config, workflow, variant, str(paths.cache_dir), db), limit,
+                                   work / f"{_safe(variant)}-dev.log")
+            if not outcome.ok:
+                for arm, name in wanted:
+                    _failed(store, run_id, config, variant, arm, name, f"development phase: {outcome.error}", outcome.detail)
+                    emit("done", {"name": name, "ok": False, "error": f"development phase: {outcome.error}", "variant": True})
+                continue
+            dev = outcome.value
+            emit("done", {"name": f"{variant}: development split", "ok": True, "error": None})
+        for arm, name in wanted:
+            emit("start", {"name": f"{name} ({config.n} tasks)"})
+            outcome = launcher.run(measure.measure, (config, workflow, variant, arm, dev, str(paths.cache_dir), db, price),
+                                   limit, work / f"{_safe(name)}.log")
+            if outcome.ok:
+                store.save_variant(run_id, outcome.value)
+            else:
+                _failed(store, run_id, config, variant, arm, name, outcome.error, outcome.detail)
+            emit("done", {"name": name, "ok": outcome.ok, "error": outcome.error, "variant": True})
+    store.finish_run(run_id)
+    return AgentsSummary(run_id, bool(skipped), skipped)
+
+
+def _failed(store, run_id, config, variant, arm, name, error, detail) -> None:
+    runtime, _, precision = variant.partition("/")
+    store.save_variant(run_id, VariantResult(name=name, runtime=runtime if precision else "endpoint",
+                                             precision=precision or "remote", shape="workflow", kind="workflow",
+                                             pipeline=arm, status="failed", error=error, error_detail=detail))
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80]
+
+
+def arms_document(run) -> list[dict]:
+    """The `arms[]` of the --json: one entry per arm × variant, with the figures the issue names."""
+    out = []
+    for v in run.variants:
+        m = v.scenarios["workflow"].metrics if v.ok and "workflow" in v.scenarios else {}
+        out.append({"arm": v.pipeline, "variant": v.name.rsplit("@", 1)[0], "status": v.status, "error": v.error,
+                    "accuracy": m.get("accuracy"),
+                    "accuracy_ci": [m.get("accuracy_ci_low"), m.get("accuracy_ci_high")] if m else None,
+                    **{k: m.get(k) for k in ("tasks", "correct", "prompt_tokens", "completion_tokens", "llm_calls",
+                                             "wall_s", "energy_j", "energy_source", "prune_rate",
+                                             "rectify_rounds_mean", "tokens_per_correct", "cost_usd_per_1k_tasks")},
+                    "per_agent": (v.session_info or {}).get("per_agent")})
+    return out

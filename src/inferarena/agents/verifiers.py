@@ -1,0 +1,232 @@
+"""The gate's verifiers: each reads one message and scores it (1.0: nothing wrong), with feedback
+the agent can act on. Registered in `registry.VERIFIERS`; a workflow names them per agent.
+
+    format      the answer is where the aggregator looks (a final "Answer: N" line, or a code block)
+    regex       the message matches the agent's `pattern`
+    json        the message holds JSON that fits the agent's `schema` (jsonschema)
+    arithmetic  every equation written in the message is right, checked by a safe AST evaluator
+    code        the code passes the task's public tests in the sandbox
+    auditor     an LLM auditor, shown the failure indicators nearest the message (auditor.py)
+
+None of them sees a task's answer or hidden tests: those only score the final answer.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import operator
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from inferarena.agents.sandbox import run_tests
+from inferarena.agents.tasks import Task
+
+
+@dataclass
+class Check:
+    name: str
+    score: float  # 1.0: nothing found wrong
+    feedback: str | None = None
+    calls: int = 0  # LLM calls it made (the auditor)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    category: str | None = None  # what kind of flaw, for mining indicators
+
+
+class Verifier(ABC):
+    name: ClassVar[str]
+
+    @abstractmethod
+    def check(self, task: Task, text: str, ctx: Any) -> Check:
+        """`ctx`: the gate's context (the agent's config, the auditor, the sandbox limits)."""
+
+
+# -- answers ---------------------------------------------------------------------------------------
+
+_NUMBER = r"-?\d[\d,]*(?:\.\d+)?"
+_ANSWER = re.compile(rf"answer\s*(?:is)?\s*[:=]?\s*\**\s*\$?\s*({_NUMBER})", re.IGNORECASE)
+
+
+def _to_float(text: str) -> float | None:
+    try:
+        return float(text.replace(",", ""))
+    except ValueError:
+        return None
+
+
+def final_number(text: str, strict: bool = False) -> float | None:
+    """The number after the last "Answer:"; without one, the last number in the text (unless `strict`)."""
+    found = _ANSWER.findall(text)
+    if found:
+        return _to_float(found[-1])
+    if strict:
+        return None
+    numbers = re.findall(_NUMBER, text)
+    return _to_float(numbers[-1]) if numbers else None
+
+
+_FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)(?:```|$)", re.DOTALL)
+
+
+def extract_code(text: str) -> str | None:
+    """The first fenced code block that parses, else the whole text if it parses and defines a function."""
+    for block in _FENCE.findall(text):
+        if _parses(block):
+            return block.strip()
+    stripped = text.strip()
+    return stripped if "def " in stripped and _parses(stripped) else None
+
+
+def _parses(code: str) -> bool:
+    try:
+        ast.parse(code)
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
+# -- verifiers -------------------------------------------------------------------------------------
+
+class Format(Verifier):
+    name = "format"
+
+    def check(self, task, text, ctx):
+        if task.kind == "code":
+            if extract_code(text) is None:
+                return Check(self.name, 0.0, "Reply with one ```python code block holding the whole function; "
+                             "yours has no code that parses.", category="no parsable code")
+            return Check(self.name, 1.0)
+        if final_number(text, strict=True) is None:
+            return Check(self.name, 0.0, 'End your reply with a line "Answer: N", N being the final number.',
+                         category="no final answer line")
+        return Check(self.name, 1.0)
+
+
+class Regex(Verifier):
+    name = "regex"
+
+    def check(self, task, text, ctx):
+        pattern = ctx.agent.pattern
+        if not pattern or re.search(pattern, text, re.DOTALL):
+            return Check(self.name, 1.0)
+        return Check(self.name, 0.0, f"Your reply must match the pattern {pattern!r}.", category="wrong format")
+
+
+class Json(Verifier):
+    name = "json"
+
+    def check(self, task, text, ctx):
+        start, end = text.find("{"), text.rfind("}")
+        try:
+            data = json.loads(text[start:end + 1]) if start >= 0 < end else None
+        except json.JSONDecodeError as exc:
+            return Check(self.name, 0.0, f"Your JSON does not parse ({exc.msg}); reply with one JSON object.",
+                         category="invalid JSON")
+        if data is None:
+            return Check(self.name, 0.0, "Reply with one JSON object.", category="no JSON")
+        schema = ctx.agent.json_schema
+        if schema:
+            import jsonschema
+
+            errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path))
+            if errors:
+                return Check(self.name, 0.0, f"Your JSON does not fit the schema: {errors[0].message}.",
+                             category="JSON off schema")
+        return Check(self.name, 1.0)
+
+
+_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+        ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
+
+
+def safe_eval(expression: str) -> float:
+    """An arithmetic expression's value: numbers, + - * / // % ** and parentheses, nothing else (never
+    `eval`). Raises ValueError for anything it does not allow, or exponents that would blow up."""
+    def walk(node):
+        if isinstance(node, ast.Expression):
+            return walk(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+            return node.value
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.UAdd, ast.USub)):
+            value = walk(node.operand)
+            return value if isinstance(node.op, ast.UAdd) else -value
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+            left, right = walk(node.left), walk(node.right)
+            if isinstance(node.op, ast.Pow) and (abs(right) > 64 or abs(left) > 1e6):
+                raise ValueError("exponent too large")
+            return _OPS[type(node.op)](left, right)
+        raise ValueError(f"not arithmetic: {type(node).__name__}")
+
+    if len(expression) > 200:
+        raise ValueError("expression too long")
+    try:
+        return float(walk(ast.parse(expression, mode="eval")))
+    except (SyntaxError, ZeroDivisionError, OverflowError, TypeError) as exc:
+        raise ValueError(str(exc)) from None
+
+
+# "12 + 5 = 17", "3 × 4 = 12", "(20 - 4) / 2 = 8": an expression with an operator, then "= number".
+_EQUATION = re.compile(rf"((?:[\d.,]+|[()])(?:\s*(?:[-+*/×x÷]|\*\*)\s*\(?\s*[\d.,]+\s*\)?)+)\s*=\s*\$?({_NUMBER})")
+
+
+def equations(text: str) -> list[tuple[str, float, float]]:
+    """(expression, stated value, true value) for each equation the text writes."""
+    found = []
+    for left, right in _EQUATION.findall(text):
+        expression = left.replace("×", "*").replace("÷", "/").replace(",", "")
+        expression = re.sub(r"(?<=[\d)\s])x(?=[\s\d(])", "*", expression)
+        stated = _to_float(right)
+        try:
+            value = safe_eval(expression)
+        except ValueError:
+            continue
+        if stated is not None:
+            found.append((left.strip(), stated, value))
+    return found
+
+
+class Arithmetic(Verifier):
+    name = "arithmetic"
+
+    def check(self, task, text, ctx):
+        found = equations(text)
+        wrong = [(e, s, v) for e, s, v in found if not math.isclose(s, v, rel_tol=1e-6, abs_tol=1e-6)]
+        if not found or not wrong:
+            return Check(self.name, 1.0)
+        expression, stated, value = wrong[0]
+        return Check(self.name, 1.0 - len(wrong) / len(found),
+                     f"You wrote {expression} = {stated:g}, but {expression} = {value:g}. Redo the steps from there.",
+                     category="an arithmetic step is wrong")
+
+
+class Code(Verifier):
+    name = "code"
+
+    def check(self, task, text, ctx):
+        code = extract_code(text)
+        if code is None:
+            return Check(self.name, 0.0, "Reply with one ```python code block holding the whole function.",
+                         category="no parsable code")
+        result = run_tests(code, list(task.public_tests) or ["pass"], timeout_s=ctx.sandbox_timeout_s)
+        if result.ok:
+            return Check(self.name, 1.0)
+        category = ("blocked by the sandbox" if result.blocked else "too slow" if result.timed_out
+                    else "fails a test")
+        return Check(self.name, result.score, f"Running your code failed: {result.error}. Fix the function.",
+                     category=category)
+
+
+class Auditor(Verifier):
+    """The LLM auditor (auditor.py), when the arm has one; without one (no indicators mined) it passes."""
+
+    name = "auditor"
+
+    def check(self, task, text, ctx):
+        if ctx.auditor is None:
+            return Check(self.name, 1.0)
+        return ctx.auditor.audit(task, ctx.agent, text)

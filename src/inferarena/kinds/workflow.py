@@ -1,0 +1,132 @@
+"""Multi-agent workflows on generative models: the `workflow` kind (`inferarena agents`).
+
+A "variant" of this kind is one arm of a workflow (baseline, dropout, reject-only, rectify-or-reject)
+on one model variant (`llama_cpp/q4_1`, or an endpoint), measured on the same tasks and seeds. Its
+figures are accuracy with a Wilson 95% CI, tokens, LLM calls, wall time, energy, prune and rectify
+rates, tokens per correct answer and cost per 1,000 tasks (`scenarios/workflow.py`). Runs are made by
+`inferarena agents`, not `inferarena run`, so the reference and measure jobs refuse.
+"""
+
+from __future__ import annotations
+
+from inferarena.errors import ConfigError
+from inferarena.kinds.base import Column, Figure, Kind, Plot, Profile
+
+
+class Workflow(Kind):
+    name = "workflow"
+    profiles = {
+        "accuracy": Profile("accuracy", "workflow.accuracy", "accuracy", None, None, "most tasks answered right"),
+        "latency": Profile("latency", "workflow.seconds_per_task", "time per task", None, None,
+                           "least wall time per task"),
+        "balanced": Profile("balanced", "balanced_score", "balanced score", None, None,
+                            "best geometric mean of tokens per task and accuracy, each relative to the best"),
+        "tokens": Profile("tokens", "workflow.tokens_per_correct", "tokens per correct answer", None, None,
+                          "fewest tokens per correct answer"),
+        "energy": Profile("energy", "workflow.energy_j_per_task", "energy per task", None, None,
+                          "least energy per task"),
+        "cost": Profile("cost", "workflow.cost_usd_per_1k_tasks", "cost per 1,000 tasks", None, None,
+                        "lowest cost per 1,000 tasks"),
+    }
+    # The first two are the "balanced" axes (lower is better, then higher); the first three the Pareto front.
+    trade_offs = (Figure("workflow.tokens_per_task", "tokens per task"), Figure("workflow.accuracy", "accuracy"),
+                  Figure("workflow.energy_j_per_task", "energy per task"), Figure("workflow.seconds_per_task", "time per task"))
+    constraints = {}
+    judged_by = {name: ("workflow",) for name in profiles}
+    search_batch_sizes = (1,)
+    fidelity_title = "Arms — accuracy on the tasks (Wilson 95% CI)"
+    fidelity_columns = (Column("tasks", "tasks"), Column("correct", "right"), Column("accuracy", "accuracy", ".3f"),
+                        Column("accuracy_ci_low", "CI low", ".3f"), Column("accuracy_ci_high", "CI high", ".3f"))
+    pareto_title = "Pareto front — no other arm is better on tokens per task, accuracy and energy per task at once"
+    pareto_columns = (Figure("workflow.tokens_per_task", "tokens/task", ".0f"), Figure("workflow.accuracy", "accuracy", ".3f"),
+                      Figure("workflow.energy_j_per_task", "J/task", ".3g"))
+    plots = (Plot("workflow.tokens_per_task", "workflow.accuracy", "tokens per task (prompt + completion)",
+                  "accuracy", "Accuracy vs tokens"),
+             Plot("workflow.seconds_per_task", "workflow.accuracy", "seconds per task", "accuracy", "Accuracy vs time"),
+             Plot("workflow.energy_j_per_task", "workflow.accuracy", "energy per task (J)", "accuracy",
+                  "Accuracy vs energy"))
+    serving = "openai"
+
+    def scenarios(self, requested):
+        return ["workflow"]
+
+    def fidelity_key(self, variants):
+        return "tasks", "tasks"
+
+    def reference_job(self, *args, **kwargs):
+        raise ConfigError("workflow runs have no FP32 reference job", "measure workflows with `inferarena agents`")
+
+    def reference_environment(self, reference_path):
+        return {}
+
+    def measure(self, job):
+        raise ConfigError("workflow arms are measured by `inferarena agents`", "run `inferarena agents --help`")
+
+    def tables(self, run):
+        rows = []
+        for v in run.ok:
+            for agent, u in ((v.session_info or {}).get("per_agent") or {}).items():
+                rows.append([v.name, agent, str(u["calls"]), str(u["prompt_tokens"]), str(u["completion_tokens"]),
+                             f"{u['seconds']:.1f}", str(u["messages"]), str(u["rejected"]), str(u["rectify_rounds"])])
+        if not rows:
+            return []
+        return [("Per agent — what each agent (and the auditor) cost over the arm's tasks",
+                 ["arm", "agent", "calls", "prompt tok", "compl tok", "seconds", "messages", "rejected", "rectified"],
+                 rows)]
+
+    def findings(self, run):
+        return [line for variant, arms in _by_variant(run).items() for line in _versus_baseline(variant, arms)]
+
+    def document(self, run):
+        from inferarena.agents.run import arms_document
+
+        return {"arms": arms_document(run)}
+
+
+def _by_variant(run) -> dict:
+    out: dict = {}
+    for v in run.ok:
+        out.setdefault(v.name.rsplit("@", 1)[0], {})[v.pipeline] = v
+    return out
+
+
+def paired_difference(a: list[bool], b: list[bool], reps: int = 4000, seed: int = 0) -> tuple[float, float, float]:
+    """Accuracy of b minus a on the same tasks, with a 95% paired-bootstrap interval (tasks resampled)."""
+    import numpy as np
+
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(x), size=(reps, len(x)))
+    diffs = (y[picks] - x[picks]).mean(axis=1)
+    return float(y.mean() - x.mean()), float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))
+
+
+def _versus_baseline(variant: str, arms: dict) -> list[str]:
+    base = arms.get("baseline")
+    if base is None:
+        return []
+    bm = base.scenarios["workflow"].metrics
+    right = {a["task"]: a["correct"] for a in (base.session_info or {}).get("answers") or []}
+    lines = []
+    for arm in ("dropout", "reject-only", "rectify-or-reject"):
+        other = arms.get(arm)
+        if other is None:
+            continue
+        om = other.scenarios["workflow"].metrics
+        theirs = {a["task"]: a["correct"] for a in (other.session_info or {}).get("answers") or []}
+        shared = [t for t in right if t in theirs]
+        diff, low, high = paired_difference([right[t] for t in shared], [theirs[t] for t in shared])
+        verdict = ("better" if low > 0 else "worse" if high < 0 else "no significant change")
+        tokens = om["tokens_per_task"] / bm["tokens_per_task"] if bm.get("tokens_per_task") else float("nan")
+        text = (f"{variant}: {arm} vs baseline — accuracy {om['accuracy']:.3f} vs {bm['accuracy']:.3f}, "
+                f"difference {diff:+.3f} [95% CI {low:+.3f}, {high:+.3f}, paired over {len(shared)} tasks]: {verdict}; "
+                f"tokens ×{tokens:.2f}")
+        if om.get("energy_j") and bm.get("energy_j"):
+            text += f", energy ×{om['energy_j'] / bm['energy_j']:.2f}"
+            if om.get("energy_source") == "estimate":
+                text += " (estimated)"
+        text += f", wall time ×{om['wall_s'] / bm['wall_s']:.2f}"
+        if arm in ("reject-only", "rectify-or-reject"):
+            text += f"; pruned {om.get('prune_rate', 0):.0%} of messages, {om.get('rectify_rounds_mean', 0):.2f} rectify rounds per message"
+        lines.append(text + ".")
+    return lines

@@ -1,0 +1,294 @@
+"""Multi-agent workflows (`inferarena agents`): the gate's logic checked exactly with scripted agents and a
+perfect verifier, the sandbox, the safe arithmetic evaluator, tasks, configs, and the command end to end
+against an OpenAI-compatible server started here (scripted answers; the slow test runs real SmolLM2)."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from inferarena import registry
+from inferarena.agents import tasks as task_sets
+from inferarena.agents.chat import ScriptedChat
+from inferarena.agents.config import AgentsConfig, GateSettings, WorkflowConfig, load_workflow
+from inferarena.agents.gate import Gate
+from inferarena.agents.sandbox import run_tests
+from inferarena.agents.verifiers import Check, Verifier, equations, final_number, safe_eval
+from inferarena.agents.workflow import Topology, run_task
+from inferarena.errors import ConfigError
+
+
+class Perfect(Verifier):
+    """Knows the answer (test only: the product's verifiers never see it)."""
+
+    name = "perfect"
+
+    def check(self, task, text, ctx):
+        value = final_number(text, strict=True)
+        if value is not None and value == task.answer:
+            return Check(self.name, 1.0)
+        return Check(self.name, 0.0, "wrong", category="wrong")
+
+
+@pytest.fixture
+def perfect(monkeypatch):
+    monkeypatch.setitem(registry.VERIFIERS, "perfect", "test_agents:Perfect")
+    return {"perfect": Perfect()}
+
+
+def debate(rounds: int = 1) -> WorkflowConfig:
+    names = ["s1", "s2", "s3"]
+    return WorkflowConfig(name="t", rounds=rounds, agents=[
+        {"name": n, "role": "solver", "system": "solve", "sees": names, "checks": ["perfect"]} for n in names],
+        aggregator={"kind": "majority", "reads": names})
+
+
+def scripted(errs) -> ScriptedChat:
+    """`errs(agent, task_answer, attempt) -> bool`: whether that attempt answers wrong (always 999 then)."""
+    def script(messages, seed):
+        system, user = messages[0]["content"], messages[1]["content"]
+        agent = system.split(":", 1)[1]
+        answer = float(re.search(r"ANSWER=(\d+)", user).group(1))
+        attempt = sum(1 for m in messages if m["role"] == "user" and m["content"].startswith("A checker"))
+        return "Answer: 999" if errs(agent, answer, attempt) else f"Answer: {answer:g}"
+    return ScriptedChat(script)
+
+
+def task(answer: int, i: int = 0):
+    return task_sets.Task(f"t{i}", "number", f"q ANSWER={answer}", float(answer))
+
+
+def models_for(workflow, chat):
+    for agent in workflow.agents:
+        agent.system = f"solve:{agent.name}"
+    return lambda name: chat
+
+
+def test_rectify_keeps_fixes_and_rejects_what_stays_wrong(perfect):
+    workflow = debate()
+    chat = scripted(lambda agent, answer, attempt: agent == "s3" or (agent == "s2" and attempt == 0))
+    gate = Gate(GateSettings(retries=2), rectify=True, verifiers=perfect)
+    run = run_task(workflow, task(7), models_for(workflow, chat), gate)
+    status = {m.agent: (m.status, m.attempts) for m in run.messages}
+    assert status == {"s1": ("kept", 1), "s2": ("rectified", 2), "s3": ("rejected", 3)}
+    assert run.correct and run.answer == "Answer: 7" and not run.fallback
+    assert run.usage["s2"].rectify_rounds == 1 and run.usage["s3"].rectify_rounds == 2
+    assert run.usage["s3"].calls == 3 and run.usage["s3"].rejected == 1
+
+
+def test_reject_only_prunes_at_once_and_baseline_keeps_everything(perfect):
+    workflow = debate()
+    chat = scripted(lambda agent, answer, attempt: agent in ("s2", "s3") and attempt == 0)
+    models = models_for(workflow, chat)
+    pruned = run_task(workflow, task(5), models, Gate(GateSettings(retries=2), rectify=False, verifiers=perfect))
+    assert [m.status for m in pruned.messages] == ["kept", "rejected", "rejected"]
+    assert pruned.correct and sum(u.calls for u in pruned.usage.values()) == 3
+    baseline = run_task(workflow, task(5), models, None)
+    assert [m.status for m in baseline.messages] == ["kept"] * 3
+    assert not baseline.correct and baseline.answer == "Answer: 999"  # two wrong solvers outvote one right
+
+
+def test_fallback_restores_the_best_rejected_message_or_leaves_the_task_unanswered(perfect):
+    workflow = debate()
+    chat = scripted(lambda agent, answer, attempt: True)
+    models = models_for(workflow, chat)
+    best = run_task(workflow, task(3), models, Gate(GateSettings(retries=1, fallback="best"), verifiers=perfect))
+    assert best.fallback and best.answer == "Answer: 999" and not best.correct
+    assert [m.status for m in best.messages] == ["rejected"] * 3 + ["restored"]
+    none = run_task(workflow, task(3), models, Gate(GateSettings(retries=1, fallback="none"), verifiers=perfect))
+    assert none.answer is None and not none.fallback and not none.correct
+
+
+def test_injected_error_rates_give_exactly_the_expected_prunes_and_rectifications(perfect):
+    """Errors drawn per (agent, task, attempt) at 40%: with a perfect verifier and two retries, a message is
+    rejected exactly when all three attempts err, and rectified when the first errs and a later one does not."""
+    def errs(agent, answer, attempt):
+        return zlib.crc32(f"{agent}/{answer:g}/{attempt}".encode()) % 100 < 40
+
+    workflow = debate(rounds=2)
+    models = models_for(workflow, scripted(errs))
+    gate = Gate(GateSettings(retries=2), rectify=True, verifiers=perfect)
+    rejected = rectified = kept = 0
+    for i in range(30):
+        answer = 10 + i
+        run = run_task(workflow, task(answer, i), models, gate)
+        for agent in ("s1", "s2", "s3"):
+            first = errs(agent, answer, 0)
+            expected = ("rejected" if all(errs(agent, answer, a) for a in range(3)) else "rectified" if first else "kept")
+            statuses = [m.status for m in run.messages if m.agent == agent]
+            assert statuses == [expected] * 2  # the same draws in both rounds
+            rejected += expected == "rejected"
+            rectified += expected == "rectified"
+            kept += expected == "kept"
+        survivors = [a for a in ("s1", "s2", "s3") if not all(errs(a, answer, k) for k in range(3))]
+        assert run.correct == bool(survivors)  # every surviving message is right: the majority is right
+    assert rejected and rectified and kept  # the draws exercised every branch
+
+
+def test_dropout_topology_removes_agents_and_edges(perfect):
+    workflow = debate(rounds=2)
+    seen = []
+
+    def script(messages, seed):
+        seen.append(messages[1]["content"])
+        return "Answer: 1"
+    models = models_for(workflow, ScriptedChat(script))
+    run = run_task(workflow, task(1), models, None, Topology(frozenset({"s3"}), frozenset({("s1", "s2")})))
+    assert {m.agent for m in run.messages} == {"s1", "s2"} and run.correct
+    second_round_s1 = seen[2]
+    assert "[s1]" in second_round_s1 and "[s2]" not in second_round_s1  # s1 no longer reads s2
+    assert all("[s3]" not in text for text in seen)
+
+
+def test_sandbox_stops_file_reads_sockets_and_endless_loops():
+    good = run_tests("def f(x):\n    return x + 1", ["assert f(1) == 2"])
+    assert good.ok and good.score == 1.0
+    reads = run_tests("def f():\n    return open('/etc/hostname').read()", ["f()"])
+    assert not reads.ok and reads.blocked and "not allowed" in reads.error
+    sock = run_tests("import socket\ndef f():\n    return socket.socket()", ["f()"])
+    assert not sock.ok and sock.blocked
+    loop = run_tests("def f():\n    while True:\n        pass", ["f()"], timeout_s=2.0)
+    assert not loop.ok and loop.timed_out
+    writes = run_tests("def f():\n    open('/tmp/inferarena-escape', 'w').write('x')", ["f()"])
+    assert not writes.ok and writes.blocked
+
+
+def test_a_generated_answer_that_escapes_is_counted_failed():
+    from inferarena.agents.workflow import score
+
+    t = task_sets.code(1)[0]
+    name = t.meta["function"]
+    bad = f"```python\ndef {name}(*a):\n    import os\n    return os.listdir('/')\n```"
+    assert score(t, bad) is False
+
+
+def test_safe_eval_is_arithmetic_only():
+    assert safe_eval("(20 - 4) / 2") == 8
+    for bad in ("__import__('os')", "a + 1", "2 ** 10 ** 10", "[1][0]", "(lambda: 1)()"):
+        with pytest.raises(ValueError):
+            safe_eval(bad)
+    found = equations("First 12 + 5 = 17, then 17 × 2 = 35.")
+    assert [(s, v) for _, s, v in found] == [(17, 17), (35, 34)]
+
+
+def test_tasks_are_seeded_and_exact(tmp_path):
+    a, b = task_sets.arithmetic(12, seed=3), task_sets.arithmetic(12, seed=3)
+    assert a == b and all(t.answer == int(t.answer) and t.answer >= 0 for t in a)
+    assert {t.level for t in a} == {1, 2, 3}
+    test, dev = task_sets.split("arithmetic", 5, 3, 0)
+    assert not {t.question for t in test} & {t.question for t in dev}
+    bad = tmp_path / "t.jsonl"
+    bad.write_text('{"question": "x"}\n')
+    with pytest.raises(ConfigError, match="neither"):
+        task_sets.from_jsonl(bad, 5)
+
+
+def test_workflow_errors_name_the_problem(tmp_path):
+    assert load_workflow("debate-math").rounds == 2 and load_workflow("code-review").answer == "code"
+    path = tmp_path / "w.yaml"
+    path.write_text("name: w\nagents: [{name: a, role: r, system: s, checks: [nope]}]\naggregator: {reads: [a]}\n")
+    with pytest.raises(ConfigError, match="unknown check 'nope'"):
+        load_workflow(str(path))
+    with pytest.raises(ConfigError, match="no workflow"):
+        load_workflow("nope")
+    with pytest.raises(ValueError, match="unknown arm"):
+        AgentsConfig(arms=["baseline", "magic"])
+
+
+def test_cli_bad_input_is_one_line(tmp_path, capsys):
+    from inferarena.cli import main
+
+    for argv in (["agents", "--workflow", "nope"], ["agents", "--arms", "magic"], ["agents", "--endpoint", "ftp://x"], ["agents", "--variants", "torch/fp32", "--db", str(tmp_path / "b.db")],
+                 ["agents", "--tasks", str(tmp_path / "missing.jsonl"), "--n", "2", "--db", str(tmp_path / "a.db")]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and "error:" in err and "Traceback" not in err, (argv, err)
+
+
+class _Server(BaseHTTPRequestHandler):
+    """An OpenAI-compatible chat server answering like a model that is right on even tasks (scripted), and an
+    auditor that passes everything; counts tokens as words."""
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        user = body["messages"][-1]["content"]
+        if body["messages"][0]["content"].startswith("You audit"):
+            text = "PASS"
+        else:
+            question = next(m["content"] for m in body["messages"] if m["role"] == "user")
+            numbers = [int(x) for x in re.findall(r"\d+", question.split("Messages so far")[0])]
+            text = f"{numbers[0]} + 1 = {numbers[0] + 2}\nAnswer: {sum(numbers)}" if "checker" not in user else "Answer: 1"
+        prompt = sum(len(m["content"].split()) for m in body["messages"])
+        out = {"choices": [{"message": {"role": "assistant", "content": text}}],
+               "usage": {"prompt_tokens": prompt, "completion_tokens": len(text.split())}}
+        data = json.dumps(out).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def chat_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Server)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def test_agents_command_end_to_end_on_an_endpoint(tmp_path, chat_server, capsys):
+    """Every arm through the real CLI, spawned jobs, store, --json, show and the HTML report; the server
+    answers by rule (wrong: its sum of every number), so the gate's arithmetic check rejects or rectifies."""
+    from inferarena.cli import main
+
+    db, out = tmp_path / "agents.db", tmp_path / "agents.json"
+    argv = ["agents", "--endpoint", chat_server, "--n", "3", "--quick", "--db", str(db), "--json", str(out),
+            "--cache-dir", str(tmp_path / "cache")]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    text = capsys.readouterr().out
+    assert exit_info.value.code == 0, text
+    assert "Workflow — ranked by accuracy" in text and "rectify-or-reject vs baseline" in text
+    doc = json.loads(out.read_text())
+    arms = {a["arm"]: a for a in doc["arms"]}
+    assert set(arms) == {"baseline", "dropout", "reject-only", "rectify-or-reject"}
+    for arm in arms.values():
+        assert arm["status"] == "ok", arm
+        for key in ("accuracy", "accuracy_ci", "prompt_tokens", "completion_tokens", "llm_calls", "wall_s",
+                    "prune_rate", "rectify_rounds_mean", "tokens_per_correct"):
+            assert key in arm
+        assert arm["energy_j"] is None  # a remote server's energy is not metered here
+    assert arms["baseline"]["prune_rate"] == 0 and arms["baseline"]["llm_calls"] == 3 * 6
+    assert arms["rectify-or-reject"]["rectify_rounds_mean"] > 0
+    with pytest.raises(SystemExit) as exit_info:
+        main(["show", str(doc["run_id"]), "--db", str(db)])
+    assert exit_info.value.code == 0 and "Per agent" in capsys.readouterr().out
+    assert (tmp_path / f"inferarena-run-{doc['run_id']}.html").is_file()
+
+
+@pytest.mark.slow
+def test_agents_on_the_bundled_llm(tmp_path, capsys):
+    """The real SmolLM2 on llama.cpp, two arms on two tasks, end to end."""
+    pytest.importorskip("llama_cpp")
+    from inferarena.cli import main
+
+    out = tmp_path / "a.json"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["agents", "--n", "2", "--arms", "baseline,rectify-or-reject", "--quick", "--max-tokens", "24",
+              "--db", str(tmp_path / "a.db"), "--json", str(out), "--no-report"])
+    assert exit_info.value.code == 0, capsys.readouterr().out
+    arms = json.loads(out.read_text())["arms"]
+    assert [a["status"] for a in arms] == ["ok", "ok"]
+    assert all(a["completion_tokens"] > 0 and a["energy_j"] > 0 for a in arms)

@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from inferarena.cli_common import DEFAULT_CACHE, DEFAULT_DB, DbOption, DebugOption, _progress, _split, app, console, errors, user_errors
+from inferarena.cli_common import (DEFAULT_CACHE, DEFAULT_DB, DbOption, DbUrl, DebugOption, _progress, _split, app, console,
+                                   errors, open_db, user_errors)
 
 
 @app.command("agents")
@@ -66,7 +67,6 @@ def agents(
     from inferarena.fsutil import private_dir
     from inferarena.report import console as report_console
     from inferarena.report import json_export
-    from inferarena.store import Store
 
     with user_errors(debug):
         values = {"workflow": workflow, "tasks": tasks, "n": n, "arms": _split(arms) or None,
@@ -80,13 +80,14 @@ def agents(
         load_workflow(config.workflow)
         if config.endpoint and not config.endpoint.startswith(("http://", "https://")):
             raise_bad_endpoint(config.endpoint)
-        store = Store(db)
+        store = open_db(db)
         paths = arena.Paths(cache_dir=cache_dir, work_dir=db.resolve().parent / ".inferarena")
         private_dir(paths.cache_dir)
         with _progress() as (progress, on_event):
             try:
                 summary = agents_run.run(config, store, paths, launchers.get("inline" if debug else "spawn"),
-                                         resume=resume, on_event=on_event)
+                                         resume=resume, on_event=on_event,
+                                         db=db.url if isinstance(db, DbUrl) else str(db))
             except KeyboardInterrupt:
                 progress.stop()
                 errors.print("[yellow]Interrupted.[/] Finished arms are stored; rerun the same command with --resume.")

@@ -15,7 +15,7 @@ from inferarena.config import ShapeStrategy, WorkloadConfig
 
 
 class Embedder:
-    def __init__(self, db: Path | None = None):
+    def __init__(self, db: str | None = None):
         from inferarena.workloads.text import TextWorkload
 
         self.source = models.resolve("minilm")
@@ -54,14 +54,14 @@ class Embedder:
         self.session.close()
 
 
-def _stored_pick(db: Path):
+def _stored_pick(db: str):
     """(label, runtime, load precision, knobs, artifact path, run id) of the latest MiniLM run's balanced pick."""
     from inferarena.recommend import recommend
-    from inferarena.store import Store
+    from inferarena.store import is_url, open_store
 
-    if not Path(db).is_file():
+    if not is_url(db) and not Path(db).is_file():
         return None
-    store = Store(db)
+    store = open_store(db)
     try:
         for row in store.runs():
             if row["status"] != "complete" or "MiniLM" not in str(row["model"]):

@@ -107,7 +107,7 @@ def develop(config: AgentsConfig, workflow: WorkflowConfig, variant: str, cache_
             gate = Gate(config.gate, sandbox_timeout_s=config.sandbox_timeout_s)
             failed = [(m.text, _flaw(r.task, m.text, gate, workflow.agent(m.agent)))
                       for r in base if not r.correct for m in r.messages if m.agent in {a.name for a in workflow.actors}]
-            embed = Embedder(Path(db) if db else None)
+            embed = Embedder(db)
             pool = mine(failed, embed, seed=config.seed)
             out["indicators"] = [i.as_dict() for i in pool.indicators]
             out["indicator_vectors"] = pool.embeddings.tolist()
@@ -179,7 +179,7 @@ def measure(config: AgentsConfig, workflow: WorkflowConfig, variant: str, arm: s
                     from inferarena.agents.auditor import Indicator, IndicatorPool, LlmAuditor
                     from inferarena.agents.embed import Embedder
 
-                    embed = Embedder(Path(db) if db else None)
+                    embed = Embedder(db)
                     pool = IndicatorPool([Indicator(**i) for i in dev["indicators"]],
                                          np.asarray(dev["indicator_vectors"], np.float32), embed)
                     auditor = LlmAuditor(models.main, pool, config.gate.top_k, config.gate.auditor_tokens)

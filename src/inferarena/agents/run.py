@@ -59,7 +59,9 @@ def describe_tasks(config: AgentsConfig) -> dict:
 
 
 def run(config: AgentsConfig, store, paths, launcher, resume: bool = False, on_event: EventSink | None = None,
-        timeout_s: float | None = None) -> AgentsSummary:
+        timeout_s: float | None = None, db: str | None = None) -> AgentsSummary:
+    """`db`: the store's --db (a SQLite path or a PostgreSQL URL), where the auditor looks for the arena's
+    MiniLM pick."""
     from inferarena import environment
     from inferarena.agents import measure
     from inferarena.hardware import host
@@ -95,7 +97,6 @@ def run(config: AgentsConfig, store, paths, launcher, resume: bool = False, on_e
     work = paths.work_dir / f"agents-{run_id}"
     work.mkdir(parents=True, exist_ok=True)
     limit = timeout_s or max(600.0, 60.0 * (config.n + config.dev_n) * len(workflow.agents))
-    db = str(store.path) if getattr(store, "path", None) else None
     for variant in variants:
         names = planned_names(config, variant)
         wanted = [(arm, name) for arm, name in zip(config.arms, names) if name not in skipped]

@@ -83,11 +83,15 @@ def recommend(run: RunRecord, sample_rounds: dict, profile_name: str, constraint
     gives = _gives_up(pick, ok, found, trade_offs)
     if gives:
         lines.append("It gives up: " + "; ".join(gives) + ".")
-    config_path = _write_config(run, pick, profile, config_dir) if config_dir else None
-    artifact = pick.artifact
-    lines.append(f"Deploy: {artifact or 'the source model'} on {pick.runtime} ({_knobs(pick)}).")
-    if config_path:
-        lines.append(f"Reproduce: inferarena run --config {config_path}")
+    artifact, config_path = pick.artifact, None
+    command = kind.reproduce_command(run, pick)
+    if command:  # a kind measured by its own command (a workflow's arm)
+        lines.append(f"Reproduce: {command}")
+    else:
+        config_path = _write_config(run, pick, profile, config_dir) if config_dir else None
+        lines.append(f"Deploy: {artifact or 'the source model'} on {pick.runtime} ({_knobs(pick)}).")
+        if config_path:
+            lines.append(f"Reproduce: inferarena run --config {config_path}")
     return Recommendation(profile.name, pick.name, True, constraints, profile.key, point, ci, " ".join(lines),
                           runner.name if runner else None, artifact, config_path, front)
 
@@ -118,7 +122,7 @@ def _add_balanced(figures: dict[str, dict], latency: str, throughput: str) -> No
     """The balanced score of every variant with both figures, each relative to the best of the run."""
     lat = [f[latency] for f in figures.values() if latency in f]
     thr = [f[throughput] for f in figures.values() if throughput in f]
-    if not lat or not thr:
+    if not lat or not thr or min(lat) <= 0 or max(thr) <= 0:  # e.g. every arm of a workflow scored 0: no score
         return
     for f in figures.values():
         if latency in f and throughput in f:
@@ -159,7 +163,7 @@ def _versus(profile: Profile, pick: VariantResult, runner: VariantResult, reps: 
     (pa, va), (pb, vb) = reps[pick.name], reps[runner.name]
     better = "higher" if profile.higher_is_better else "lower"
     if va is None or vb is None:
-        diff = abs(pa / pb - 1) * 100
+        diff = abs(pa / pb - 1) * 100 if pb else 0.0
         which = "either" if va is None and vb is None else ("the pick" if va is None else "the runner-up")
         return (f"The runner-up, {runner.name}, has {_num(pb)}{_unit(profile.unit)}; the pick is {diff:.0f}% "
                 f"{better} (no raw samples for {which}, so no interval).")
@@ -212,6 +216,8 @@ def _gives_up(pick: VariantResult, ok: list[VariantResult], found: dict, trade_o
         if key not in mine or not have:
             continue
         best, who = (max if higher else min)(have)
+        if not best:
+            continue
         worse = (best - mine[key]) / abs(best) if higher else (mine[key] - best) / abs(best)
         threshold = 0.001 if key.startswith("fidelity") else 0.10
         if worse > threshold and who != pick.name:

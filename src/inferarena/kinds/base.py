@@ -131,6 +131,11 @@ class Kind(ABC):
         """Sentences that answer the run's question (shown after the tables and in the HTML report)."""
         return []
 
+    def reproduce_command(self, run, pick) -> str | None:
+        """The command that measures `pick` again, for kinds measured by a command of their own; None: the
+        pick is reproduced by `inferarena run --config` (a config recommend writes)."""
+        return None
+
     def document(self, run) -> dict[str, Any]:
         """Keys of the kind's own in the run's --json."""
         return {}

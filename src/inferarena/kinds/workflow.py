@@ -77,6 +77,13 @@ class Workflow(Kind):
     def findings(self, run):
         return [line for variant, arms in _by_variant(run).items() for line in _versus_baseline(variant, arms)]
 
+    def reproduce_command(self, run, pick):
+        c = run.config
+        variant = pick.name.rsplit("@", 1)[0]
+        target = f"--endpoint {variant}" if c.get("endpoint") else f"--model {c.get('model')} --variants {variant}"
+        return (f"inferarena agents --workflow {c.get('workflow')} --tasks {c.get('tasks')} --n {c.get('n')} "
+                f"--arms {pick.pipeline} {target} --seed {c.get('seed', 0)}" + (" --quick" if c.get("quick") else ""))
+
     def document(self, run):
         from inferarena.agents.run import arms_document
 

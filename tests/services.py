@@ -127,6 +127,7 @@ class RayNode:
     def __init__(self, args: list[str], log: Path, temp_dir: Path):
         ray = Path(sys.executable).with_name("ray")
         env = {**os.environ, **RAY_ENV}
+        env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)  # "0" makes a second node's `ray start` abort
         self.log = log
         self.process = subprocess.Popen([str(ray), "start", "--block", "--node-ip-address", "127.0.0.1",
                                          "--disable-usage-stats", *args], stdout=open(log, "ab"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -94,7 +95,8 @@ class _Sweep:
         run_id = self.store.resumable_run(config.config_hash()) if resume else None
         summary = RunSummary(run_id=run_id or 0, resumed=run_id is not None, notes=self.notes)
         if run_id is None:
-            env = {**environment.capture(), "gemm_peak_gflops": self.peaks, "price": self.price.label,
+            env = {**environment.capture(), **self.launcher.describe(), "gemm_peak_gflops": self.peaks,
+                   "price": self.price.label,
                    **({"memory_bandwidth_gb_per_s": self.bandwidth} if self.bandwidth else {})}
             summary.run_id = self.store.create_run(
                 config.model_dump(mode="json"), config.config_hash(), self.artifact.meta.get("name", config.model),
@@ -135,6 +137,14 @@ class _Sweep:
 
     def measure(self, spec: VariantSpec, keep_going=None,
                 previous: tuple[VariantResult, ...] = ()) -> tuple[VariantResult, list[VariantResult]]:
+        result, rounds = self.evaluate(spec, keep_going, previous)
+        self.record(result)
+        return result, rounds
+
+    def evaluate(self, spec: VariantSpec, keep_going=None,
+                 previous: tuple[VariantResult, ...] = ()) -> tuple[VariantResult, list[VariantResult]]:
+        """A variant's rounds, on one machine (the launcher's lane); stored by `record`. A lane whose
+        machine is lost after its first round starts the variant again on another, up to `retries` times."""
         self.prepare()
         if spec.steps:
             self.build(spec.steps, _label(spec))
@@ -142,11 +152,36 @@ class _Sweep:
         job = jobs.MeasureJob(spec, self.artifact, self.workload, self.reference.value, self.context.eval_indices,
                               jobs.MeasureSettings.of(self.config), self.price, self.peaks, self.evaluators,
                               bandwidth_gb_per_s=(self.bandwidth or {}).get("read_gb_per_s"))
-        result, rounds = _measure(job, self.launcher, self.config, self.reference, self.built, self.log(spec.name),
-                                  keep_going, previous)
+        lost = None
+        for _ in range(self.launcher.retries + 1):
+            lane = self.launcher.lane(previous[0].node if previous else None)
+            try:
+                return _measure(job, lane, self.config, self.reference, self.built, self.log(spec.name), keep_going,
+                                previous)
+            except launchers.PlaceLost as exc:
+                lost = exc
+                if previous:  # a confirmation's earlier rounds ran there: nowhere else compares
+                    break
+        return VariantResult.of(spec, status="failed", error=f"{lost}: its machine was lost "
+                                f"{self.launcher.retries + 1 if not previous else 1} time(s)"), []
+
+    def record(self, result: VariantResult) -> None:
         self.store.save_variant(self.run_id, result)
-        self.emit("done", {"name": spec.name, "ok": result.ok, "error": result.error, "variant": True})
-        return result, rounds
+        self.emit("done", {"name": result.name, "ok": result.ok, "error": result.error, "variant": True})
+
+    def measure_all(self, specs: list[VariantSpec]) -> None:
+        """Measure variants, as many at once as the launcher has slots (a cluster: one per node), storing
+        each as it finishes, in the order they finish."""
+        if self.launcher.slots <= 1 or len(specs) <= 1:
+            for spec in specs:
+                self.measure(spec)
+            return
+        pool = ThreadPoolExecutor(min(self.launcher.slots, len(specs)), thread_name_prefix="variant")
+        try:
+            for future in as_completed([pool.submit(self.evaluate, spec) for spec in specs]):
+                self.record(future.result()[0])
+        finally:  # an interrupt leaves the rest unmeasured (`--resume` measures them), without waiting
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def run(config: RunConfig, store: Store, paths: Paths, resume: bool = False, on_event: EventSink | None = None,
@@ -166,8 +201,7 @@ def run(config: RunConfig, store: Store, paths: Paths, resume: bool = False, on_
                 first.setdefault(spec.steps, spec)
         for spec in first.values():  # each distinct build once, in plan order
             sweep.build(spec.steps, _label(spec))
-        for spec in todo:
-            sweep.measure(spec)
+        sweep.measure_all(todo)
     store.finish_run(summary.run_id)
     return summary
 
@@ -354,7 +388,7 @@ def _measure(job: jobs.MeasureJob, launcher: Launcher, config: RunConfig, refere
         outcome = launcher.run(jobs.measure, (job,), config.timeout_s(), log)
         result = outcome.value if outcome.ok else VariantResult.of(spec, status="failed", error=outcome.error,
                                                                    error_detail=outcome.detail)
-        return dataclasses.replace(result, **build)
+        return dataclasses.replace(result, **build, node=outcome.node)
 
     return measure_rounds(run_round, config.rounds, config.rounds.planned(config.quick), previous, keep_going)
 

@@ -26,6 +26,13 @@ from inferarena.cli_common import open_db
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help=(
     "Check the config, the model and the inputs, print what would be measured, and stop: nothing is "
     "built, measured or stored."))]
+ExecutorOption = Annotated[str, typer.Option("--executor", help=(
+    "Where builds and measurement rounds run: spawn (a fresh process each, on this machine) or ray (Ray tasks "
+    "on a cluster, each measurement holding a whole node, variants measured in parallel, one per node; the "
+    "cache folder and the DB's folder must be shared by the nodes). Needs the ray extra."))]
+RayAddressOption = Annotated[Optional[str], typer.Option("--ray-address", help=(
+    "With --executor ray: the cluster to join (HOST:PORT of its head, or auto). Default: start Ray on this "
+    "machine for this run, on loopback, and stop it at the end."))]
 SweepDebugOption = Annotated[bool, typer.Option("--debug", help=(
     "Show the full traceback when something fails, and run every build and measurement in this process (the "
     "inline launcher), so a traceback or a breakpoint lands in the job itself; no timeouts, no crash isolation, "
@@ -79,6 +86,8 @@ def run(
     max_memory_mb: MaxMemoryOption = None,
     ci_target_pct: CiTargetOption = None,
     dry_run: DryRunOption = False,
+    executor: ExecutorOption = "spawn",
+    ray_address: RayAddressOption = None,
     debug: SweepDebugOption = False,
 ) -> None:
     """Measure a model on every runtime and scenario, print leaderboards, and store the run.
@@ -95,7 +104,8 @@ def run(
                           {"rounds": {"ci_target_pct": ci_target_pct}, "generation": {"prompts": prompts}})
         if dry_run:
             return _dry_run(cfg)
-        _sweep(arena.run, cfg, db, cache_dir, resume, json_path, report_html, sort, debug, _left_out(cfg))
+        _sweep(arena.run, cfg, db, cache_dir, resume, json_path, report_html, sort, debug, _left_out(cfg),
+               _launcher_options(executor, ray_address, debug))
 
 
 def _left_out(cfg) -> str | None:
@@ -143,8 +153,20 @@ def _dry_run(cfg, judged_by: str | None = None) -> None:
     console.print("Nothing was measured or stored. Drop --dry-run to measure.")
 
 
+def _launcher_options(executor: str, ray_address: Optional[str], debug: bool) -> tuple[str, dict]:
+    """The launcher `--executor` names (inline under --debug), with its options."""
+    if executor not in ("spawn", "ray"):
+        raise InferarenaError(f"unknown executor {executor!r}", "use --executor spawn or --executor ray")
+    if ray_address and executor != "ray":
+        raise InferarenaError("--ray-address is given without --executor ray", "add --executor ray, or drop --ray-address")
+    if executor == "ray":
+        return "ray", {"address": ray_address}
+    return ("inline" if debug else "spawn"), {}
+
+
 def _sweep(driver, cfg, db: Path, cache_dir: Path, resume: bool, json_path: Optional[Path], report_html: bool,
-           sort: Optional[str], debug: bool = False, left_out: str | None = None) -> None:
+           sort: Optional[str], debug: bool = False, left_out: str | None = None,
+           launcher: tuple[str, dict] = ("spawn", {})) -> None:
     """Run `driver` (arena.run or arena.search) with a progress bar, then show, export and report the run.
 
     With --debug every job runs inline, in this process, so its traceback (or a breakpoint) lands in
@@ -161,14 +183,17 @@ def _sweep(driver, cfg, db: Path, cache_dir: Path, resume: bool, json_path: Opti
         private_dir(paths.cache_dir)
     except OSError as exc:
         raise InferarenaError(f"cannot create cache folder {cache_dir} ({exc.strerror})", "pass --cache-dir") from None
+    name, options = launcher
+    runner = launchers.get(name, **options)
     with _progress() as (progress, on_event):
         try:
-            summary = driver(cfg, store, paths, resume=resume, on_event=on_event,
-                             launcher=launchers.get("inline" if debug else "spawn"))
+            summary = driver(cfg, store, paths, resume=resume, on_event=on_event, launcher=runner)
         except KeyboardInterrupt:
             progress.stop()
             errors.print("[yellow]Interrupted.[/] Finished variants are stored; rerun the same command with --resume.")
             raise typer.Exit(130) from None
+        finally:
+            runner.close()
     if summary.resumed:
         console.print(f"Resumed run {summary.run_id}: kept {len(summary.skipped)} stored variant(s).")
     elif resume:
@@ -215,6 +240,8 @@ def search(
     max_memory_mb: MaxMemoryOption = None,
     ci_target_pct: CiTargetOption = None,
     dry_run: DryRunOption = False,
+    executor: ExecutorOption = "spawn",
+    ray_address: RayAddressOption = None,
     db: DbOption = DEFAULT_DB,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the run and the pick as JSON.")] = None,
     report_html: Annotated[bool, typer.Option("--report/--no-report", help="Write the HTML report next to the DB.")] = True,
@@ -240,7 +267,8 @@ def search(
                            "rounds": {"ci_target_pct": ci_target_pct}})
         if dry_run:
             return _dry_run(cfg, judged_by=cfg.profile)
-        _sweep(arena.search, cfg, db, cache_dir, resume, json_path, report_html, None, debug)
+        _sweep(arena.search, cfg, db, cache_dir, resume, json_path, report_html, None, debug, None,
+               _launcher_options(executor, ray_address, debug))
 
 
 def _run_config(config, model, quick, threads, profile, scenarios, runtimes, pipelines, inputs, shapes, constraints,

@@ -141,6 +141,9 @@ def recommend(
     min_cos: MinCosOption = None,
     min_throughput: MinThroughputOption = None,
     max_memory_mb: MaxMemoryOption = None,
+    hardware: Annotated[Optional[str], typer.Option(help=(
+        "Pick among the variants measured on this hardware class (as `show` lists them, e.g. 'Xeon · 8 cores'; "
+        "a part of it is enough). Default: the class holding the most variants; others are never ranked against it."))] = None,
     db: DbOption = DEFAULT_DB,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the run and the pick as JSON.")] = None,
     debug: DebugOption = False,
@@ -154,13 +157,14 @@ def recommend(
         _require_db(db)
         store = open_db(db)
         constraints = bounds(max_p99_ms, min_cos, min_throughput, max_memory_mb)
-        run, rec = recommend_run(store, run_id, profile, constraints, db.resolve().parent)
+        run, rec = recommend_run(store, run_id, profile, constraints, db.resolve().parent, hardware)
     show_recommendation(run, rec, json_path)
     if not rec.met:
         raise typer.Exit(1)
 
 
-def recommend_run(store, run_id: int, profile: Optional[str], constraints: dict, config_dir: Path):
+def recommend_run(store, run_id: int, profile: Optional[str], constraints: dict, config_dir: Path,
+                  hardware: Optional[str] = None):
     from inferarena import kinds
     from inferarena.recommend import recommend as pick
 
@@ -170,7 +174,7 @@ def recommend_run(store, run_id: int, profile: Optional[str], constraints: dict,
     profiles = kinds.of_run(run).profiles
     if profile not in profiles:
         raise InferarenaError(f"unknown profile {profile!r}", f"choose one of: {', '.join(profiles)}")
-    return run, pick(run, store.load_sample_rounds(run_id), profile, constraints, config_dir)
+    return run, pick(run, store.load_sample_rounds(run_id), profile, constraints, config_dir, hardware)
 
 
 def show_recommendation(run, rec, json_path: Optional[Path]) -> None:

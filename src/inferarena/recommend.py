@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from inferarena import kinds, stats
+from inferarena.errors import ConfigError
+from inferarena.hardware import by_class, match_class
 from inferarena.kinds.base import Figure, Kind, Profile
 from inferarena.results import RunRecord, VariantResult
 
@@ -38,19 +40,23 @@ class Recommendation:
     artifact: str | None = None
     config_path: str | None = None
     pareto: list[str] = field(default_factory=list)
+    hardware: str | None = None  # the hardware class whose variants were ranked
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def recommend(run: RunRecord, sample_rounds: dict, profile_name: str, constraints: dict[str, float] | None = None,
-              config_dir: Path | None = None) -> Recommendation:
+              config_dir: Path | None = None, hardware: str | None = None) -> Recommendation:
+    """The pick among the variants of one hardware class: `hardware` names it (the class, or a part of it);
+    without it, the class that holds the most variants, and the text says the others were left out."""
     kind = kinds.of_run(run)
     profile = kind.profiles[profile_name]
     trade_offs = kind.trade_offs
     constraints = {k: v for k, v in (constraints or {}).items() if v is not None}
     # Search trials pruned after one round were never confirmed: they inform the search, not the pick.
     ok = [v for v in run.variants if v.ok and not v.pruned]
+    ok, hardware, scope = _one_class(ok, hardware)
     found = {v.name: figures(v) for v in ok}
     _add_balanced(found, trade_offs[0].key, trade_offs[1].key)
     candidates = [v for v in ok if found[v.name].get(profile.key) is not None]
@@ -70,7 +76,7 @@ def recommend(run: RunRecord, sample_rounds: dict, profile_name: str, constraint
     reps = {v.name: _replicates(profile, v, sample_rounds, found) for v in ranked[:2]}
     point, values = reps[pick.name]
     ci = list(stats.interval(values)) if values is not None else None
-    lines = [f"Picked {pick.name} for the {profile.name} profile ({profile.summary}): "
+    lines = [*scope, f"Picked {pick.name} for the {profile.name} profile ({profile.summary}): "
              f"{profile.label} {_num(point)}{_unit(profile.unit)}" + (f" [95% CI {_num(ci[0])}, {_num(ci[1])}]" if ci else "")
              + _estimated(profile, pick) + "."]
     if runner is not None:
@@ -93,7 +99,27 @@ def recommend(run: RunRecord, sample_rounds: dict, profile_name: str, constraint
         if config_path:
             lines.append(f"Reproduce: inferarena run --config {config_path}")
     return Recommendation(profile.name, pick.name, True, constraints, profile.key, point, ci, " ".join(lines),
-                          runner.name if runner else None, artifact, config_path, front)
+                          runner.name if runner else None, artifact, config_path, front, hardware)
+
+
+def _one_class(ok: list[VariantResult], wanted: str | None) -> tuple[list[VariantResult], str | None, list[str]]:
+    """The variants of one hardware class, the class, and what the explanation says about the others:
+    figures from a fast machine and a slow one are never ranked as if the hardware were the same."""
+    classes = by_class(ok)
+    if wanted is not None:
+        matches = match_class(wanted, list(classes))
+        if len(matches) != 1:
+            problem = (f"no variant of this run was measured on hardware class {wanted!r}" if not matches else
+                       f"--hardware {wanted!r} names several hardware classes ({'; '.join(matches)})")
+            raise ConfigError(problem, f"pass one of: {'; '.join(classes) or 'none (no variant succeeded)'}")
+        return classes[matches[0]], matches[0], [f"Ranked among the variants measured on {matches[0]}."]
+    if len(classes) <= 1:
+        return ok, next(iter(classes), None), []
+    chosen = max(classes, key=lambda c: len(classes[c]))  # the first of the largest
+    others = "; ".join(f"{c} ({len(vs)})" for c, vs in classes.items() if c != chosen)
+    return classes[chosen], chosen, [f"These variants ran on {len(classes)} hardware classes, never ranked against "
+                                     f"each other: ranked here among the {len(classes[chosen])} measured on {chosen}; "
+                                     f"left out: {others} (pick for one with --hardware)."]
 
 
 def pareto(variants: list[VariantResult], found: dict[str, dict], trade_offs: tuple[Figure, ...]) -> list[str]:

@@ -112,10 +112,11 @@ VERIFIERS: dict[str, str] = {
 }
 
 
-# How jobs run: a fresh process each (spawn, the default) or in this process (inline: tests, --debug).
+# How jobs run: a fresh process each (spawn, the default), in this process (inline: tests, --debug), or on a Ray cluster.
 LAUNCHERS: dict[str, str] = {
     "spawn": "inferarena.launchers:Spawn",
     "inline": "inferarena.launchers:Inline",
+    "ray": "inferarena.launchers_ray:RayLauncher",  # Ray tasks on a cluster's nodes (--executor ray)
 }
 
 

@@ -23,6 +23,7 @@ class Outcome:
     value: Any = None
     error: str | None = None  # one line, for tables
     detail: str | None = None  # traceback or the tail of the worker's log
+    node: dict | None = None  # where it ran (`hardware.node_info`), set by the launcher
 
 
 def run_isolated(fn: Callable, args: tuple, timeout_s: float, log_path: Path | None = None) -> Outcome:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from inferarena.errors import ConfigError
+from inferarena.hardware import hardware_class
 from inferarena.results import RunRecord, VariantResult, higher_is_better
 from inferarena.stats import Change, latency_change, throughput_change
 
@@ -55,6 +56,10 @@ def compare(run_a: RunRecord, run_b: RunRecord, samples_a: dict, samples_b: dict
         va = a_variants.get(variant_key(vb))
         if va is None or not vb.ok:
             notes.append(f"{vb.name}: not measured in both runs, not compared")
+            continue
+        if va.node and vb.node and hardware_class(va.node) != hardware_class(vb.node):
+            notes.append(f"{vb.name}: measured on different hardware ({hardware_class(va.node)} vs "
+                         f"{hardware_class(vb.node)}), so its figures are not compared")
             continue
         for scenario in vb.scenarios:
             qps = [v.scenarios[scenario].metrics.get("target_qps") if scenario in v.scenarios else None for v in (va, vb)]

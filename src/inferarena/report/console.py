@@ -8,6 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from inferarena import kinds
+from inferarena.hardware import by_class, hardware_class
 from inferarena.kinds.base import Kind
 from inferarena.report.json_export import describe_workload
 from inferarena.report.fit import Col, print_table
@@ -52,9 +53,17 @@ def render_run(run: RunRecord, console: Console, sort: str | None = None, wide: 
     noisy_pct = run.config.get("rounds", {}).get("noisy_spread_pct", 10.0)
     drift_pct = run.config.get("rounds", {}).get("drift_pct", 20.0)
     explained: set[str] = set()  # headers whose legend was printed under an earlier table
-    for scenario in measured_scenarios(run):
-        leaderboard(console, scenario, ok, run.quick, sort, noisy_pct, drift_pct, kind.fidelity_key(ok), wide,
-                    explained)
+    classes = by_class(ok)
+    if len(classes) > 1 or env.get("executor") == "ray":
+        nodes_table(console, run.variants, wide)
+    for hardware, members in classes.items():
+        if len(classes) > 1:  # figures from different machines are not ranked against each other
+            console.print(f"[bold]On {escape(hardware)}[/] · {len(members)} of {len(ok)} variants, ranked only "
+                          "against each other (other hardware classes have their own leaderboards)")
+        for scenario in measured_scenarios(run):
+            if any(scenario in v.scenarios for v in members):
+                leaderboard(console, scenario, members, run.quick, sort, noisy_pct, drift_pct,
+                            kind.fidelity_key(members), wide, explained)
     for title, headers, rows in kind.tables(run):
         cols = [Col(escape(h), [escape(r[i]) for r in rows], "left" if i == 0 else "right", key=i == 0)
                 for i, h in enumerate(headers)]
@@ -72,6 +81,15 @@ def render_run(run: RunRecord, console: Console, sort: str | None = None, wide: 
         console.print(table)
     if run.status != "complete":
         console.print("[yellow]This run did not finish; rerun with the same options and --resume to complete it.[/]")
+
+
+def nodes_table(console: Console, variants: list[VariantResult], wide: bool = False) -> None:
+    """Where each variant was measured: the machine (hostname, the cluster's node id) and its hardware class."""
+    cols = [Col("variant", [escape(v.name) for v in variants], "left", key=True),
+            Col("node", [escape((v.node or {}).get("hostname") or "-") for v in variants], "left"),
+            Col("node id", [escape(((v.node or {}).get("node_id") or "-")[:12]) for v in variants], "left"),
+            Col("hardware class", [escape(hardware_class(v.node)) for v in variants], "left")]
+    print_table(console, "Where each variant ran", cols, wide=wide)
 
 
 def variants_table(console: Console, variants: list[VariantResult], kind: Kind, environment: dict,

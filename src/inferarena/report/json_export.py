@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from inferarena import kinds
+from inferarena.hardware import hardware_class
 from inferarena.results import RunRecord
 from inferarena.scenarios.base import QUICK_NOTE
 
@@ -56,6 +57,8 @@ def to_document(run: RunRecord, recommendation=None) -> dict[str, Any]:
                 "kept_layers": v.kept_layers,
                 "pass_report": v.pass_report,
                 "session_info": v.session_info,
+                "node": v.node,  # the machine it was measured on; rank only within one hardware_class
+                "hardware_class": hardware_class(v.node),
                 "metrics": v.flat(),
                 "scenarios": {
                     name: {"valid": m.valid, "invalid_reason": m.invalid_reason, "mode": m.mode}

@@ -125,6 +125,7 @@ def render(run: RunRecord, samples: dict[tuple[str, str], np.ndarray], recommend
 {_environment(run)}
 {_recommendation(recommendation)}
 {_leaderboard(run, ok)}
+{_kind_sections(run)}
 <div class="grid">{plots}</div>
 {_failures(run)}
 </main><script>{SORT_SCRIPT}</script></body></html>
@@ -193,6 +194,23 @@ def _leaderboard(run: RunRecord, ok: list[VariantResult]) -> str:
             f'<tbody>{"".join(body)}</tbody></table></div></section>')
 
 
+def _kind_sections(run: RunRecord) -> str:
+    """What the run's kind adds: its findings (sentences) and its own tables, e.g. a workflow's per-agent costs."""
+    kind = kinds.of_run(run)
+    out = []
+    findings = kind.findings(run)
+    if findings:
+        out.append('<section id="findings"><h2>Findings</h2>' + "".join(f"<p>{E(line)}</p>" for line in findings)
+                   + "</section>")
+    for title, headers, rows in kind.tables(run):
+        head = "".join(f'<th class="{"text" if i == 0 else ""}">{E(h)}</th>' for i, h in enumerate(headers))
+        body = "".join("<tr>" + "".join(f'<td class="{"text" if i == 0 else ""}" data-v="{E(c)}">{E(c)}</td>'
+                                        for i, c in enumerate(row)) + "</tr>" for row in rows)
+        out.append(f'<section><h2>{E(title)}</h2><table class="sortable"><thead><tr>{head}</tr></thead>'
+                   f"<tbody>{body}</tbody></table></section>")
+    return "\n".join(out)
+
+
 def _failures(run: RunRecord) -> str:
     failed = [v for v in run.variants if not v.ok]
     if not failed:
@@ -212,13 +230,17 @@ def _pareto(go, ok, colors, x_key, y_key, x_title, y_title, title, higher_better
             mine = [(v, x, y) for v, x, y in points if v.runtime == runtime and v.adapts_per_input == adaptive]
             if not mine:
                 continue
+            # A few points are labelled with their pipeline (a workflow's arm, a pass preset); hover names all.
+            labelled = len(points) <= 8 and any(v.pipeline for v, _, _ in mine)
             fig.add_trace(go.Scatter(
-                x=[x for _, x, _ in mine], y=[y for _, _, y in mine], mode="markers",
+                x=[x for _, x, _ in mine], y=[y for _, _, y in mine], mode="markers+text" if labelled else "markers",
                 name=E(runtime) + (" · adaptive" if adaptive else ""),
                 marker={"size": 12 if adaptive else 11, "color": color,
                         "symbol": "diamond-open" if adaptive else "circle", "line": {"width": 2}},
-                text=[E(v.name) for v, _, _ in mine],
-                hovertemplate="%{text}<br>" + E(x_title) + ": %{x:.4g}<br>" + E(y_title) + ": %{y:.5g}<extra></extra>",
+                customdata=[E(v.name) for v, _, _ in mine],
+                text=[E(v.pipeline or "") for v, _, _ in mine] if labelled else None, textposition="top center",
+                cliponaxis=False,
+                hovertemplate="%{customdata}<br>" + E(x_title) + ": %{x:.4g}<br>" + E(y_title) + ": %{y:.5g}<extra></extra>",
             ))
     front = pareto_front([(x, y) for _, x, y in points], higher_better)
     fig.add_trace(go.Scatter(x=[p[0] for p in front], y=[p[1] for p in front], mode="lines", name="Pareto front",

@@ -62,6 +62,18 @@ class Models:
             model.close()
 
 
+def _each(what: str, tasks: list, run) -> list[TaskRun]:
+    """Run every task, one line each in the job's log (`.inferarena/agents-N/`), to follow a long arm."""
+    out = []
+    for i, task in enumerate(tasks, 1):
+        done = run(task)
+        total = done.total
+        print(f"{what}: task {i}/{len(tasks)} {task.id} {'right' if done.correct else 'wrong'}, "
+              f"{total.prompt_tokens + total.completion_tokens} tokens, {done.seconds:.1f} s", flush=True)
+        out.append(done)
+    return out
+
+
 def max_tokens(config: AgentsConfig) -> int | None:
     """--quick caps each message at 64 completion tokens (the workflow's own limits otherwise)."""
     if config.max_tokens is not None:
@@ -95,7 +107,7 @@ def develop(config: AgentsConfig, workflow: WorkflowConfig, variant: str, cache_
     tokens = max_tokens(config)
     gated = any(a in GATED for a in config.arms)
     try:
-        base = [run_task(workflow, t, models, None, Topology(), tokens, config.seed) for t in dev]
+        base = _each("development baseline", dev, lambda t: run_task(workflow, t, models, None, Topology(), tokens, config.seed))
         accuracy, mean_tokens = _accuracy_tokens(base)
         out: dict = {"dev_tasks": len(dev), "dev_accuracy": accuracy, "dev_tokens_per_task": mean_tokens,
                      "indicators": [], "indicator_vectors": [], "removed_agents": [], "removed_edges": [], "dropout": None}
@@ -148,7 +160,7 @@ def dropout_search(workflow, dev, base_runs, models, tokens, seed, candidates) -
         if not set(workflow.aggregator.reads) - agents:
             continue
         topology = Topology(frozenset(agents), frozenset(edges))
-        runs = [run_task(workflow, t, models, None, topology, tokens, seed) for t in dev]
+        runs = _each(f"dropout without {what} {item}", dev, lambda t: run_task(workflow, t, models, None, topology, tokens, seed))
         accuracy, mean_tokens = _accuracy_tokens(runs)
         kept = accuracy >= best_acc and mean_tokens < best_tok
         tried.append({"remove": f"{what} {item if what == 'agent' else '->'.join(reversed(item))}",
@@ -189,7 +201,7 @@ def measure(config: AgentsConfig, workflow: WorkflowConfig, variant: str, arm: s
             meter = EnergyMeter(host(), config.energy.tdp_w, config.energy.tdp_threads, config.energy.idle_s)
             started = time.perf_counter()
             with meter.track() as energy:
-                runs = [run_task(workflow, t, models, gate, topology, tokens, config.seed) for t in test]
+                runs = _each(arm, test, lambda t: run_task(workflow, t, models, gate, topology, tokens, config.seed))
             wall_s = time.perf_counter() - started
             main = models.main
         finally:

@@ -93,9 +93,9 @@ def run(config: AgentsConfig, store, paths, launcher, resume: bool = False, on_e
                                   describe_tasks(config), notes)
     variants = variants_of(config)
     todo = sum(1 for v in variants for name in planned_names(config, v) if name not in skipped)
-    emit("plan", {"run_id": run_id, "todo": todo, "notes": notes})
     work = paths.work_dir / f"agents-{run_id}"
     work.mkdir(parents=True, exist_ok=True)
+    emit("plan", {"run_id": run_id, "todo": todo, "notes": [*notes, f"each job logs a line per task in {work}/"]})
     limit = timeout_s or max(600.0, 60.0 * (config.n + config.dev_n) * len(workflow.agents))
     for variant in variants:
         names = planned_names(config, variant)

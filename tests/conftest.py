@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import json
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +39,32 @@ def make_mlp_onnx(path: Path, batch: str | int = "batch", features: int = 4, see
     model.ir_version = 9
     path.write_bytes(model.SerializeToString())
     return path
+
+
+@contextlib.contextmanager
+def json_server(answer):
+    """A loopback HTTP server whose every POST is answered with `answer(path, body) -> dict` as JSON: stands
+    in for a remote endpoint nobody runs here. Yields its base URL."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            data = json.dumps(answer(self.path, body)).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from conftest import json_server
 
 from inferarena import registry
 from inferarena.agents import tasks as task_sets
@@ -211,41 +210,26 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys):
         assert exit_info.value.code == 2 and "error:" in err and "Traceback" not in err, (argv, err)
 
 
-class _Server(BaseHTTPRequestHandler):
-    """An OpenAI-compatible chat server answering like a model that is right on even tasks (scripted), and an
-    auditor that passes everything; counts tokens as words."""
-
-    def do_POST(self):  # noqa: N802 - http.server's name
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        user = body["messages"][-1]["content"]
-        if body["messages"][0]["content"].startswith("You audit"):
-            text = "PASS"
-        else:
-            question = next(m["content"] for m in body["messages"] if m["role"] == "user")
-            numbers = [int(x) for x in re.findall(r"\d+", question.split("Messages so far")[0])]
-            text = f"{numbers[0]} + 1 = {numbers[0] + 2}\nAnswer: {sum(numbers)}" if "checker" not in user else "Answer: 1"
-        prompt = sum(len(m["content"].split()) for m in body["messages"])
-        out = {"choices": [{"message": {"role": "assistant", "content": text}}],
-               "usage": {"prompt_tokens": prompt, "completion_tokens": len(text.split())}}
-        data = json.dumps(out).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+def _chat(path: str, body: dict) -> dict:
+    """An OpenAI-compatible chat server answering by rule, standing in for a real model in a fast test: it
+    writes a wrong equation and the sum of every number of the task (wrong), then "Answer: 1" once a
+    checker sends it back; the auditor passes everything. Tokens are words."""
+    user = body["messages"][-1]["content"]
+    if body["messages"][0]["content"].startswith("You audit"):
+        text = "PASS"
+    else:
+        question = next(m["content"] for m in body["messages"] if m["role"] == "user")
+        numbers = [int(x) for x in re.findall(r"\d+", question.split("Messages so far")[0])]
+        text = f"{numbers[0]} + 1 = {numbers[0] + 2}\nAnswer: {sum(numbers)}" if "checker" not in user else "Answer: 1"
+    prompt = sum(len(m["content"].split()) for m in body["messages"])
+    return {"choices": [{"message": {"role": "assistant", "content": text}}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": len(text.split())}}
 
 
 @pytest.fixture
 def chat_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Server)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with json_server(_chat) as url:
+        yield url + "/v1"
 
 
 def test_agents_command_end_to_end_on_an_endpoint(tmp_path, chat_server, capsys):

@@ -7,11 +7,10 @@ import json
 import os
 import sys
 import textwrap
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+from conftest import json_server
 from test_cli import invoke
 
 from inferarena.serving.load import Probe, peak_qps
@@ -66,37 +65,21 @@ def test_server_process_stops_its_whole_group(tmp_path):
         dying.wait_ready([f"http://127.0.0.1:{free_port()}/"], timeout_s=30)
 
 
-class _KServe(BaseHTTPRequestHandler):
+def _kserve(path: str, body: dict) -> dict:
     """A minimal KServe v2 endpoint (y = 2x) standing in for a remote server nobody runs here."""
-
-    def do_POST(self):  # noqa: N802 - http.server's naming
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if self.path.startswith("/v1/models/double:predict"):  # TF Serving REST, as documented
-            x = np.asarray(body["inputs"]["x"], dtype=np.float32)
-            answer = {"outputs": (2 * x).tolist()}
-        else:
-            tensor = body["inputs"][0]
-            x = np.asarray(tensor["data"], dtype=np.float32)
-            answer = {"model_name": "double", "outputs": [{"name": "y", "shape": tensor["shape"], "datatype": "FP32",
-                                                           "data": (2 * x).tolist()}]}
-        data = json.dumps(answer).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+    if path.startswith("/v1/models/double:predict"):  # TF Serving REST, as documented
+        x = np.asarray(body["inputs"]["x"], dtype=np.float32)
+        return {"outputs": (2 * x).tolist()}
+    tensor = body["inputs"][0]
+    x = np.asarray(tensor["data"], dtype=np.float32)
+    return {"model_name": "double", "outputs": [{"name": "y", "shape": tensor["shape"], "datatype": "FP32",
+                                                 "data": (2 * x).tolist()}]}
 
 
 @pytest.fixture
 def remote_endpoint():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _KServe)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with json_server(_kserve) as url:
+        yield url
 
 
 def test_remote_mode(tmp_path, mlp_onnx, remote_endpoint):

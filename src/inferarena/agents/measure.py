@@ -230,7 +230,8 @@ def _result(config, workflow, variant, arm, dev, runs: list[TaskRun], wall_s, en
     total = Usage()
     for usage in per_agent.values():
         total.add(usage)
-    gated_messages = [m for r in runs for m in r.messages if m.agent in {a.name for a in workflow.actors}]
+    # What the actors said (a fallback's restored copy is not a new message).
+    said = [m for r in runs for m in r.messages if m.agent in {a.name for a in workflow.actors} and m.status != "restored"]
     spoken = sum(u.messages for name, u in per_agent.items() if name != "auditor") or 1
     tokens = total.prompt_tokens + total.completion_tokens
     metrics = {
@@ -239,7 +240,7 @@ def _result(config, workflow, variant, arm, dev, runs: list[TaskRun], wall_s, en
         "tokens_per_task": tokens / n, "tokens_per_correct": tokens / correct if correct else None,
         "llm_calls": total.calls, "auditor_calls": per_agent.get("auditor", Usage()).calls,
         "wall_s": round(wall_s, 3), "seconds_per_task": wall_s / n,
-        "prune_rate": sum(m.status == "rejected" for m in gated_messages) / max(1, len(gated_messages)),
+        "prune_rate": sum(m.status == "rejected" for m in said) / max(1, len(said)),
         "rectify_rounds_mean": total.rectify_rounds / spoken,
         "fallback_rate": sum(r.fallback for r in runs) / n,
     }

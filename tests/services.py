@@ -34,9 +34,10 @@ def postgres_bin() -> Path | None:
 
 
 @contextmanager
-def postgres_server(database: str = "inferarena"):
+def postgres_server(database: str = "inferarena", fsync: bool = False):
     """A throwaway PostgreSQL on a free loopback port; yields its URL. Postgres refuses to run as root,
-    so as root it runs as the `postgres` user (Debian's package creates it) or `nobody`."""
+    so as root it runs as the `postgres` user (Debian's package creates it) or `nobody`. Tests run it
+    without fsync (nothing to keep); a benchmark of write rates keeps it, as a real server would."""
     bin_dir = postgres_bin()
     if bin_dir is None:
         import pytest
@@ -58,7 +59,7 @@ def postgres_server(database: str = "inferarena"):
                     "--no-sync"], check=True, capture_output=True)
     # Started directly (not by pg_ctl), so the process this fixture stops is the postmaster itself.
     server = subprocess.Popen([*as_user, str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1",
-                               "-k", str(sockets), "-c", "fsync=off", "-c", "max_connections=50"],
+                               "-k", str(sockets), "-c", f"fsync={'on' if fsync else 'off'}", "-c", "max_connections=50"],
                               stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_port(port, server, log)

@@ -80,6 +80,21 @@ def test_a_local_ray_runs_jobs_like_spawn():
     assert not ray_module.is_initialized()
 
 
+def test_a_search_runs_its_trials_and_confirmations_on_ray(tmp_path):
+    """`search --executor ray` with Ray started here: trials and the finalists' confirmation rounds (back on
+    the node of their first rounds) as Ray tasks."""
+    out = tmp_path / "search.json"
+    args = _sweep_args(tmp_path, str(tmp_path / "s.db"))
+    args[0] = "search"
+    args[args.index("--runtimes") + 1] = "onnxruntime"
+    driver = _cli([*args, "--trials", "2", "--executor", "ray", "--json", str(out)], tmp_path)
+    output, _ = driver.communicate(timeout=600)
+    assert driver.returncode == 0, output
+    doc = json.loads(out.read_text())
+    assert doc["environment"]["executor"] == "ray" and doc["environment"]["ray_address"] == "local"
+    assert doc["variants"] and all(v["node"]["node_id"] for v in doc["variants"] if v["status"] == "ok")
+
+
 def test_a_sweep_spreads_over_two_nodes_into_postgres(tmp_path, cluster, pg):
     address, _head, _worker = cluster
     out = tmp_path / "run.json"
@@ -148,6 +163,7 @@ def test_a_node_killed_mid_sweep_costs_a_retry_not_the_sweep(tmp_path, cluster):
     assert _measuring(worker.pids()), "the worker node never got a measurement"
     worker.kill()
     output, _ = driver.communicate(timeout=600)
+    print(output)  # shown with -s: which variants ran where after the node died
     assert driver.returncode == 0, output
     doc = json.loads(out.read_text())
     assert doc["status"] == "complete" and len(doc["variants"]) == 3

@@ -4,8 +4,8 @@
 Measured on this machine, each part with a real Ray and a real PostgreSQL (started and stopped here,
 by the ids they were started with):
 - ray:      Ray's own per-task cost (a no-op task, submitted and awaited one at a time, and many in
-            flight), and what a measurement round pays on top of `spawn` (the launcher's lane: a Ray
-            task that starts the job's fresh process) against `spawn` alone.
+            flight), and what a measurement round pays for Ray (the launcher's lane: a Ray task that
+            starts the job's fresh process) over the same fresh process started here.
 - store:    variants stored per second (`save_variant`, one transaction each, with 4 scenarios of
             2,000 latencies each), SQLite and PostgreSQL, 1 and 4 writer processes at once.
 - transfer: an artifact's trip between nodes: 100 MB through Ray's object store from one node to the
@@ -79,11 +79,19 @@ def part_ray() -> dict:
         ray_rounds = [timed(lane.run, operator.add, (1, 2), 60) for _ in range(8)]
     finally:
         launcher.close()
+    from inferarena.launchers_ray import _no_main_script
+    from inferarena.worker import run_isolated
+
     spawn = launchers.get("spawn")
+    # `spawn` from this script: its child runs this script again first (multiprocessing's spawn does), as
+    # the CLI's child imports the CLI. The same fresh process without that is the job's own floor.
     spawn_rounds = [timed(spawn.run, operator.add, (1, 2), 60) for _ in range(8)]
+    with _no_main_script():
+        bare_rounds = [timed(run_isolated, operator.add, (1, 2), 60) for _ in range(8)]
     out["spawn_round_s"] = round(float(np.median(spawn_rounds)), 3)
+    out["bare_process_round_s"] = round(float(np.median(bare_rounds)), 3)
     out["ray_lane_round_s"] = round(float(np.median(ray_rounds)), 3)
-    out["ray_overhead_per_round_s"] = round(out["ray_lane_round_s"] - out["spawn_round_s"], 3)
+    out["ray_overhead_per_round_s"] = round(out["ray_lane_round_s"] - out["bare_process_round_s"], 3)
     return out
 
 
@@ -159,18 +167,22 @@ def part_transfer(address: str, size_mb: int = 100) -> dict:
 
         @ray.remote(num_cpus=0)
         def make(mb):
-            return np.ones(mb * 2**20, dtype=np.uint8)
+            return np.ones(mb * 2**20, dtype=np.uint8), ray.get_runtime_context().get_node_id()
 
         @ray.remote(num_cpus=0)
-        def touch(array):
-            return int(array[-1])
+        def touch(made):  # reads the last byte where it runs: the whole object had to come over
+            return int(made[0][-1]), made[1], ray.get_runtime_context().get_node_id()
 
         on = [NodeAffinitySchedulingStrategy(n, soft=False) for n in nodes[:2]]
         times = []
-        for _ in range(3):
+        for _ in range(4):  # the first warms both nodes' workers up, and is left out
             ref = make.options(scheduling_strategy=on[0]).remote(size_mb)
             ray.wait([ref])
-            times.append(timed(ray.get, touch.options(scheduling_strategy=on[1]).remote(ref)))
+            start = time.perf_counter()
+            _, made_on, read_on = ray.get(touch.options(scheduling_strategy=on[1]).remote(ref))
+            times.append(time.perf_counter() - start)
+            assert made_on != read_on, "both tasks ran on one node"
+        times = times[1:]
         out["object_store_mb_per_s_between_nodes"] = round(size_mb / float(np.median(times)), 1)
     finally:
         ray.shutdown()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -40,9 +41,24 @@ def _task(fn, args, timeout_s: float, log_path: str | None) -> Outcome:
     os.environ.pop("OMP_NUM_THREADS", None)
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-    outcome = run_isolated(fn, args, timeout_s, Path(log_path) if log_path else None)
+    with _no_main_script():
+        outcome = run_isolated(fn, args, timeout_s, Path(log_path) if log_path else None)
     outcome.node = node
     return outcome
+
+
+@contextmanager
+def _no_main_script():
+    """multiprocessing's spawn runs the parent's main script again in the child: in a Ray worker that
+    is Ray's default_worker.py, which imports all of Ray (0.5 s a round, measured). A job needs nothing
+    from it (jobs are functions of inferarena's modules), so the child is started without it."""
+    main = sys.modules["__main__"]
+    path = main.__dict__.pop("__file__", None)
+    try:
+        yield
+    finally:
+        if path is not None:
+            main.__file__ = path
 
 
 class RayLauncher(Launcher):
@@ -55,16 +71,14 @@ class RayLauncher(Launcher):
             raise RuntimeUnavailable("--executor ray needs Ray", "pip install 'inferarena[ray]'") from None
         self.address, self.retries = address, retries
         self._ray = ray
-        if ray.is_initialized():  # a caller (a test, a notebook) already connected
-            self._started = False
-        elif address is None:
+        self._owns = not ray.is_initialized()  # else a caller (a notebook, a script) connected: theirs to close
+        if self._owns and address is None:
             # Ray's own switches for a one-machine cluster: loopback only, no token to hand around. The
             # processes Ray starts inherit them; this process gets its environment back.
             with _environment(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0"):
                 ray.init(num_cpus=host().logical_cores, resources={RESOURCE: 1}, include_dashboard=False,
                          log_to_driver=False, logging_level="ERROR", namespace="inferarena")
-            self._started = True
-        else:
+        elif self._owns:
             _reachable(address)  # ray.init waits minutes on a head that is not there
             try:
                 with _environment(RAY_USAGE_STATS_ENABLED="0"):
@@ -73,7 +87,6 @@ class RayLauncher(Launcher):
                 raise ConfigError(f"cannot reach the Ray cluster at {address} ({str(exc).splitlines()[0][:200]})",
                                   "start it (`ray start --head --resources='{\"inferarena_node\": 1}'`) or drop "
                                   "--ray-address to start Ray on this machine") from None
-            self._started = False
         self.slots = int(ray.cluster_resources().get(RESOURCE, 0))
         if not self.slots:
             self.close()
@@ -96,7 +109,7 @@ class RayLauncher(Launcher):
                 "ray_nodes": len(alive), "measurement_slots": self.slots}
 
     def close(self) -> None:
-        if self._ray.is_initialized():
+        if self._owns and self._ray.is_initialized():
             self._ray.shutdown()  # stops the local cluster it started; from a remote one it only disconnects
 
     def _get(self, ref, pinned: bool = False) -> Outcome:

@@ -270,13 +270,13 @@ def test_agents_command_end_to_end_on_an_endpoint(tmp_path, chat_server, capsys)
 
 @pytest.mark.slow
 def test_agents_on_the_bundled_llm(tmp_path, capsys):
-    """The real SmolLM2 on llama.cpp, two arms on two tasks, end to end."""
+    """The real SmolLM2 on llama.cpp, two arms on one task (one development task), end to end."""
     pytest.importorskip("llama_cpp")
     from inferarena.cli import main
 
     out = tmp_path / "a.json"
     with pytest.raises(SystemExit) as exit_info:
-        main(["agents", "--n", "2", "--arms", "baseline,rectify-or-reject", "--quick", "--max-tokens", "24",
+        main(["agents", "--n", "1", "--dev-n", "1", "--arms", "baseline,rectify-or-reject", "--quick", "--max-tokens", "24",
               "--db", str(tmp_path / "a.db"), "--json", str(out), "--no-report"])
     assert exit_info.value.code == 0, capsys.readouterr().out
     arms = json.loads(out.read_text())["arms"]

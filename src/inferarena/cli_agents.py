@@ -75,11 +75,7 @@ def agents(
                   "max_tokens": max_tokens, "dev_n": dev_n,
                   "gate": GateSettings(retries=retries, top_k=top_k, fallback=fallback)}
         config = AgentsConfig(**{k: v for k, v in values.items() if v is not None})
-        from inferarena.agents.config import load_workflow
-
-        load_workflow(config.workflow)
-        if config.endpoint and not config.endpoint.startswith(("http://", "https://")):
-            raise_bad_endpoint(config.endpoint)
+        agents_run.check(config)
         store = open_db(db)
         paths = arena.Paths(cache_dir=cache_dir, work_dir=db.resolve().parent / ".inferarena")
         private_dir(paths.cache_dir)
@@ -104,8 +100,3 @@ def agents(
             path = write_report(store, summary.run_id, "html", _report_path(db, summary.run_id, "html"))
             console.print(f"Report: {escape(str(path))}")
 
-
-def raise_bad_endpoint(endpoint: str) -> None:
-    from inferarena.errors import ConfigError
-
-    raise ConfigError(f"--endpoint {endpoint!r} is not an http(s) URL", "pass the server's base URL, e.g. http://127.0.0.1:8000/v1")

@@ -98,11 +98,15 @@ def _accuracy_tokens(runs: list[TaskRun]) -> tuple[float, float]:
             float(np.mean([u.prompt_tokens + u.completion_tokens for u in total])))
 
 
+def dev_count(config: AgentsConfig) -> int:
+    """Development tasks: --dev-n, at most 4 with --quick."""
+    return min(config.dev_n, 4) if config.quick else config.dev_n
+
+
 def develop(config: AgentsConfig, workflow: WorkflowConfig, variant: str, cache_dir: str, db: str | None) -> dict:
     """The development phase for one model variant: what the gated arms audit with (indicators) and
     the graph the dropout arm keeps. JSON-able, so each arm's job receives it."""
-    _, dev = task_sets.split(config.tasks, config.n, config.dev_n if not config.quick else min(config.dev_n, 4),
-                             config.seed)
+    _, dev = task_sets.split(config.tasks, config.n, dev_count(config), config.seed)
     models = Models(config, workflow, variant, Path(cache_dir))
     tokens = max_tokens(config)
     gated = any(a in GATED for a in config.arms)
@@ -137,8 +141,8 @@ def develop(config: AgentsConfig, workflow: WorkflowConfig, variant: str, cache_
 
 
 def removals(workflow: WorkflowConfig) -> list[tuple[str, object]]:
-    """What static dropout may remove: an agent (not the last the aggregator reads, never a judge), or an
-    edge (one agent no longer reading another)."""
+    """What static dropout may remove: an agent that speaks in rounds (a judge never), or an edge (one agent
+    no longer reading another). The search skips a removal that leaves the aggregator nobody to read."""
     out: list[tuple[str, object]] = [("agent", a.name) for a in workflow.actors]
     out += [("edge", (a.name, s)) for a in workflow.actors for s in a.sees if s != a.name]
     return out

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from inferarena.agents.config import AgentsConfig, load_workflow
+from inferarena.errors import ConfigError
 from inferarena.results import VariantResult
 
 EventSink = Callable[[str, dict], None]
@@ -51,11 +52,29 @@ def config_hash(config: AgentsConfig) -> str:
 
 
 def describe_tasks(config: AgentsConfig) -> dict:
+    from inferarena.agents import measure
+
     what = {"arithmetic": "generated arithmetic word problems (seeded, 2-4 steps)",
             "code": "small Python functions with hidden unit tests"}.get(config.tasks, f"tasks from {config.tasks}")
-    dev = min(config.dev_n, 4) if config.quick else config.dev_n
+    dev = measure.dev_count(config)
     return {"kind": "tasks", "samples": config.n, "source": f"{what}; {dev} more for development (other seeds)",
             "tasks": config.tasks, "seed": config.seed, "dev_n": dev}
+
+
+def check(config: AgentsConfig):
+    """The workflow, once the tasks and variants are known to be readable: a user's mistake ends here, in one
+    line, before any database or job is touched."""
+    from inferarena.agents import tasks as task_sets
+    from inferarena.agents.chat import check_variant
+
+    workflow = load_workflow(config.workflow)
+    task_sets.split(config.tasks, config.n, config.dev_n, config.seed)
+    for variant in ([] if config.endpoint else config.variants):
+        check_variant(variant)
+    if config.endpoint and not config.endpoint.startswith(("http://", "https://")):
+        raise ConfigError(f"--endpoint {config.endpoint!r} is not an http(s) URL",
+                          "pass the server's base URL, e.g. http://127.0.0.1:8000/v1")
+    return workflow
 
 
 def run(config: AgentsConfig, store, paths, launcher, resume: bool = False, on_event: EventSink | None = None,
@@ -68,13 +87,7 @@ def run(config: AgentsConfig, store, paths, launcher, resume: bool = False, on_e
     from inferarena.trackers import cost
 
     emit = on_event or (lambda kind, data: None)
-    from inferarena.agents import tasks as task_sets
-    from inferarena.agents.chat import check_variant
-
-    workflow = load_workflow(config.workflow)  # bad input fails here, before any job
-    task_sets.split(config.tasks, config.n, config.dev_n, config.seed)
-    for variant in ([] if config.endpoint else config.variants):
-        check_variant(variant)
+    workflow = check(config)  # bad input fails here, before any job
     price = cost.price(host(), config.cost.instance, config.cost.usd_per_hour)
     key = config_hash(config)
     run_id = store.resumable_run(key) if resume else None

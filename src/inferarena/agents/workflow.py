@@ -64,6 +64,13 @@ class Usage:
     rejected: int = 0
     rectify_rounds: int = 0
 
+    def charge(self, calls: int, prompt_tokens: int, completion_tokens: int, seconds: float) -> None:
+        """Count LLM calls: an agent's reply (one call) or the calls an auditor check made."""
+        self.calls += calls
+        self.prompt_tokens += prompt_tokens
+        self.completion_tokens += completion_tokens
+        self.seconds += seconds
+
     def add(self, other: "Usage") -> None:
         for name in ("calls", "prompt_tokens", "completion_tokens", "seconds", "messages", "rejected", "rectify_rounds"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
@@ -117,11 +124,7 @@ def run_task(workflow: WorkflowConfig, task: Task, model_of: Callable[[str], Cha
     def call(agent: AgentConfig, chat: Messages, round_: int, attempt: int) -> str:
         tokens = max_tokens or agent.max_tokens
         reply = model_of(agent.name).chat(chat, tokens, agent.temperature, seed_of(seed, task.id, agent.name, round_, attempt))
-        spent = usage.setdefault(agent.name, Usage())
-        spent.calls += 1
-        spent.prompt_tokens += reply.prompt_tokens
-        spent.completion_tokens += reply.completion_tokens
-        spent.seconds += reply.seconds
+        usage.setdefault(agent.name, Usage()).charge(1, reply.prompt_tokens, reply.completion_tokens, reply.seconds)
         return reply.text
 
     for round_ in range(workflow.rounds):
@@ -158,11 +161,8 @@ def _gated(gate, task, agent, chat, text, round_, call, usage) -> Message:
         verdict = gate.review(task, agent, text, attempt)
         for check in verdict.checks:
             if check.calls:
-                spent = usage.setdefault("auditor", Usage())
-                spent.calls += check.calls
-                spent.prompt_tokens += check.prompt_tokens
-                spent.completion_tokens += check.completion_tokens
-                spent.seconds += check.seconds
+                usage.setdefault("auditor", Usage()).charge(check.calls, check.prompt_tokens, check.completion_tokens,
+                                                            check.seconds)
         flaws += [c.category for c in verdict.checks if c.category and c.score < gate.settings.pass_threshold]
         if verdict.action == "pass":
             return Message(agent.name, round_, text, "rectified" if attempt else "kept", attempt + 1, verdict.score, flaws)
@@ -201,11 +201,8 @@ def _aggregate(workflow, task, latest, rejected, topology, gate, model_of, usage
         tokens = max_tokens or judge.max_tokens
         reply = model_of(judge.name).chat(chat, tokens, judge.temperature, seed_of(seed, task.id, judge.name, "judge"))
         spent = usage.setdefault(judge.name, Usage())
-        spent.calls += 1
+        spent.charge(1, reply.prompt_tokens, reply.completion_tokens, reply.seconds)
         spent.messages += 1
-        spent.prompt_tokens += reply.prompt_tokens
-        spent.completion_tokens += reply.completion_tokens
-        spent.seconds += reply.seconds
         messages.append(Message(judge.name, workflow.rounds, reply.text, "kept"))
         return reply.text, fallback
     return majority([m.text for m in found.values()], workflow.answer), fallback

@@ -22,19 +22,19 @@ class Embedder:
         self.workload = TextWorkload.build(self.source, WorkloadConfig(num_samples=1))
         self.note = ""
         picked = _stored_pick(db) if db is not None else None
-        self.session, self.label = None, "torch/fp32"
+        self.session = None
         if picked is not None:
             try:
-                self.session, self.label = self._load(*picked), picked[0]
+                self.session = self._load(*picked[1:5])
                 self.note = f"indicators retrieved with MiniLM on the arena's balanced pick {picked[0]} (run {picked[-1]})"
             except Exception as exc:  # noqa: BLE001 - a stale artifact: fall back, and say why
                 self.note = f"the stored MiniLM pick {picked[0]} did not load ({str(exc)[:80]}); "
         if self.session is None:
-            self.session = self._load("torch/fp32", "torch", "fp32", {}, None, None)
+            self.session = self._load("torch", "fp32", {}, None)
             self.note += ("indicators retrieved with MiniLM on torch/fp32: no MiniLM run in the results store "
                           "(`make demo` makes one)" if not self.note else "using torch/fp32")
 
-    def _load(self, label, runtime_name, precision, knobs, artifact_path, _run_id):
+    def _load(self, runtime_name: str, precision: str, knobs: dict, artifact_path: str | None):
         runtime = registry.load(registry.RUNTIMES, runtime_name)
         artifact = models.resolve(artifact_path) if artifact_path else self.source
         return runtime().load(artifact, precision, runtime.validate_knobs(knobs),

@@ -164,3 +164,30 @@ def test_real_runtimes_overlap_requests(mlp_onnx):
         if runtime.name == "onnxruntime":
             assert session.requests == 2 and session.info["streams"] == 2
         session.close()
+
+
+def test_openvino_int8_models_keep_the_plugins_float_precision(tmp_path, mlp_onnx):
+    """A quantized IR's leftover float ops run as plain compile_model runs them (bf16 where the CPU has it),
+    unless the fp_precision knob pins them; a floating-point model always runs at its variant's precision."""
+    import openvino as ov
+
+    from inferarena.artifacts import Artifact
+    from inferarena.runtimes.ov import OpenVINO
+
+    x = ov.opset13.parameter([-1, 4], ov.Type.f32, name="x")
+    lo, hi = (ov.opset13.constant(np.float32(v)) for v in (-1.0, 1.0))
+    weights = ov.opset13.constant(np.eye(4, dtype=np.float32))
+    quantized = ov.opset13.fake_quantize(x, lo, hi, lo, hi, 256)
+    model = ov.Model([ov.opset13.matmul(quantized, weights, False, False)], [x], "fq")
+    ov.save_model(model, str(tmp_path / "fq.xml"))
+    plugin_choice = ov.Core().compile_model(model, "CPU").get_property("INFERENCE_PRECISION_HINT").to_string()
+
+    runtime = OpenVINO()
+
+    def hint(path, fmt, **knobs):
+        return runtime.load(Artifact(path, fmt), "fp32", runtime.validate_knobs(knobs), {}).info["inference_precision_hint"]
+
+    assert hint(tmp_path / "fq.xml", "openvino") == plugin_choice
+    assert hint(tmp_path / "fq.xml", "openvino", fp_precision="f32") == "f32"
+    assert hint(mlp_onnx, "onnx") == "f32"
+    assert hint(mlp_onnx, "onnx", fp_precision="bf16") == "f32"  # the variant's precision wins for FP models

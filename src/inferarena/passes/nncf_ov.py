@@ -18,12 +18,18 @@ from inferarena.errors import ConfigError
 from inferarena.passes.base import Pass, PassContext
 
 
+CALIBRATION_DEFAULT = 300  # nncf.quantize's own default subset_size
+
+
 class NncfQuantizeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     preset: Literal["performance", "mixed"] = Field(
         "mixed", description="performance: symmetric activations; mixed: asymmetric activations. Search space: "
         "performance, mixed.", json_schema_extra={"space": ["performance", "mixed"]})
-    calibration_samples: int = Field(64, ge=1, description="Workload samples used to calibrate activation ranges.")
+    calibration_samples: int | None = Field(
+        None, ge=1, description="Workload samples used to calibrate activation ranges. Default: NNCF's own subset "
+        f"size, {CALIBRATION_DEFAULT}, or as many as the workload has beyond the evaluation set. (On MiniLM, 64 "
+        "samples gave cos_min 0.990, 300 gave 0.995.)")
     fast_bias_correction: bool = Field(True, description="Fast bias correction (False: the slower, exact one).")
     max_drop: float | None = Field(
         None, gt=0, lt=1, description="Accuracy budget: NNCF's quantization with accuracy control keeps the ops "
@@ -79,7 +85,8 @@ class NncfQuantize(Pass):
         if context is None:
             raise ConfigError("nncf_quantize needs calibration data", "run it inside `inferarena run`")
         model = _read(artifact)
-        batches = context.calibration_batches(config.calibration_samples)
+        available = len(context.workload) - len(context.eval_indices)
+        batches = context.calibration_batches(config.calibration_samples or max(1, min(CALIBRATION_DEFAULT, available)))
         names = {p.get_any_name() for p in model.inputs}
         dataset = nncf.Dataset([{k: v for k, v in b.items() if k in names} for b in batches])
         model_type = nncf.ModelType.TRANSFORMER if artifact.meta.get("model_type") else None

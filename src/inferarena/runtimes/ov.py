@@ -30,6 +30,11 @@ class OvKnobs(Knobs):
     static_shapes: bool = Field(
         True, description="Reshape the model to the workload's fixed dimensions before compiling."
     )
+    fp_precision: Literal["auto", "f32", "bf16"] = Field(
+        "auto", description="A quantized (INT8) model only: the precision of the ops it keeps in floating point "
+        "(layer norms, softmax, GELU), as INFERENCE_PRECISION_HINT. auto: OpenVINO's own choice for this CPU "
+        "(bf16 where the CPU has it natively, else f32), what a plain compile_model gets. Floating-point "
+        "variants ignore it: their precision sets the hint.")
 
 
 class OpenVINO(Runtime):
@@ -49,7 +54,11 @@ class OpenVINO(Runtime):
         if knobs.static_shapes and any(d != -1 for shape in input_shapes.values() for d in shape):
             names = {p.get_any_name() for p in model.inputs}
             model.reshape({n: ov.PartialShape(s) for n, s in input_shapes.items() if n in names})
-        config = {"INFERENCE_PRECISION_HINT": OV_PRECISION[precision], "PERFORMANCE_HINT": knobs.performance_hint}
+        config = {"PERFORMANCE_HINT": knobs.performance_hint}
+        if not _quantized(model):
+            config["INFERENCE_PRECISION_HINT"] = OV_PRECISION[precision]
+        elif knobs.fp_precision != "auto":
+            config["INFERENCE_PRECISION_HINT"] = knobs.fp_precision
         if knobs.threads:
             config["INFERENCE_NUM_THREADS"] = knobs.threads
         if knobs.streams:
@@ -110,6 +119,11 @@ class OvSession(Session):
     def predict(self, batch: Batch) -> dict[str, np.ndarray]:
         results = self.request.infer({n: batch[n] for n in self.input_names})
         return {name: np.asarray(results[port]) for port, name in self.outputs}
+
+
+def _quantized(model) -> bool:
+    """Whether the model computes in INT8 (NNCF's FakeQuantize ops): its float precision is then the plugin's."""
+    return any(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
 
 
 def _text(value) -> str:

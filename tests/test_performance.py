@@ -191,3 +191,25 @@ def test_openvino_int8_models_keep_the_plugins_float_precision(tmp_path, mlp_onn
     assert hint(tmp_path / "fq.xml", "openvino", fp_precision="f32") == "f32"
     assert hint(mlp_onnx, "onnx") == "f32"
     assert hint(mlp_onnx, "onnx", fp_precision="bf16") == "f32"  # the variant's precision wins for FP models
+
+
+def test_optuna_measures_the_runtimes_throughput_advice_first():
+    """OpenVINO declares THROUGHPUT as its throughput advice: a throughput search measures that point first
+    (dynamic shapes, the smallest batch), while a latency search has no advice to follow."""
+    specs = [_spec("onnxruntime", "int8", "q"), _spec("openvino", "int8", "q")]
+    space = build_space(specs, ["fixed", "dynamic"], "throughput", PREDICT)
+    assert space.starts() == [(1, {"openvino.performance_hint": "THROUGHPUT", "shape": "dynamic", "batch_size": 16})]
+    assert build_space(specs, ["fixed", "dynamic"], "latency", PREDICT).starts() == []
+    measured = []
+
+    def measure(spec, keep_going):
+        measured.append(spec)
+        result = VariantResult.of(spec, fidelity={"cos_min": 0.999}, scenarios={"offline": ScenarioResult(
+            "offline", True, None, "quick", {"throughput_sps": 100.0})})
+        return result, [result]
+
+    config = RunConfig(profile="throughput", search={"strategy": "optuna", "trials": 3})
+    Search(space, SearchSettings.of(config), PREDICT, measure).optuna()
+    first = measured[0]
+    assert (first.runtime, first.shape, first.batch_size, first.knobs.get("performance_hint")) == \
+        ("openvino", "dynamic", 16, "THROUGHPUT")

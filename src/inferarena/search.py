@@ -12,7 +12,9 @@ Both prune early: a trial whose first round is clearly behind the best so far (b
 gets no second round. Throughput profiles also prune by the roofline, before measuring: a trial whose
 precision's GEMM peak, divided by the useful work per sample its pipeline was measured to need, stays
 below the best so far even at `ROOFLINE_SLACK` times that peak cannot win, and is not measured. The finalists get a confirmation round at the end, and the pick comes from
-`recommend`, on all rounds. A search is a run: interrupted, it resumes with `--resume`.
+`recommend`, on all rounds. A search is a run: interrupted, it resumes with `--resume`. Optuna measures
+the runtimes' own throughput advice first (a knob's declared `throughput` value, e.g. OpenVINO's
+THROUGHPUT hint): a sampler that learns from a few dozen noisy trials may otherwise never try it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from inferarena import runtimes
-from inferarena.config import RoundsConfig, RunConfig, SearchConfig
+from inferarena.config import RoundsConfig, RunConfig, SearchConfig, ShapeStrategy
 from inferarena.errors import RuntimeUnavailable
 from inferarena.kinds.base import Kind
 from inferarena.recommend import figures, misses
@@ -36,6 +38,7 @@ class Dimension:
     name: str
     choices: tuple
     runtime: str | None = None  # a knob: applies only to trials on this runtime
+    start: Any = None  # the value its runtime recommends for throughput (`"throughput"` in the knob's declaration)
 
 
 @dataclass
@@ -56,6 +59,24 @@ class Space:
             dims = [d for d in self.dimensions if d.runtime in (None, base.runtime)]
             for values in itertools.product(*(d.choices for d in dims)):
                 yield i, {d.name: v for d, v in zip(dims, values)}
+
+    def starts(self) -> list[tuple[int, dict[str, Any]]]:
+        """The runtimes' own throughput advice, one point per base on a runtime that gives any: its
+        recommended knob values, the workload's first shape strategy that pads per batch (else its first)
+        and the smallest batch; what it does not advise is left to the sampler. Measured first, so a
+        sampler that learns from few trials has seen what a hand-tuned setup would use."""
+        points = []
+        for i, base in enumerate(self.bases):
+            advised = {d.name: d.start for d in self.dimensions if d.runtime == base.runtime and d.start is not None}
+            if not advised:
+                continue
+            for d in self.dimensions:
+                if d.name == "shape":
+                    advised["shape"] = ShapeStrategy.dynamic.value if ShapeStrategy.dynamic.value in d.choices else d.choices[0]
+                elif d.runtime is None:
+                    advised[d.name] = min(d.choices)
+            points.append((i, advised))
+        return points
 
     def variant(self, base_index: int, params: dict[str, Any]) -> VariantSpec:
         base = self.bases[base_index]
@@ -84,7 +105,8 @@ def build_space(specs: list[VariantSpec], shapes: list[str], profile: str, kind:
             extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
             # Knobs that overlap requests (streams) matter only where batches are served in bulk.
             if extra.get("space") and (batched or not extra.get("overlaps")):
-                dims.append(Dimension(f"{name}.{knob}", tuple(extra["space"]), runtime=name))
+                start = extra.get("throughput") if batched else None
+                dims.append(Dimension(f"{name}.{knob}", tuple(extra["space"]), runtime=name, start=start))
     if batched:
         dims.append(Dimension("batch_size", kind.search_batch_sizes))
     return Space(list(bases.values()), dims, shape_in_name)
@@ -261,6 +283,8 @@ class Search:
         direction = "maximize" if self.profile.higher_is_better else "minimize"
         study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=self.config.seed))
         labels = [f"{b.runtime}/{b.precision}" + (f"@{b.pipeline}" if b.pipeline else "") for b in self.space.bases]
+        for base_index, params in self.space.starts():
+            study.enqueue_trial({"candidate": labels[base_index], **params}, skip_if_exists=True)
         while not self.out_of_budget():
             trial = study.ask()
             base_index = labels.index(trial.suggest_categorical("candidate", labels))

@@ -19,7 +19,8 @@ class OvKnobs(Knobs):
     performance_hint: Literal["LATENCY", "THROUGHPUT"] = Field(
         "LATENCY", description="OpenVINO PERFORMANCE_HINT: LATENCY (one stream) or THROUGHPUT (as many streams "
         "as the plugin finds best for this CPU, each fed by its own infer request through AsyncInferQueue). "
-        "Search space: LATENCY, THROUGHPUT.", json_schema_extra={"space": ["LATENCY", "THROUGHPUT"]}
+        "Search space: LATENCY, THROUGHPUT (tried first where throughput is searched).",
+        json_schema_extra={"space": ["LATENCY", "THROUGHPUT"], "throughput": "THROUGHPUT"}
     )
     streams: int | None = Field(
         None, ge=1, le=64, description="NUM_STREAMS, overriding the hint's choice; that many requests are kept "

@@ -62,20 +62,17 @@ class Space:
 
     def starts(self) -> list[tuple[int, dict[str, Any]]]:
         """The runtimes' own throughput advice, one point per base on a runtime that gives any: its
-        recommended knob values, the workload's first shape strategy that pads per batch (else its first)
-        and the smallest batch; what it does not advise is left to the sampler. Measured first, so a
-        sampler that learns from few trials has seen what a hand-tuned setup would use."""
+        recommended knob values, dynamic shapes (else the first strategy offered) and the smallest batch;
+        what it does not advise is left to the sampler. Measured first, so a sampler that learns from
+        few trials has seen what a hand-tuned setup would use."""
+        dynamic = ShapeStrategy.dynamic.value
+        shared = {d.name: (dynamic if dynamic in d.choices else d.choices[0]) if d.name == "shape" else min(d.choices)
+                  for d in self.dimensions if d.runtime is None}
         points = []
         for i, base in enumerate(self.bases):
             advised = {d.name: d.start for d in self.dimensions if d.runtime == base.runtime and d.start is not None}
-            if not advised:
-                continue
-            for d in self.dimensions:
-                if d.name == "shape":
-                    advised["shape"] = ShapeStrategy.dynamic.value if ShapeStrategy.dynamic.value in d.choices else d.choices[0]
-                elif d.runtime is None:
-                    advised[d.name] = min(d.choices)
-            points.append((i, advised))
+            if advised:
+                points.append((i, {**advised, **shared}))
         return points
 
     def variant(self, base_index: int, params: dict[str, Any]) -> VariantSpec:

@@ -61,8 +61,7 @@ class _Adaptive(Pass):
 
         if context is None:
             raise ConfigError(f"{self.name} needs calibration data", "run it inside `inferarena run`")
-        available = len(context.workload) - len(context.eval_indices)
-        batches = context.calibration_batches(config.calibration_samples or max(8, min(256, available)))
+        batches = context.calibration_batches(config.calibration_samples or max(8, min(256, context.calibration_available)))
         split = max(1, min(len(batches) - 1, round(len(batches) * (1 - config.holdout_fraction))))
         uses_tt = bool(artifact.meta.get("uses_token_type_ids"))
         previous = torch.get_num_threads()

@@ -32,8 +32,13 @@ class PassContext:
     fingerprint: str  # hash of the workload config: part of every data-driven pass's cache key
     batch_size: int = 8  # the batch the measurement checks fidelity at (padding changes dynamic INT8 ranges)
 
+    @property
+    def calibration_available(self) -> int:
+        """Samples beyond the evaluation set: the most a pass may calibrate on."""
+        return len(self.workload) - len(self.eval_indices)
+
     def calibration_batches(self, count: int) -> list[dict[str, np.ndarray]]:
-        available = len(self.workload) - len(self.eval_indices)
+        available = self.calibration_available
         if count > available:
             raise ConfigError(
                 f"calibration needs {count} samples but the workload has {available} beyond the evaluation set",

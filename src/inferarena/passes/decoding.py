@@ -125,7 +125,7 @@ def _grid(keep: float) -> list[float]:
 def _ppl_texts(context: PassContext) -> list[list[int]]:
     """Up to four calibration texts about as long as the held-out perplexity text, each a run of the
     workload's calibration prompts (from its end, never the fidelity prompts or the held-out text)."""
-    available = len(context.workload) - len(context.eval_indices)
+    available = context.calibration_available
     length = len(getattr(context.workload, "perplexity_text", ())) or 512
     texts, text = [], []
     for batch in context.calibration_batches(available):
@@ -195,7 +195,7 @@ class HyperGriffin(Pass):
 
         started = time.perf_counter()
         with _griffin_model(artifact, config.keep, context, "hyper_griffin") as g:
-            available = len(context.workload) - len(context.eval_indices)
+            available = context.calibration_available
             count = config.calibration_prompts or max(8, min(128, available))
             batches = context.calibration_batches(count)
             model = g.model

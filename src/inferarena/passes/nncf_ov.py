@@ -85,8 +85,8 @@ class NncfQuantize(Pass):
         if context is None:
             raise ConfigError("nncf_quantize needs calibration data", "run it inside `inferarena run`")
         model = _read(artifact)
-        available = len(context.workload) - len(context.eval_indices)
-        batches = context.calibration_batches(config.calibration_samples or max(1, min(CALIBRATION_DEFAULT, available)))
+        count = config.calibration_samples or max(1, min(CALIBRATION_DEFAULT, context.calibration_available))
+        batches = context.calibration_batches(count)
         names = {p.get_any_name() for p in model.inputs}
         dataset = nncf.Dataset([{k: v for k, v in b.items() if k in names} for b in batches])
         model_type = nncf.ModelType.TRANSFORMER if artifact.meta.get("model_type") else None

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.demo-installed
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test install clean
+.PHONY: demo test test-slow install clean
 
 install: $(STAMP)
 
@@ -24,8 +24,13 @@ $(DEMO_STAMP): pyproject.toml constraints.txt scripts/setup.sh
 demo: $(DEMO_STAMP)
 	@$(VENV)/bin/inferarena run --quick --shapes dynamic --scenarios single_stream,offline --profile balanced
 
+# The suite without the tests marked slow (real models end to end, real servers and clusters: minutes each).
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not slow and not gpu"
+
+# The slow ones; CI (.ci/run) runs them after `make test`.
+test-slow: $(STAMP)
+	$(PY) -m pytest -m "slow and not gpu"
 
 clean:
 	rm -rf $(VENV) .inferarena inferarena.db

@@ -53,3 +53,31 @@ def test_onnx_with_external_data_loads_from_any_folder(tmp_path, monkeypatch):
                                       "--cache-dir", str(tmp_path / "cache")], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "onnxruntime/fp32" in result.output and "Failed variants" not in result.output
+
+
+@pytest.mark.parametrize("attention", ["eager", "sdpa"])
+def test_onnx_export_writes_the_chosen_attention_and_both_match_torch(tiny_bert, tmp_path, attention):
+    """eager (the default) is plain MatMul/Softmax, which OpenVINO fuses; sdpa carries IsNaN guards."""
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    import numpy as np
+    import torch
+
+    from inferarena.artifacts import Artifact
+    from inferarena.models.hf_encoder import load_embedding_module
+    from inferarena.passes.export_onnx import ExportOnnx
+
+    assert ExportOnnx.Config().attention == "eager"
+    (tmp_path / "onnx").mkdir()
+    out = ExportOnnx().run(Artifact(tiny_bert, "hf_encoder", {}), ExportOnnx.Config(attention=attention),
+                           tmp_path / "onnx", None)
+    ops = {node.op_type for node in onnx.load(str(out.path)).graph.node}
+    assert ("IsNaN" in ops) == (attention == "sdpa")
+    ids = np.random.default_rng(0).integers(1000, 2000, (3, 12))
+    mask = np.ones((3, 12), dtype=np.int64)
+    mask[1, 5:] = 0  # padded: the mask matters
+    got = ort.InferenceSession(str(out.path), providers=["CPUExecutionProvider"]).run(
+        None, {"input_ids": ids, "attention_mask": mask})[0]
+    with torch.inference_mode():
+        want = load_embedding_module(tiny_bert, False)(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
+    assert (got * want).sum(1).min() >= 0.9999

@@ -4,11 +4,19 @@ ONNX with the dynamo exporter.
 Two traps, both seen with transformers 5.x: the legacy exporter (dynamo=False) silently produced
 wrong outputs, and tracing with an all-ones attention mask drops the mask from the graph. So the
 trace uses real padded inputs, and every variant is checked against the reference afterwards.
+
+Attention is exported as transformers' eager code (MatMul, Add mask, Softmax, MatMul), not as its SDPA
+call: the SDPA export wraps the softmax in IsNaN/Where guards that stop OpenVINO's CPU plugin fusing
+the attention into one kernel. Measured on MiniLM INT8 (nncf-int8, OpenVINO THROUGHPUT, sorted batches
+of 16, this 2-core VM, 6 interleaved rounds): eager 496 sentences/s median against SDPA 348, with the
+time outside the INT8 GEMMs down from 38 % to 34 % of OpenVINO's per-op profile, and cos_min 0.9958
+against 0.9942. `attention: sdpa` keeps the other export.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,12 +31,19 @@ class ExportOnnxConfig(BaseModel):
     opset: int = Field(18, ge=17, description="ONNX opset version.")
 
 
+class ExportModelOnnxConfig(ExportOnnxConfig):
+    attention: Literal["eager", "sdpa"] = Field(
+        "eager", description="How a transformer's attention is written into the graph: eager (plain MatMul/"
+        "Softmax ops, which OpenVINO fuses into one attention kernel) or sdpa (torch's scaled_dot_product_"
+        "attention, exported with NaN guards). Only hf_encoder models have a choice.")
+
+
 class ExportOnnx(Pass):
     name = "export_onnx"
     accepts = ("hf_encoder", "torch_module")
     produces = ("onnx",)
     converts = True
-    Config = ExportOnnxConfig
+    Config = ExportModelOnnxConfig
 
     def run(self, artifact: Artifact, config: BaseModel, out_dir: Path, context=None) -> Artifact:
         import torch
@@ -38,6 +53,7 @@ class ExportOnnx(Pass):
             return self._module(artifact, config, out_dir)
         uses_tt = bool(artifact.meta.get("uses_token_type_ids"))
         module = load_embedding_module(artifact.path, uses_tt)
+        module.encoder.set_attn_implementation(config.attention)
         names = input_names(uses_tt)
         # Real padding: the second row is shorter, so the mask is not all ones and stays in the graph.
         ids = torch.randint(1000, 2000, (2, 16), dtype=torch.int64)

@@ -38,6 +38,18 @@ def test_space_comes_from_declarations():
                                                     "onnxruntime.allow_spinning"]
 
 
+def test_knobs_declared_for_other_devices_are_not_searched():
+    """torch's `compile` knob declares cuda: a CPU search does not try four compile modes."""
+    import dataclasses
+
+    torch_spec = VariantSpec(name="torch/fp32/fixed", runtime="torch", precision="fp32", shape="fixed",
+                             knobs={"threads": 2, "streams": 1})
+    on_cpu = [d.name for d in build_space([torch_spec], ["fixed"], "throughput", PREDICT).dimensions]
+    assert "torch.compile" not in on_cpu and "torch.streams" in on_cpu
+    on_cuda = build_space([dataclasses.replace(torch_spec, device="cuda")], ["fixed"], "throughput", PREDICT)
+    assert "torch.compile" in [d.name for d in on_cuda.dimensions]
+
+
 def offline_result(variant, value, **extra):
     return VariantResult.of(variant, fidelity={"cos_min": 0.999}, **extra,
                             scenarios={"offline": ScenarioResult("offline", True, None, "quick", {"throughput_sps": value})})

@@ -20,7 +20,7 @@ from inferarena import environment, jobs, kinds, launchers, models, registry, wo
 from inferarena.config import RunConfig
 from inferarena.errors import InferarenaError
 from inferarena.fsutil import private_dir
-from inferarena.hardware import host
+from inferarena.hardware import host, resolve_device
 from inferarena.launchers import Launcher
 from inferarena.passes.base import PassContext
 from inferarena.plan import pipeline_steps, plan
@@ -58,6 +58,7 @@ class Preview:
     workload: object
     specs: list[VariantSpec]
     notes: list[str]
+    device: str = "cpu"  # the run's device, `auto` resolved
 
 
 def preview(config: RunConfig, judged_by: str | None = None) -> Preview:
@@ -67,10 +68,11 @@ def preview(config: RunConfig, judged_by: str | None = None) -> Preview:
     kind = kinds.of_artifact(artifact)
     # A search measures only the scenarios its profile is judged on; a run, those its config asks for.
     scenarios = kind.judged_by[judged_by] if judged_by else kind.scenarios(config.scenarios)
+    device = resolve_device(config.device)  # a cuda run without a GPU stops here, in one line
     workload = workloads.build(artifact, config.workload, config.generation)
-    specs, notes = plan(config, artifact, workload, host())
+    specs, notes = plan(config, artifact, workload, host(), device)
     return Preview(artifact, kind, config.model_copy(update={"scenarios": list(scenarios)}), workload, specs,
-                   [*workload.notes, *notes])
+                   [*workload.notes, *notes], device)
 
 
 class _Sweep:
@@ -81,11 +83,11 @@ class _Sweep:
         self.store, self.paths, self.emit, self.launcher = store, paths, emit, launcher
         planned = preview(config, judged_by)
         self.artifact, self.kind, self.config, self.workload = planned.artifact, planned.kind, planned.config, planned.workload
-        self.specs, self.notes = planned.specs, planned.notes
+        self.specs, self.notes, self.device = planned.specs, planned.notes, planned.device
         self.evaluators = _evaluators(config, self.artifact, self.notes)
         self.price = cost.price(host(), config.cost.instance, config.cost.usd_per_hour)
-        self.peaks = _peaks(launcher, paths.cache_dir, _threads(config), self.notes, emit)
-        self.bandwidth = (_bandwidth(launcher, paths.cache_dir, _threads(config), self.notes, emit)
+        self.peaks = _peaks(launcher, paths.cache_dir, _threads(config), self.notes, emit, self.device)
+        self.bandwidth = (_bandwidth(launcher, paths.cache_dir, _threads(config), self.notes, emit, self.device)
                           if self.kind.needs_bandwidth else None)
         self.built: dict = {}
         self.reference = self.context = None
@@ -95,7 +97,8 @@ class _Sweep:
         run_id = self.store.resumable_run(config.config_hash()) if resume else None
         summary = RunSummary(run_id=run_id or 0, resumed=run_id is not None, notes=self.notes)
         if run_id is None:
-            env = {**environment.capture(), **self.launcher.describe(), "gemm_peak_gflops": self.peaks,
+            env = {**environment.capture(), **self.launcher.describe(), "device": self.device,
+                   "gemm_peak_gflops": self.peaks,
                    "price": self.price.label,
                    **({"memory_bandwidth_gb_per_s": self.bandwidth} if self.bandwidth else {})}
             summary.run_id = self.store.create_run(
@@ -333,9 +336,10 @@ def _evaluators(config: RunConfig, artifact, notes: list[str]) -> tuple[str, ...
     return tuple(chosen)
 
 
-def _bandwidth(launcher: Launcher, cache_dir: Path, threads: int, notes: list[str], emit: EventSink) -> dict | None:
+def _bandwidth(launcher: Launcher, cache_dir: Path, threads: int, notes: list[str], emit: EventSink,
+               device: str = "cpu") -> dict | None:
     emit("start", {"name": "memory bandwidth (cached per machine)"})
-    outcome = launcher.run(jobs.bandwidth, (cache_dir, threads), 300)
+    outcome = launcher.run(jobs.bandwidth, (cache_dir, threads, False, device), 300)
     emit("done", {"name": "memory bandwidth (cached per machine)", "ok": outcome.ok, "error": outcome.error})
     if not outcome.ok:
         notes.append(f"no memory bandwidth, so no % of the decode roofline: {outcome.error}")
@@ -343,9 +347,10 @@ def _bandwidth(launcher: Launcher, cache_dir: Path, threads: int, notes: list[st
     return outcome.value
 
 
-def _peaks(launcher: Launcher, cache_dir: Path, threads: int, notes: list[str], emit: EventSink) -> dict[str, float]:
+def _peaks(launcher: Launcher, cache_dir: Path, threads: int, notes: list[str], emit: EventSink,
+           device: str = "cpu") -> dict[str, float]:
     emit("start", {"name": "GEMM peaks (cached per machine)"})
-    outcome = launcher.run(jobs.peaks, (cache_dir, threads), 300)
+    outcome = launcher.run(jobs.peaks, (cache_dir, threads, False, device), 300)
     emit("done", {"name": "GEMM peaks (cached per machine)", "ok": outcome.ok, "error": outcome.error})
     if not outcome.ok:
         notes.append(f"no GEMM peak, so no % of peak: {outcome.error}")

@@ -14,7 +14,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from inferarena import registry
-from inferarena.cli_common import (bounds, DEFAULT_CACHE, DEFAULT_DB, CiTargetOption, DbOption, DebugOption, MaxMemoryOption, MaxP99Option,
+from inferarena.cli_common import (bounds, DEFAULT_CACHE, DEFAULT_DB, CiTargetOption, DbOption, DebugOption, DeviceOption,
+                                   MaxMemoryOption, MaxP99Option,
                                    MinCosOption, MinThroughputOption, ProfileOption, SortOption, _progress, _require_db,
                                    _split, app, console, errors, user_errors)
 from inferarena.errors import InferarenaError
@@ -71,6 +72,7 @@ def run(
         help="Language models: what the prompts ask. continue: a corpus excerpt to continue; grounded: a passage "
         "and an instruction to repeat it (copy-heavy, as retrieval-augmented answers are). [default: continue]")] = None,
     threads: Annotated[Optional[int], typer.Option(help="Threads per runtime. Default: all cores.")] = None,
+    device: DeviceOption = None,
     db: DbOption = DEFAULT_DB,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the run as JSON to this file.")] = None,
     report_html: Annotated[bool, typer.Option(
@@ -101,7 +103,7 @@ def run(
     with user_errors(debug):
         cfg = _run_config(config, model, quick, threads, profile, scenarios, runtimes, pipelines, inputs, shapes,
                           bounds(max_p99_ms, min_cos, min_throughput, max_memory_mb),
-                          {"rounds": {"ci_target_pct": ci_target_pct}, "generation": {"prompts": prompts}})
+                          {"rounds": {"ci_target_pct": ci_target_pct}, "generation": {"prompts": prompts}}, device)
         if dry_run:
             return _dry_run(cfg)
         _sweep(arena.run, cfg, db, cache_dir, resume, json_path, report_html, sort, debug, _left_out(cfg),
@@ -135,7 +137,7 @@ def _dry_run(cfg, judged_by: str | None = None) -> None:
     name = planned.artifact.meta.get("name", cfg.model)
     console.print(f"Dry run: {escape(str(name))} ({planned.kind.name}), {len(planned.workload)} inputs "
                   f"({escape(str(described.get('source', 'generated')))}); scenarios "
-                  f"{', '.join(planned.config.scenarios)}")
+                  f"{', '.join(planned.config.scenarios)}; device {planned.device}")
     if judged_by:
         from inferarena.search import build_space
 
@@ -234,6 +236,7 @@ def search(
     quick: Annotated[bool, typer.Option("--quick/--compliant", help="Quick trials (seconds each, labelled "
                                         "not MLPerf-compliant) or full MLPerf durations.")] = True,
     threads: Annotated[Optional[int], typer.Option(help="Threads per runtime. Default: all cores.")] = None,
+    device: DeviceOption = None,
     max_p99_ms: MaxP99Option = None,
     min_cos: MinCosOption = None,
     min_throughput: MinThroughputOption = None,
@@ -264,7 +267,7 @@ def search(
         cfg = _run_config(config, model, quick, threads, profile, None, runtimes, pipelines, inputs, shapes,
                           bounds(max_p99_ms, min_cos, min_throughput, max_memory_mb),
                           {"search": {"strategy": strategy, "trials": trials, "time_budget_s": time_budget_s},
-                           "rounds": {"ci_target_pct": ci_target_pct}})
+                           "rounds": {"ci_target_pct": ci_target_pct}}, device)
         if dry_run:
             return _dry_run(cfg, judged_by=cfg.profile)
         _sweep(arena.search, cfg, db, cache_dir, resume, json_path, report_html, None, debug, None,
@@ -272,12 +275,12 @@ def search(
 
 
 def _run_config(config, model, quick, threads, profile, scenarios, runtimes, pipelines, inputs, shapes, constraints,
-                extra: dict | None = None):
+                extra: dict | None = None, device: str | None = None):
     """The run config: the --config file, then each option given on the command line over it."""
     from inferarena.config import RunConfig
 
     data = RunConfig.from_yaml(config).model_dump(mode="json") if config else {}
-    overrides = {"model": model, "quick": quick or None, "threads": threads, "profile": profile}
+    overrides = {"model": model, "quick": quick or None, "threads": threads, "profile": profile, "device": device}
     data.update({k: v for k, v in overrides.items() if v is not None})
     data.setdefault("constraints", {}).update({k: v for k, v in constraints.items() if v is not None})
     for key, value in (extra or {}).items():
@@ -375,29 +378,40 @@ def optimize(
 def peak(
     refresh: Annotated[bool, typer.Option("--refresh", help="Measure again instead of reading the cache.")] = False,
     threads: Annotated[Optional[int], typer.Option(help="Threads for the GEMMs. Default: all cores.")] = None,
+    device: DeviceOption = None,
     cache_dir: Annotated[Path, typer.Option(help="Where measured peaks are cached.")] = DEFAULT_CACHE,
     debug: DebugOption = False,
 ) -> None:
     """Measure (or show the cached) attainable GEMM peak of this machine per precision.
 
     The peak is the best GFLOP/s (GOP/s for INT8) of square matmuls of a few sizes on all threads;
-    leaderboards report each variant's achieved GFLOP/s as a percentage of its precision's peak.
+    leaderboards report each variant's achieved GFLOP/s as a percentage of its precision's peak. With
+    --device cuda: the GPU's FP32/BF16/FP16/INT8/FP8 GEMM peaks and its HBM bandwidth.
+
+    Example: inferarena peak --device cuda --refresh
     """
     from inferarena import jobs
-    from inferarena.hardware import host
+    from inferarena.hardware import host, resolve_device
     from inferarena.launchers import Spawn
 
     with user_errors(debug):
-        outcome = Spawn().run(jobs.peaks, (cache_dir, threads or host().logical_cores, refresh), 300)
+        resolved = resolve_device(device or "cpu")
+        outcome = Spawn().run(jobs.peaks, (cache_dir, threads or host().logical_cores, refresh, resolved), 300)
         if not outcome.ok:
             raise InferarenaError(f"cannot measure GEMM peaks ({outcome.error})", "pip install 'inferarena[torch]'")
     result = outcome.value
-    table = Table(title=f"GEMM peak of {host().cpu_model}", title_justify="left", caption_justify="left",
-                  caption=f"{result['threads']} threads, torch {result['torch']}, measured {result['measured_at']}")
+    where = result.get("device") or host().cpu_model
+    how = (f"CUDA {result.get('cuda')}, compute capability {result.get('compute_capability')}" if resolved != "cpu"
+           else f"{result['threads']} threads")
+    table = Table(title=f"GEMM peak of {where}", title_justify="left", caption_justify="left",
+                  caption=f"{how}, torch {result['torch']}, measured {result['measured_at']}")
     table.add_column("precision")
     table.add_column("peak", justify="right")
     for precision, gflops in result["gflops"].items():
         table.add_row(precision, f"{gflops:,.0f} {'GOP/s' if precision == 'int8' else 'GFLOP/s'}")
+    if result.get("hbm"):
+        table.add_row("HBM read", f"{result['hbm']['read_gb_per_s']:,.0f} GB/s")
+        table.add_row("HBM copy", f"{result['hbm']['copy_gb_per_s']:,.0f} GB/s (read + written)")
     console.print(table)
 
 

@@ -84,6 +84,11 @@ MinThroughputOption = Annotated[Optional[float], typer.Option(
 CiTargetOption = Annotated[Optional[float], typer.Option(
     "--ci-target-pct", help="Measure each variant until the 95% CI half-width of its ranking figures is below "
     "this % (one more process round at a time, up to rounds.max_rounds or rounds.ci_budget_s). E.g. 2.")]
+DeviceOption = Annotated[Optional[str], typer.Option(
+    "--device", help="Where the variants compute: cpu, cuda (an NVIDIA GPU: runtimes that do not run there are "
+    "skipped with the reason; without a GPU the command stops with an error) or auto (cuda where a GPU is "
+    "visible, else cpu). GPU code paths have not been run on a GPU yet: see the guide's GPUs section. "
+    "[default: cpu]")]
 MaxMemoryOption = Annotated[Optional[float], typer.Option("--max-memory-mb", help="Bound on peak RSS (MB).")]
 
 

@@ -11,8 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from inferarena import registry
-from inferarena.cli_common import (DEFAULT_CACHE, DEFAULT_DB, DbOption, DebugOption, _progress, _split, app, console,
-                                   user_errors)
+from inferarena.cli_common import (DEFAULT_CACHE, DEFAULT_DB, DbOption, DebugOption, DeviceOption, _progress, _split, app,
+                                   console, user_errors)
 
 
 def _ints(values: Optional[list[str]], default: list[int]) -> list[int]:
@@ -63,6 +63,7 @@ def serve_bench(
         help="Generative models: p99 bound on time to first token (ms) for the peak request rate.")] = 2000.0,
     tpot_ms: Annotated[float, typer.Option(
         help="Generative models: p99 bound on time per output token (ms) for the peak request rate.")] = 200.0,
+    device: DeviceOption = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON here.")] = None,
     db: DbOption = DEFAULT_DB,
     cache_dir: Annotated[Path, typer.Option(help="Pass cache (the ONNX export is reused from `run`).")] = DEFAULT_CACHE,
@@ -96,7 +97,8 @@ def serve_bench(
             generation=GenerationConfig(ttft_ms_p99=ttft_ms, tpot_ms_p99=tpot_ms),
             sla_p99_ms=sla_p99_ms, concurrency=concurrency, probe_ms=probe_ms or (1000 if quick else 3000),
             max_probes=5 if quick else 8, quick=quick, target=target, protocol=protocol,
-            target_model=target_model, multi_model=multi_model, transports=_split(transport) or ["http"])
+            target_model=target_model, multi_model=multi_model, transports=_split(transport) or ["http"],
+            device=device or "cpu")
         with _progress() as (_, on_event):
             result = bench.serve_bench(config, cache_dir, Path(".inferarena"), on_event)
         store = open_db(db)

@@ -90,6 +90,8 @@ PRESETS: dict[str, list[dict]] = {
                                                                 "accuracy_level": 4}}],
     "torchao-int8": [{"name": "torchao_quantize", "config": {"scheme": "int8_dynamic"}}],
     "torchao-int8-weights": [{"name": "torchao_quantize", "config": {"scheme": "int8_weight_only"}}],
+    # FP8 (e4m3) weights and activations: cuda on compute capability 8.9+ (Ada, Hopper) only.
+    "torchao-fp8": [{"name": "torchao_quantize", "config": {"scheme": "fp8_dynamic"}}],
     # Structured pruning without fine-tuning (FLAP importance, bias compensation): FFN neurons only.
     "prune-ffn-10": [{"name": "prune_structured", "config": {"ratio": 0.1, "targets": "ffn"}}],
     "prune-ffn-20": [{"name": "prune_structured", "config": {"ratio": 0.2, "targets": "ffn"}}],
@@ -140,7 +142,8 @@ PRESETS: dict[str, list[dict]] = {
 
 
 # Presets whose result only one runtime can run (torchao lives inside torch; export would drop it).
-PRESET_RUNTIMES = {"torchao-int8": ["torch"], "torchao-int8-weights": ["torch", "transformers"], "early-exit-int8": ["torch"],
+PRESET_RUNTIMES = {"torchao-int8": ["torch"], "torchao-int8-weights": ["torch", "transformers"],
+                   "torchao-fp8": ["torch", "transformers"], "early-exit-int8": ["torch"],
                    "token-prune-int8": ["torch"], "tflite-fp16": ["litert"],
                    "tflite-dynamic-int8": ["litert"], "tflite-int8": ["litert"], "litert-torch": ["litert"],
                    "litert-torch-int8": ["litert"], "gguf-f16": ["llama_cpp"], "gguf-q8_0": ["llama_cpp"],
@@ -363,6 +366,10 @@ class RunConfig(_Strict):
     )
     quick: bool = Field(False, description="Short durations for demos and tests; results are not MLPerf-compliant.")
     threads: int | None = Field(None, ge=1, description="Threads per runtime; default: all cores.")
+    device: Literal["cpu", "cuda", "auto"] = Field(
+        "cpu", description="Where the variants compute: cpu, cuda (an NVIDIA GPU; runtimes that do not run there "
+        "are skipped with the reason), or auto (cuda where a GPU is visible, else cpu). The FP32 reference is "
+        "always computed on the CPU.")
     loadgen: LoadGenConfig = Field(default_factory=LoadGenConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     rounds: RoundsConfig = Field(default_factory=RoundsConfig)

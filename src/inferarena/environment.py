@@ -1,4 +1,4 @@
-"""The environment a run was measured in: CPU, cores, OS and the versions of every package involved."""
+"""The environment a run was measured in: CPU, cores, GPUs, OS and the versions of every package involved."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from inferarena import __version__
+from inferarena import hardware
 from inferarena.hardware import host
 
 
@@ -25,6 +26,8 @@ def capture() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "inferarena": __version__,
         "packages": package_versions(),
+        # Each NVIDIA GPU NVML lists (name, memory, driver, CUDA version, compute capability); absent without one.
+        **({"gpus": [g.as_dict() for g in found]} if (found := hardware.gpus()) else {}),
     }
 
 

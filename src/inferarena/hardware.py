@@ -1,4 +1,9 @@
-"""What the host CPU is and can do, read without importing any framework."""
+"""What the host's CPU and GPUs are and can do, read without importing any framework.
+
+GPUs are read through NVML (nvidia-ml-py's `pynvml`, a thin binding to the driver's library), never
+through torch: the orchestrator decides the device axis (`resolve_device`) before any worker imports a
+framework, and a worker's runtime checks again that its own framework sees the device.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,10 @@ from functools import lru_cache
 from pathlib import Path
 
 import psutil
+
+from inferarena.errors import ConfigError
+
+DEVICES = ("cpu", "cuda", "auto")  # what `--device` takes; `auto` resolves to one of the others
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,8 @@ def accelerator() -> str | None:
             key, _, value = line.partition(":")
             if key.strip() == "Model":
                 models.append(value.strip())
+    if not models:  # no /proc entries (a sandboxed kernel): NVML may still list them
+        models = [g.name for g in gpus()]
     if not models:
         return None
     return f"{len(models)}x {models[0]}" if len(models) > 1 else models[0]
@@ -101,3 +112,78 @@ def match_class(wanted: str, classes: list[str]) -> list[str]:
     if wanted in classes:
         return [wanted]
     return [c for c in classes if wanted.lower() in c.lower()]
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """One NVIDIA GPU as NVML reports it: what the environment card records and what precisions it computes."""
+
+    name: str
+    memory_gb: float
+    driver: str | None = None
+    cuda_version: str | None = None  # the newest CUDA the driver supports (NVML's cuda driver version)
+    compute_capability: tuple[int, int] | None = None
+
+    def supports(self, precision: str) -> bool:
+        """Native math in this precision: BF16 from Ampere (8.0), FP8 from Ada/Hopper (8.9); the rest always.
+        An unknown capability admits everything (the worker's framework has the last word)."""
+        need = {"bf16": (8, 0), "fp8": (8, 9)}.get(precision)
+        return need is None or self.compute_capability is None or self.compute_capability >= need
+
+    def as_dict(self) -> dict:
+        cc = self.compute_capability
+        return {"name": self.name, "memory_gb": self.memory_gb, "driver": self.driver, "cuda_version": self.cuda_version,
+                "compute_capability": f"{cc[0]}.{cc[1]}" if cc else None}
+
+
+@lru_cache(maxsize=1)
+def gpus() -> tuple[Gpu, ...]:
+    """The NVIDIA GPUs NVML lists (none where nvidia-ml-py, the driver or a GPU is missing)."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:  # no binding, no driver library, or the driver cannot talk to a GPU
+        return ()
+    found = []
+    try:
+        driver = _text(_try(pynvml.nvmlSystemGetDriverVersion))
+        cuda = _try(pynvml.nvmlSystemGetCudaDriverVersion)
+        cuda_version = f"{cuda // 1000}.{cuda % 1000 // 10}" if isinstance(cuda, int) and cuda else None
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
+            memory = _try(lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).total) or 0
+            cc = _try(lambda: tuple(pynvml.nvmlDeviceGetCudaComputeCapability(handle)))
+            found.append(Gpu(name=_text(pynvml.nvmlDeviceGetName(handle)) or "NVIDIA GPU",
+                             memory_gb=round(memory / 2**30, 1), driver=driver, cuda_version=cuda_version,
+                             compute_capability=cc if cc and len(cc) == 2 else None))
+    except Exception:
+        return tuple(found)
+    return tuple(found)
+
+
+def _try(read):
+    try:
+        return read()
+    except Exception:  # a query this driver or GPU does not answer
+        return None
+
+
+def _text(value) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def resolve_device(requested: str) -> str:
+    """The device a run measures on: `cpu`, `cuda` (a GPU must be visible), or `auto` (cuda where a GPU is
+    visible, else cpu). A `cuda` run without a GPU is the user's error, said in one line."""
+    if requested not in DEVICES:
+        raise ConfigError(f"unknown device {requested!r}", f"choose from {', '.join(DEVICES)}")
+    if requested == "cpu":
+        return "cpu"
+    if gpus():
+        return "cuda"
+    if requested == "auto":
+        return "cpu"
+    raise ConfigError("--device cuda, but no CUDA GPU is visible here (NVML lists none: no NVIDIA driver, GPU or "
+                      "nvidia-ml-py)", "run on a machine with an NVIDIA GPU and `pip install nvidia-ml-py`, or use "
+                      "--device cpu (or auto)")

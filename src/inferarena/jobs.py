@@ -66,15 +66,20 @@ def measure(job: MeasureJob) -> VariantResult:
     return kinds.get(job.spec.kind).measure(job)
 
 
-def bandwidth(cache_dir: Path, threads: int) -> dict:
-    """This machine's memory bandwidth, read and triad (cached per machine); needs torch."""
+def bandwidth(cache_dir: Path, threads: int, refresh: bool = False, device: str = "cpu") -> dict:
+    """The device's memory bandwidth (cached per machine): the CPU's read and triad, or a GPU's HBM copy
+    bandwidth; needs torch."""
+    if device != "cpu":
+        from inferarena.trackers import peak
+
+        return peak.gpu_bandwidth(peak.load_or_measure(cache_dir, host(), threads, refresh, device))
     from inferarena.trackers import bandwidth as tracker
 
-    return tracker.load_or_measure(cache_dir, host(), threads)
+    return tracker.load_or_measure(cache_dir, host(), threads, refresh)
 
 
-def peaks(cache_dir: Path, threads: int, refresh: bool = False) -> dict:
-    """This machine's GEMM peaks (cached per machine); needs torch."""
+def peaks(cache_dir: Path, threads: int, refresh: bool = False, device: str = "cpu") -> dict:
+    """The device's GEMM peaks (cached per machine): the CPU's, or the GPU's for `device="cuda"`; needs torch."""
     from inferarena.trackers import peak
 
-    return peak.load_or_measure(cache_dir, host(), threads, refresh)
+    return peak.load_or_measure(cache_dir, host(), threads, refresh, device)

@@ -1,25 +1,31 @@
-"""Which variants a run measures: runtimes × precisions × shape strategies, from the config and the host.
+"""Which variants a run measures: runtimes × precisions × shape strategies on one device, from the config
+and the host.
 
-Decided from plugin declarations only (formats, precisions, knobs), so the core names no runtime.
+Decided from plugin declarations only (formats, devices, precisions, knobs), so the core names no runtime.
+A runtime that does not run on the run's device is skipped with the reason, as a missing one is.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from inferarena import passes, registry, runtimes
+from inferarena import hardware, passes, registry, runtimes
 from inferarena.artifacts import Artifact
 from pydantic import ValidationError
 
 from inferarena.config import PipelineSpec, RunConfig, RuntimeSpec, config_error
 from inferarena.errors import ConfigError, ModelError
-from inferarena.hardware import Host
+from inferarena.hardware import Gpu, Host
 from inferarena.results import Step, VariantSpec
 from inferarena.workloads.base import Workload
 
 
-def plan(config: RunConfig, artifact: Artifact, workload: Workload, host: Host) -> tuple[list[VariantSpec], list[str]]:
-    """The variants to measure, plus notes on what was skipped and why."""
+def plan(config: RunConfig, artifact: Artifact, workload: Workload, host: Host,
+         device: str | None = None) -> tuple[list[VariantSpec], list[str]]:
+    """The variants to measure, plus notes on what was skipped and why. `device`: the resolved device
+    (default: the config's, resolved here; a cuda run without a GPU is a ConfigError)."""
+    device = device or hardware.resolve_device(config.device)
+    gpu = next(iter(hardware.gpus()), None) if device == "cuda" else None
     notes: list[str] = []
     specs: list[VariantSpec] = []
     if config.runtimes:
@@ -45,8 +51,14 @@ def plan(config: RunConfig, artifact: Artifact, workload: Workload, host: Host) 
         raise ConfigError("none of the requested shape strategies applies to this model", "use --shapes fixed")
     planned: list[tuple[RuntimeSpec, Any, dict]] = []  # (spec, runtime class, knobs) for pipelines below
     unreachable: list[str] = []  # runtimes only a pipeline's output can feed (e.g. ONNX Runtime GenAI's folders)
+    off_device: list[str] = []  # runtimes of this run that do not run on its device
     for spec in wanted:
         runtime = runtimes.require(spec.name)
+        reason = _device_reason(runtime, device)
+        if reason:
+            off_device.append(spec.name)
+            notes.append(f"skipped runtime {spec.name}: {reason}")
+            continue
         knobs = runtime.validate_knobs({"threads": config.threads or host.logical_cores, **spec.knobs})
         suffix = "".join(f"+{k}={v}" for k, v in sorted(spec.knobs.items()))
         planned.append((spec, runtime, knobs.model_dump(mode="json")))
@@ -55,7 +67,7 @@ def plan(config: RunConfig, artifact: Artifact, workload: Workload, host: Host) 
         except ModelError:
             unreachable.append(spec.name)
             continue
-        for precision in _precisions(spec, runtime, host, notes):
+        for precision in _precisions(spec, runtime, host, notes, device, gpu):
             label = artifact.meta.get("precision", "fp32") if precision == "native" else precision
             for shape in shapes:
                 specs.append(
@@ -68,11 +80,12 @@ def plan(config: RunConfig, artifact: Artifact, workload: Workload, host: Host) 
                         knobs=knobs.model_dump(mode="json"),
                         steps=tuple((c, "{}") for c in conversion),
                         kind=runtime.kind,
+                        device=device,
                     )
                 )
     for pipeline in config.pipelines_for(artifact.meta):
         try:
-            specs += _pipeline_variants(pipeline, planned, artifact, shapes, notes, workload)
+            specs += _pipeline_variants(pipeline, planned, artifact, shapes, notes, workload, device, gpu)
         except ConfigError as exc:  # one bad pipeline is skipped with its reason; the sweep goes on
             notes.append(f"skipped {exc.problem} ({exc.fix})")
     for name in unreachable:
@@ -86,6 +99,11 @@ def plan(config: RunConfig, artifact: Artifact, workload: Workload, host: Host) 
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:
         raise ConfigError(f"variant {duplicate} is listed twice", "give each runtime entry different knobs")
+    if not specs and off_device and len(off_device) == len(wanted):
+        on = [n for n in registry.RUNTIMES if device in runtimes.get(n).devices]
+        raise ConfigError(f"none of this run's runtimes ({', '.join(off_device)}) runs on {device}",
+                          f"pick runtimes that do ({', '.join(on) or 'none yet'}; `inferarena runtimes` lists each "
+                          f"one's devices), or use --device cpu")
     if not specs:
         raise ConfigError("no variant to measure", "install a runtime (see `inferarena runtimes`)")
     return specs, notes
@@ -95,7 +113,7 @@ def lossy(steps: tuple[Step, ...]) -> bool:
     """Whether a pass in these steps lowers precision or removes parts of the model on purpose."""
     for name, config_json in steps:
         cls = registry.load(registry.PASSES, name)
-        if cls.lossy or cls.precision(cls.Config.model_validate_json(config_json)) in ("int8", "int4"):
+        if cls.lossy or cls.precision(cls.Config.model_validate_json(config_json)) in ("int8", "int4", "fp8"):
             return True
     return False
 
@@ -132,9 +150,14 @@ def _name(runtime: str, precision: str, shape: str, suffix: str, workload: Workl
 
 
 def _pipeline_variants(pipeline: PipelineSpec, planned: list, artifact: Artifact, shapes: list, notes: list[str],
-                       workload: Workload):
+                       workload: Workload, device: str = "cpu", gpu: Gpu | None = None):
     """Variants for one pipeline: its passes (plus the conversions they need) on every runtime that loads the result."""
     steps, fmt, precision = pipeline_steps(pipeline, artifact)
+    for name, config_json in steps:  # e.g. FP8 on a CPU or a pre-Hopper GPU
+        cls = registry.load(registry.PASSES, name)
+        reason = cls.unsupported_on(cls.Config.model_validate_json(config_json), device, gpu)
+        if reason:
+            raise ConfigError(f"pipeline {pipeline.name}: {reason}", "drop it, or run it on a device that has it")
     variants = []
     for spec, runtime, knobs in planned:
         if pipeline.runtimes is not None and spec.name not in pipeline.runtimes:
@@ -157,7 +180,7 @@ def _pipeline_variants(pipeline: PipelineSpec, planned: list, artifact: Artifact
                 precision=label,
                 shape=shape.value, knobs=knobs, steps=steps + tuple((c, "{}") for c in conversion),
                 pipeline=pipeline.name, runtime_precision="fp32", lossy=lossy(steps), kind=runtime.kind,
-                pipeline_config=pipeline.model_dump_json(),
+                pipeline_config=pipeline.model_dump_json(), device=device,
             ))
     if not variants and pipeline.runtimes is not None:
         notes.append(f"pipeline {pipeline.name}: not measured, its runtimes ({', '.join(pipeline.runtimes)}) are "
@@ -167,16 +190,26 @@ def _pipeline_variants(pipeline: PipelineSpec, planned: list, artifact: Artifact
     return variants
 
 
-def _precisions(spec: RuntimeSpec, runtime, host: Host, notes: list[str]) -> tuple[str, ...]:
+def _device_reason(runtime, device: str) -> str | None:
+    """Why a runtime is not measured on the run's device, or None."""
+    if device not in runtime.devices:
+        return f"it runs on {', '.join(runtime.devices)}, not {device}"
+    return runtime.unavailable_on(device)
+
+
+def _precisions(spec: RuntimeSpec, runtime, host: Host, notes: list[str], device: str = "cpu",
+                gpu: Gpu | None = None) -> tuple[str, ...]:
+    offered = runtime.precisions_on(device)
     if spec.precisions is None:
-        supported = runtime.supported_precisions(host)
-        for p in runtime.precisions:
+        supported = runtime.supported_precisions(host, device, gpu)
+        where = "this CPU" if device == "cpu" else f"this GPU ({gpu.name if gpu else 'unknown'})"
+        for p in offered:
             if p not in supported:
-                notes.append(f"skipped {spec.name}/{p}: this CPU has no native {p} support")
+                notes.append(f"skipped {spec.name}/{p}: {where} has no native {p} support")
         return supported
     for p in spec.precisions:
-        if p not in runtime.precisions:
+        if p not in offered:
             raise ConfigError(
-                f"runtime {spec.name!r} has no precision {p!r}", f"choose from {', '.join(runtime.precisions)}"
+                f"runtime {spec.name!r} has no precision {p!r} on {device}", f"choose from {', '.join(offered)}"
             )
     return tuple(spec.precisions)

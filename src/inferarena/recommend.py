@@ -267,6 +267,7 @@ def _write_config(run: RunRecord, pick: VariantResult, profile: Profile, config_
     if pick.batch_size:
         config["workload"]["batch_size"] = pick.batch_size
     config["runtimes"] = [runtime]
+    config["device"] = pick.device  # where it was measured (`auto` resolved)
     config["pipelines"] = [{**pipeline, "runtimes": [pick.runtime], "shapes": [pick.shape]}] if pipeline else []
     config["workload"]["shapes"] = [pick.shape]
     path = Path(config_dir) / f"inferarena-run-{run.run_id}-{profile.name}.yaml"

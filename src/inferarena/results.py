@@ -68,7 +68,8 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
     _m("window_peak_rss_mb", "MB", False, "max", "peak RSS in the window"),
     _m("uss_mb", "MB", False, label="USS"),
     _m("gpu_mem_used_mb_peak", "MB", False, "max", "GPU memory peak"),
-    _m("gpu_util_pct_avg", "%", None, label="GPU utilisation"),
+    _m("gpu_util_pct_avg", "%", None, label="GPU busy (% of time a kernel ran, NVML)"),
+    _m("gpu_sm_util_pct_avg", "%", None, label="GPU SM utilisation (NVML process samples)"),
     _m("energy_j_per_query", "J", False, label="energy per query"),
     _m("energy_j_per_token", "J", False, label="energy per token"),
     _m("power_w_avg", "W", False, label="average power"),
@@ -221,6 +222,7 @@ class VariantSpec:
     lossy: bool = False  # a pass changed the model on purpose (quantized, pruned): fidelity.min_cos_lossy applies
     kind: str = "predict"  # the kind of model it runs (kinds registry): predict, generate
     pipeline_config: str | None = field(default=None, hash=False, compare=False)  # PipelineSpec as JSON
+    device: str = "cpu"  # where it computes: cpu, cuda (a run's resolved --device)
 
     @property
     def load_precision(self) -> str:
@@ -280,7 +282,7 @@ def ci_width(scenario: str, rounds: list[ScenarioResult]) -> float | None:
 
 # Fields of VariantResult stored as JSON columns, and the build fields kept together in build_json.
 _JSON_COLUMNS = ("fidelity", "memory", "session_info", "task", "node")
-_BUILD = ("passes", "kept_layers", "pass_report", "artifact", "pruned", "batch_size", "estimates", "adaptive")
+_BUILD = ("passes", "kept_layers", "pass_report", "artifact", "pruned", "batch_size", "estimates", "adaptive", "device")
 
 
 @dataclass
@@ -317,6 +319,7 @@ class VariantResult:
     # The machine its rounds ran on (`hardware.node_info`): hostname, CPU model, cores, accelerator, the
     # cluster's node id where a cluster ran it, and the hardware class that rankings group by.
     node: dict[str, Any] | None = None
+    device: str = "cpu"  # where it computed: cpu, cuda
 
     @classmethod
     def of(cls, spec: VariantSpec, **values: Any) -> VariantResult:
@@ -324,7 +327,7 @@ class VariantResult:
         pipeline = json.loads(spec.pipeline_config) if spec.pipeline_config else None
         return cls(name=spec.name, runtime=spec.runtime, precision=spec.precision, shape=spec.shape,
                    knobs=dict(spec.knobs), kind=spec.kind, pipeline=spec.pipeline, pipeline_config=pipeline,
-                   batch_size=spec.batch_size, **values)
+                   batch_size=spec.batch_size, device=spec.device, **values)
 
     @property
     def ok(self) -> bool:
@@ -420,7 +423,7 @@ class VariantResult:
                    pass_report=build.get("pass_report"), artifact=build.get("artifact"),
                    pruned=bool(build.get("pruned")), batch_size=build.get("batch_size"),
                    estimates=build.get("estimates"), rounds=build.get("rounds") or 1, adaptive=build.get("adaptive"),
-                   node=_loads(row.get("node_json")))
+                   node=_loads(row.get("node_json")), device=build.get("device") or "cpu")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VariantResult:

@@ -98,10 +98,12 @@ def build_space(specs: list[VariantSpec], shapes: list[str], profile: str, kind:
     batched = profile in ("throughput", "balanced", "energy", "cost")
     dims = [Dimension("shape", tuple(shapes))]
     for name in dict.fromkeys(s.runtime for s in bases.values()):
+        on = {s.device for s in bases.values() if s.runtime == name}
         for knob, info in runtimes.get(name).Knobs.model_fields.items():
             extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-            # Knobs that overlap requests (streams) matter only where batches are served in bulk.
-            if extra.get("space") and (batched or not extra.get("overlaps")):
+            # Knobs that overlap requests (streams) matter only where batches are served in bulk; a knob
+            # that declares its devices (torch's `compile`: cuda) is searched only where the run computes.
+            if extra.get("space") and (batched or not extra.get("overlaps")) and on & set(extra.get("devices", on)):
                 start = extra.get("throughput") if batched else None
                 dims.append(Dimension(f"{name}.{knob}", tuple(extra["space"]), runtime=name, start=start))
     if batched:

@@ -21,6 +21,7 @@ from inferarena import passes, registry
 from inferarena.errors import ModelError, RuntimeUnavailable
 from inferarena.kinds.base import Column, Constraint, Figure, Kind, Plot, Profile
 from inferarena.results import VariantResult
+from inferarena.runtimes.base import on_device
 from inferarena.scenarios.base import Estimates, ScenarioContext, run_scenario
 
 # What a generative run measures when the config names only batch-at-a-time scenarios (the default).
@@ -146,7 +147,7 @@ def measure(job) -> VariantResult:
     started = time.perf_counter()
     with MemoryTracker() as memory:
         session = runtime().load(job.artifact, spec.load_precision, runtime.validate_knobs(spec.knobs),
-                                 workload.input_shapes(workload.strategies[0]))
+                                 workload.input_shapes(workload.strategies[0]), **on_device(spec))
         load_s = time.perf_counter() - started
         if job.first_round:
             found, adaptive = job.first_round["fidelity"], job.first_round.get("adaptive")
@@ -157,7 +158,7 @@ def measure(job) -> VariantResult:
         result = VariantResult.of(spec, fidelity=found, session_info={**session.info, "weight_bytes": session.weight_bytes},
                                   load_s=round(load_s, 3), adaptive=adaptive)
         energy = EnergyMeter(host(), settings.energy.tdp_w, settings.energy.tdp_threads, settings.energy.idle_s,
-                             device=runtime.devices[0])
+                             device=spec.device)
         estimates = _estimates(session, workload, job.first_round)
         ctx = ScenarioContext(session=session, workload=workload, strategy=workload.strategies[0],
                               batch_size=spec.batch_size or settings.batch_size, quick=settings.quick,

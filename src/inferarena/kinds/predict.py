@@ -20,11 +20,11 @@ from inferarena.errors import RuntimeUnavailable
 from inferarena.kinds.base import Column, Constraint, Figure, Kind, Plot, Profile
 from inferarena.outputs import outputs
 from inferarena.results import VariantResult
-from inferarena.runtimes.base import Session, submit_all
+from inferarena.runtimes.base import Session, on_device, submit_all
 from inferarena.scenarios.base import Estimates, ScenarioContext, run_scenario
 from inferarena.workloads.base import Workload
 
-LOSSY = ("int8", "int4", "mixed")  # precisions chosen to trade accuracy for speed
+LOSSY = ("int8", "int4", "fp8", "mixed")  # precisions chosen to trade accuracy for speed
 
 
 class Predict(Kind):
@@ -152,7 +152,7 @@ def measure(job) -> VariantResult:
     started = time.perf_counter()
     with MemoryTracker() as memory:
         session = runtime().load(job.artifact, spec.load_precision, runtime.validate_knobs(spec.knobs),
-                                 workload.input_shapes(strategy))
+                                 workload.input_shapes(strategy), **on_device(spec))
         load_s = time.perf_counter() - started
         if job.first_round:
             fidelity = Fidelity(**job.first_round["fidelity"])
@@ -170,7 +170,7 @@ def measure(job) -> VariantResult:
             return result
         result.task = task_scores(session, workload, job.evaluators, strategy)
         energy = EnergyMeter(host(), settings.energy.tdp_w, settings.energy.tdp_threads, settings.energy.idle_s,
-                             device=runtime.devices[0])
+                             device=spec.device)
         estimates = _estimates(session, workload, strategy, settings, job.first_round)
         ctx = ScenarioContext(session=session, workload=workload, strategy=strategy,
                               batch_size=spec.batch_size or settings.batch_size, quick=settings.quick,

@@ -53,7 +53,9 @@ def encoder_artifact(folder: Path, name: str) -> Artifact:
     )
 
 
-def load_embedding_module(folder: Path, uses_token_type_ids: bool):
+def load_embedding_module(folder: Path, uses_token_type_ids: bool, attn_implementation: str | None = None):
+    """The encoder with mean pooling and L2 normalisation, as sentence-transformers computes it.
+    `attn_implementation` (e.g. "sdpa") is passed to transformers where given; by default it picks."""
     # The folder is local; never let transformers reach for a hub from inside a measurement worker.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -65,7 +67,9 @@ def load_embedding_module(folder: Path, uses_token_type_ids: bool):
 
         encoder = PrunedBertModel.from_pretrained(str(folder), use_safetensors=True).eval()
     else:  # no code from the folder, no pickle: safetensors weights and transformers' own classes
-        encoder = AutoModel.from_pretrained(str(folder), use_safetensors=True, trust_remote_code=False).eval()
+        chosen = {"attn_implementation": attn_implementation} if attn_implementation else {}
+        encoder = AutoModel.from_pretrained(str(folder), use_safetensors=True, trust_remote_code=False,
+                                            **chosen).eval()
 
     class SentenceEmbedding(torch.nn.Module):
         def __init__(self, encoder):

@@ -94,6 +94,12 @@ class Pass(ABC):
         """The precision the output runs at, if this pass changes it (e.g. "int8")."""
         return None
 
+    @classmethod
+    def unsupported_on(cls, config: BaseModel, device: str, gpu: Any = None) -> str | None:
+        """Why what this pass makes cannot run on `device` (`gpu`: the hardware.Gpu of a cuda run, if known),
+        or None. The plan skips such a pipeline with the reason (FP8 needs a Hopper-class GPU)."""
+        return None
+
     def cached_run(self, artifact: Artifact, config: BaseModel, cache_dir: Path,
                    context: PassContext | None = None) -> Artifact:
         """Run once per (input content, config, data); later calls return the stored result."""

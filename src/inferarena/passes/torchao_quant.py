@@ -12,6 +12,12 @@ fails at build time, not in the measurement worker.
 On CPU with torchao 0.18, int4 weights are stored unpacked in int8 (`IntxUnpackedToInt8Tensor`)
 and dequantized per call: that variant measures int4's accuracy, not an int4 kernel.
 
+On CUDA the torch runtime replays the recipe on a BF16 copy of the weights on the GPU: INT8 weight-only,
+INT8 dynamic (`torch._int_mm`) and FP8 (`fp8_dynamic`: e4m3 weights per row, activations per row at run
+time, `torch._scaled_mm`), which needs compute capability 8.9 or newer (Ada, Hopper) and is planned on
+such GPUs only (`unsupported_on`). FP8 recipes are written without the trial quantization, which would
+need that GPU in the build process. None of the CUDA paths has run on a GPU yet (docs/guide.md, "GPUs").
+
 Example pipeline: `{"name": "torchao_quantize", "config": {"scheme": "int8_dynamic"}}`.
 """
 
@@ -34,10 +40,12 @@ from inferarena.passes.base import Pass, PassContext
 
 class TorchaoQuantizeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    scheme: Literal["int8_dynamic", "int8_weight_only", "int4_weight_only"] = Field(
+    scheme: Literal["int8_dynamic", "int8_weight_only", "int4_weight_only", "fp8_dynamic"] = Field(
         "int8_dynamic", description="int8_dynamic: INT8 weights per channel, activations quantized per token at run "
-        "time (INT8 GEMM). int8_weight_only: INT8 weights, FP32 math. int4_weight_only: INT4 weights per group, FP32 "
-        "math. Search space: int8_dynamic, int8_weight_only, int4_weight_only.",
+        "time (INT8 GEMM). int8_weight_only: INT8 weights, FP32 math (BF16 on cuda). int4_weight_only: INT4 weights "
+        "per group, FP32 math. fp8_dynamic: FP8 e4m3 weights and activations per row (FP8 GEMM), cuda on compute "
+        "capability 8.9+ only. Search space: int8_dynamic, int8_weight_only, int4_weight_only (fp8_dynamic where "
+        "planned on such a GPU).",
         json_schema_extra={"space": ["int8_dynamic", "int8_weight_only", "int4_weight_only"]})
     group_size: Literal[32, 64, 128] = Field(
         32, description="int4_weight_only only: weights share a scale per group of this many; must divide every "
@@ -56,7 +64,19 @@ class TorchaoQuantize(Pass):
 
     @classmethod
     def precision(cls, config: BaseModel) -> str:
-        return "int4" if config.scheme.startswith("int4") else "int8"
+        return config.scheme.split("_", 1)[0]  # int8, int4, fp8
+
+    @classmethod
+    def unsupported_on(cls, config: BaseModel, device: str, gpu: Any = None) -> str | None:
+        if config.scheme != "fp8_dynamic":
+            return None
+        if device != "cuda":
+            return "torchao FP8 runs on CUDA GPUs of compute capability 8.9 or newer only, not on the CPU"
+        if gpu is not None and not gpu.supports("fp8"):
+            cc = gpu.compute_capability
+            return (f"torchao FP8 needs compute capability 8.9 or newer (Ada, Hopper); {gpu.name} has "
+                    f"{cc[0]}.{cc[1]}" if cc else f"torchao FP8 needs compute capability 8.9 or newer")
+        return None
 
     def run(self, artifact: Artifact, config: BaseModel, out_dir: Path, context: PassContext | None) -> Artifact:
         from inferarena.models.hf_encoder import load_embedding_module
@@ -75,7 +95,12 @@ class TorchaoQuantize(Pass):
                                                           use_safetensors=True, trust_remote_code=False)
         else:
             module = load_embedding_module(artifact.path, bool(artifact.meta.get("uses_token_type_ids")))
-        layers, quantized = apply_recipe(module, recipe)
+        if config.scheme == "fp8_dynamic":  # the check would need an FP8 GPU in this process: the runtime applies it
+            import torch
+
+            layers, quantized = sum(isinstance(m, torch.nn.Linear) for m in module.modules()), None
+        else:
+            layers, quantized = apply_recipe(module, recipe)
         out = out_dir / "model"
         shutil.copytree(artifact.path, out, copy_function=_link_or_copy)
         (out / RECIPE).write_text(json.dumps(recipe, indent=1))
@@ -92,7 +117,11 @@ def _config_dict(config: TorchaoQuantizeConfig) -> dict[str, Any]:
     from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig, IntxWeightOnlyConfig
     from torchao.quantization.granularity import PerGroup
 
-    if config.scheme == "int8_dynamic":
+    if config.scheme == "fp8_dynamic":
+        from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow
+
+        ao_config = Float8DynamicActivationFloat8WeightConfig(granularity=PerRow())
+    elif config.scheme == "int8_dynamic":
         ao_config = Int8DynamicActivationInt8WeightConfig()
     elif config.scheme == "int8_weight_only":
         ao_config = Int8WeightOnlyConfig()

@@ -29,6 +29,11 @@ def render_run(run: RunRecord, console: Console, sort: str | None = None, wide: 
         f"[yellow]{mode}[/]"
     )
     console.print(f"Workload: {escape(describe_workload(run.workload))}")
+    if env.get("device", "cpu") != "cpu":
+        gpus = env.get("gpus") or [{}]
+        console.print(f"Device: {escape(env['device'])} · " + "; ".join(
+            escape(f"{g.get('name')}, {g.get('memory_gb')} GB, driver {g.get('driver')}, CUDA {g.get('cuda_version')}")
+            for g in gpus))
     for note in run.notes:
         console.print(f"[dim]note: {escape(note)}[/]")
     basis = _first_metric(run, "energy_basis")

@@ -140,6 +140,10 @@ def _environment(run: RunRecord) -> str:
     items = [
         ("CPU", f"{env.get('cpu_model')} · {env.get('logical_cores')} logical / {env.get('physical_cores')} physical cores"
                 f" · {env.get('memory_gb')} GiB"),
+        *([("GPU", "; ".join(f"{g.get('name')} · {g.get('memory_gb')} GB · driver {g.get('driver')} · CUDA "
+                              f"{g.get('cuda_version')} · compute capability {g.get('compute_capability')}"
+                              for g in env["gpus"]))] if env.get("gpus") else []),
+        ("Device", env.get("device") or "cpu"),
         ("Mode", QUICK_NOTE if run.quick else "MLPerf-compliant durations"),
         ("Run", f"{run.created_at} · status {run.status}"),
         ("Workload", describe_workload(run.workload)),

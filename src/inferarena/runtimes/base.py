@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from inferarena.artifacts import Artifact
 from inferarena.errors import ConfigError
-from inferarena.hardware import Host
+from inferarena.hardware import Gpu, Host
 
 Batch = dict[str, np.ndarray]
 # Called once a submitted batch is done: with None, or with the error that batch raised.
@@ -184,8 +184,10 @@ class GenerativeSession(ABC):
 class Runtime(ABC):
     name: ClassVar[str]
     formats: ClassVar[tuple[str, ...]]  # artifact formats it loads
-    precisions: ClassVar[tuple[str, ...]]
+    precisions: ClassVar[tuple[str, ...]]  # on the CPU
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    # Precisions on a device other than the CPU, where the runtime runs there (e.g. {"cuda": ("fp32", "bf16")}).
+    device_precisions: ClassVar[dict[str, tuple[str, ...]]] = {}
     kind: ClassVar[str] = "predict"
     modules: ClassVar[tuple[str, ...]]  # import names that must be present
     distribution: ClassVar[str]  # the pip distribution whose version is reported
@@ -208,8 +210,22 @@ class Runtime(ABC):
         return f"pip install 'inferarena[{cls.extra}]'"
 
     @classmethod
-    def supported_precisions(cls, host: Host) -> tuple[str, ...]:
-        return tuple(p for p in cls.precisions if host.supports(p))
+    def precisions_on(cls, device: str) -> tuple[str, ...]:
+        """The precisions it computes in on this device (the CPU's list unless the runtime declares another)."""
+        return cls.precisions if device == "cpu" else cls.device_precisions.get(device, cls.precisions)
+
+    @classmethod
+    def supported_precisions(cls, host: Host, device: str = "cpu", gpu: Gpu | None = None) -> tuple[str, ...]:
+        """The precisions it computes natively here: the CPU's ISA decides on cpu, the GPU's capability on cuda."""
+        if device == "cpu":
+            return tuple(p for p in cls.precisions if host.supports(p))
+        return tuple(p for p in cls.precisions_on(device) if gpu is None or gpu.supports(p))
+
+    @classmethod
+    def unavailable_on(cls, device: str) -> str | None:
+        """Why it cannot run on `device` here although it declares it (a CPU-only build of its framework,
+        say), read without importing the framework; None when nothing is known against it."""
+        return None
 
     @classmethod
     def validate_knobs(cls, knobs: dict[str, Any]) -> Knobs:
@@ -225,4 +241,11 @@ class Runtime(ABC):
 
     @abstractmethod
     def load(self, artifact: Artifact, precision: str, knobs: Knobs, input_shapes: dict[str, list[int]]) -> Session:
-        """Build a ready session. `input_shapes` has -1 where a dimension varies."""
+        """Build a ready session. `input_shapes` has -1 where a dimension varies. A runtime that declares
+        devices beyond the CPU also takes `device=` (see `on_device`); the plan gives it only those."""
+
+
+def on_device(spec) -> dict[str, str]:
+    """The `load` keyword for a variant's device: none on the CPU, so runtimes that run only there keep
+    the plain signature; `{"device": "cuda"}` for a runtime the plan measures on a GPU."""
+    return {} if spec.device == "cpu" else {"device": spec.device}

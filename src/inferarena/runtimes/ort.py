@@ -1,4 +1,12 @@
-"""ONNX Runtime, CPU execution provider; the graph optimization level is a knob.
+"""ONNX Runtime: the CPU execution provider, or on `--device cuda` its CUDA or TensorRT execution provider
+(the `gpu_provider` knob); the graph optimization level is a knob.
+
+The GPU providers come with the onnxruntime-gpu build: the plan skips ONNX Runtime on cuda where that
+build is not installed, and `load` checks `onnxruntime.get_available_providers()` and that the session
+really runs on the provider asked for (ONNX Runtime falls back to the CPU without a word otherwise).
+`session.run` takes and returns host arrays, so the copies to and from the GPU are in every latency.
+The GPU providers are too large to carry to the lent GPU machine and have never been run (docs/guide.md,
+"GPUs").
 
 An `adaptive_onnx` folder (early exit, token pruning) runs as one graph per stage under the same
 controller torch runs (models/adaptive_onnx.py).
@@ -13,6 +21,7 @@ import numpy as np
 from pydantic import Field
 
 from inferarena.artifacts import Artifact
+from inferarena.errors import ConfigError, RuntimeUnavailable
 from inferarena.models.adaptive_encoder import ControlledSession
 from inferarena.runtimes.base import Batch, Knobs, Runtime, Session, StreamKnobs, ThreadedSession
 from inferarena.trackers.flops import OnnxFlopCounter
@@ -33,18 +42,34 @@ class OrtKnobs(StreamKnobs):
         "sequential", description="ORT_SEQUENTIAL runs one op at a time; ORT_PARALLEL runs independent branches "
         "on the inter-op pool.")
     inter_op_threads: int = Field(1, ge=1, description="Inter-op threads (used by execution_mode=parallel).")
+    gpu_provider: Literal["cuda", "tensorrt"] = Field(
+        "cuda", description="cuda only: the execution provider, CUDAExecutionProvider or TensorrtExecutionProvider "
+        "(TensorRT engines built on first load, with CUDA then the CPU for what TensorRT does not take).")
 
 
 class OnnxRuntime(Runtime):
     name = "onnxruntime"
     formats = ("onnx", "adaptive_onnx")
     precisions = ("fp32",)
+    devices = ("cpu", "cuda")
+    device_precisions = {"cuda": ("fp32",)}
     modules = ("onnxruntime",)
     distribution = "onnxruntime"
     extra = "onnxruntime"
     Knobs = OrtKnobs
 
-    def load(self, artifact: Artifact, precision: str, knobs: Knobs, input_shapes: dict[str, list[int]]) -> Session:
+    @classmethod
+    def unavailable_on(cls, device: str) -> str | None:
+        """The CUDA and TensorRT providers ship in onnxruntime-gpu, not in the CPU build (read without importing)."""
+        import importlib.metadata
+
+        if device == "cuda" and not any((d.metadata["Name"] or "").lower().replace("_", "-").startswith(
+                "onnxruntime-gpu") for d in importlib.metadata.distributions()):
+            return "its CUDA execution provider comes with onnxruntime-gpu, which is not installed"
+        return None
+
+    def load(self, artifact: Artifact, precision: str, knobs: Knobs, input_shapes: dict[str, list[int]],
+             device: str = "cpu") -> Session:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -61,6 +86,9 @@ class OnnxRuntime(Runtime):
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if knobs.allow_spinning else "0")
         options.log_severity_level = 3
         if artifact.format == "adaptive_onnx":
+            if device != "cpu":
+                raise ConfigError("adaptive ONNX graphs (early exit, token pruning) run on the CPU only",
+                                  "measure those pipelines with --device cpu")
             from inferarena.models import adaptive_encoder, adaptive_onnx
 
             # One session per stage, each with its own pool: a pool that spins after its call takes the cores
@@ -71,9 +99,25 @@ class OnnxRuntime(Runtime):
             adaptive = AdaptiveOrtSession(controller, knobs)
             adaptive.info["adaptive"] = adaptive_encoder.policy_summary(controller.policy)
             return adaptive
-        session = ort.InferenceSession(str(artifact.path), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(artifact.path), options, providers=_providers(ort, device, knobs))
+        if device != "cpu" and session.get_providers()[0] == "CPUExecutionProvider":
+            raise RuntimeUnavailable(f"onnxruntime fell back to the CPU: {_providers(ort, device, knobs)[0]} did not "
+                                     "load (CUDA or cuDNN libraries missing?)", "install the CUDA and cuDNN versions "
+                                     "that your onnxruntime-gpu names, or use --device cpu")
         batched = {i.name for i in session.get_inputs() if i.shape and not isinstance(i.shape[0], int)}
         return OrtSession(session, knobs, OnnxFlopCounter(Path(artifact.meta.get("flops_source", artifact.path)), batched))
+
+
+def _providers(ort, device: str, knobs: OrtKnobs) -> list[str]:
+    """The execution providers in order of preference: the CPU's alone, or the GPU's with the CPU behind."""
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    wanted = "TensorrtExecutionProvider" if knobs.gpu_provider == "tensorrt" else "CUDAExecutionProvider"
+    available = ort.get_available_providers()
+    if wanted not in available:
+        raise RuntimeUnavailable(f"onnxruntime {ort.__version__} here has no {wanted} (it has {', '.join(available)})",
+                                 "pip install onnxruntime-gpu in place of onnxruntime, or use --device cpu")
+    return list(dict.fromkeys([wanted, "CUDAExecutionProvider", "CPUExecutionProvider"]))
 
 
 class OrtSession(ThreadedSession):

@@ -10,17 +10,37 @@ An artifact's `decoding` meta (set by passes/decoding.py) changes how tokens are
 These serve requests one at a time (no batching), and report their `adaptive.*` figures.
 
 A folder with a torchao recipe (passes/torchao_quant.py) is quantized on load, GRIFFIN's slices too.
+
+On CUDA (`--device cuda`): FP32, BF16 or FP16 weights on the GPU with SDPA attention; the `cache` knob
+picks a static KV cache (preallocated, what `torch.compile` and CUDA graphs need) and `compile` compiles
+the forward pass through `generate`'s own `compile_config`. Requests then go through `model.generate`
+(greedy, a streamer hands each token to `on_token` as it reaches the host), batches too (Offline). A
+torchao recipe quantizes a BF16 copy on the GPU. The decoding methods above stay on the CPU. Not yet run
+on a GPU (docs/guide.md, "GPUs").
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
+from pydantic import Field
 
 from inferarena.artifacts import Artifact
-from inferarena.errors import ModelError
+from inferarena.errors import ConfigError, ModelError
 from inferarena.runtimes.base import GenerativeSession, Knobs, Runtime, TokenCallback
 
 DECODING = ("prompt_lookup", "griffin", "hyper_griffin")  # the `decoding` methods this runtime runs
+
+
+class TransformersKnobs(Knobs):
+    cache: Literal["dynamic", "static"] = Field(
+        "dynamic", description="cuda: the KV cache. dynamic grows with each token; static is preallocated for the "
+        "longest request seen (what torch.compile and CUDA graphs need). The CPU always grows it.")
+    compile: Literal["none", "default", "reduce-overhead", "max-autotune"] = Field(
+        "none", description="cuda: torch.compile the forward pass inside generate (implies cache=static); "
+        "reduce-overhead adds CUDA graphs. The CPU never compiles, so no search space is declared (a CPU search "
+        "would measure the same thing twice).")
 
 
 class TransformersLM(Runtime):
@@ -28,15 +48,33 @@ class TransformersLM(Runtime):
     kind = "generate"
     formats = ("hf_causal_lm",)
     precisions = ("fp32", "bf16")
+    devices = ("cpu", "cuda")
+    device_precisions = {"cuda": ("fp32", "bf16", "fp16")}
     modules = ("torch", "transformers")
     distribution = "transformers"
     extra = "llm"
+    Knobs = TransformersKnobs
 
-    def load(self, artifact: Artifact, precision: str, knobs: Knobs, input_shapes: dict[str, list[int]]):
+    @classmethod
+    def unavailable_on(cls, device: str) -> str | None:
+        import importlib.metadata
+
+        try:
+            torch_version = importlib.metadata.version("torch")
+        except importlib.metadata.PackageNotFoundError:
+            return None
+        if device == "cuda" and torch_version.endswith("+cpu"):
+            return f"torch {torch_version} is a CPU-only build (install a CUDA build of torch)"
+        return None
+
+    def load(self, artifact: Artifact, precision: str, knobs: Knobs, input_shapes: dict[str, list[int]],
+             device: str = "cpu"):
         decoding = artifact.meta.get("decoding") or {}
         method = decoding.get("method")
         if method is None:
-            return TransformersSession(artifact, precision, knobs)
+            return TransformersSession(artifact, precision, knobs, device)
+        if device != "cpu":
+            raise ConfigError(f"the {method} decoding runs on the CPU only here", "measure it with --device cpu")
         if method not in DECODING:
             raise ModelError(f"transformers cannot decode with {method!r}", f"it runs {', '.join(DECODING)}")
         if method == "prompt_lookup":
@@ -45,20 +83,28 @@ class TransformersLM(Runtime):
 
 
 class TransformersSession(GenerativeSession):
-    def __init__(self, artifact: Artifact, precision: str, knobs: Knobs):
+    def __init__(self, artifact: Artifact, precision: str, knobs: Knobs, device: str = "cpu"):
         import torch
         from transformers import AutoModelForCausalLM
 
-        torch.set_num_threads(knobs.threads)
-        self.torch = torch
-        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
-        self.model = AutoModelForCausalLM.from_pretrained(str(artifact.path), dtype=dtype, use_safetensors=True,
-                                                          trust_remote_code=False).eval()
-        self.pad = artifact.meta.get("eos_token_id") or 0
-        self.info = {"dtype": str(dtype), "threads": knobs.threads, "torch": torch.__version__}
         from inferarena.frameworks.torchao import apply_recipe, read_recipe, weight_bytes
 
-        if recipe := read_recipe(artifact.path):  # written by the torchao_quantize pass: quantize on load
+        torch.set_num_threads(knobs.threads)
+        self.torch = torch
+        self.device = device
+        recipe = read_recipe(artifact.path)
+        if device != "cpu" and recipe:  # torchao's GPU kernels take BF16 activations
+            precision = "bf16"
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        on_gpu = {"attn_implementation": "sdpa"} if device != "cpu" else {}
+        self.model = AutoModelForCausalLM.from_pretrained(str(artifact.path), dtype=dtype, use_safetensors=True,
+                                                          trust_remote_code=False, **on_gpu).eval()
+        self.pad = artifact.meta.get("eos_token_id") or 0
+        self.info = {"dtype": str(dtype), "threads": knobs.threads, "torch": torch.__version__}
+        self.generate_options: dict | None = None  # cuda: requests go through model.generate with these
+        if device != "cpu":
+            self._to_gpu(knobs)
+        if recipe:  # written by the torchao_quantize pass: quantize on load
             apply_recipe(self.model, recipe)
             self.info["torchao"] = recipe["scheme"]
             self.weight_bytes = weight_bytes(self.model)
@@ -66,11 +112,39 @@ class TransformersSession(GenerativeSession):
             self.weight_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters())
         self.kv_bytes_per_value = 4 if precision == "fp32" else 2
 
+    def _to_gpu(self, knobs) -> None:
+        torch = self.torch
+        if not torch.cuda.is_available():
+            raise ConfigError(f"torch {torch.__version__} sees no CUDA GPU", "install a CUDA build of torch, or use "
+                              "--device cpu")
+        self.model.to(self.device)
+        static = knobs.cache == "static" or knobs.compile != "none"
+        options: dict = {"disable_compile": knobs.compile == "none"}
+        if static:
+            options["cache_implementation"] = "static"
+        if knobs.compile != "none":
+            from transformers import CompileConfig
+
+            options["compile_config"] = CompileConfig(mode=None if knobs.compile == "default" else knobs.compile)
+        self.generate_options = options
+        self.info.update(device=self.device, gpu=torch.cuda.get_device_name(), cache="static" if static else "dynamic",
+                         compile=knobs.compile, attention="sdpa", cuda=torch.version.cuda)
+
+    def _ids(self, rows: list[list[int]]):
+        return self.torch.tensor(rows, device=self.device)
+
     def generate(self, prompt: list[int], max_new_tokens: int, on_token: TokenCallback | None = None) -> list[int]:
         torch = self.torch
+        if self.generate_options is not None:  # cuda: generate's own loop (static cache, compile), streamed
+            with torch.inference_mode():
+                out = self.model.generate(input_ids=self._ids([prompt]), attention_mask=torch.ones(
+                    1, len(prompt), dtype=torch.long, device=self.device), max_new_tokens=max_new_tokens,
+                    min_new_tokens=max_new_tokens, do_sample=False, pad_token_id=self.pad,
+                    streamer=_Streamer(on_token), **self.generate_options)
+            return out[0, len(prompt):].tolist()
         out: list[int] = []
         with torch.inference_mode():
-            result = self._prefill(torch.tensor([prompt]))
+            result = self._prefill(self._ids([prompt]))
             while True:
                 token = int(result.logits[0, -1].argmax())
                 out.append(token)
@@ -78,7 +152,7 @@ class TransformersSession(GenerativeSession):
                     on_token(token)
                 if len(out) >= max_new_tokens:
                     return out
-                result = self.model(input_ids=torch.tensor([[token]]), past_key_values=result.past_key_values,
+                result = self.model(input_ids=self._ids([[token]]), past_key_values=result.past_key_values,
                                     use_cache=True)
 
     def _prefill(self, ids):
@@ -87,17 +161,18 @@ class TransformersSession(GenerativeSession):
     def generate_batch(self, prompts: list[list[int]], max_new_tokens: int) -> list[list[int]]:
         torch = self.torch
         width = max(len(p) for p in prompts)
-        ids = torch.tensor([[self.pad] * (width - len(p)) + p for p in prompts])
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+        ids = self._ids([[self.pad] * (width - len(p)) + p for p in prompts])
+        mask = self._ids([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
         with torch.inference_mode():
             out = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
-                                      min_new_tokens=max_new_tokens, do_sample=False, pad_token_id=self.pad)
+                                      min_new_tokens=max_new_tokens, do_sample=False, pad_token_id=self.pad,
+                                      **(self.generate_options or {}))
         return [row[width:].tolist() for row in out]
 
     def token_logprobs(self, tokens: list[int]) -> np.ndarray:
         torch = self.torch
         with torch.inference_mode():
-            logits = self.model(input_ids=torch.tensor([tokens])).logits[0, :-1].float()
+            logits = self.model(input_ids=self._ids([tokens])).logits[0, :-1].float().cpu()
             picked = torch.log_softmax(logits, dim=-1)[torch.arange(len(tokens) - 1), torch.tensor(tokens[1:])]
         return picked.double().numpy()
 

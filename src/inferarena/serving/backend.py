@@ -27,8 +27,13 @@ class OrtModel:
         options.intra_op_num_threads = int(spec.get("threads") or 0)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(self.folder / "model.onnx"), options,
-                                            providers=["CPUExecutionProvider"])
+        providers = ["CPUExecutionProvider"]
+        if spec.get("device", "cpu") == "cuda":  # never silently on the CPU when the GPU was asked for
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise RuntimeError("serve-bench --device cuda: this server's onnxruntime has no CUDA execution "
+                                   "provider (its environment has the CPU build; onnxruntime-gpu has it)")
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        self.session = ort.InferenceSession(str(self.folder / "model.onnx"), options, providers=providers)
         self.inputs = {i.name: i for i in self.session.get_inputs()}
         self.dtypes = {name: np.dtype(t) for name, t in spec["dtypes"].items()}
         self.output_names = [o.name for o in self.session.get_outputs()]

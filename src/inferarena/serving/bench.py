@@ -52,6 +52,9 @@ class ServeBenchConfig(BaseModel):
     quick: bool = Field(False, description="--quick: shorter and fewer probes (the caller sets probe_ms and "
                         "max_probes); said in the notes.")
     threads: int | None = Field(None, ge=1, description="Intra-op threads of the served model; default: all cores.")
+    device: Literal["cpu", "cuda", "auto"] = Field(
+        "cpu", description="Where the served ONNX model computes: cpu, or cuda (ONNX Runtime's CUDA execution "
+        "provider inside each server's environment; never run on a GPU yet), or auto (cuda where a GPU is visible).")
     target: str | None = Field(None, description="Remote mode: an already running endpoint (http://host:port).")
     protocol: Literal["kserve-v2", "kserve-v2-grpc", "torchserve", "tfserving-rest", "openai"] = Field(
         "kserve-v2", description="Remote protocol (kserve-v2-grpc: host:port of a KServe v2 gRPC endpoint; openai: "
@@ -91,13 +94,22 @@ def serve_bench(config: ServeBenchConfig, cache_dir: Path, work_dir: Path, emit:
     servers' own APIs), or token streams over the OpenAI API."""
     from inferarena import kinds, models, workloads
 
+    from inferarena.hardware import resolve_device
+
     emit = emit or (lambda kind, data: None)
+    device = resolve_device(config.device)  # a cuda bench without a GPU stops here, in one line
+    config = config.model_copy(update={"device": device})
     artifact = models.resolve(config.model)
     workload = workloads.build(artifact, config.workload, config.generation)
     kind = kinds.of_artifact(artifact)
     private_dir(cache_dir)
     private_dir(work_dir)
-    result = {**ROUTES[kind.serving](config, artifact, workload, cache_dir, work_dir, emit), "kind": kind.name}
+    if device != "cpu" and kind.serving != "kserve-v2" and not config.target:
+        raise ConfigError(f"serve-bench --device {device} serves ONNX models on the tensor servers only; "
+                          f"{config.model} is served by llama.cpp here, on the CPU",
+                          "use --device cpu, or benchmark a running GPU endpoint with --target URL --protocol openai")
+    result = {**ROUTES[kind.serving](config, artifact, workload, cache_dir, work_dir, emit), "kind": kind.name,
+              "device": device}
     if config.quick:
         result["notes"] = [f"quick: {config.probe_ms} ms probes, at most {config.max_probes} per configuration, so the "
                            "peak QPS is coarse (drop --quick for 3000 ms probes, up to 8)", *result["notes"]]
@@ -236,7 +248,8 @@ def _bench_server(server: ModelServer, python: Path, batching: Batching, config:
     shutil.rmtree(folder, ignore_errors=True)
     private_dir(folder)
     served = [stage_model(model_name, onnx.path, {k: v.dtype.name for k, v in reference[0].items()},
-                          config.threads or 0, folder / "models") for model_name, onnx, reference in models]
+                          config.threads or 0, folder / "models", config.device)
+              for model_name, onnx, reference in models]
     ports = {p: free_port() for p in server.port_names}
     command, env = server.command(served, batching, folder, python, ports)
     process = ServerProcess(server.name, command, folder / "server.log", folder, env, server.stop_leader_first)

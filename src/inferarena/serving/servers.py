@@ -48,15 +48,17 @@ class ServedModel:
     folder: Path  # model.onnx + served.json
 
 
-def stage_model(name: str, onnx: Path, dtypes: dict[str, str], threads: int, into: Path) -> ServedModel:
-    """A fresh folder for one served model (the batch log starts empty)."""
+def stage_model(name: str, onnx: Path, dtypes: dict[str, str], threads: int, into: Path,
+                device: str = "cpu") -> ServedModel:
+    """A fresh folder for one served model (the batch log starts empty); `device` cuda asks the server's ONNX
+    Runtime for its CUDA execution provider."""
     folder = into / name
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     shutil.copy(onnx, folder / "model.onnx")
     for data in external_data(onnx):  # weights stored beside the graph keep the name the graph refers to
         shutil.copy(onnx.parent / data, folder / data)
-    (folder / "served.json").write_text(json.dumps({"dtypes": dtypes, "threads": threads,
+    (folder / "served.json").write_text(json.dumps({"dtypes": dtypes, "threads": threads, "device": device,
                                                      "batch_log": str(folder.resolve() / "batches.log")}))
     return ServedModel(name, folder)
 

@@ -3,11 +3,14 @@
 Sources, in order of preference:
 - `rapl`: Linux powercap RAPL (`/sys/class/powercap/<zone>/energy_uj`, Intel and AMD), top-level
   package zones only (sub-zones are parts of them), wrap-around handled with `max_energy_range_uj`.
-- `nvml`: NVIDIA's total-energy counter per GPU (`nvmlDeviceGetTotalEnergyConsumption`, mJ).
+- `nvml`: NVIDIA's total-energy counter per GPU (`nvmlDeviceGetTotalEnergyConsumption`, mJ), for
+  variants on `cuda`; the window also samples the GPU's memory in use, how busy it was and the SM
+  utilization of the processes on it (`GpuTracker`). Written against a fake NVML and not yet read
+  on a real GPU (docs/guide.md, "GPUs").
 - `estimate`: the worker's CPU time × a per-hardware-thread power taken from the CPU's TDP (config,
   or the table below). Never shown without its label and basis.
 For counters, idle power measured just before the run is subtracted, so the figure is the energy
-of the inference work rather than of the whole machine.
+of the inference work rather than of the whole machine; their basis starts with `measured:`.
 """
 
 from __future__ import annotations
@@ -104,6 +107,26 @@ class NvmlReader:
         busy = [self.nvml.nvmlDeviceGetUtilizationRates(h).gpu for h in self.handles]
         return {"gpu_mem_used_mb": used / 2**20, "gpu_util_pct": sum(busy) / len(busy)}
 
+    def sm_utilization(self, since_us: int) -> tuple[float | None, int]:
+        """SM utilization (%) since a timestamp (µs), as `nvidia-smi pmon` reports it: the processes' samples
+        NVML kept (`nvmlDeviceGetProcessUtilization`), summed per sample time, averaged over the GPUs; and the
+        newest timestamp seen. None where NVML keeps no process samples (older GPUs, some sandboxes)."""
+        per_gpu, newest = [], since_us
+        for handle in self.handles:
+            try:
+                samples = self.nvml.nvmlDeviceGetProcessUtilization(handle, since_us)
+            except Exception as exc:  # NVML_ERROR_NOT_FOUND: no process ran a kernel since then
+                if "Not Found" in str(exc):
+                    per_gpu.append(0.0)
+                    continue
+                return None, since_us
+            by_time: dict[int, float] = {}
+            for sample in samples:
+                by_time[sample.timeStamp] = by_time.get(sample.timeStamp, 0.0) + sample.smUtil
+                newest = max(newest, int(sample.timeStamp))
+            per_gpu.append(sum(by_time.values()) / len(by_time) if by_time else 0.0)
+        return (sum(per_gpu) / len(per_gpu) if per_gpu else None), newest
+
 
 def watts_per_thread(host: Host, tdp_w: float | None, threads: int | None) -> tuple[float, str]:
     """Per-hardware-thread power for the estimate, and where it came from."""
@@ -141,7 +164,8 @@ class EnergyMeter:
     def basis(self) -> str:
         if self.source == "estimate":
             return f"estimate: worker CPU time x {self.w_per_thread:.2f} W per thread; {self.how}"
-        return f"{self.source} counters, idle {self.idle_w:.1f} W subtracted"
+        what = "NVML total-energy counter of the GPU" if self.source == "nvml" else "RAPL package counters"
+        return f"measured: {what} ({self.source}), idle {self.idle_w:.1f} W subtracted"
 
     def track(self) -> "EnergyTracker":
         return EnergyTracker(self)
@@ -157,22 +181,29 @@ class GpuTracker(Sampler):
     def __init__(self, reader: NvmlReader, interval_s: float = 0.1):
         self.reader, self.interval_s = reader, interval_s
         self.samples: list[dict[str, float]] = []
+        self.sm: list[float] = []
+        self._since_us = int(time.time() * 1e6)  # NVML stamps process samples in µs of wall-clock time
         self.result: GpuStats | None = None
 
     def sample(self) -> None:
         self.samples.append(self.reader.utilization())
+        sm, self._since_us = self.reader.sm_utilization(self._since_us)
+        if sm is not None:
+            self.sm.append(sm)
 
     def finish(self) -> None:
         self.result = GpuStats(
             gpu_mem_used_mb_peak=max(s["gpu_mem_used_mb"] for s in self.samples),
             gpu_util_pct_avg=sum(s["gpu_util_pct"] for s in self.samples) / len(self.samples),
+            gpu_sm_util_pct_avg=sum(self.sm) / len(self.sm) if self.sm else None,
         )
 
 
 @dataclass(frozen=True)
 class GpuStats:
-    gpu_mem_used_mb_peak: float
-    gpu_util_pct_avg: float
+    gpu_mem_used_mb_peak: float  # device-wide (every process and the CUDA context), the most sampled
+    gpu_util_pct_avg: float  # % of time a kernel ran (NVML utilization.gpu), mean of the samples
+    gpu_sm_util_pct_avg: float | None = None  # SM utilization of the processes (NVML process samples)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -192,6 +192,7 @@ def test_bad_knob_is_named(tmp_path, mlp_onnx):
     result = invoke("run", "--model", mlp_onnx, "--config", cfg, "--db", tmp_path / "r.db")
     assert result.exit_code == 2
     assert "knob 'graph_optimization_level'" in result.output and "valid knobs are" in result.output
+    assert not (tmp_path / "r.db").exists()  # nothing was stored, so no empty DB is left behind
 
 
 def test_pipelines_on_an_onnx_model(tmp_path, mlp_onnx):

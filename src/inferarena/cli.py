@@ -179,6 +179,7 @@ def _sweep(driver, cfg, db: Path, cache_dir: Path, resume: bool, json_path: Opti
     from inferarena.report import console as report_console
     from inferarena.report import json_export
 
+    created = isinstance(db, Path) and not db.exists()  # a new SQLite file: removed again if nothing is stored
     store = open_db(db)
     paths = arena.Paths(cache_dir=cache_dir, work_dir=db.resolve().parent / ".inferarena")
     try:
@@ -194,6 +195,11 @@ def _sweep(driver, cfg, db: Path, cache_dir: Path, resume: bool, json_path: Opti
             progress.stop()
             errors.print("[yellow]Interrupted.[/] Finished variants are stored; rerun the same command with --resume.")
             raise typer.Exit(130) from None
+        except InferarenaError:
+            if created and not store.runs(limit=1):  # a bad config stops before any run: leave no empty DB behind
+                store.close()
+                db.unlink(missing_ok=True)
+            raise
         finally:
             runner.close()
     if summary.resumed:

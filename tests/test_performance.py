@@ -193,6 +193,31 @@ def test_openvino_int8_models_keep_the_plugins_float_precision(tmp_path, mlp_onn
     assert hint(mlp_onnx, "onnx", fp_precision="bf16") == "f32"  # the variant's precision wins for FP models
 
 
+def test_openvino_compiles_a_batch1_copy_for_single_samples_where_only_the_batch_varies(tmp_path):
+    """Fixed shapes but for the batch: single samples run on a copy compiled for batch 1 (what a hand latency
+    loop compiles), batches on the batch-dynamic model, with the same answers; dynamic lengths get no copy."""
+    import openvino as ov
+
+    from inferarena.artifacts import Artifact
+    from inferarena.runtimes.ov import OpenVINO
+
+    x = ov.opset13.parameter([-1, -1], ov.Type.f32, name="x")
+    weights = ov.opset13.constant(np.arange(12, dtype=np.float32).reshape(3, 4))
+    ov.save_model(ov.Model([ov.opset13.matmul(x, weights, False, False)], [x], "mm"), str(tmp_path / "mm.xml"))
+    runtime = OpenVINO()
+    artifact = Artifact(tmp_path / "mm.xml", "openvino")
+    fixed = runtime.load(artifact, "fp32", runtime.validate_knobs({}), {"x": [-1, 3]})
+    assert fixed.info["batch1_copy"] is True
+    rows = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    name = fixed.outputs[0][1]
+    together = fixed.predict({"x": rows})[name]
+    alone = np.concatenate([fixed.predict({"x": rows[i : i + 1]})[name] for i in range(4)])
+    np.testing.assert_allclose(alone, together, rtol=1e-5)
+    assert runtime.load(artifact, "fp32", runtime.validate_knobs({}), {"x": [-1, -1]}).info["batch1_copy"] is False
+    assert runtime.load(artifact, "fp32", runtime.validate_knobs({"static_shapes": False}),
+                        {"x": [-1, 3]}).info["batch1_copy"] is False
+
+
 def test_optuna_measures_the_runtimes_throughput_advice_first():
     """OpenVINO declares THROUGHPUT as its throughput advice: a throughput search measures that point first
     (dynamic shapes, the smallest batch), while a latency search has no advice to follow."""

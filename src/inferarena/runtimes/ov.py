@@ -73,7 +73,7 @@ class OpenVINO(Runtime):
         compiled = core.compile_model(model, "CPU", config)
         single = None
         # Fixed but for the batch: batch 1 fully static runs a single sample faster (MiniLM INT8 at 128 tokens,
-        # bench/vs_hand.py's latency pairs: 6.6 against 7.6 ms median), so single samples get their own copy.
+        # 6 interleaved 2-s rounds: 6.6 against 7.6 ms median), so single samples get their own copy.
         if static and all(d != -1 for s in shapes.values() for d in s[1:]) and any(s[0] == -1 for s in shapes.values()):
             model.reshape({n: ov.PartialShape([1, *s[1:]]) for n, s in shapes.items()})
             single = core.compile_model(model, "CPU", config)

@@ -13,6 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# Tests marked `native` (a native runtime in-process) run in a pytest process of their own: a crash there
+# fails that test alone.
+pytest_plugins = ["isolation"]
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ["COLUMNS"] = "200"  # rich tables at full width in CliRunner output
 

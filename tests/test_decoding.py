@@ -72,6 +72,7 @@ def test_prompt_lookup_is_lossless_and_counts_its_drafts(tiny_llama, one_thread)
     assert session.adaptive_stats() is None  # reset
 
 
+@pytest.mark.native
 def test_llama_cpp_prompt_lookup_counts_drafts(smollm2):
     prompt = [504, 3575, 282, 4649, 314] * 6
     session = _session(_marked(smollm2, LOOKUP), "llama_cpp")
@@ -81,6 +82,7 @@ def test_llama_cpp_prompt_lookup_counts_drafts(smollm2):
     assert stats and stats["draft_tokens_per_step"] > 0 and 0 <= stats["acceptance_rate"] <= 1
 
 
+@pytest.mark.native
 def test_draft_model_drafts_from_a_cheaper_build(smollm2, tmp_path):
     from inferarena import passes
 

@@ -16,7 +16,7 @@ PACKAGE = "inferarena"
 AXES = ("passes", "runtimes", "models", "scenarios", "evaluators", "workloads", "trackers")
 # Worker and orchestrator code: what runs plugins, which a plugin must never import.
 ORCHESTRATOR = ("jobs", "jobs_generation", "arena", "worker", "search", "recommend", "plan")
-ORCHESTRATOR_PREFIXES = ("cli", "launchers")
+ORCHESTRATOR_PREFIXES = ("cli", "launchers", "doctor")  # doctor_jobs runs plugins as jobs does
 DECISIONS = ("recommend", "search", "arena", "plan")
 
 

@@ -78,6 +78,7 @@ def test_token_agreement_counts_up_to_the_first_difference():
     assert found.perplexity_delta_pct == pytest.approx(10.0)
 
 
+@pytest.mark.native
 def test_llama_cpp_greedy_tokens_and_logprobs(smollm2):
     from inferarena.runtimes.llama_cpp import LlamaCpp
 
@@ -91,6 +92,7 @@ def test_llama_cpp_greedy_tokens_and_logprobs(smollm2):
     session.close()
 
 
+@pytest.mark.native
 def test_loadgen_reports_ttft_and_tpot(smollm2, prompts):
     from inferarena.runtimes.llama_cpp import LlamaCpp
     from inferarena.scenarios.base import Estimates, ScenarioContext
@@ -232,6 +234,7 @@ def test_llm_server_that_dies_mid_run_is_reported(tmp_path, monkeypatch):
     assert not process._RUNNING
 
 
+@pytest.mark.native
 def test_gguf_quantize_reports_what_llama_cpp_wrote(tmp_path, smollm2):
     """Requantizing the Q4_1 source: the report says the weights come from Q4_1, and k-quants show their
     fallbacks on SmolLM2's 576-wide rows."""

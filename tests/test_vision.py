@@ -65,6 +65,7 @@ def test_efficientnet_sees_the_cat():
     assert evaluate(evaluator, logits)["value"] == 1.0
 
 
+@pytest.mark.native
 @needs_vision
 @needs_tf
 def test_keras_twin_matches_torch():
@@ -96,6 +97,7 @@ def tiny_keras(tmp_path):
     return tmp_path
 
 
+@pytest.mark.native
 @needs_tf
 @needs_litert
 def test_user_tensorflow_files(tmp_path, tiny_keras):

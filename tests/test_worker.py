@@ -26,10 +26,15 @@ def _noisy():
     os.abort()
 
 
+def _exit():
+    os._exit(3)
+
+
 def test_ok_and_error():
     assert run_isolated(_square, (7,), 60).value == 49
     failed = run_isolated(_raise, (), 60)
     assert not failed.ok and failed.error == "ValueError: bad shape (1, 2)" and "Traceback" in failed.detail
+    assert (failed.signal, failed.exit_code, failed.timed_out) == (None, None, False)  # the job raised: no death
 
 
 def test_crash_and_timeout_become_failures(tmp_path):
@@ -40,3 +45,9 @@ def test_crash_and_timeout_become_failures(tmp_path):
     log = tmp_path / "w.log"
     aborted = run_isolated(_noisy, (), 60, log)
     assert "SIGABRT" in aborted.error and "framework chatter" in aborted.detail
+    # How each ended, as data beside the text: the signal, the exit code, or the timeout.
+    assert (killed.signal, killed.exit_code, killed.timed_out) == ("SIGKILL", None, False)
+    assert (hung.signal, hung.exit_code, hung.timed_out) == (None, None, True)
+    exited = run_isolated(_exit, (), 60)
+    assert exited.error == "worker exited with code 3 before reporting"
+    assert (exited.signal, exited.exit_code, exited.timed_out) == (None, 3, False)

@@ -20,7 +20,7 @@ from inferarena import environment, jobs, kinds, launchers, models, registry, wo
 from inferarena.config import RunConfig
 from inferarena.errors import InferarenaError
 from inferarena.fsutil import private_dir
-from inferarena.hardware import host, resolve_device
+from inferarena.hardware import gpus, host, resolve_device
 from inferarena.launchers import Launcher
 from inferarena.passes.base import PassContext
 from inferarena.plan import pipeline_steps, plan
@@ -85,7 +85,8 @@ class _Sweep:
         self.artifact, self.kind, self.config, self.workload = planned.artifact, planned.kind, planned.config, planned.workload
         self.specs, self.notes, self.device = planned.specs, planned.notes, planned.device
         self.evaluators = _evaluators(config, self.artifact, self.notes)
-        self.price = cost.price(host(), config.cost.instance, config.cost.usd_per_hour)
+        self.price = cost.price(host(), config.cost.instance, config.cost.usd_per_hour, self.device,
+                                gpus() if self.device == "cuda" else ())
         self.peaks = _peaks(launcher, paths.cache_dir, _threads(config), self.notes, emit, self.device)
         self.bandwidth = (_bandwidth(launcher, paths.cache_dir, _threads(config), self.notes, emit, self.device)
                           if self.kind.needs_bandwidth else None)

@@ -138,6 +138,14 @@ def _dry_run(cfg, judged_by: str | None = None) -> None:
     console.print(f"Dry run: {escape(str(name))} ({planned.kind.name}), {len(planned.workload)} inputs "
                   f"({escape(str(described.get('source', 'generated')))}); scenarios "
                   f"{', '.join(planned.config.scenarios)}; device {planned.device}")
+    from inferarena import hardware
+    from inferarena.trackers import cost
+
+    h = hardware.host()
+    console.print(f"Host: {escape(h.cpu_model)}, {h.logical_cores} logical cores"
+                  f"{' (simulated: INFERARENA_HOST)' if hardware.simulated() is not None else ''}; price "
+                  + escape(cost.price(h, cfg.cost.instance, cfg.cost.usd_per_hour, planned.device,
+                                      hardware.gpus() if planned.device == "cuda" else ()).label))
     if judged_by:
         from inferarena.search import build_space
 
@@ -334,6 +342,42 @@ def list_runtimes() -> None:
             "" if installed else escape(runtime.install_hint()),
         )
     console.print(table)
+
+
+@app.command()
+def doctor(
+    json_out: Annotated[bool, typer.Option("--json", help="Print it all as one JSON object (attach it to a bug report).")] = False,
+    smoke: Annotated[bool, typer.Option("--smoke/--no-smoke", help="Run a tiny inference on each installed runtime, "
+                                        "each in its own process.")] = True,
+    runtimes: Annotated[Optional[list[str]], typer.Option(help="Only these runtimes, repeated or comma-separated. "
+                                                          "Default: all.")] = None,
+    timeout_s: Annotated[float, typer.Option(min=1, help="Longest one runtime's check may take (seconds).")] = 120.0,
+    debug: DebugOption = False,
+) -> None:
+    """What to run first on a new machine: CPU features, GPU, each runtime and server with its version and
+    build, known-bad combinations with their fix, and a smoke inference per installed runtime (a crash
+    shows as crashed (SIGSEGV) and the rest go on). Exit code 1 when a smoke test or a build probe fails,
+    crashes or hangs.
+
+    Example: inferarena doctor --json > doctor.json
+    """
+    from inferarena import doctor as checkup
+
+    with user_errors(debug):
+        with errors.status("looking at the runtimes") as status:
+            report = checkup.collect(_split(runtimes), smoke, timeout_s,
+                                     on_start=lambda name: status.update(f"looking at {name}"))
+    if json_out:
+        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")  # not through rich: no wrapping
+    else:
+        checkup.render(report, console)
+    line = checkup.summary(report)
+    if report.broken:
+        errors.print(f"[bold red]error:[/] {escape(line)} · [bold]fix:[/] leave them out of runs (--runtimes) or "
+                     "reinstall them; attach `inferarena doctor --json` (it has each worker's last lines) to a bug "
+                     "report", soft_wrap=True)
+        raise typer.Exit(1)
+    (errors if json_out else console).print(line, soft_wrap=True)
 
 
 @app.command()

@@ -22,6 +22,9 @@ def capture() -> dict[str, Any]:
         "memory_gb": h.memory_gb,
         "native_bf16": h.has_bf16,
         "native_fp16": h.has_fp16,
+        "cpu_features": h.features,
+        # Facts from INFERARENA_HOST, not read off this machine: the figures are this machine's.
+        **({"simulated_host": True} if hardware.simulated() is not None else {}),
         "os": platform.platform(),
         "python": sys.version.split()[0],
         "inferarena": __version__,

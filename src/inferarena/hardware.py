@@ -3,10 +3,18 @@
 GPUs are read through NVML (nvidia-ml-py's `pynvml`, a thin binding to the driver's library), never
 through torch: the orchestrator decides the device axis (`resolve_device`) before any worker imports a
 framework, and a worker's runtime checks again that its own framework sees the device.
+
+A simulated host: `INFERARENA_HOST` names a JSON file (or holds the JSON itself) whose facts replace the
+ones read here: `cpu_model`, `logical_cores`, `physical_cores`, `flags` (a list of /proc/cpuinfo flags),
+`memory_gb` and `gpus` (a list of {name, memory_gb, compute_capability: [major, minor]}). Every process
+of the run, workers included, inherits it, so what a run decides from the host (the plan, knob spaces,
+price, energy estimate, peak cache key, hardware class) can be tried for a 192-core or AMX machine on
+this one. The work still runs on the real CPU; the environment card and `doctor` say the host is simulated.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import socket
@@ -19,6 +27,13 @@ import psutil
 from inferarena.errors import ConfigError
 
 DEVICES = ("cpu", "cuda", "auto")  # what `--device` takes; `auto` resolves to one of the others
+
+
+# The CPU features that decide which kernels run, as /proc/cpuinfo names them and as people write them.
+FEATURES = {"avx2": "AVX2", "fma": "FMA", "avx512f": "AVX512F", "avx512_vnni": "AVX512-VNNI",
+            "avx_vnni": "AVX-VNNI", "avx512_bf16": "AVX512-BF16", "avx512_fp16": "AVX512-FP16",
+            "amx_tile": "AMX-TILE", "amx_int8": "AMX-INT8", "amx_bf16": "AMX-BF16", "amx_fp16": "AMX-FP16",
+            "asimd": "NEON", "asimddp": "NEON-DOTPROD", "i8mm": "I8MM", "bf16": "ARM-BF16", "sve": "SVE", "sve2": "SVE2"}
 
 
 @dataclass(frozen=True)
@@ -39,13 +54,44 @@ class Host:
         """Native FP16 math (AVX512-FP16 or AMX-FP16, Sapphire Rapids and later)."""
         return bool({"avx512_fp16", "amx_fp16"} & self.flags)
 
+    @property
+    def has_amx(self) -> bool:
+        """Intel AMX tiles (Sapphire Rapids and later): INT8 and BF16 matmuls on the tile unit."""
+        return "amx_int8" in self.flags or "amx_bf16" in self.flags
+
+    @property
+    def features(self) -> list[str]:
+        """The features that matter for inference kernels, in FEATURES' order, e.g. ["AVX2", "AVX512F", ...]."""
+        return [name for flag, name in FEATURES.items() if flag in self.flags]
+
     def supports(self, precision: str) -> bool:
         """Whether the CPU computes in this precision natively (fp32 and integer types always)."""
         return {"bf16": self.has_bf16, "fp16": self.has_fp16}.get(precision, True)
 
 
+SIMULATED = "INFERARENA_HOST"
+
+
+def simulated() -> dict | None:
+    """The simulated host's facts (`INFERARENA_HOST`), or None on a real one. A bad value is a one-line error."""
+    value = os.environ.get(SIMULATED, "").strip()
+    if not value:
+        return None
+    try:
+        facts = json.loads(value if value.startswith("{") else Path(value).read_text())
+        if not isinstance(facts, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{SIMULATED} is neither a JSON object nor a readable JSON file ({exc})",
+                          f"unset {SIMULATED}, or set it to a file like {{\"logical_cores\": 64, \"flags\": [\"avx2\"]}}")
+    return facts
+
+
 @lru_cache(maxsize=1)
 def host() -> Host:
+    facts = simulated()
+    if facts is not None:
+        return _simulated_host(facts)
     model, flags = platform.processor() or platform.machine(), frozenset()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
@@ -64,6 +110,19 @@ def host() -> Host:
     )
 
 
+def _simulated_host(facts: dict) -> Host:
+    try:
+        logical = int(facts.get("logical_cores", 1))
+        physical = facts.get("physical_cores", logical)
+        return Host(cpu_model=str(facts.get("cpu_model", "simulated CPU")), logical_cores=max(1, logical),
+                    physical_cores=int(physical) if physical is not None else None,
+                    flags=frozenset(str(f) for f in facts.get("flags", ())),
+                    memory_gb=float(facts.get("memory_gb", 0.0)))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{SIMULATED}: a host fact has the wrong type ({exc})",
+                          "logical_cores and physical_cores are integers, flags a list of strings")
+
+
 def node_info() -> dict:
     """The machine a job runs on, as each variant records it: what rankings group by (`hardware_class`).
     A cluster launcher adds its own node id (`node_id`); elsewhere it is None."""
@@ -75,6 +134,9 @@ def node_info() -> dict:
 
 def accelerator() -> str | None:
     """The GPU the kernel driver lists (NVIDIA's /proc entries), read without importing a framework."""
+    if simulated() is not None:
+        models = [g.name for g in gpus()]
+        return (f"{len(models)}x {models[0]}" if len(models) > 1 else models[0]) if models else None
     models = []
     for info in sorted(Path("/proc/driver/nvidia/gpus").glob("*/information")):
         for line in info.read_text(errors="replace").splitlines():
@@ -139,6 +201,11 @@ class Gpu:
 @lru_cache(maxsize=1)
 def gpus() -> tuple[Gpu, ...]:
     """The NVIDIA GPUs NVML lists (none where nvidia-ml-py, the driver or a GPU is missing)."""
+    facts = simulated()
+    if facts is not None:
+        return tuple(Gpu(name=str(g["name"]), memory_gb=float(g.get("memory_gb", 0.0)),
+                         compute_capability=tuple(g["compute_capability"]) if g.get("compute_capability") else None)
+                     for g in facts.get("gpus", ()))
     try:
         import pynvml
 

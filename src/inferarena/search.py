@@ -25,9 +25,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from inferarena import runtimes
+from inferarena import hardware, runtimes
 from inferarena.config import RoundsConfig, RunConfig, SearchConfig, ShapeStrategy
 from inferarena.errors import RuntimeUnavailable
+from inferarena.hardware import Host
 from inferarena.kinds.base import Kind
 from inferarena.recommend import figures, misses
 from inferarena.results import VariantResult, VariantSpec
@@ -88,10 +89,28 @@ class Space:
                                    knobs=knobs, batch_size=batch)
 
 
+def host_space(name: str, threads: int, host: Host) -> tuple:
+    """A knob space that scales with the machine, for a variant on `threads` threads of `host`:
+    - `threads`: all of them, and half of them where the host has SMT (two hardware threads share a core's
+      vector units, so GEMM-bound work often runs best on one per core) or 8 or more (a small model stops
+      scaling before the last core of a big host); on a 2-core VM without SMT, only 2;
+    - `streams`: powers of two up to the threads (1, 2 on 2 cores; 1 to 128 on 192), each stream on
+      threads/streams of them."""
+    if name == "threads":
+        smt = host.physical_cores is not None and host.physical_cores < host.logical_cores
+        return tuple(sorted({threads, threads // 2} - {0})) if threads >= 8 or (smt and threads >= 2) else (threads,)
+    if name == "streams":
+        return tuple(2**i for i in range(max(1, threads).bit_length()))
+    raise ValueError(f"no host-scaled space named {name!r}")
+
+
 def build_space(specs: list[VariantSpec], shapes: list[str], profile: str, kind: Kind,
-                shape_in_name: bool = True) -> Space:
+                shape_in_name: bool = True, host: Host | None = None) -> Space:
     """Bases from the planned variants (one per runtime, precision and pipeline), then the dimensions;
-    profiles about throughput (and energy or cost per query) also search the kind's batch sizes."""
+    profiles about throughput (and energy or cost per query) also search the kind's batch sizes. A knob
+    whose space is named (`threads`, `streams`) gets the host's own (`host_space`); a dimension left with
+    one choice is no dimension."""
+    host = host or hardware.host()
     bases: dict[tuple, VariantSpec] = {}
     for spec in specs:
         bases.setdefault((spec.runtime, spec.precision, spec.pipeline, spec.steps), spec)
@@ -105,7 +124,13 @@ def build_space(specs: list[VariantSpec], shapes: list[str], profile: str, kind:
             # that declares its devices (torch's `compile`: cuda) is searched only where the run computes.
             if extra.get("space") and (batched or not extra.get("overlaps")) and on & set(extra.get("devices", on)):
                 start = extra.get("throughput") if batched else None
-                dims.append(Dimension(f"{name}.{knob}", tuple(extra["space"]), runtime=name, start=start))
+                space = extra["space"]
+                if isinstance(space, str):
+                    threads = max((s.knobs.get("threads") or host.logical_cores) for s in bases.values()
+                                  if s.runtime == name)
+                    space = host_space(space, threads, host)
+                if len(space) > 1:
+                    dims.append(Dimension(f"{name}.{knob}", tuple(space), runtime=name, start=start))
     if batched:
         dims.append(Dimension("batch_size", kind.search_batch_sizes))
     return Space(list(bases.values()), dims, shape_in_name)

@@ -24,6 +24,11 @@ class Outcome:
     error: str | None = None  # one line, for tables
     detail: str | None = None  # traceback or the tail of the worker's log
     node: dict | None = None  # where it ran (`hardware.node_info`), set by the launcher
+    # How a worker that never reported ended, as data (`error` says it in words for tables): the signal
+    # it died of ("SIGSEGV"), the code it exited with, or whether the launcher killed it at its timeout.
+    signal: str | None = None
+    exit_code: int | None = None
+    timed_out: bool = False
 
 
 def run_isolated(fn: Callable, args: tuple, timeout_s: float, log_path: Path | None = None) -> Outcome:
@@ -40,10 +45,10 @@ def run_isolated(fn: Callable, args: tuple, timeout_s: float, log_path: Path | N
                 status = None
         else:
             _kill(process)
-            return Outcome(False, error=f"timed out after {timeout_s:.0f} s", detail=_tail(log_path))
+            return Outcome(False, error=f"timed out after {timeout_s:.0f} s", detail=_tail(log_path), timed_out=True)
         process.join(30)
         if status is None:
-            return Outcome(False, error=_death(process.exitcode), detail=_tail(log_path))
+            return _died(process.exitcode, _tail(log_path))
         if status == "ok":
             return Outcome(True, value=payload)
         return Outcome(False, error=payload, detail=detail)
@@ -82,12 +87,15 @@ def _kill(process) -> None:
     process.join(10)
 
 
-def _death(exitcode: int | None) -> str:
+def _died(exitcode: int | None, detail: str | None) -> Outcome:
+    """A worker that ended without reporting: killed by a signal (multiprocessing's negative exit code),
+    or exited. `exitcode` is None where it was still running after the join's wait."""
     if exitcode is not None and exitcode < 0:
         name = signal.Signals(-exitcode).name
         hint = " (likely out of memory)" if name == "SIGKILL" else ""
-        return f"worker crashed with {name}{hint}"
-    return f"worker exited with code {exitcode} before reporting"
+        return Outcome(False, error=f"worker crashed with {name}{hint}", detail=detail, signal=name)
+    return Outcome(False, error=f"worker exited with code {exitcode} before reporting", detail=detail,
+                   exit_code=exitcode)
 
 
 def _tail(log_path: Path | None, lines: int = 20) -> str | None:

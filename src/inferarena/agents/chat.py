@@ -49,13 +49,18 @@ class LlamaChat(ChatModel):
 
     def __init__(self, path: Path, label: str, precision: str, threads: int | None, context: int, info: dict):
         try:
-            from llama_cpp import Llama
+            import llama_cpp  # noqa: F401 - only to say what is missing
         except ImportError:
             raise InferarenaError("the agents' llama.cpp models need llama-cpp-python",
                                   "pip install 'inferarena[llm]', or point the agents at a server with --endpoint") from None
         self.label, self.precision, self.context = label, precision, context
-        self.llm = Llama(str(path), n_ctx=context, n_threads=threads, n_threads_batch=threads, verbose=False)
-        self.info = {**info, "path": str(path), "n_ctx": context, "threads": threads}
+        from inferarena.frameworks import llama_cpp as llama
+
+        # Extra buffers off where the build has AMX (its buffer crashes, frameworks/llama_cpp.py), on elsewhere.
+        self.llm = llama.open_model(path, "auto", n_ctx=context, n_threads=threads, n_threads_batch=threads,
+                                    verbose=False)
+        self.info = {**info, "path": str(path), "n_ctx": context, "threads": threads,
+                     "build": llama.build_summary("auto")}
 
     def chat(self, messages, max_tokens, temperature, seed):
         messages = _fit(messages, self.context - max_tokens - 32, self._count)

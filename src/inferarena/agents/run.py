@@ -88,7 +88,7 @@ def run(config: AgentsConfig, store, paths, launcher, resume: bool = False, on_e
 
     emit = on_event or (lambda kind, data: None)
     workflow = check(config)  # bad input fails here, before any job
-    price = cost.price(host(), config.cost.instance, config.cost.usd_per_hour)
+    price = cost.price(host(), config.cost.instance, config.cost.usd_per_hour, device="cpu")  # llama.cpp agents run on CPU
     key = config_hash(config)
     run_id = store.resumable_run(key) if resume else None
     skipped: list[str] = []

@@ -132,14 +132,29 @@ def render(run: RunRecord, samples: dict[tuple[str, str], np.ndarray], recommend
 """
 
 
+def runtime_builds(run: RunRecord) -> dict[str, str]:
+    """What each runtime was built with, as its sessions reported it (`session_info["build"]`, e.g. llama.cpp's
+    CPU features and whether its extra buffers were on), first variant of each runtime."""
+    builds: dict[str, str] = {}
+    for v in run.variants:
+        build = (v.session_info or {}).get("build")
+        if build and v.runtime not in builds:
+            builds[v.runtime] = str(build)
+    return builds
+
+
 def _environment(run: RunRecord) -> str:
     env = run.environment
     energy = next((m.metrics.get("energy_basis") for v in run.variants for m in v.scenarios.values()
                    if m.metrics.get("energy_basis")), None)
     peaks = env.get("gemm_peak_gflops") or {}
+    builds = runtime_builds(run)
     items = [
         ("CPU", f"{env.get('cpu_model')} · {env.get('logical_cores')} logical / {env.get('physical_cores')} physical cores"
-                f" · {env.get('memory_gb')} GiB"),
+                f" · {env.get('memory_gb')} GiB" + (" · SIMULATED host (INFERARENA_HOST): the figures are the real "
+                                                     "machine's" if env.get("simulated_host") else "")),
+        ("CPU features", " ".join(env.get("cpu_features") or []) or "-"),
+        *([("Runtime builds", "; ".join(f"{name}: {build}" for name, build in builds.items()))] if builds else []),
         *([("GPU", "; ".join(f"{g.get('name')} · {g.get('memory_gb')} GB · driver {g.get('driver')} · CUDA "
                               f"{g.get('cuda_version')} · compute capability {g.get('compute_capability')}"
                               for g in env["gpus"]))] if env.get("gpus") else []),

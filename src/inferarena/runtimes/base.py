@@ -32,16 +32,19 @@ class Knobs(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     threads: int | None = Field(None, ge=1, description="Threads the variant computes on, in all (shared out "
-                                "among its streams, if it has several); default: all cores.")
+                                "among its streams, if it has several); default: all cores. Search space: all of "
+                                "them, and half where the host has SMT or 8 or more (search.host_space).",
+                                json_schema_extra={"space": "threads"})
 
 
 class StreamKnobs(Knobs):
     """Knobs of a runtime that overlaps requests by running `streams` of them at once, each on its share of
     the cores (Offline and Server keep that many batches in flight; SingleStream stays one at a time)."""
 
-    streams: int = Field(1, ge=1, le=64, description="Batches in flight at once, each on cores/streams threads. "
-                         "Search space: 1, 2 (where batch sizes are searched: one query at a time never overlaps).",
-                         json_schema_extra={"space": [1, 2], "overlaps": True})
+    streams: int = Field(1, ge=1, le=256, description="Batches in flight at once, each on cores/streams threads. "
+                         "Search space: powers of two up to the threads, e.g. 1, 2 on 2 cores, 1 to 128 on 192 (where "
+                         "batch sizes are searched: one query at a time never overlaps).",
+                         json_schema_extra={"space": "streams", "overlaps": True})
 
     def threads_per_stream(self) -> int:
         return max(1, (self.threads or os.cpu_count() or 1) // self.streams)

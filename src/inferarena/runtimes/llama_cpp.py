@@ -11,7 +11,7 @@ model, its drafts verified in one batch: `prompt_lookup` is llama-cpp-python's o
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
@@ -19,6 +19,7 @@ from pydantic import Field
 from inferarena.artifacts import Artifact
 from inferarena.errors import ModelError
 from inferarena.evaluators.generation import picked_logprobs
+from inferarena.frameworks import llama_cpp as llama
 from inferarena.runtimes.base import GenerativeSession, Knobs, Runtime, TokenCallback
 
 
@@ -27,6 +28,10 @@ class LlamaKnobs(Knobs):
     context: int | None = Field(None, ge=64, description="KV cache size in tokens; default: the run's "
                                 "generation.context.")
     flash_attn: bool = Field(False, description="llama.cpp's flash attention kernel.")
+    extra_buffers: Literal["auto", "on", "off"] = Field(
+        "auto", description="Weights in llama.cpp's extra buffer types (repacked Q4_0/Q4_K/IQ4_NL layouts, the AMX "
+        "buffer). auto: off where the build has AMX_INT8, whose buffer crashes (ggml-org/llama.cpp#20824), else on; "
+        "on: keep them (a llama.cpp whose AMX path works); off: llama.cpp's --no-repack.")
 
 
 class LlamaCpp(Runtime):
@@ -51,16 +56,16 @@ class LlamaCpp(Runtime):
 
 class LlamaSession(GenerativeSession):
     def __init__(self, artifact: Artifact, knobs: LlamaKnobs, context: int, decoding: dict | None = None):
-        from llama_cpp import Llama
-
         self.path, self.knobs, self.context = str(artifact.path), knobs, context
         self.draft = _draft(decoding, artifact, knobs, context) if decoding else None
-        self.llm = Llama(self.path, n_ctx=context, n_threads=knobs.threads, n_threads_batch=knobs.threads,
-                         n_batch=knobs.n_batch, flash_attn=knobs.flash_attn, draft_model=self.draft, verbose=False)
+        self.llm = llama.open_model(self.path, knobs.extra_buffers, n_ctx=context, n_threads=knobs.threads,
+                                    n_threads_batch=knobs.threads, n_batch=knobs.n_batch, flash_attn=knobs.flash_attn,
+                                    draft_model=self.draft, verbose=False)
         self.weight_bytes = int(artifact.meta.get("weight_bytes") or artifact.path.stat().st_size)
         self.info = {"weight_type": artifact.meta.get("precision"), "n_ctx": context, "n_batch": knobs.n_batch,
                      "threads": knobs.threads, "flash_attn": knobs.flash_attn,
-                     "system_info": _system_info()}
+                     "extra_buffers": llama.extra_buffers(knobs.extra_buffers)[1],
+                     "system_info": llama.system_info(), "build": llama.build_summary(knobs.extra_buffers)}
         if decoding:
             self.info["decoding"] = dict(decoding)
         self._scorer = None
@@ -84,12 +89,10 @@ class LlamaSession(GenerativeSession):
     def token_logprobs(self, tokens: list[int]) -> np.ndarray:
         # Logits of every position need `logits_all`, which costs n_ctx × vocab floats: a second,
         # short-lived model made only for scoring.
-        from llama_cpp import Llama
-
         if self._scorer is None:
-            self._scorer = Llama(self.path, n_ctx=max(64, len(tokens)), n_threads=self.knobs.threads,
-                                 n_threads_batch=self.knobs.threads, n_batch=self.knobs.n_batch, logits_all=True,
-                                 verbose=False)
+            self._scorer = llama.open_model(self.path, self.knobs.extra_buffers, n_ctx=max(64, len(tokens)),
+                                            n_threads=self.knobs.threads, n_threads_batch=self.knobs.threads,
+                                            n_batch=self.knobs.n_batch, logits_all=True, verbose=False)
         scorer = self._scorer
         scorer.reset()
         scorer.eval(tokens)
@@ -109,22 +112,12 @@ class LlamaSession(GenerativeSession):
                 model.close()
 
 
-def _system_info() -> Any:
-    try:
-        import llama_cpp
-
-        return llama_cpp.llama_print_system_info().decode(errors="replace").strip()
-    except Exception:  # noqa: BLE001 - informational only
-        return None
-
-
 def _draft(decoding: dict, artifact: Artifact, knobs: LlamaKnobs, context: int):
     """A llama-cpp-python draft model that counts drafted and accepted tokens.
 
     Between two calls the context grows by the tokens accepted from the previous draft plus the one the
     model adds itself, so accepted = growth - 1 (the last draft of each request is not counted: the
     request stops before it is verified)."""
-    from llama_cpp import Llama
     from llama_cpp.llama_speculative import LlamaDraftModel, LlamaPromptLookupDecoding
 
     class Counting(LlamaDraftModel):
@@ -174,8 +167,8 @@ def _draft(decoding: dict, artifact: Artifact, knobs: LlamaKnobs, context: int):
             path = artifact.path.parent / decoding["draft_file"]
             if not path.is_file():
                 raise ModelError(f"the draft model {path} is missing", "rebuild the variant")
-            self.llm = Llama(str(path), n_ctx=context, n_threads=knobs.threads, n_threads_batch=knobs.threads,
-                             n_batch=knobs.n_batch, verbose=False)
+            self.llm = llama.open_model(path, knobs.extra_buffers, n_ctx=context, n_threads=knobs.threads,
+                                        n_threads_batch=knobs.threads, n_batch=knobs.n_batch, verbose=False)
             self.k, self.vocab = int(decoding.get("num_tokens", 4)), self.llm.n_vocab()
 
         def propose(self, input_ids):

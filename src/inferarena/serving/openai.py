@@ -199,7 +199,8 @@ def llama_cpp_server(gguf: Path, threads: int, context: int, work_dir: Path) -> 
     """llama-cpp-python's OpenAI-compatible server for this GGUF on a free loopback port, started and ready."""
     port = free_port()
     private_dir(work_dir)
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1", "--port",
+    # llama-cpp-python's server, started through inferarena's wrapper: extra buffers off where the build has AMX.
+    command = [sys.executable, "-m", "inferarena.frameworks.llama_cpp", "--extra_buffers", "auto", "--model", str(gguf), "--host", "127.0.0.1", "--port",
                str(port), "--n_threads", str(threads), "--n_threads_batch", str(threads), "--n_ctx", str(context),
                "--model_alias", "model", "--interrupt_requests", "False"]  # by default a new request cuts the stream
     # being served short: requests would end early, and the rate would look higher than it is

@@ -35,6 +35,11 @@ TDP_TABLE: dict[str, tuple[float, int, int, str]] = {
     "Intel(R) Xeon(R) Platinum 8380": (270.0, 40, 80, "Intel ARK, Xeon Platinum 8380"),
     "Intel(R) Xeon(R) Platinum 8480+": (350.0, 56, 112, "Intel ARK, Xeon Platinum 8480+"),
     "Intel(R) Xeon(R) Gold 6248R": (205.0, 24, 48, "Intel ARK, Xeon Gold 6248R"),
+    "Intel(R) Xeon(R) Platinum 8592+": (350.0, 64, 128, "Intel ARK, Xeon Platinum 8592+"),
+    "Intel(R) Xeon(R) 6980P": (500.0, 128, 256, "Intel ARK, Xeon 6980P"),
+    "AMD EPYC 9554": (360.0, 64, 128, "AMD product page, EPYC 9554"),
+    "AMD EPYC 9754": (360.0, 128, 256, "AMD product page, EPYC 9754"),
+    "AMD EPYC 9965": (500.0, 192, 384, "AMD product page, EPYC 9965"),
 }
 
 

@@ -411,3 +411,13 @@ def test_device_check_dry_run_plans_both_runs_on_the_cpu(tmp_path):
         assert f"OK {name}" in log, name
     assert "torch/bf16/fixed+compile=reduce-overhead" in log and "bert-tiny-random-init" in log
     assert "skipped pipeline torchao-fp8: torchao FP8 runs on CUDA GPUs" in log
+
+
+def test_a_cpu_picks_deploy_line_leaves_out_knobs_declared_for_gpus():
+    """ORT's `gpu_provider` means something on cuda only: a CPU pick's Deploy line does not carry it."""
+    from inferarena.runtimes.base import knobs_on_device
+
+    ort = runtimes.get("onnxruntime").Knobs
+    values = {"threads": 2, "streams": 1, "gpu_provider": "cuda"}
+    assert knobs_on_device(ort, values, "cpu") == {"threads": 2, "streams": 1}
+    assert knobs_on_device(ort, values, "cuda") == values

@@ -183,3 +183,22 @@ def test_run_quick_measures_and_stores_on_a_simulated_big_host(tmp_path, mlp_onn
     assert all(v["status"] == "ok" for v in variants.values()), variants
     assert all(v["node"]["logical_cores"] == cores for v in variants.values())
     assert all(v["metrics"].get("offline.cost_usd_per_1m") for v in variants.values()), variants
+
+
+def test_a_simulated_gpu_host_plans_a_cuda_run_priced_as_a_gpu_instance(monkeypatch, restore_host, mlp_onnx, capsys):
+    """8x H100 behind a 192-thread Xeon: `--device cuda` is planned and priced as an 8-GPU instance. torch here is a
+    CPU build, so its own check of the device is set aside, as tests/test_devices.py does; nothing is measured."""
+    from inferarena import runtimes
+    from inferarena.cli import main
+
+    gpu = {"name": "NVIDIA H100 80GB HBM3", "memory_gb": 79.6, "compute_capability": [9, 0]}
+    _simulate(monkeypatch, {"cpu_model": "Intel(R) Xeon(R) Platinum 8488C", "logical_cores": 192,
+                            "physical_cores": 96, "flags": sorted(AMX), "gpus": [gpu] * 8})
+    monkeypatch.setattr(runtimes.get("onnxruntime"), "unavailable_on", classmethod(lambda cls, device: None))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--model", str(mlp_onnx), "--quick", "--device", "cuda", "--runtimes", "onnxruntime",
+              "--dry-run"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert exit_info.value.code == 0, out
+    assert "device cuda" in out and "192 logical cores (simulated: INFERARENA_HOST)" in out
+    assert "8x H100" in out and "H100 GPUs" in out, out

@@ -103,7 +103,7 @@ def tiny_torch_mlp(path: Path):
     """The `torch_module` builder of the torch smoke: the MLP from the weights in `path` (.npz)."""
     import torch
 
-    weights = np.load(path)
+    weights = np.load(path, allow_pickle=False)
 
     class MLP(torch.nn.Module):
         def __init__(self):

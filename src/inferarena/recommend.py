@@ -291,7 +291,14 @@ def _size_mb(path: str | None) -> float | None:
 
 
 def _knobs(v: VariantResult) -> str:
-    return ", ".join(f"{k}={x}" for k, x in v.knobs.items() if x is not None) or "defaults"
+    from inferarena import runtimes
+    from inferarena.runtimes.base import knobs_on_device
+
+    try:
+        knobs = knobs_on_device(runtimes.get(v.runtime).Knobs, v.knobs, v.device)
+    except ConfigError:  # a runtime this install no longer has: its knobs as stored
+        knobs = v.knobs
+    return ", ".join(f"{k}={x}" for k, x in knobs.items() if x is not None) or "defaults"
 
 
 def _unit(unit: str) -> str:

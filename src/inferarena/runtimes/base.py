@@ -37,6 +37,17 @@ class Knobs(BaseModel):
                                 json_schema_extra={"space": "threads"})
 
 
+def knobs_on_device(knobs: type[Knobs], values: dict[str, Any], device: str) -> dict[str, Any]:
+    """The knob values that mean something on `device`: a knob that declares its devices (ORT's `gpu_provider`:
+    cuda) is left out elsewhere, e.g. from a CPU pick's deploy line."""
+    def applies(name: str) -> bool:
+        info = knobs.model_fields.get(name)
+        extra = info.json_schema_extra if info is not None and isinstance(info.json_schema_extra, dict) else {}
+        return device in extra.get("devices", (device,))
+
+    return {k: v for k, v in values.items() if applies(k)}
+
+
 class StreamKnobs(Knobs):
     """Knobs of a runtime that overlaps requests by running `streams` of them at once, each on its share of
     the cores (Offline and Server keep that many batches in flight; SingleStream stays one at a time)."""

@@ -44,7 +44,8 @@ class OrtKnobs(StreamKnobs):
     inter_op_threads: int = Field(1, ge=1, description="Inter-op threads (used by execution_mode=parallel).")
     gpu_provider: Literal["cuda", "tensorrt"] = Field(
         "cuda", description="cuda only: the execution provider, CUDAExecutionProvider or TensorrtExecutionProvider "
-        "(TensorRT engines built on first load, with CUDA then the CPU for what TensorRT does not take).")
+        "(TensorRT engines built on first load, with CUDA then the CPU for what TensorRT does not take).",
+        json_schema_extra={"devices": ["cuda"]})
 
 
 class OnnxRuntime(Runtime):

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,32 @@ def test_a_simulated_gpu_host_plans_a_cuda_run_priced_as_a_gpu_instance(monkeypa
     assert exit_info.value.code == 0, out
     assert "device cuda" in out and "192 logical cores (simulated: INFERARENA_HOST)" in out
     assert "8x H100" in out and "H100 GPUs" in out, out
+
+
+def test_a_machine_figure_read_while_others_keep_the_cpu_busy_is_not_cached(tmp_path, monkeypatch):
+    """The memory bandwidth read on a loaded machine stood for the machine in later runs (decode at 118 % of its
+    roofline): now it serves its own run only."""
+    import psutil
+
+    from inferarena.trackers import bandwidth, cpu
+
+    pytest.importorskip("torch")
+    loops = min(psutil.cpu_count() or 1, 4)
+    spinning = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(loops)]
+    try:
+        with cpu.BusyElsewhere() as others:
+            end = time.time() + 1.0
+            while time.time() < end:
+                pass
+    finally:
+        for p in spinning:
+            p.kill()
+    assert others.pct >= 0.4 * 100 * loops / (psutil.cpu_count() or 1), others.pct
+    host = HOSTS["2-core Zen 4 VM"]
+    monkeypatch.setattr(cpu, "BUSY_ELSEWHERE_MAX_PCT", -1.0)  # as if the machine were busy
+    busy = bandwidth.load_or_measure(tmp_path, host, 1)
+    assert busy["read_gb_per_s"] > 0 and "busy_elsewhere_pct" in busy
+    assert not list((tmp_path / "bandwidth").glob("*.json"))  # used, not cached
+    monkeypatch.setattr(cpu, "BUSY_ELSEWHERE_MAX_PCT", 1000.0)
+    bandwidth.load_or_measure(tmp_path, host, 1)
+    assert len(list((tmp_path / "bandwidth").glob("*.json"))) == 1

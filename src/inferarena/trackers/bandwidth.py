@@ -6,7 +6,7 @@ memory allows. Decode reads and hardly writes, so the roofline uses the read ban
 reduction over an array far larger than any cache, best of several repeats, on the run's threads.
 A STREAM-like triad (`a = b + s·c`, 3 × 8 bytes per element as STREAM counts them) is measured too
 and stored beside it. On a shared VM either can land 30-40% apart from one measurement to the next.
-Cached per machine, like the GEMM peaks.
+Cached per machine, like the GEMM peaks, unless other processes kept the CPU busy while it was measured.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from inferarena.hardware import Host
+from inferarena.trackers.cpu import BusyElsewhere
 
 ELEMENTS = 32 * 2**20  # 256 MiB per float64 array
 METHOD = "read: torch.sum over 256 MiB; triad: a = b + s·c over 3 × 256 MiB"
@@ -27,11 +28,14 @@ def load_or_measure(cache_dir: Path, host: Host, threads: int, refresh: bool = F
     path = cache_dir / "bandwidth" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
     if path.is_file() and not refresh:
         return json.loads(path.read_text())
-    read, triad = measure(threads)
+    with BusyElsewhere() as others:
+        read, triad = measure(threads)
     result = {"read_gb_per_s": read, "triad_gb_per_s": triad, "threads": threads, "method": METHOD,
-              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result))
+              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "busy_elsewhere_pct": round(others.pct, 1)}
+    if others.quiet:  # a figure read on a busy machine serves this run only (trackers/cpu.py)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result))
     return result
 
 

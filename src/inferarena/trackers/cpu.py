@@ -44,3 +44,35 @@ class CpuTracker:
             cpu_util_pct_of_host=round(pct / (psutil.cpu_count() or 1), 1),
             cpu_util_pct_per_core=per_core,
         )
+
+
+# A machine figure (GEMM peak, memory bandwidth) measured while other processes kept more than this share of
+# the CPU busy is used for the run at hand but not cached: cached, it would stand for the machine in every
+# later run (a bandwidth read at half speed puts decode above 100 % of its roofline).
+BUSY_ELSEWHERE_MAX_PCT = 25.0
+
+
+class BusyElsewhere:
+    """How busy the CPU was with other processes while this one measured: system-wide busy time minus this
+    process's own CPU time, as % of all logical cores over the window (0 on a quiet machine)."""
+
+    def __enter__(self) -> "BusyElsewhere":
+        self._process = psutil.Process()
+        self._wall, self._own, self._all = time.perf_counter(), self._process.cpu_times(), psutil.cpu_times()
+        self.pct = 0.0
+        return self
+
+    def __exit__(self, *exc) -> None:
+        wall = time.perf_counter() - self._wall
+        own = self._process.cpu_times()
+        everything = psutil.cpu_times()
+        busy = (_busy(everything) - _busy(self._all)) - ((own.user + own.system) - (self._own.user + self._own.system))
+        self.pct = max(0.0, 100.0 * busy / (wall * (psutil.cpu_count() or 1))) if wall > 0 else 0.0
+
+    @property
+    def quiet(self) -> bool:
+        return self.pct <= BUSY_ELSEWHERE_MAX_PCT
+
+
+def _busy(times) -> float:
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)

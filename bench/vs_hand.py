@@ -232,6 +232,12 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="vs-hand-"))
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    from inferarena.hardware import host
+
+    h = host()  # a pasted result says which CPU it came from
+    print(f"CPU: {h.cpu_model}, {h.logical_cores} logical cores · AMX {'yes' if h.has_amx else 'no'} · "
+          f"native BF16 {'yes' if h.has_bf16 else 'no'} · VNNI {'yes' if 'avx512_vnni' in h.flags else 'no'} · "
+          f"features: {' '.join(h.features)}", flush=True)
 
     peak_text = cli("peak", "--refresh", cwd=work)
     int8_peak = float(re.search(r"int8\W+([\d,]+) GOP/s", peak_text).group(1).replace(",", ""))

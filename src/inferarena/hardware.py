@@ -134,11 +134,8 @@ def node_info() -> dict:
 
 def accelerator() -> str | None:
     """The GPU the kernel driver lists (NVIDIA's /proc entries), read without importing a framework."""
-    if simulated() is not None:
-        models = [g.name for g in gpus()]
-        return (f"{len(models)}x {models[0]}" if len(models) > 1 else models[0]) if models else None
-    models = []
-    for info in sorted(Path("/proc/driver/nvidia/gpus").glob("*/information")):
+    models = []  # a simulated host's are its `gpus` only
+    for info in sorted(Path("/proc/driver/nvidia/gpus").glob("*/information")) if simulated() is None else ():
         for line in info.read_text(errors="replace").splitlines():
             key, _, value = line.partition(":")
             if key.strip() == "Model":

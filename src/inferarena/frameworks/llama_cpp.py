@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -20,8 +21,10 @@ EXTRA_BUFFERS = ("auto", "on", "off")
 AMX_CRASH = "ggml-org/llama.cpp#20824"
 
 
+@lru_cache(maxsize=1)
 def system_info() -> str | None:
-    """llama.cpp's own build report (`llama_print_system_info`): backends and CPU features compiled in."""
+    """llama.cpp's own build report (`llama_print_system_info`): backends and CPU features compiled in (fixed
+    for the process, so read once)."""
     try:
         import llama_cpp
 

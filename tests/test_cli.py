@@ -65,7 +65,8 @@ def test_peak_command(tmp_path):
     result = invoke("peak", "--cache-dir", tmp_path)
     assert result.exit_code == 0 and "fp32" in result.output and "GFLOP/s" in result.output
     again = invoke("peak", "--cache-dir", tmp_path)  # cached: the same measurement time
-    assert again.output == result.output
+    if "Not cached:" not in result.output:  # measured while other processes kept the CPU busy: measured again
+        assert again.output == result.output
 
 
 def test_resume_measures_only_what_is_missing(tmp_path, mlp_onnx):

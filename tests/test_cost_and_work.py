@@ -163,6 +163,27 @@ def test_work_figures_from_counted_batches(tmp_path):
     assert figures["gflops_per_query"] == pytest.approx(112 / 1e9)
     assert figures["gflops_per_s"] == pytest.approx(6 * 112 / 2.0 / 1e9)
     assert figures["pct_of_peak"] == pytest.approx(100 * 6 * 112 / 2.0 / 1e9 / 1e-6)
+    # The headroom: the same useful work against the host's fastest precision (INT8 at 4x the FP32 peak here).
+    headroom = work_figures(session, samples=6, seconds=2.0, peak_gflops=1e-6, best_peak=("int8", 4e-6))
+    assert headroom["best_peak_precision"] == "int8"
+    assert headroom["useful_pct_of_best_peak"] == pytest.approx(headroom["useful_pct_of_peak"] / 4)
+
+
+def test_the_pick_states_its_headroom_to_the_fastest_precision():
+    """A BF16 pick on a host whose INT8 peak is higher says how far it is from INT8's ceiling."""
+    from inferarena.recommend import _headroom
+    from inferarena.results import ScenarioResult, VariantResult
+
+    metrics = {"throughput_sps": 1000.0, "useful_pct_of_peak": 40.0, "best_peak_precision": "int8",
+               "useful_pct_of_best_peak": 22.6}
+    pick = VariantResult(name="openvino/bf16", runtime="openvino", precision="bf16", shape="dynamic",
+                         scenarios={"offline": ScenarioResult("offline", True, None, "quick", metrics)})
+    profile = type("P", (), {"key": "offline.throughput_sps"})()
+    assert _headroom(pick, profile) == ("Headroom: its useful work is 40.00 % of its bf16 GEMM peak and 22.60 % of "
+                                        "int8's, this host's fastest precision.")
+    int8 = VariantResult(name="openvino/int8", runtime="openvino", precision="int8", shape="dynamic",
+                         scenarios=pick.scenarios)
+    assert _headroom(int8, profile) == ""
 
 
 def test_peak_microbenchmark():

@@ -219,12 +219,17 @@ def test_openvino_compiles_a_batch1_copy_for_single_samples_where_only_the_batch
 
 
 def test_optuna_measures_the_runtimes_throughput_advice_first():
-    """OpenVINO declares THROUGHPUT as its throughput advice: a throughput search measures that point first
-    (dynamic shapes, the smallest batch), while a latency search has no advice to follow."""
+    """Every runtime × precision is measured first at its runtime's advice and defaults: OpenVINO's declared
+    THROUGHPUT hint with the plugin's own pinning, ONNX Runtime's defaults (dynamic shapes, the smallest
+    batch); a latency search starts from the defaults alone."""
     specs = [_spec("onnxruntime", "int8", "q"), _spec("openvino", "int8", "q")]
     space = build_space(specs, ["fixed", "dynamic"], "throughput", PREDICT)
-    assert space.starts() == [(1, {"openvino.performance_hint": "THROUGHPUT", "shape": "dynamic", "batch_size": 16})]
-    assert build_space(specs, ["fixed", "dynamic"], "latency", PREDICT).starts() == []
+    assert space.starts() == [
+        (0, {"onnxruntime.streams": 1, "onnxruntime.graph_optimization_level": "all", "onnxruntime.allow_spinning": True,
+             "shape": "dynamic", "batch_size": 16}),
+        (1, {"openvino.performance_hint": "THROUGHPUT", "openvino.pinning": None, "shape": "dynamic", "batch_size": 16})]
+    latency = build_space(specs, ["fixed", "dynamic"], "latency", PREDICT).starts()
+    assert latency[1] == (1, {"openvino.performance_hint": "LATENCY", "openvino.pinning": None, "shape": "dynamic"})
     measured = []
 
     def measure(spec, keep_going):
@@ -235,6 +240,7 @@ def test_optuna_measures_the_runtimes_throughput_advice_first():
 
     config = RunConfig(profile="throughput", search={"strategy": "optuna", "trials": 3})
     Search(space, SearchSettings.of(config), PREDICT, measure).optuna()
-    first = measured[0]
-    assert (first.runtime, first.shape, first.batch_size, first.knobs.get("performance_hint")) == \
-        ("openvino", "dynamic", 16, "THROUGHPUT")
+    first = measured[1]
+    assert measured[0].runtime == "onnxruntime" and measured[0].knobs.get("streams") == 1
+    assert (first.runtime, first.shape, first.batch_size, first.knobs.get("performance_hint"), first.knobs.get("pinning")) == \
+        ("openvino", "dynamic", 16, "THROUGHPUT", None)

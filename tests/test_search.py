@@ -26,8 +26,9 @@ def test_space_comes_from_declarations():
     names = [d.name for d in space.dimensions]
     assert names == ["shape", "onnxruntime.streams", "onnxruntime.graph_optimization_level",
                      "onnxruntime.allow_spinning", "openvino.performance_hint", "openvino.pinning", "batch_size"]
-    # ORT: 3 shapes x 2 streams x 2 levels x 2 spinning x 3 batches; each OpenVINO base: 3 x 2 hints x 2 pinning x 3.
-    assert space.size() == 72 + 36 + 36 == len(list(space.points()))
+    # ORT: 3 shapes x 2 streams x 2 levels x 2 spinning x 3 batches; each OpenVINO base: 3 x 2 hints x 3 pinning
+    # (the plugin's choice, true, false) x 3.
+    assert space.size() == 72 + 54 + 54 == len(list(space.points()))
     variant = space.variant(1, {"shape": "bucketed", "openvino.performance_hint": "THROUGHPUT",
                                 "openvino.pinning": True, "batch_size": 16})
     assert variant.name == "openvino/fp32/bucketed+performance_hint=THROUGHPUT+pinning=True+batch=16"
@@ -144,3 +145,75 @@ def test_search_command_on_an_onnx_model(tmp_path, mlp_onnx):
     rec = doc["recommendation"]
     assert rec["variant"] in {v["name"] for v in doc["variants"]} and rec["met"] and len(rec["ci"]) == 2
     assert doc["config"]["scenarios"] == ["single_stream"] and doc["pareto"]
+    # Three finalists (one runtime × precision, so the best three), confirmed side by side; the pick is one.
+    finalists = doc["search"]["finalists"]
+    assert len(finalists) == 3 and rec["variant"] == finalists[0]["name"]
+    assert all(f["precision"] == "fp32" and f["value"] > 0 and f["rounds"] == 1 for f in finalists)  # rounds.count: 1
+    assert {f["name"] for f in finalists} == {v["name"] for v in doc["variants"] if v["confirmed"]}
+    assert "Finalists, confirmed side by side" in result.output
+
+
+def test_every_runtime_and_precision_starts_at_its_advised_setting():
+    """Optuna's first trials: each base at its runtime's throughput advice and its defaults for the rest
+    (OpenVINO's pinning left to the plugin), so one noisy sampler never skips a runtime × precision."""
+    space = build_space([spec("onnxruntime"), spec("openvino"), spec("openvino", "bf16")],
+                        ["fixed", "dynamic"], "throughput", PREDICT)
+    starts = space.starts()
+    assert [i for i, _ in starts] == [0, 1, 2]
+    ort, ov = starts[0][1], starts[1][1]
+    assert ort == {"onnxruntime.streams": 1, "onnxruntime.graph_optimization_level": "all",
+                   "onnxruntime.allow_spinning": True, "shape": "dynamic", "batch_size": 16}
+    assert ov["openvino.performance_hint"] == "THROUGHPUT" and ov["openvino.pinning"] is None
+    assert space.variant(*starts[1]).name == "openvino/fp32/dynamic+performance_hint=THROUGHPUT+batch=16"
+
+
+def test_finalists_hold_the_best_of_each_runtime_and_precision():
+    """The best reading of each runtime × precision is confirmed even when one noisy first round had it
+    pruned (the INT8 reading at 729 against BF16's 1,147 on the AMX Xeon); then the best of the rest."""
+    from inferarena.search import Trial
+
+    space = build_space([spec("openvino"), spec("openvino", "bf16"), spec("onnxruntime")], ["dynamic"],
+                        "throughput", PREDICT)
+    search = Search(space, SearchSettings.of(RunConfig(profile="throughput")), PREDICT, lambda s, k: None)
+
+    def trial(base, value, pruned=False, batch=16):
+        variant = space.variant(base, {"shape": "dynamic", "batch_size": batch})
+        return Trial(variant, {}, value, pruned=pruned)
+
+    search.trials = [trial(1, 1147), trial(1, 1140, batch=32), trial(1, 1100, batch=64), trial(0, 729, pruned=True),
+                     trial(2, None)]
+    names = [t.spec.name for t in search.finalists(3)]
+    assert names == ["openvino/bf16/dynamic+batch=16", "openvino/bf16/dynamic+batch=32", "openvino/fp32/dynamic+batch=16"]
+    assert search.finalists_planned() == 3 and search.finalists(0) == []
+    assert len(search.finalists(1)) == 2  # the best, and the best of the other group
+
+
+def test_confirmation_interleaves_the_finalists_and_keeps_only_its_rounds():
+    """Round r of every finalist runs before round r + 1 of any; each finalist's stored figure is its
+    confirmation rounds alone, marked confirmed, and lent its trial's first round as context."""
+    import types
+
+    from inferarena import arena
+    from inferarena.search import Trial
+
+    calls, recorded = [], []
+    a, b = spec("openvino"), spec("onnxruntime")
+
+    def evaluate(variant, previous=(), context=None, rounds=None):
+        calls.append((variant.name, len(previous), context.fidelity["cos_min"]))
+        assert rounds.count == 1 and rounds.extra_when_noisy == 0 and rounds.ci_target_pct is None
+        new = offline_result(variant, 100.0 + len(calls))
+        kept = [*previous, new]
+        return VariantResult.merge(kept), kept
+
+    sweep = types.SimpleNamespace(config=RunConfig(quick=True), evaluate=evaluate, record=recorded.append)
+    trials = [Trial(a, {}, 500.0, rounds=[offline_result(a, 500.0)]), Trial(b, {}, 400.0, rounds=[offline_result(b, 400.0)])]
+    arena._confirm(sweep, trials, {}, planned=2)
+    assert [(n, k) for n, k, _ in calls] == [(a.name, 0), (b.name, 0), (a.name, 1), (b.name, 1)]
+    last = {r.name: r for r in recorded}
+    assert all(r.confirmed and r.rounds == 2 for r in last.values())
+    assert last[a.name].scenarios["offline"].metrics["throughput_sps"] == (101 + 103) / 2  # not the trial's 500
+    # Resumed after the confirmation: a finalist stored as confirmed is kept as it is.
+    calls.clear()
+    arena._confirm(sweep, trials, {a.name: last[a.name]}, planned=2)
+    assert {n for n, _, _ in calls} == {b.name}

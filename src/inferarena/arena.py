@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from inferarena import environment, jobs, kinds, launchers, models, registry, workloads
-from inferarena.config import RunConfig
+from inferarena.config import RoundsConfig, RunConfig
 from inferarena.errors import InferarenaError
 from inferarena.fsutil import private_dir
 from inferarena.hardware import gpus, host, resolve_device
@@ -139,16 +139,21 @@ class _Sweep:
         self.emit("done", {"name": f"build: {label}" + (" (cached)" if cached else ""), "ok": outcome.ok,
                            "error": outcome.error})
 
-    def measure(self, spec: VariantSpec, keep_going=None,
-                previous: tuple[VariantResult, ...] = ()) -> tuple[VariantResult, list[VariantResult]]:
-        result, rounds = self.evaluate(spec, keep_going, previous)
+    def measure(self, spec: VariantSpec, keep_going=None, previous: tuple[VariantResult, ...] = (),
+                **options) -> tuple[VariantResult, list[VariantResult]]:
+        result, rounds = self.evaluate(spec, keep_going, previous, **options)
         self.record(result)
         return result, rounds
 
-    def evaluate(self, spec: VariantSpec, keep_going=None,
-                 previous: tuple[VariantResult, ...] = ()) -> tuple[VariantResult, list[VariantResult]]:
+    def evaluate(self, spec: VariantSpec, keep_going=None, previous: tuple[VariantResult, ...] = (),
+                 context: VariantResult | None = None,
+                 rounds: RoundsConfig | None = None) -> tuple[VariantResult, list[VariantResult]]:
         """A variant's rounds, on one machine (the launcher's lane); stored by `record`. A lane whose
-        machine is lost after its first round starts the variant again on another, up to `retries` times."""
+        machine is lost after its first round starts the variant again on another, up to `retries` times.
+
+        `previous` rounds are merged with the new ones; `context`, a first round measured before (a search
+        trial), lends its fidelity, estimates and offered load without being merged; `rounds` overrides
+        the run's rounds policy."""
         self.prepare()
         if spec.steps:
             self.build(spec.steps, _label(spec))
@@ -156,18 +161,19 @@ class _Sweep:
         job = jobs.MeasureJob(spec, self.artifact, self.workload, self.reference.value, self.context.eval_indices,
                               jobs.MeasureSettings.of(self.config), self.price, self.peaks, self.evaluators,
                               bandwidth_gb_per_s=(self.bandwidth or {}).get("read_gb_per_s"))
+        context = context or (previous[0] if previous else None)
         lost = None
         for _ in range(self.launcher.retries + 1):
-            lane = self.launcher.lane(previous[0].node if previous else None)
+            lane = self.launcher.lane(context.node if context else None)
             try:
                 return _measure(job, lane, self.config, self.reference, self.built, self.log(spec.name), keep_going,
-                                previous)
+                                previous, context, rounds)
             except launchers.PlaceLost as exc:
                 lost = exc
-                if previous:  # a confirmation's earlier rounds ran there: nowhere else compares
+                if context:  # a confirmation's earlier rounds ran there: nowhere else compares
                     break
         return VariantResult.of(spec, status="failed", error=f"{lost}: its machine was lost "
-                                f"{self.launcher.retries + 1 if not previous else 1} time(s)"), []
+                                f"{self.launcher.retries + 1 if not context else 1} time(s)"), []
 
     def record(self, result: VariantResult) -> None:
         self.store.save_variant(self.run_id, result)
@@ -242,15 +248,37 @@ def search(config: RunConfig, store: Store, paths: Paths, resume: bool = False,
                                   f"{config.search.strategy}"]})
 
     driver.optuna() if config.search.strategy == "optuna" else driver.grid()
-    for trial in driver.finalists(config.search.finalists):  # a confirmation measurement, in fresh processes
-        if trial.rounds:
-            sweep.measure(trial.spec, previous=tuple(trial.rounds))
+    finalists = driver.finalists(config.search.finalists)
+    if finalists:
+        sweep.notes.append(f"finalists, confirmed interleaved: {', '.join(t.spec.name for t in finalists)}")
+    _confirm(sweep, finalists, driver.done, config.rounds.planned(config.quick))
     if driver.cut:
         sweep.notes.append(f"roofline: {len(driver.cut)} candidates not measured, since they could not win "
                            f"(e.g. {driver.cut[0][0].name}: {driver.cut[0][1]})")
     store.finish_run(summary.run_id)
     summary.notes = sweep.notes
     return summary
+
+
+def _confirm(sweep: _Sweep, finalists, done: dict[str, VariantResult], planned: int) -> None:
+    """Measure the search's finalists again, interleaved: round r of every finalist before round r + 1 of
+    any, each round in a fresh process, so that all of them see the same states of a machine whose speed
+    drifts. A finalist's stored figures are then these rounds alone: the trial's reading chose it, the
+    confirmation judges it; it keeps the trial's fidelity and offered load. A finalist stored as confirmed
+    before an interruption is kept as it is."""
+    single = sweep.config.rounds.model_copy(update={"count": 1, "extra_when_noisy": 0, "ci_target_pct": None})
+    todo = [t for t in finalists if not (t.spec.name in done and done[t.spec.name].confirmed)]
+    context = {t.spec.name: t.rounds[0] if t.rounds else done[t.spec.name] for t in todo}
+    rounds: dict[str, list[VariantResult]] = {t.spec.name: [] for t in todo}
+    for _ in range(planned):
+        for trial in todo:
+            name = trial.spec.name
+            if rounds[name] and not rounds[name][-1].ok:
+                continue
+            result, kept = sweep.evaluate(trial.spec, previous=tuple(rounds[name]), context=context[name], rounds=single)
+            rounds[name] = kept or [result]
+            result.confirmed = result.ok
+            sweep.record(result)
 
 
 def _label(spec) -> str:
@@ -361,11 +389,13 @@ def _peaks(launcher: Launcher, cache_dir: Path, threads: int, notes: list[str], 
 
 def _measure(job: jobs.MeasureJob, launcher: Launcher, config: RunConfig, reference, built, log: Path,
              keep_going: Callable[[VariantResult], bool] | None = None,
-             previous: tuple[VariantResult, ...] = ()) -> tuple[VariantResult, list[VariantResult]]:
+             previous: tuple[VariantResult, ...] = (), context: VariantResult | None = None,
+             rounds: RoundsConfig | None = None) -> tuple[VariantResult, list[VariantResult]]:
     """Measure a variant in rounds, each a job of its own; returns the merged result and the rounds.
 
     `keep_going(first round)` may stop a variant after one round (search pruning); `previous`
-    rounds (a confirmation measurement) are merged with the new ones.
+    rounds are merged with the new ones; `context` (default: the first of them) lends its first-round
+    figures; `rounds` overrides the run's policy.
     """
     spec = job.spec
     if not reference.ok:
@@ -384,8 +414,8 @@ def _measure(job: jobs.MeasureJob, launcher: Launcher, config: RunConfig, refere
                  "pass_report": artifact.meta.get("pass_report")}
         if kept:
             build["precision"] = "mixed"
-    if previous:
-        job = dataclasses.replace(_same_offered_load(job, previous[0]), evaluators=(), first_round=_first(previous[0]))
+    if context is not None:
+        job = dataclasses.replace(_same_offered_load(job, context), evaluators=(), first_round=_first(context))
 
     def run_round(index: int, first: VariantResult | None) -> VariantResult:
         nonlocal job
@@ -396,7 +426,8 @@ def _measure(job: jobs.MeasureJob, launcher: Launcher, config: RunConfig, refere
                                                                    error_detail=outcome.detail)
         return dataclasses.replace(result, **build, node=outcome.node)
 
-    return measure_rounds(run_round, config.rounds, config.rounds.planned(config.quick), previous, keep_going)
+    rounds = rounds or config.rounds
+    return measure_rounds(run_round, rounds, rounds.planned(config.quick), previous, keep_going)
 
 
 def _first(result: VariantResult) -> dict:

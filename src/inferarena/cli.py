@@ -269,7 +269,8 @@ def search(
     """Search compression × runtime × knobs × shape strategy × batch size for a profile, and recommend.
 
     The space comes from what each plugin declares (see the printed note). Trials clearly behind the
-    best after one round are pruned; the finalists are measured again before the pick.
+    best after one round are pruned; the finalists (the best of each runtime × precision, and the best of the
+    rest) are measured again side by side, interleaved, and the pick is made among them on those rounds.
 
     Example: inferarena search --profile latency --min-cos 0.99 --trials 12
     """
@@ -463,6 +464,9 @@ def peak(
         table.add_row("HBM read", f"{result['hbm']['read_gb_per_s']:,.0f} GB/s")
         table.add_row("HBM copy", f"{result['hbm']['copy_gb_per_s']:,.0f} GB/s (read + written)")
     console.print(table)
+    if result.get("not_cached"):
+        console.print(f"[yellow]Not cached:[/] {result['not_cached']}; measure again on a quiet machine "
+                      "(inferarena peak --refresh).")
 
 
 @app.command()

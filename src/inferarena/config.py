@@ -313,7 +313,9 @@ class SearchConfig(_Strict):
     prune_margin: float = Field(
         0.25, ge=0, description="A trial whose first round trails the best so far by more than this fraction "
         "gets no further rounds.")
-    finalists: int = Field(3, ge=0, description="Best trials measured again at the end, in fresh processes.")
+    finalists: int = Field(3, ge=0, description="Trials measured again at the end, interleaved, in fresh processes: "
+                           "the best of each runtime × precision, then the best of the rest up to this many; the pick "
+                           "is made among them on these rounds. 0: no confirmation, the pick comes from the trials.")
 
 
 class FidelityConfig(_Strict):

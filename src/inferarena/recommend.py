@@ -41,6 +41,8 @@ class Recommendation:
     config_path: str | None = None
     pareto: list[str] = field(default_factory=list)
     hardware: str | None = None  # the hardware class whose variants were ranked
+    # A search's finalists, best first: {name, runtime, precision, value, ci} from their interleaved confirmations.
+    finalists: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,6 +59,9 @@ def recommend(run: RunRecord, sample_rounds: dict, profile_name: str, constraint
     # Search trials pruned after one round were never confirmed: they inform the search, not the pick.
     ok = [v for v in run.variants if v.ok and not v.pruned]
     ok, hardware, scope = _one_class(ok, hardware)
+    # A search that confirmed finalists picks among them, on the confirmations measured side by side.
+    if any(v.confirmed for v in ok):
+        ok = [v for v in ok if v.confirmed]
     found = {v.name: figures(v) for v in ok}
     _add_balanced(found, trade_offs[0].key, trade_offs[1].key)
     candidates = [v for v in ok if found[v.name].get(profile.key) is not None]
@@ -89,6 +94,9 @@ def recommend(run: RunRecord, sample_rounds: dict, profile_name: str, constraint
     gives = _gives_up(pick, ok, found, trade_offs)
     if gives:
         lines.append("It gives up: " + "; ".join(gives) + ".")
+    headroom = _headroom(pick, profile)
+    if headroom:
+        lines.append(headroom)
     artifact, config_path = pick.artifact, None
     command = kind.reproduce_command(run, pick)
     if command:  # a kind measured by its own command (a workflow's arm)
@@ -98,8 +106,27 @@ def recommend(run: RunRecord, sample_rounds: dict, profile_name: str, constraint
         lines.append(f"Deploy: {artifact or 'the source model'} on {pick.runtime} ({_knobs(pick)}).")
         if config_path:
             lines.append(f"Reproduce: inferarena run --config {config_path}")
+    finalists = [_finalist(profile, v, sample_rounds, found) for v in ranked if v.confirmed]
     return Recommendation(profile.name, pick.name, True, constraints, profile.key, point, ci, " ".join(lines),
-                          runner.name if runner else None, artifact, config_path, front, hardware)
+                          runner.name if runner else None, artifact, config_path, front, hardware, finalists)
+
+
+def _finalist(profile: Profile, v: VariantResult, sample_rounds: dict, found: dict) -> dict[str, Any]:
+    point, values = _replicates(profile, v, sample_rounds, found)
+    return {"name": v.name, "runtime": v.runtime, "precision": v.precision, "value": point,
+            "ci": list(stats.interval(values)) if values is not None else None, "rounds": v.rounds}
+
+
+def _headroom(pick: VariantResult, profile: Profile) -> str:
+    """Where the pick computes in a slower precision than the host's fastest (BF16 on an AMX Xeon, whose INT8
+    peak is higher), how much of that ceiling its useful work reaches."""
+    flat, scenario = pick.flat(), profile.key.rpartition(".")[0]
+    best, share = flat.get(f"{scenario}.best_peak_precision"), flat.get(f"{scenario}.useful_pct_of_best_peak")
+    own = flat.get(f"{scenario}.useful_pct_of_peak")
+    if not best or share is None or best == pick.precision or (pick.precision == "mixed" and best == "int8"):
+        return ""
+    return (f"Headroom: its useful work is {_num(own)} % of its {pick.precision} GEMM peak and {_num(share)} % of "
+            f"{best}'s, this host's fastest precision.") if own is not None else ""
 
 
 def _one_class(ok: list[VariantResult], wanted: str | None) -> tuple[list[VariantResult], str | None, list[str]]:

@@ -84,6 +84,8 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
     _m("useful_gflops_per_query", "GFLOP", None, label="useful work per query"),
     _m("useful_gflops_per_s", "GFLOP/s", True, label="useful GFLOP/s"),
     _m("useful_pct_of_peak", "%", True, label="% of GEMM peak (useful work)"),
+    _m("best_peak_precision", "", None, "first"),
+    _m("useful_pct_of_best_peak", "%", True, label="% of the host's best GEMM peak (useful work)"),
     _m("padding_waste_pct", "%", False, label="work spent on padding"),
     _m("tokens_per_s", "tok/s", True, label="output tokens/s"),
     _m("decode_tokens_per_s", "tok/s", True, label="decode tokens/s"),
@@ -282,7 +284,8 @@ def ci_width(scenario: str, rounds: list[ScenarioResult]) -> float | None:
 
 # Fields of VariantResult stored as JSON columns, and the build fields kept together in build_json.
 _JSON_COLUMNS = ("fidelity", "memory", "session_info", "task", "node")
-_BUILD = ("passes", "kept_layers", "pass_report", "artifact", "pruned", "batch_size", "estimates", "adaptive", "device")
+_BUILD = ("passes", "kept_layers", "pass_report", "artifact", "pruned", "confirmed", "batch_size", "estimates", "adaptive",
+          "device")
 
 
 @dataclass
@@ -313,6 +316,8 @@ class VariantResult:
     kept_layers: list | None = None
     pass_report: dict | None = None
     pruned: bool = False  # a search trial stopped after one round
+    # A search finalist: its figures are its confirmation rounds alone, measured interleaved with the others'.
+    confirmed: bool = False
     estimates: dict[str, float] | None = None  # warm-up timings (the first round's, reused by later ones)
     rounds: int = 1
     adaptive: dict[str, Any] | None = None  # an adaptive variant's policy and per-input decisions (adaptive.*)
@@ -421,7 +426,8 @@ class VariantResult:
                    load_s=row.get("load_s"), task=_loads(row.get("task_json")) or [], scenarios=scenarios,
                    passes=build.get("passes") or [], kept_layers=build.get("kept_layers"),
                    pass_report=build.get("pass_report"), artifact=build.get("artifact"),
-                   pruned=bool(build.get("pruned")), batch_size=build.get("batch_size"),
+                   pruned=bool(build.get("pruned")), confirmed=bool(build.get("confirmed")),
+                   batch_size=build.get("batch_size"),
                    estimates=build.get("estimates"), rounds=build.get("rounds") or 1, adaptive=build.get("adaptive"),
                    node=_loads(row.get("node_json")), device=build.get("device") or "cpu")
 

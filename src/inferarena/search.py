@@ -11,10 +11,14 @@ processes like any other. Two strategies:
 Both prune early: a trial whose first round is clearly behind the best so far (by `prune_margin`)
 gets no second round. Throughput profiles also prune by the roofline, before measuring: a trial whose
 precision's GEMM peak, divided by the useful work per sample its pipeline was measured to need, stays
-below the best so far even at `ROOFLINE_SLACK` times that peak cannot win, and is not measured. The finalists get a confirmation round at the end, and the pick comes from
-`recommend`, on all rounds. A search is a run: interrupted, it resumes with `--resume`. Optuna measures
-the runtimes' own throughput advice first (a knob's declared `throughput` value, e.g. OpenVINO's
-THROUGHPUT hint): a sampler that learns from a few dozen noisy trials may otherwise never try it.
+below the best so far even at `ROOFLINE_SLACK` times that peak cannot win, and is not measured.
+
+Optuna first measures every base at its runtime's advised setting (a knob's declared `throughput` value,
+e.g. OpenVINO's THROUGHPUT hint, and the defaults for the rest): a sampler that learns from a few dozen
+noisy trials may otherwise never try it. The finalists (`Search.finalists`: the best of each runtime ×
+precision, then the best of the rest) are confirmed at the end, interleaved (`arena._confirm`), and the
+pick comes from `recommend`, among them, on those rounds. A search is a run: interrupted, it resumes
+with `--resume`.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class Dimension:
     choices: tuple
     runtime: str | None = None  # a knob: applies only to trials on this runtime
     start: Any = None  # the value its runtime recommends for throughput (`"throughput"` in the knob's declaration)
+    default: Any = None  # the knob's value where nobody sets it (None: the runtime's own choice, e.g. OV pinning)
 
 
 @dataclass
@@ -62,18 +67,18 @@ class Space:
                 yield i, {d.name: v for d, v in zip(dims, values)}
 
     def starts(self) -> list[tuple[int, dict[str, Any]]]:
-        """The runtimes' own throughput advice, one point per base on a runtime that gives any: its
-        recommended knob values, dynamic shapes (else the first strategy offered) and the smallest batch;
-        what it does not advise is left to the sampler. Measured first, so a sampler that learns from
-        few trials has seen what a hand-tuned setup would use."""
+        """Each runtime × precision × pipeline at its runtime's advised setting: the knob values it recommends
+        for throughput, its defaults for the rest (pinning included), dynamic shapes (else the first strategy
+        offered) and the smallest batch. Measured first, so a sampler that learns from few noisy trials has
+        seen what a hand-tuned setup would use on every runtime and precision."""
         dynamic = ShapeStrategy.dynamic.value
         shared = {d.name: (dynamic if dynamic in d.choices else d.choices[0]) if d.name == "shape" else min(d.choices)
                   for d in self.dimensions if d.runtime is None}
         points = []
         for i, base in enumerate(self.bases):
-            advised = {d.name: d.start for d in self.dimensions if d.runtime == base.runtime and d.start is not None}
-            if advised:
-                points.append((i, {**advised, **shared}))
+            advised = {d.name: d.start if d.start is not None else _default(d, base)
+                       for d in self.dimensions if d.runtime == base.runtime}
+            points.append((i, {**advised, **shared}))
         return points
 
     def variant(self, base_index: int, params: dict[str, Any]) -> VariantSpec:
@@ -130,7 +135,8 @@ def build_space(specs: list[VariantSpec], shapes: list[str], profile: str, kind:
                                   if s.runtime == name)
                     space = host_space(space, threads, host)
                 if len(space) > 1:
-                    dims.append(Dimension(f"{name}.{knob}", tuple(space), runtime=name, start=start))
+                    dims.append(Dimension(f"{name}.{knob}", tuple(space), runtime=name, start=start,
+                                          default=info.default))
     if batched:
         dims.append(Dimension("batch_size", kind.search_batch_sizes))
     return Space(list(bases.values()), dims, shape_in_name)
@@ -234,7 +240,7 @@ class Search:
         per_finalist = rounds.planned(self.config.quick) * self.round_s()
         if rounds.ci_target_pct is not None:  # a confirmation may go on to max_rounds, within ci_budget_s
             per_finalist = min(rounds.ci_budget_s, max(per_finalist, rounds.max_rounds * self.round_s()))
-        reserve = s.finalists * per_finalist
+        reserve = self.finalists_planned() * per_finalist
         return time.monotonic() - self.started + reserve >= s.time_budget_s
 
     def round_s(self) -> float:
@@ -336,9 +342,40 @@ class Search:
         return self.trials
 
     def finalists(self, count: int = 3) -> list[Trial]:
-        ranked = [t for t in self.trials if t.value is not None and not t.pruned and t.feasible]
-        ranked.sort(key=lambda t: -t.value if self.profile.higher_is_better else t.value)
-        return ranked[:count]
+        """The trials confirmed at the end: the best of each runtime × precision (a first reading that one
+        noisy round put behind, pruned or not, gets its second chance), then the best of the rest up to
+        `count`; best first. None where `count` is 0."""
+        if count <= 0:
+            return []
+        ranked = [t for t in self.trials if t.value is not None and t.feasible]
+        ranked.sort(key=lambda t: (t.pruned, -t.value if self.profile.higher_is_better else t.value))
+        chosen: dict[str, Trial] = {}
+        for trial in ranked:
+            chosen.setdefault(_group(trial.spec), trial)
+        for trial in ranked:
+            if len(chosen) >= count:
+                break
+            if trial not in chosen.values() and not trial.pruned:
+                chosen[trial.spec.name] = trial
+        return sorted(chosen.values(), key=lambda t: -t.value if self.profile.higher_is_better else t.value)
+
+    def finalists_planned(self) -> int:
+        """How many finalists the confirmation will hold at most: one per runtime × precision, at least `finalists`."""
+        count = self.config.search.finalists
+        return max(count, len({_group(b) for b in self.space.bases})) if count else 0
+
+
+def _group(spec: VariantSpec) -> str:
+    return f"{spec.runtime}/{spec.precision}"
+
+
+def _default(dimension: Dimension, base: VariantSpec) -> Any:
+    """A knob's value in `base` where the sweep set it, else its declared default; one the space does not
+    hold (threads left to the runtime: all cores) is its largest choice."""
+    value = base.knobs.get(dimension.name.split(".", 1)[1], dimension.default)
+    if value in dimension.choices:
+        return value
+    return max(dimension.choices, key=lambda c: (c is not None, c if isinstance(c, (int, float)) else 0))
 
 
 def _product(choices) -> int:

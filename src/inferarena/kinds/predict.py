@@ -176,6 +176,7 @@ def measure(job) -> VariantResult:
                               batch_size=spec.batch_size or settings.batch_size, quick=settings.quick,
                               settings=settings.loadgen, estimates=estimates, energy=energy, price=job.price,
                               peak_gflops=job.peaks.get("int8" if spec.precision == "mixed" else spec.precision),
+                              best_peak=max(job.peaks.items(), key=lambda kv: kv[1], default=None),
                               rounds=settings.planned_rounds)
         result.estimates = asdict(estimates)
         for name in settings.scenarios:

@@ -217,6 +217,15 @@ def render_recommendation(rec, run: RunRecord, console: Console, wide: bool = Fa
                  for c in columns]
         cols.append(Col("RSS MB", [fmt(m.get("memory.peak_rss_mb")) for m in rows]))
         print_table(console, escape(kind.pareto_title), cols, wide=wide)
+    if len(rec.finalists) > 1:  # a search's confirmation, measured interleaved: what the pick was chosen on
+        cis = [f["ci"] for f in rec.finalists]
+        cols = [Col("finalist", [("[bold]" if f["name"] == rec.variant else "") + escape(f["name"]) for f in rec.finalists],
+                    "left", key=True),
+                Col("precision", [f["precision"] for f in rec.finalists], "left"),
+                Col(escape(rec.metric), [fmt(f["value"]) for f in rec.finalists]),
+                Col("95% CI", ["-" if ci is None else f"{fmt(ci[0])} – {fmt(ci[1])}" for ci in cis]),
+                Col("rounds", [str(f["rounds"]) for f in rec.finalists])]
+        print_table(console, "Finalists, confirmed side by side (the best of each runtime × precision)", cols, wide=wide)
     title = f"Recommendation · profile {escape(rec.profile)}" + ("" if rec.met else " · constraints not met")
     console.print(Panel(escape(rec.explanation), title=title, title_align="left",
                         border_style="green" if rec.met else "red", width=min(console.width, 120)))

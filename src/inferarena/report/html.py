@@ -26,6 +26,7 @@ COLUMNS = [
     ("offline.cost_usd_per_1m", "Offline $/1M", ".3g"),
     ("offline.pct_of_peak", "Offline % peak (executed)", ".3g"),
     ("offline.useful_pct_of_peak", "Offline % peak (useful)", ".3g"),
+    ("offline.useful_pct_of_best_peak", "Offline % best-precision peak (useful)", ".3g"),
     ("offline.padding_waste_pct", "Offline padding %", ".3g"),
     ("fidelity.token_agreement", "token agree", ".3f"),
     ("fidelity.perplexity", "perplexity", ".4g"),

@@ -57,6 +57,8 @@ def to_document(run: RunRecord, recommendation=None) -> dict[str, Any]:
                 "kept_layers": v.kept_layers,
                 "pass_report": v.pass_report,
                 "session_info": v.session_info,
+                "pruned": v.pruned,  # a search trial stopped after one round
+                "confirmed": v.confirmed,  # a search finalist: figures from its interleaved confirmation alone
                 "node": v.node,  # the machine it was measured on; rank only within one hardware_class
                 "hardware_class": hardware_class(v.node),
                 "metrics": v.flat(),
@@ -73,12 +75,17 @@ def to_document(run: RunRecord, recommendation=None) -> dict[str, Any]:
 
 
 def _recommendation(rec) -> dict[str, Any]:
-    """`recommendation` (profile, variant, explanation, constraints, met, CI of the deciding metric) and
-    `pareto` (variant names), when a pick was made."""
+    """`recommendation` (profile, variant, explanation, constraints, met, CI of the deciding metric),
+    `pareto` (variant names), when a pick was made, and a search's `search.finalists`: each with its
+    runtime, precision, confirmed figure (`metric`) and its 95 % CI, best first."""
     if rec is None:
         return {}
     found = rec.as_dict()
-    return {"recommendation": {k: v for k, v in found.items() if k != "pareto"}, "pareto": found["pareto"]}
+    doc = {"recommendation": {k: v for k, v in found.items() if k not in ("pareto", "finalists")},
+           "pareto": found["pareto"]}
+    if found["finalists"]:
+        doc["search"] = {"metric": rec.metric, "finalists": found["finalists"]}
+    return doc
 
 
 def write(run: RunRecord, path: Path, recommendation=None) -> None:

@@ -27,7 +27,7 @@ class OvKnobs(Knobs):
         "in flight.")
     pinning: bool | None = Field(
         None, description="ENABLE_CPU_PINNING: bind each stream's threads to cores. Default: the plugin's choice. "
-        "Search space: true, false.", json_schema_extra={"space": [True, False]})
+        "Search space: the plugin's choice (tried first), true, false.", json_schema_extra={"space": [None, True, False]})
     static_shapes: bool = Field(
         True, description="Reshape the model to the workload's fixed dimensions before compiling. Where every "
         "dimension but the batch is fixed, a second copy is compiled for batch 1 and answers single samples "

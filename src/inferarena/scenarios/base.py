@@ -58,6 +58,8 @@ class ScenarioContext:
     energy: EnergyMeter | None = None
     price: Price | None = None
     peak_gflops: float | None = None  # the GEMM peak for this variant's precision
+    # The host's fastest precision and its GEMM peak (INT8 where the CPU has VNNI or AMX): the headroom's yardstick.
+    best_peak: tuple[str, float] | None = None
     rounds: int = 1  # under --quick, each of this many rounds runs 1/rounds of the quick duration
     generation: Any = None  # GenerationConfig, for generation scenarios
     # Single-sample batches LoadGen asked to load, by sample index.
@@ -229,7 +231,7 @@ def _efficiency(ctx: ScenarioContext, metrics: dict, energy_tracker, counted: Co
         useful = Counter()  # the unpadded shape of every sample served, as often as it was served
         for index, times in served.items():
             useful[ctx.workload.unpadded_shapes(index)] += times
-        figures = work_figures(counted, samples, seconds, ctx.peak_gflops, useful)
+        figures = work_figures(counted, samples, seconds, ctx.peak_gflops, useful, ctx.best_peak)
     if energy_tracker is not None and samples:
         energy = energy_tracker.result
         figures.update(energy_j_per_query=energy.energy_j / samples, power_w_avg=energy.power_w_avg,

@@ -104,6 +104,8 @@ def load_or_measure(cache_dir: Path, host: Host, threads: int, refresh: bool = F
     if others.quiet:  # a figure read on a busy machine serves this run only (trackers/cpu.py)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result))
+    else:
+        result["not_cached"] = f"other processes kept {others.pct:.0f} % of the CPU busy while it measured"
     return result
 
 

@@ -7,7 +7,9 @@ FLOPs of each distinct shape once (`Session.flops`). The proxy adds a dict incre
 Two roofline figures, because padding is work the hardware does and the user does not want:
 - `pct_of_peak`: executed FLOPs (padding included) per second against the peak: hardware utilization;
 - `useful_pct_of_peak`: the FLOPs of the samples unpadded, each on its own, against the same peak;
-- `padding_waste_pct`: the share of executed FLOPs that went to padding.
+- `padding_waste_pct`: the share of executed FLOPs that went to padding;
+- `useful_pct_of_best_peak`: the useful FLOPs per second against the peak of the host's fastest precision
+  (`best_peak_precision`): the headroom a variant leaves, e.g. a BF16 pick on an AMX Xeon against INT8's ceiling.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ def _sequence_fit(flops, shapes: Counter):
 
 
 def work_figures(session: CountingSession, samples: int, seconds: float, peak_gflops: float | None,
-                 useful_shapes: Counter | None = None) -> dict:
+                 useful_shapes: Counter | None = None, best_peak: tuple[str, float] | None = None) -> dict:
     """`useful_shapes`: each served sample's own unpadded input shapes (a None key: a sample that has no
     padding, whose useful work is what ran)."""
     try:
@@ -104,4 +106,7 @@ def work_figures(session: CountingSession, samples: int, seconds: float, peak_gf
     if peak_gflops:
         figures["pct_of_peak"] = 100.0 * figures["gflops_per_s"] / peak_gflops
         figures["useful_pct_of_peak"] = 100.0 * figures["useful_gflops_per_s"] / peak_gflops
+    if best_peak and best_peak[1] > 0:
+        figures["best_peak_precision"] = best_peak[0]
+        figures["useful_pct_of_best_peak"] = 100.0 * figures["useful_gflops_per_s"] / best_peak[1]
     return figures

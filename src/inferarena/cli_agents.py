@@ -20,6 +20,7 @@ def agents(
         "coder, reviewer, tester) or a workflow YAML file.")] = "debate-math",
     tasks: Annotated[str, typer.Option(
         help="arithmetic (seeded word problems with exact answers), code (small functions with hidden unit tests), "
+        "gsm8k (100 GSM8K test problems; --n + --dev-n at most 100), "
         "or a .jsonl file of {question, answer} or {prompt, tests}.")] = "arithmetic",
     n: Annotated[int, typer.Option("--n", help="Tasks per arm (the same tasks and seeds in every arm).")] = 50,
     dev_n: Annotated[Optional[int], typer.Option(

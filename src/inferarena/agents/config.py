@@ -133,7 +133,7 @@ class AgentsConfig(_Strict):
     """One `inferarena agents` run: the workflow, tasks, arms, model variants and settings."""
 
     workflow: str = "debate-math"
-    tasks: str = Field("arithmetic", description="arithmetic, code, or a JSONL file.")
+    tasks: str = Field("arithmetic", description="arithmetic, code, gsm8k, or a JSONL file.")
     n: int = Field(50, ge=1, le=10_000, description="Tasks measured per arm.")
     dev_n: int = Field(8, ge=1, le=1000, description="Development tasks (other seeds): mining indicators, dropout.")
     arms: list[str] = Field(default_factory=lambda: list(ARMS))

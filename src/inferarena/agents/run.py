@@ -55,9 +55,12 @@ def describe_tasks(config: AgentsConfig) -> dict:
     from inferarena.agents import measure
 
     what = {"arithmetic": "generated arithmetic word problems (seeded, 2-4 steps)",
-            "code": "small Python functions with hidden unit tests"}.get(config.tasks, f"tasks from {config.tasks}")
+            "code": "small Python functions with hidden unit tests",
+            "gsm8k": "GSM8K test problems (100 shipped, seeded order)"}.get(config.tasks,
+                                                                          f"tasks from {config.tasks}")
     dev = measure.dev_count(config)
-    return {"kind": "tasks", "samples": config.n, "source": f"{what}; {dev} more for development (other seeds)",
+    apart = "other seeds" if config.tasks in ("arithmetic", "code") else "not among these"
+    return {"kind": "tasks", "samples": config.n, "source": f"{what}; {dev} more for development ({apart})",
             "tasks": config.tasks, "seed": config.seed, "dev_n": dev}
 
 

@@ -1,5 +1,6 @@
 """Tasks with checkable answers: generated arithmetic word problems, small Python functions with unit
-tests, or a user's JSONL file (`{question, answer}` or `{prompt, tests}`).
+tests, 100 GSM8K test problems (shipped in data/, MIT: see NOTICE-gsm8k.txt), or a user's JSONL file
+(`{question, answer}` or `{prompt, tests}`).
 
 A task knows its answer (or its hidden tests) for scoring only; the gate never sees them. A code task's
 `public_tests` are shown in the prompt and may be run by the gate; its `tests` decide the score.
@@ -8,8 +9,11 @@ A task knows its answer (or its hidden tests) for scoring only; the gate never s
 from __future__ import annotations
 
 import json
+import math
 import random
+import re
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from inferarena.errors import ConfigError
@@ -116,9 +120,42 @@ def code(n: int, seed: int = 0) -> list[Task]:
     return tasks
 
 
+GSM8K_SIZE = 100
+_GSM8K_FIX = "or pass your own GSM8K-style file: --tasks FILE.jsonl of {question, answer}"
+
+
+def gsm8k(n: int, seed: int = 0) -> list[Task]:
+    """The first `n` of the 100 GSM8K test problems in data/gsm8k_test_100.jsonl (made by
+    scripts/make_gsm8k.py), in a seeded order: every `n` takes a prefix of the same order."""
+    if n > GSM8K_SIZE:
+        raise ConfigError(f"--tasks gsm8k has {GSM8K_SIZE} problems, not {n}",
+                          f"lower --n to {GSM8K_SIZE}, {_GSM8K_FIX}")
+    text = (resources.files("inferarena.agents") / "data" / "gsm8k_test_100.jsonl").read_text(encoding="utf-8")
+    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    random.Random(f"gsm8k-{seed}").shuffle(rows)
+    return [Task(row["id"], "number", row["question"], float(row["answer"]), meta={"solution": row.get("solution")})
+            for row in rows[:n]]
+
+
+# 72, "-3", "1,000", "$18", "18.50", "25%"; a GSM8K answer's number follows its last "####".
+_PLAIN_NUMBER = re.compile(r"\s*([-+]?)\s*\$?\s*(\d+(?:\.\d*)?|\.\d+)\s*%?\s*")
+
+
+def parse_answer(value: object) -> float | None:
+    """A task file's answer as a number, or None: a JSON number, or a string like "1,000", "$18" or
+    GSM8K's own "<solution> #### 72"."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value) if math.isfinite(value) else None
+    if not isinstance(value, str):
+        return None
+    found = _PLAIN_NUMBER.fullmatch(value.rpartition("####")[2].replace(",", ""))
+    return float(found.group(1) + found.group(2)) if found else None
+
+
 def from_jsonl(path: Path, n: int, seed: int = 0) -> list[Task]:
-    """A user's tasks: `{question, answer}` (a number) or `{prompt, tests}` (assert lines; optional
-    `public_tests`), the first `n` in a seeded order."""
+    """A user's tasks: `{question, answer}` (a number, or text `parse_answer` reads: GSM8K's own test.jsonl
+    works as it is) or `{prompt, tests}` (assert lines; optional `public_tests`), the first `n` in a seeded
+    order."""
     if not path.is_file():
         raise ConfigError(f"task file {path} does not exist", "pass a JSONL file of {question, answer} or {prompt, tests}")
     tasks = []
@@ -130,11 +167,10 @@ def from_jsonl(path: Path, n: int, seed: int = 0) -> list[Task]:
         except json.JSONDecodeError:
             raise ConfigError(f"{path.name} line {number} is not JSON", "write one JSON object per line") from None
         if "question" in row and "answer" in row:
-            try:
-                answer = float(row["answer"])
-            except (TypeError, ValueError):
-                raise ConfigError(f"{path.name} line {number}: answer {row['answer']!r} is not a number",
-                                  "give numeric answers (the workflows check numbers)") from None
+            answer = parse_answer(row["answer"])
+            if answer is None:
+                raise ConfigError(f"{path.name} line {number}: answer {str(row['answer'])[-40:]!r} is not a number",
+                                  "give numeric answers such as 72 or \"1,000\" (the workflows check numbers)")
             tasks.append(Task(f"{path.stem}-{number}", "number", str(row["question"]), answer))
         elif "prompt" in row and "tests" in row:
             tests = tuple(row["tests"] if isinstance(row["tests"], list) else str(row["tests"]).splitlines())
@@ -154,14 +190,24 @@ def load(spec: str, n: int, seed: int) -> list[Task]:
         return arithmetic(n, seed)
     if spec == "code":
         return code(n, seed)
+    if spec == "gsm8k":
+        return gsm8k(n, seed)
     if spec.endswith(".jsonl"):
         return from_jsonl(Path(spec), n, seed)
-    raise ConfigError(f"unknown tasks {spec!r}", "use arithmetic, code, or a .jsonl file")
+    raise ConfigError(f"unknown tasks {spec!r}", "use arithmetic, code, gsm8k, or a .jsonl file")
 
 
 def split(spec: str, n: int, dev_n: int, seed: int) -> tuple[list[Task], list[Task]]:
-    """(test tasks, development tasks): generated ones from different seeds; a file's first dev_n
-    tasks (after shuffling) are the development split, the next n the test split."""
+    """(test tasks, development tasks): generated ones from different seeds; from GSM8K or a file, the
+    first dev_n tasks (after shuffling) are the development split, the next n the test split, so the
+    two never share a task (and a smaller dev_n, as with --quick, takes a subset of the same split)."""
+    if spec == "gsm8k":
+        if n + dev_n > GSM8K_SIZE:
+            raise ConfigError(f"--tasks gsm8k has {GSM8K_SIZE} problems, too few for --n {n} plus --dev-n {dev_n}",
+                              f"keep --n + --dev-n at most {GSM8K_SIZE} (e.g. --n {max(GSM8K_SIZE - dev_n, 1)}), "
+                              + _GSM8K_FIX)
+        every = gsm8k(n + dev_n, seed)
+        return every[dev_n:], every[:dev_n]
     if spec.endswith(".jsonl"):
         every = from_jsonl(Path(spec), n + dev_n, seed)
         if len(every) <= dev_n:

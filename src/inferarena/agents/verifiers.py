@@ -171,13 +171,28 @@ def safe_eval(expression: str) -> float:
 
 
 # "12 + 5 = 17", "3 × 4 = 12", "(20 - 4) / 2 = 8": an expression with an operator, then "= number".
-_EQUATION = re.compile(rf"((?:[\d.,]+|[()])(?:\s*(?:[-+*/×x÷]|\*\*)\s*\(?\s*[\d.,]+\s*\)?)+)\s*=\s*\$?({_NUMBER})")
+# On one line; it starts at a whole number (".5" or "0.5", not the "5" of one) or a parenthesis.
+_EQUATION = re.compile(rf"((?:(?<![\d.,])\.?\d[\d.,]*|[()])(?:[ \t]*(?:[-+*/×x÷]|\*\*)[ \t]*\(?[ \t]*[\d.,]+[ \t]*\)?)+)"
+                       rf"[ \t]*=[ \t]*\$?({_NUMBER})")
+
+
+# An equation read only in part is skipped, not judged: one whose expression follows an operator, a unary
+# minus, a parenthesis or a number on its line ("15 pages x 1/3 = 5", "-30/3 = -10", "(1/2) 278 + 11",
+# "350 000 x 5/100"), or whose value is a percentage, a fraction, a mixed number or the start of another
+# expression ("3 / 6 = 50%", "2/40 = 1/20", "= 3 1/2", "2 * 4 + 3 * 6 = 8 + 18 = 26").
+_OP = r"(?:[-+*/×÷–−]|\*\*)"
+_CUT_BEFORE = re.compile(rf"(?:[\w%)]\s*{_OP}\s*\$?|[\w%)]\s+x|[\d)])\s*$|[-–−]$")
+_CUT_AFTER = re.compile(rf"\s*%|\s*/\s*\d|[ \t]+\d+\s*/\s*\d|[ \t]*(?:{_OP}|x\s)[ \t]*\$?\d")
 
 
 def equations(text: str) -> list[tuple[str, float, float]]:
-    """(expression, stated value, true value) for each equation the text writes."""
+    """(expression, stated value, true value) for each equation the text writes in full."""
     found = []
-    for left, right in _EQUATION.findall(text):
+    for match in _EQUATION.finditer(text):
+        line = text[text.rfind("\n", 0, match.start()) + 1:match.start()]
+        if _CUT_BEFORE.search(line) or _CUT_AFTER.match(text, match.end()):
+            continue
+        left, right = match.groups()
         expression = left.replace("×", "*").replace("÷", "/").replace(",", "")
         expression = re.sub(r"(?<=[\d)\s])x(?=[\s\d(])", "*", expression)
         stated = _to_float(right)

@@ -5,6 +5,7 @@ against an OpenAI-compatible server started here (scripted answers; the slow tes
 from __future__ import annotations
 
 import json
+import math
 import re
 import zlib
 
@@ -276,9 +277,43 @@ def test_agents_on_the_bundled_llm(tmp_path, capsys):
 
     out = tmp_path / "a.json"
     with pytest.raises(SystemExit) as exit_info:
-        main(["agents", "--n", "1", "--dev-n", "1", "--arms", "baseline,rectify-or-reject", "--quick", "--max-tokens", "24",
-              "--db", str(tmp_path / "a.db"), "--json", str(out), "--no-report"])
+        main(["agents", "--model", "smollm2", "--n", "1", "--dev-n", "1", "--arms", "baseline,rectify-or-reject", "--quick",
+              "--max-tokens", "24", "--db", str(tmp_path / "a.db"), "--json", str(out), "--no-report"])
     assert exit_info.value.code == 0, capsys.readouterr().out
     arms = json.loads(out.read_text())["arms"]
     assert [a["status"] for a in arms] == ["ok", "ok"]
     assert all(a["completion_tokens"] > 0 and a["energy_j"] > 0 for a in arms)
+
+
+@pytest.mark.slow
+def test_gsm8k_on_the_default_model(tmp_path, capsys):
+    """The default agents model (Qwen2.5-Coder-0.5B, sha256-checked) on 3 real GSM8K problems, end to end."""
+    pytest.importorskip("llama_cpp")
+    from inferarena import models
+    from inferarena.cli import main
+    from inferarena.errors import InferarenaError
+
+    try:
+        models.resolve("qwen-coder-0.5b")
+    except InferarenaError as exc:
+        pytest.skip(str(exc))
+    out = tmp_path / "g.json"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["agents", "--tasks", "gsm8k", "--n", "3", "--dev-n", "1", "--arms", "baseline", "--max-tokens", "320",
+              "--db", str(tmp_path / "g.db"), "--json", str(out), "--no-report"])
+    assert exit_info.value.code == 0, capsys.readouterr().out
+    (arm,) = json.loads(out.read_text())["arms"]
+    assert arm["status"] == "ok" and arm["tasks"] == 3 and arm["completion_tokens"] > 0
+    assert arm["variant"] == "llama_cpp/q4_k_m"
+
+
+def test_tasks_to_resolve_the_papers_effect():
+    """How many paired tasks a 95 % interval needs to be narrower than ±6.39 points: more where the arms
+    disagree on more tasks, and never fewer than where only the effect's own tasks differ."""
+    from inferarena.kinds.workflow import PAPER_EFFECT, tasks_to_resolve
+
+    same = [True, False] * 25
+    assert tasks_to_resolve(same, same) == math.ceil(1.96**2 * PAPER_EFFECT * (1 - PAPER_EFFECT) / PAPER_EFFECT**2)
+    noisy = [True] * 10 + [False] * 40
+    flipped = [False] * 10 + [True] * 10 + [False] * 30
+    assert tasks_to_resolve(noisy, flipped) > tasks_to_resolve(same, same) > 50

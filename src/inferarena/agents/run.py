@@ -96,7 +96,7 @@ def run(config: AgentsConfig, store, paths, launcher, resume: bool = False, on_e
     run_id = store.resumable_run(key) if resume else None
     skipped: list[str] = []
     notes = []
-    if config.model == "smollm2" and not config.endpoint:
+    if config.model == "smollm2" and not config.endpoint:  # the 135M model: mechanism checks only
         notes.append(SMALL_MODEL_NOTE)
     if config.endpoint:
         notes.append(f"agents on the endpoint {config.endpoint}: energy and cost are the server's and not metered here")
@@ -164,6 +164,7 @@ def arms_document(run) -> list[dict]:
                     "accuracy_ci": [m.get("accuracy_ci_low"), m.get("accuracy_ci_high")] if m else None,
                     **{k: m.get(k) for k in ("tasks", "correct", "prompt_tokens", "completion_tokens", "llm_calls",
                                              "wall_s", "energy_j", "energy_source", "prune_rate",
-                                             "rectify_rounds_mean", "tokens_per_correct", "cost_usd_per_1k_tasks")},
+                                             "rectify_rounds_mean", "truncated_rate", "tokens_per_correct",
+                                             "accuracy_per_1k_tokens", "cost_usd_per_1k_tasks")},
                     "per_agent": (v.session_info or {}).get("per_agent")})
     return out

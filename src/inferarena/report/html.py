@@ -57,6 +57,8 @@ COLUMNS = [
     ("workflow.prune_rate", "pruned", ".2f"),
     ("workflow.rectify_rounds_mean", "rectify rounds", ".2f"),
     ("workflow.tokens_per_correct", "tokens/correct", ".4g"),
+    ("workflow.truncated_rate", "truncated", ".2f"),
+    ("workflow.accuracy_per_1k_tokens", "accuracy per 1k tokens", ".3g"),
     ("workflow.cost_usd_per_1k_tasks", "$/1k tasks", ".3g"),
     ("memory.peak_rss_mb", "peak RSS MB", ".0f"),
     ("single_stream.round_spread_pct", "SS rounds spread %", ".0f"),

@@ -20,7 +20,8 @@ class Workflow(Scenario):
     columns = (("accuracy", "accuracy"), ("accuracy_ci_low", "CI low"), ("accuracy_ci_high", "CI high"),
                ("prompt_tokens", "prompt tok"), ("completion_tokens", "compl tok"), ("llm_calls", "calls"),
                ("wall_s", "wall s"), ("prune_rate", "pruned"), ("rectify_rounds_mean", "rectify"),
-               ("tokens_per_correct", "tok/correct"))
+               ("truncated_rate", "truncated"), ("tokens_per_correct", "tok/correct"),
+               ("accuracy_per_1k_tokens", "acc/1k tok"))
     # Shown after its own columns, in place of the LoadGen scenarios' per-query figures.
     efficiency = (("energy_j_per_task", "J/task", 1.0), ("cost_usd_per_1k_tasks", "$/1k tasks", 1.0))
     spread_metric = "accuracy"

@@ -7,6 +7,7 @@ import http.server
 import json
 import os
 import shutil
+import sys
 import threading
 from pathlib import Path
 
@@ -16,6 +17,16 @@ import pytest
 # Tests marked `native` (a native runtime in-process) run in a pytest process of their own: a crash there
 # fails that test alone.
 pytest_plugins = ["isolation"]
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """After the run: what the fuzzed model files ended as (test_fuzz.OUTCOMES), where they ran."""
+    fuzz = next((m for name, m in list(sys.modules.items()) if name.rpartition(".")[2] == "test_fuzz"), None)
+    lines = fuzz.outcome_lines() if fuzz is not None and getattr(fuzz, "OUTCOMES", None) else []
+    if lines:
+        terminalreporter.section("fuzzed model files: how each ended")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ["COLUMNS"] = "200"  # rich tables at full width in CliRunner output

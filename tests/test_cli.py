@@ -44,9 +44,9 @@ def test_run_onnx_file_end_to_end(tmp_path, mlp_onnx):
     assert doc["environment"]["gemm_peak_gflops"]["fp32"] > 0
     # Two rounds, each its own process; samples keep their round boundaries for `compare`.
     assert ort["metrics"]["single_stream.rounds"] == 2 and len(ort["metrics"]["single_stream.latency_ms_p50_by_round"]) == 2
-    from inferarena.store import Store
+    from inferarena.store import SQLiteStore
 
-    rounds = Store(db).load_sample_rounds(1)[("onnxruntime/fp32/fixed", "single_stream")]
+    rounds = SQLiteStore(db).load_sample_rounds(1)[("onnxruntime/fp32/fixed", "single_stream")]
     assert len(rounds) == 2 and all(len(r) >= 32 for r in rounds)  # 64 quick queries, shared by the rounds
 
     shown = invoke("show", "1", "--db", db)

@@ -194,23 +194,19 @@ def test_fuzzed_model_files(tmp_path, capsys, model_files, which, mutation):
     assert_clear(code, output)
 
 
-OUTCOMES: list[tuple] = []  # (format, mutation, exit code, error line): printed with -s by the summary test
+OUTCOMES: list[tuple] = []  # (format, mutation, exit code, error line): summarised by conftest's report hook
 
 
 def _first_error(output: str) -> str:
     return next((line[:110] for line in output.splitlines() if line.startswith("error:")), "-")
 
 
-def test_model_file_outcomes_summary(capsys):
-    """Not a check: with `pytest -s`, prints what the fuzzed model files ended as, per format."""
-    if not OUTCOMES:
-        pytest.skip("run with test_fuzzed_model_files")
+def outcome_lines() -> list[str]:
+    """What the fuzzed model files ended as, one line per format, mutation and exit code (the first error)."""
     counts: dict = {}
     for which, kind, code, line in OUTCOMES:
         counts.setdefault((which, kind, code), line)
-    with capsys.disabled():
-        for (which, kind, code), line in sorted(counts.items()):
-            print(f"{which:15} {kind:4} exit {code}: {line}")
+    return [f"{which:15} {kind:4} exit {code}: {line}" for (which, kind, code), line in sorted(counts.items())]
 
 
 # --- .npz inputs ----------------------------------------------------------------------------------

@@ -139,7 +139,7 @@ def test_nvml_energy_is_measured_on_the_gpu():
             a @ a
         torch.cuda.synchronize()
     assert energy.result.energy_source == "nvml" and energy.result.energy_j > 0
-    assert gpu.result.gpu_mem_used_mb_peak > 100 and gpu.result.gpu_util_pct_avg >= 0
+    assert gpu.result.gpu_mem_used_mb_peak > 100 and 0 < gpu.result.gpu_util_pct_avg <= 100  # 200 GEMMs kept it busy
 
 
 def test_gpu_peak_and_hbm_bandwidth(tmp_path):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from inferarena import arena, launchers
 from inferarena.config import RunConfig
-from inferarena.store import Store
+from inferarena.store import SQLiteStore
 
 
 class LosesMachines(launchers.Inline):
@@ -39,7 +39,7 @@ def _sweep(tmp_path, mlp_onnx, launcher):
         "model": str(mlp_onnx), "quick": True, "runtimes": [{"name": "onnxruntime"}], "pipelines": [],
         "scenarios": ["single_stream"], "rounds": {"count": 2, "noisy_spread_pct": 1e9, "drift_pct": 1e9},
         "workload": {"num_samples": 32, "eval_samples": 8, "batch_size": 8}, "loadgen": {"quick_duration_ms": 100}})
-    store = Store(tmp_path / "r.db")
+    store = SQLiteStore(tmp_path / "r.db")
     summary = arena.run(config, store, arena.Paths(tmp_path / "cache", tmp_path / "work"), launcher=launcher)
     (variant,) = store.load_run(summary.run_id).variants
     return variant

@@ -5,7 +5,7 @@ import pytest
 from inferarena import arena, launchers
 from inferarena.config import RunConfig
 from inferarena.errors import ConfigError, ModelError
-from inferarena.store import Store
+from inferarena.store import SQLiteStore
 
 
 def _boom():
@@ -31,7 +31,7 @@ def test_a_whole_sweep_runs_inline(tmp_path, mlp_onnx):
         "model": str(mlp_onnx), "quick": True, "runtimes": [{"name": "onnxruntime"}], "pipelines": [],
         "scenarios": ["single_stream", "offline"], "rounds": {"count": 2},
         "workload": {"num_samples": 32, "eval_samples": 8, "batch_size": 8}, "loadgen": {"quick_duration_ms": 200}})
-    store = Store(tmp_path / "r.db")
+    store = SQLiteStore(tmp_path / "r.db")
     events = []
     summary = arena.run(config, store, arena.Paths(tmp_path / "cache", tmp_path / "work"),
                         on_event=lambda kind, data: events.append((kind, data.get("name"))), launcher=launchers.Inline())

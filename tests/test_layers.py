@@ -219,3 +219,12 @@ def test_decisions_never_import_a_renderer():
     bad = [f"{m} imports {t}" for m, t in _edges(import_graph())
            if _top(m) in DECISIONS and _top(t) == "report"]
     assert not bad, "decisions return data; renderers (inferarena.report) read it:\n" + "\n".join(bad)
+
+
+def test_declarations_and_the_store_never_import_drivers_or_plugins():
+    """A kind declares (scenarios, profiles, documents) and never imports a driver such as agents.run; the
+    store keeps records and knows no pass, runtime or model plugin (presets come from config)."""
+    graph = import_graph()
+    bad = [f"{m} imports {t}" for m, t in _edges(graph) if _top(m) == "kinds" and t == "inferarena.agents.run"]
+    bad += [f"{m} imports {t}" for m, t in _edges(graph) if _top(m) == "store" and _axis(t) in ("passes", "runtimes", "models")]
+    assert not bad, "declarations import no driver, and the store no plugin axis:\n" + "\n".join(bad)

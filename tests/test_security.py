@@ -81,13 +81,13 @@ def test_html_report_runs_no_injected_script(hostile_run, tmp_path):
     assert "PWN" not in title and title.startswith("inferarena run 1")
     # The plots' data sits in JSON inside <script> tags: a variant name with the payloads stays data.
     from inferarena.report import html as report_html
-    from inferarena.store import Store
+    from inferarena.store import SQLiteStore
 
-    run = Store(db).load_run(1)
+    run = SQLiteStore(db).load_run(1)
     for v in run.variants:
         v.name = f"{SCRIPT}{IMG}{v.name}"
     page2 = tmp_path / "names.html"
-    page2.write_text(report_html.render(run, Store(db).load_samples(1)))
+    page2.write_text(report_html.render(run, SQLiteStore(db).load_samples(1)))
     assert SCRIPT not in page2.read_text()
     assert "PWN" not in _title_in_chromium(page2, tmp_path)
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from inferarena.errors import StoreError
 from inferarena.results import ScenarioResult, VariantResult, VariantSpec
-from inferarena.store import Store
+from inferarena.store import SQLiteStore
 
 
 def _spec(name, **extra):
@@ -15,7 +15,7 @@ def _spec(name, **extra):
 
 
 def test_save_and_load_round_trip(tmp_path):
-    store = Store(tmp_path / "r.db")
+    store = SQLiteStore(tmp_path / "r.db")
     run_id = store.create_run({"quick": True}, "h1", "m", True, {"cpu_model": "x"}, {"samples": 3}, ["n"])
     scenario = ScenarioResult("offline", True, None, "quick", {"throughput_sps": 12.5}, {"result_validity": "VALID"},
                               np.arange(6, dtype=float), [4, 2])
@@ -58,7 +58,7 @@ def test_a_db_from_before_kinds_and_lineage_reads_back(tmp_path):
     """)
     db.commit()
     db.close()
-    run = Store(path).load_run(1)
+    run = SQLiteStore(path).load_run(1)
     quantized, llm = run.variants
     assert quantized.kind == "predict" and quantized.pipeline == "int8-dynamic-ac"
     assert quantized.pipeline_config["passes"][0]["name"] == "ort_quantize" and quantized.artifact == "/x.onnx"
@@ -66,7 +66,7 @@ def test_a_db_from_before_kinds_and_lineage_reads_back(tmp_path):
 
 
 def test_resumable_only_while_unfinished(tmp_path):
-    store = Store(tmp_path / "r.db")
+    store = SQLiteStore(tmp_path / "r.db")
     run_id = store.create_run({}, "h1", "m", True, {}, {}, [])
     assert store.resumable_run("h1") == run_id
     assert store.resumable_run("other") is None
@@ -78,20 +78,20 @@ def test_unwritable_path(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(StoreError, match="does not exist"):
-        Store(blocker / "r.db")
+        SQLiteStore(blocker / "r.db")
     with pytest.raises(StoreError, match="is a directory"):
-        Store(tmp_path)
+        SQLiteStore(tmp_path)
     corrupt = tmp_path / "corrupt.db"
     corrupt.write_bytes(b"not sqlite" * 100)
     with pytest.raises(StoreError, match="cannot write DB"):
-        Store(corrupt)
+        SQLiteStore(corrupt)
 
 
 def test_a_db_from_a_future_schema_is_refused_and_left_intact(tmp_path):
     from inferarena.store.sqlite import SCHEMA_VERSION
 
     path = tmp_path / "future.db"
-    store = Store(path)
+    store = SQLiteStore(path)
     store.create_run({}, "h1", "m", True, {}, {}, [])
     store.close()
     with sqlite3.connect(path) as con:
@@ -99,6 +99,6 @@ def test_a_db_from_a_future_schema_is_refused_and_left_intact(tmp_path):
         con.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     before = path.read_bytes()
     with pytest.raises(StoreError, match="newer inferarena") as err:
-        Store(path)
+        SQLiteStore(path)
     assert "upgrade inferarena" in err.value.fix
     assert path.read_bytes() == before

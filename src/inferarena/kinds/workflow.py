@@ -85,9 +85,23 @@ class Workflow(Kind):
                 f"--arms {pick.pipeline} {target} --seed {c.get('seed', 0)}" + (" --quick" if c.get("quick") else ""))
 
     def document(self, run):
-        from inferarena.agents.run import arms_document
-
         return {"arms": arms_document(run)}
+
+
+def arms_document(run) -> list[dict]:
+    """The `arms[]` of the --json: one entry per arm × variant, with the figures the issue names."""
+    out = []
+    for v in run.variants:
+        m = v.scenarios["workflow"].metrics if v.ok and "workflow" in v.scenarios else {}
+        out.append({"arm": v.pipeline, "variant": v.name.rsplit("@", 1)[0], "status": v.status, "error": v.error,
+                    "accuracy": m.get("accuracy"),
+                    "accuracy_ci": [m.get("accuracy_ci_low"), m.get("accuracy_ci_high")] if m else None,
+                    **{k: m.get(k) for k in ("tasks", "correct", "prompt_tokens", "completion_tokens", "llm_calls",
+                                             "wall_s", "energy_j", "energy_source", "prune_rate",
+                                             "rectify_rounds_mean", "truncated_rate", "tokens_per_correct",
+                                             "accuracy_per_1k_tokens", "cost_usd_per_1k_tasks")},
+                    "per_agent": (v.session_info or {}).get("per_agent")})
+    return out
 
 
 def _by_variant(run) -> dict:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from inferarena.store.base import SQLStore
-from inferarena.store.sqlite import Store
+from inferarena.store.base import Store
+from inferarena.store.sqlite import SQLiteStore
 
-__all__ = ["SQLStore", "Store", "is_url", "open_store"]
+__all__ = ["Store", "SQLiteStore", "is_url", "open_store"]
 
 URL_SCHEMES = ("postgresql://", "postgres://")
 
@@ -18,10 +18,10 @@ def is_url(db: str | Path) -> bool:
     return str(db).startswith(URL_SCHEMES)
 
 
-def open_store(db: str | Path) -> SQLStore:
+def open_store(db: str | Path) -> Store:
     """The store `--db` names: a PostgreSQL URL, or else a SQLite file path."""
     if is_url(db):
         from inferarena.store.postgres import PostgresStore
 
         return PostgresStore(str(db))
-    return Store(Path(db))
+    return SQLiteStore(Path(db))

@@ -96,7 +96,7 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-class SQLStore(ABC):
+class Store(ABC):
     """The store's queries, written once with `?` placeholders; each backend runs them on its connection."""
 
     # How rows of a run keep the order they were stored in (SQLite: rowid; Postgres: a sequence column).
@@ -232,7 +232,7 @@ def _legacy(v: VariantResult, config: dict) -> VariantResult:
         v.kind = registry.load(registry.RUNTIMES, v.runtime).kind if v.runtime in registry.RUNTIMES else "predict"
     if v.pipeline is None and "@" in v.name:
         v.pipeline = v.name.rsplit("@", 1)[1]
-        from inferarena.passes.presets import PRESETS, preset
+        from inferarena.config import PRESETS, preset
 
         v.pipeline_config = next((p for p in config.get("pipelines") or [] if p.get("name") == v.pipeline), None)
         if v.pipeline_config is None and v.pipeline in PRESETS:

@@ -13,7 +13,7 @@ import re
 from contextlib import contextmanager
 
 from inferarena.errors import StoreError
-from inferarena.store.base import ADDED_COLUMNS, SCHEMA, SCHEMA_VERSION, SQLStore
+from inferarena.store.base import ADDED_COLUMNS, SCHEMA, SCHEMA_VERSION, Store
 
 _TYPES = (("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY"), ("BLOB", "BYTEA"),
           ("REAL", "DOUBLE PRECISION"), ("run_id INTEGER", "run_id BIGINT"))
@@ -33,7 +33,7 @@ def redact(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
-class PostgresStore(SQLStore):
+class PostgresStore(Store):
     order_column = "seq"
     _lock_row = " FOR UPDATE"
 

@@ -9,10 +9,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from inferarena.errors import StoreError
-from inferarena.store.base import ADDED_COLUMNS, SCHEMA, SCHEMA_VERSION, SQLStore
+from inferarena.store.base import ADDED_COLUMNS, SCHEMA, SCHEMA_VERSION, Store
 
 
-class Store(SQLStore):
+class SQLiteStore(Store):
     def __init__(self, path: Path):
         self.path = Path(path)
         self.label = str(path)

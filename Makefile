@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.demo-installed
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test test-slow install clean
+.PHONY: demo test test-slow lint install clean
 
 install: $(STAMP)
 
@@ -31,6 +31,10 @@ test: $(STAMP)
 # The slow ones; CI (.ci/run) runs them after `make test`.
 test-slow: $(STAMP)
 	$(PY) -m pytest -m "slow and not gpu"
+
+# ruff with the rules in pyproject.toml; CI (.ci/run) runs it before the tests.
+lint: $(STAMP)
+	$(PY) -m ruff check src tests bench scripts
 
 clean:
 	rm -rf $(VENV) .inferarena inferarena.db

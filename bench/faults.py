@@ -220,7 +220,7 @@ def server_killed(tmp: Path, model: Path) -> None:
     complete = by.get(other, {}).get("status") == "ok"
     did = (f"{victim} recorded {by.get(victim, {}).get('status', 'nothing')}: {one_line(by.get(victim, {}).get('error'))}; {other} "
            f"{by.get(other, {}).get('status', 'missing')}; {len(left)} server processes left; exit {process.returncode}")
-    rows.append((f"server killed mid-serve-bench", f"SIGKILL of {victim} (pid {killed})" if killed else "no kill: "
+    rows.append(("server killed mid-serve-bench", f"SIGKILL of {victim} (pid {killed})" if killed else "no kill: "
                  f"{victim} never started", did, 0 if (killed and failed and complete and not left) else 1))
 
 

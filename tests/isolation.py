@@ -96,7 +96,7 @@ def _run_alone(item: pytest.Item) -> list[TestReport]:
     fatal = next((i for i, line in enumerate(lines) if line.startswith("Fatal Python error")), None)
     # faulthandler's report: the error, then the crashing thread's innermost frames (the test's own first)
     shown = lines[fatal:fatal + 12] if fatal is not None else lines[-30:]
-    crashed = TestReport(item.nodeid, item.location, {k: 1 for k in item.keywords}, "failed",
+    crashed = TestReport(item.nodeid, item.location, dict.fromkeys(item.keywords, 1), "failed",
                          f"{why}; the tests after it go on.\nWhat that process printed:\n" + "\n".join(shown),
                          "call", duration=elapsed)
     return [r for r in reports if r.when == "setup"] + [crashed]

@@ -7,10 +7,8 @@ import json
 
 import numpy as np
 import pytest
-
-from typer.testing import CliRunner
-
 from conftest import quick_config
+from typer.testing import CliRunner
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")

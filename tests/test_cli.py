@@ -5,9 +5,9 @@ import sqlite3
 
 import numpy as np
 import pytest
+from conftest import quick_config
 from typer.testing import CliRunner
 
-from conftest import quick_config
 from inferarena.cli import app
 
 runner = CliRunner()

@@ -3,8 +3,8 @@ from importlib import resources
 
 import numpy as np
 import pytest
-
 from conftest import make_mlp_onnx
+
 from inferarena.errors import ConfigError
 from inferarena.hardware import Gpu, Host
 from inferarena.trackers.cost import instances, price, usd_per_million

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from conftest import make_mlp_onnx, quick_config
+from services import free_port
 from typer.testing import CliRunner
 
-from conftest import make_mlp_onnx, quick_config
 from inferarena.cli import app
-from services import free_port
 
 
 @pytest.mark.parametrize("extra, message", [

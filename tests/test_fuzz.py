@@ -20,9 +20,10 @@ import pytest
 import yaml
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
-
 from conftest import make_mlp_onnx  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
 from inferarena.cli import main  # noqa: E402
 
 FUZZ = settings(max_examples=25, deadline=None, derandomize=True,

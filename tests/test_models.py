@@ -34,9 +34,9 @@ def test_onnx_with_external_data_loads_from_any_folder(tmp_path, monkeypatch):
     """model.onnx + model.onnx.data (what torch's dynamo exporter writes), run from another folder: the
     check used to look for the data file relative to the current folder and call the model invalid."""
     import onnx
+    from conftest import make_mlp_onnx, quick_config
     from typer.testing import CliRunner
 
-    from conftest import make_mlp_onnx, quick_config
     from inferarena.cli import app
 
     folder = tmp_path / "exported"

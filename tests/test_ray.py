@@ -15,7 +15,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from conftest import make_mlp_onnx, quick_config
 from services import RAY_ENV, postgres_server, ray_cluster
 

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import quick_config
 from typer.testing import CliRunner
 
-from conftest import quick_config
 from inferarena.cli import app
+from inferarena.errors import ConfigError
 from inferarena.report.compare import METRICS, parse_fail_on, regressions
 from inferarena.report.html import pareto_front
 from inferarena.stats import latency_change, throughput_change
-from inferarena.errors import ConfigError
 
 runner = CliRunner()
 ARTIFACTS = Path(__file__).parents[1] / "test-artifacts"

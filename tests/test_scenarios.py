@@ -108,7 +108,8 @@ def test_ci_half_width_narrows_with_agreeing_rounds():
 
 def test_measuring_to_a_ci_target_adds_rounds_until_met_or_out_of_budget():
     from inferarena.config import RoundsConfig
-    from inferarena.rounds import wants_round as _wants_round, widest_ci
+    from inferarena.rounds import wants_round as _wants_round
+    from inferarena.rounds import widest_ci
 
     rng = np.random.default_rng(1)
 

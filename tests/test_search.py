@@ -2,8 +2,8 @@
 
 import json
 
-
 from conftest import quick_config
+
 from inferarena.config import RunConfig
 from inferarena.kinds.predict import Predict
 from inferarena.results import ScenarioResult, VariantResult, VariantSpec
@@ -95,8 +95,7 @@ def test_optuna_stays_in_budget_and_resumes_without_repeating():
     assert len(search.trials) == 6 and len({t.spec.name for t in search.trials}) == 6
     # Resumed with the first three stored: they are not measured again.
     done = {t.spec.name: offline_result(t.spec, t.value) for t in search.trials[:3]}
-    measure2, calls2 = fake_measure({k: 1.0 for k in [("onnxruntime", "fixed"), ("onnxruntime", "dynamic"),
-                                                      ("openvino", "fixed"), ("openvino", "dynamic")]})
+    measure2, calls2 = fake_measure(dict.fromkeys([("onnxruntime", "fixed"), ("onnxruntime", "dynamic"), ("openvino", "fixed"), ("openvino", "dynamic")], 1.0))
     again = Search(space, SearchSettings.of(config), PREDICT, measure2, done)
     again.optuna()
     assert not {name for name, _ in calls2} & set(done)
@@ -111,8 +110,7 @@ def test_time_budget_sets_aside_the_confirmation(monkeypatch):
     space = build_space([spec("onnxruntime"), spec("openvino")], ["fixed", "dynamic"], "throughput", PREDICT)
     config = RunConfig(profile="throughput", quick=True,
                        search={"strategy": "grid", "time_budget_s": 100, "finalists": 3, "prune_margin": 10})
-    measure, _ = fake_measure({k: 1.0 for k in [("onnxruntime", "fixed"), ("onnxruntime", "dynamic"),
-                                                ("openvino", "fixed"), ("openvino", "dynamic")]})
+    measure, _ = fake_measure(dict.fromkeys([("onnxruntime", "fixed"), ("onnxruntime", "dynamic"), ("openvino", "fixed"), ("openvino", "dynamic")], 1.0))
 
     def timed(variant, keep_going):
         result, rounds = measure(variant, keep_going)

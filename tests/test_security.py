@@ -15,9 +15,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import make_mlp_onnx, quick_config
 from typer.testing import CliRunner
 
-from conftest import make_mlp_onnx, quick_config
 from inferarena.cli import app
 
 SRC = Path(__file__).parents[1] / "src" / "inferarena"

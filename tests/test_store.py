@@ -1,9 +1,8 @@
-import pytest
-
 import json
 import sqlite3
 
 import numpy as np
+import pytest
 
 from inferarena.errors import StoreError
 from inferarena.results import ScenarioResult, VariantResult, VariantSpec

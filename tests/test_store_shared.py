@@ -8,12 +8,11 @@ import multiprocessing
 
 import numpy as np
 import pytest
+from services import postgres_server
 
 from inferarena.errors import StoreError
 from inferarena.results import ScenarioResult, VariantResult, VariantSpec
 from inferarena.store import open_store
-
-from services import postgres_server
 
 pytest.importorskip("psycopg")
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_mlp_onnx
 from pydantic import ValidationError
 
-from conftest import make_mlp_onnx
 from inferarena.artifacts import Artifact
 from inferarena.errors import ConfigError, RuntimeUnavailable
 from inferarena.passes.ort_weight_only import OrtWeightOnly
@@ -106,7 +106,7 @@ def test_torchao_recipe_runs_in_torch_runtime(tmp_path, tiny_bert, scheme):
     batch = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
     got, expected = (s.predict(batch)["sentence_embedding"] for s in (quantized, fp32))
     assert (got * expected).sum(1).min() > 0.98  # both are L2-normalized: this is the cosine
-    shapes = {name: (1, 8) for name in fp32.input_names}
+    shapes = dict.fromkeys(fp32.input_names, (1, 8))
     assert quantized.flops(shapes) == fp32.flops(shapes) > 0
 
 

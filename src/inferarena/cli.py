@@ -14,15 +14,32 @@ from rich.markup import escape
 from rich.table import Table
 
 from inferarena import registry
-from inferarena.cli_common import (bounds, DEFAULT_CACHE, DEFAULT_DB, CiTargetOption, DbOption, DebugOption, DeviceOption,
-                                   MaxMemoryOption, MaxP99Option,
-                                   MinCosOption, MinThroughputOption, ProfileOption, SortOption, _progress, _require_db,
-                                   _split, app, console, errors, user_errors)
+from inferarena.cli_common import (
+    DEFAULT_CACHE,
+    DEFAULT_DB,
+    CiTargetOption,
+    DbOption,
+    DebugOption,
+    DeviceOption,
+    MaxMemoryOption,
+    MaxP99Option,
+    MinCosOption,
+    MinThroughputOption,
+    ProfileOption,
+    SortOption,
+    _progress,
+    _require_db,
+    _split,
+    app,
+    bounds,
+    console,
+    errors,
+    open_db,
+    user_errors,
+)
 from inferarena.errors import InferarenaError
 from inferarena.fsutil import private_dir
 from inferarena.passes.presets import PRESETS
-from inferarena.cli_common import open_db
-
 
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help=(
     "Check the config, the model and the inputs, print what would be measured, and stop: nothing is "
@@ -181,8 +198,7 @@ def _sweep(driver, cfg, db: Path, cache_dir: Path, resume: bool, json_path: Opti
 
     With --debug every job runs inline, in this process, so its traceback (or a breakpoint) lands in
     the job itself; without it each runs in a fresh process that a crash or a hang cannot take down."""
-    from inferarena import launchers
-    from inferarena import arena
+    from inferarena import arena, launchers
     from inferarena.cli_reports import _report_path, recommendation_of, write_report
     from inferarena.report import console as report_console
     from inferarena.report import json_export
@@ -512,9 +528,12 @@ def show(
         console.print(f"JSON written to {escape(str(json_path))}")
 
 
+# The order registers the commands, and so orders --help.
+# isort: off
 from inferarena import cli_reports  # noqa: E402,F401 - registers `report` and `compare` after the others
 from inferarena import cli_serving  # noqa: E402,F401 - registers `serve-bench`
 from inferarena import cli_agents  # noqa: E402,F401 - registers `agents`
+# isort: on
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,8 +9,20 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from inferarena.cli_common import (DEFAULT_CACHE, DEFAULT_DB, DbOption, DbUrl, DebugOption, _progress, _split, app, console,
-                                   errors, open_db, user_errors)
+from inferarena.cli_common import (
+    DEFAULT_CACHE,
+    DEFAULT_DB,
+    DbOption,
+    DbUrl,
+    DebugOption,
+    _progress,
+    _split,
+    app,
+    console,
+    errors,
+    open_db,
+    user_errors,
+)
 
 
 @app.command("agents")

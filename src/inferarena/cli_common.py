@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-from pydantic import ValidationError
 
 from inferarena.config import config_error
 from inferarena.errors import InferarenaError, StoreError

@@ -12,10 +12,24 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from inferarena.cli_common import (bounds, DEFAULT_DB, DbOption, DebugOption, MaxMemoryOption, MaxP99Option, MinCosOption,
-                                   MinThroughputOption, ProfileOption, SortOption, _require_db, app, console, errors,
-                                   user_errors)
-from inferarena.cli_common import open_db
+from inferarena.cli_common import (
+    DEFAULT_DB,
+    DbOption,
+    DebugOption,
+    MaxMemoryOption,
+    MaxP99Option,
+    MinCosOption,
+    MinThroughputOption,
+    ProfileOption,
+    SortOption,
+    _require_db,
+    app,
+    bounds,
+    console,
+    errors,
+    open_db,
+    user_errors,
+)
 from inferarena.errors import InferarenaError
 
 

@@ -11,8 +11,18 @@ from rich.markup import escape
 from rich.table import Table
 
 from inferarena import registry
-from inferarena.cli_common import (DEFAULT_CACHE, DEFAULT_DB, DbOption, DebugOption, DeviceOption, _progress, _split, app,
-                                   console, user_errors)
+from inferarena.cli_common import (
+    DEFAULT_CACHE,
+    DEFAULT_DB,
+    DbOption,
+    DebugOption,
+    DeviceOption,
+    _progress,
+    _split,
+    app,
+    console,
+    user_errors,
+)
 
 
 def _ints(values: Optional[list[str]], default: list[int]) -> list[int]:
@@ -82,11 +92,11 @@ def serve_bench(
       inferarena serve-bench --model smollm2 --target http://127.0.0.1:8080 --protocol openai --target-model m
       inferarena serve-bench --target http://10.0.0.5:8000 --protocol kserve-v2 --target-model minilm
     """
+    from inferarena.cli_common import open_db
     from inferarena.config import GenerationConfig
     from inferarena.environment import capture
     from inferarena.serving import bench
     from inferarena.serving.servers import Batching
-    from inferarena.cli_common import open_db
 
     with user_errors(debug):
         sweep = [Batching(max_batch_size=b, max_delay_ms=d if b > 1 else 0.0, instances=i)

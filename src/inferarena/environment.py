@@ -8,8 +8,7 @@ import re
 import sys
 from typing import Any
 
-from inferarena import __version__
-from inferarena import hardware
+from inferarena import __version__, hardware
 from inferarena.hardware import host
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from inferarena import hardware, passes, registry, runtimes
-from inferarena.artifacts import Artifact
 from pydantic import ValidationError
 
+from inferarena import hardware, passes, registry, runtimes
+from inferarena.artifacts import Artifact
 from inferarena.config import PipelineSpec, RunConfig, RuntimeSpec, config_error
 from inferarena.errors import ConfigError, ModelError
 from inferarena.hardware import Gpu, Host

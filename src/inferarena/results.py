@@ -38,10 +38,39 @@ class Metric:
     higher_is_better: bool | None  # None: context, not a figure anyone ranks by
     merge: Merge = "mean"  # over rounds: mean of the rounds; max (peaks); min (a bound met only if every round met it)
     label: str = ""
+    short: str = ""  # a table header, after the scenario's own short name (`Scenario.short`): "p90 ms", "samples/s"
+    fmt: str = ".3g"  # how a table writes it
 
 
 def _m(key: str, unit: str, higher: bool | None, merge: Merge = "mean", label: str = "") -> Metric:
-    return Metric(key, unit, higher, merge, label or key)
+    short, fmt = _SHORT.get(key, (label or key, ".3g"))
+    return Metric(key, unit, higher, merge, label or key, short, fmt)
+
+
+# Table headers and formats (the HTML leaderboard's), by key.
+_SHORT: dict[str, tuple[str, str]] = {
+    **{f"latency_ms_{q}": (f"{q} ms", ".3g") for q in ("p50", "p90", "p99")},
+    **{f"{kind}_ms_{q}": (f"{kind.upper()} {q} ms", ".3g") for kind in ("ttft", "tpot") for q in ("p50", "p90")},
+    "target_qps": ("QPS", ".3g"), "throughput_sps": ("samples/s", ".4g"), "energy_j_per_query": ("J/query", ".3g"),
+    "cost_usd_per_1m": ("$/1M", ".3g"), "pct_of_peak": ("% peak (executed)", ".3g"),
+    "useful_pct_of_peak": ("% peak (useful)", ".3g"),
+    "useful_pct_of_best_peak": ("% best-precision peak (useful)", ".3g"), "padding_waste_pct": ("padding %", ".3g"),
+    "cos_min": ("cos min", ".5f"), "top1_agreement": ("top-1 agree", ".3f"), "token_agreement": ("token agree", ".3f"),
+    "perplexity": ("perplexity", ".4g"), "tokens_per_s": ("tok/s", ".4g"), "decode_tokens_per_s": ("decode tok/s", ".4g"),
+    "pct_of_bandwidth": ("% BW roofline", ".3g"), "offline_tokens_per_s": ("Offline tok/s", ".4g"),
+    "server_requests_per_s": ("Server req/s", ".3g"), "layers_mean": ("layers used (mean)", ".2f"),
+    "tokens_kept_ratio": ("tokens kept", ".2f"), "ffn_kept_ratio": ("FFN kept", ".2f"),
+    "active_params_ratio": ("active params", ".2f"), "acceptance_rate": ("drafts accepted", ".2f"),
+    "tokens_per_step": ("tokens/step", ".2f"), "controller_ms": ("controller ms", ".3g"),
+    "accuracy": ("accuracy", ".3f"), "accuracy_ci_low": ("accuracy CI low", ".3f"),
+    "accuracy_ci_high": ("accuracy CI high", ".3f"), "prompt_tokens": ("prompt tokens", ".0f"),
+    "completion_tokens": ("completion tokens", ".0f"), "llm_calls": ("LLM calls", ".0f"), "wall_s": ("wall s", ".4g"),
+    "energy_j_per_task": ("J/task", ".3g"), "prune_rate": ("pruned", ".2f"), "rectify_rounds_mean": ("rectify rounds", ".2f"),
+    "tokens_per_correct": ("tokens/correct", ".4g"), "truncated_rate": ("truncated", ".2f"),
+    "accuracy_per_1k_tokens": ("accuracy per 1k tokens", ".3g"), "cost_usd_per_1k_tasks": ("$/1k tasks", ".3g"),
+    "peak_rss_mb": ("peak RSS MB", ".0f"), "round_spread_pct": ("rounds spread %", ".0f"),
+    "ci_half_width_pct": ("±CI %", ".1f"),
+}
 
 
 _LATENCY = [_m(f"latency_ms_{q}", "ms", False, label=f"{q} latency") for q in ("mean", "p50", "p90", "p95", "p99", "p99_9")]
@@ -165,7 +194,10 @@ def metric(key: str) -> Metric | None:
     bare = key.rsplit(".", 1)[-1]
     if bare.endswith("_by_round") and bare.removesuffix("_by_round") in METRICS:  # each round's figure, a list
         return Metric(bare, METRICS[bare.removesuffix("_by_round")].unit, None, "first", bare)
-    return METRICS.get(bare) or METRICS.get(_SUMMARY_ALIASES.get(bare, ""))
+    if bare in _SUMMARY_ALIASES:  # the figure it repeats, under its own header
+        short, fmt = _SHORT[bare]
+        return replace(METRICS[_SUMMARY_ALIASES[bare]], short=short, fmt=fmt)
+    return METRICS.get(bare)
 
 
 # Summary keys (`generation.*`) named after their scenario, pointing at the figure they repeat.

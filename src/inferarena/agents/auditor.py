@@ -113,8 +113,8 @@ class LlmAuditor:
         flagged = re.match(r"\W*flag\b", verdict, re.IGNORECASE) is not None
         number = re.search(r"flag\s*#?(\d+)", verdict, re.IGNORECASE)
         chosen = found[min(int(number.group(1)), len(found)) - 1] if number and int(number.group(1)) >= 1 else found[0]
-        spent = dict(calls=1, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
-                     seconds=reply.seconds)
+        spent = {"calls": 1, "prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
+                 "seconds": reply.seconds}
         if not flagged:
             return Check("auditor", 1.0, **spent)
         return Check("auditor", 0.0, f"An auditor flagged '{chosen.name}': {chosen.suggestion}", category=chosen.name,

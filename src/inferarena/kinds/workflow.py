@@ -32,7 +32,7 @@ class Workflow(Kind):
     trade_offs = (Figure("workflow.tokens_per_task", "tokens per task"), Figure("workflow.accuracy", "accuracy"),
                   Figure("workflow.energy_j_per_task", "energy per task"), Figure("workflow.seconds_per_task", "time per task"))
     constraints = {}
-    judged_by = {name: ("workflow",) for name in profiles}
+    judged_by = dict.fromkeys(profiles, ("workflow",))
     search_batch_sizes = (1,)
     fidelity_title = "Arms — accuracy on the tasks (Wilson 95% CI)"
     fidelity_columns = (Column("tasks", "tasks"), Column("correct", "right"), Column("accuracy", "accuracy", ".3f"),

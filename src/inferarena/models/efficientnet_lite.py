@@ -124,7 +124,6 @@ def build_torch(weights: Path):
 def build_keras(weights: Path):
     """The same network in Keras 3 (NCHW input, transposed inside), with the PyTorch weights copied in."""
     import keras
-    import numpy as np
 
     state = {k: v.numpy() for k, v in build_torch(weights).state_dict().items()}
     layers = keras.layers

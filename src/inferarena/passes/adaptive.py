@@ -192,7 +192,7 @@ class EarlyExit(_Adaptive):
         tau, depth_mean, worst = best or (1.5, float(layers), float(cos[held, layers].min()))
         policy = ae.Policy(method="early_exit", layers=layers, min_layer=config.min_layer, tau=tau)
         report = {"tau": tau, "simulated_layers_mean": round(depth_mean, 4), "simulated_cos_min": round(worst, 6),
-                  "ramp_cos_mean": {str(l): round(float(cos[held, l].mean()), 4) for l in range(config.min_layer, layers)}}
+                  "ramp_cos_mean": {str(k): round(float(cos[held, k].mean()), 4) for k in range(config.min_layer, layers)}}
         if tau > 1:
             report["note"] = "no threshold meets the budget: every input runs the full depth"
         return policy, ramps, report

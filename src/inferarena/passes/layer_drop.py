@@ -77,13 +77,13 @@ class LayerDrop(Pass):
             trials = []
             for count in range(1, len(layers) - config.min_layers + 1):
                 candidate = sorted(order[:count])
-                module.encoder.encoder.layer = torch.nn.ModuleList(l for i, l in enumerate(layers) if i not in candidate)
+                module.encoder.encoder.layer = torch.nn.ModuleList(layer for i, layer in enumerate(layers) if i not in candidate)
                 cos_min = context.fidelity(_ModuleSession(module)).cos_min
                 trials.append({"dropped": candidate, "cos_min": round(cos_min, 6)})
                 if cos_min < target:
                     break
                 dropped = candidate
-            kept = [l for i, l in enumerate(layers) if i not in dropped]
+            kept = [layer for i, layer in enumerate(layers) if i not in dropped]
             module.encoder.encoder.layer = torch.nn.ModuleList(kept)
             module.encoder.config.num_hidden_layers = len(kept)
             save_pruned(module.encoder, artifact.path, out_dir)

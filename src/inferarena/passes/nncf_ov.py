@@ -17,7 +17,6 @@ from inferarena.artifacts import Artifact
 from inferarena.errors import ConfigError
 from inferarena.passes.base import Pass, PassContext
 
-
 CALIBRATION_DEFAULT = 300  # nncf.quantize's own default subset_size
 
 
@@ -91,8 +90,8 @@ class NncfQuantize(Pass):
         dataset = nncf.Dataset([{k: v for k, v in b.items() if k in names} for b in batches])
         model_type = nncf.ModelType.TRANSFORMER if artifact.meta.get("model_type") else None
         preset = nncf.QuantizationPreset.MIXED if config.preset == "mixed" else nncf.QuantizationPreset.PERFORMANCE
-        common = dict(preset=preset, model_type=model_type, subset_size=len(batches),
-                      fast_bias_correction=config.fast_bias_correction)
+        common = {"preset": preset, "model_type": model_type, "subset_size": len(batches),
+                  "fast_bias_correction": config.fast_bias_correction}
         report = {"preset": config.preset, "model_type": "transformer" if model_type else "default",
                   "calibration_samples": len(batches)}
         if config.max_drop is None:

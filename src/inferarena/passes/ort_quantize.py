@@ -120,11 +120,17 @@ class _Quantizer:
         self.cache_path = out_dir / "calibration.cache"
 
     def quantize(self, out: Path, exclude: list[str], only: list[str] | None = None) -> Path:
-        from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType
-        from onnxruntime.quantization import quantize_dynamic, quantize_static
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_dynamic,
+            quantize_static,
+        )
 
-        common = dict(per_channel=self.config.per_channel, nodes_to_exclude=exclude or None,
-                      nodes_to_quantize=only, op_types_to_quantize=list(QUANTIZABLE))
+        common = {"per_channel": self.config.per_channel, "nodes_to_exclude": exclude or None,
+                  "nodes_to_quantize": only, "op_types_to_quantize": list(QUANTIZABLE)}
         if self.config.mode == "dynamic":
             quantize_dynamic(str(self.source), str(out), weight_type=QuantType.QInt8, **common)
             return out

@@ -75,7 +75,7 @@ class TorchaoQuantize(Pass):
         if gpu is not None and not gpu.supports("fp8"):
             cc = gpu.compute_capability
             return (f"torchao FP8 needs compute capability 8.9 or newer (Ada, Hopper); {gpu.name} has "
-                    f"{cc[0]}.{cc[1]}" if cc else f"torchao FP8 needs compute capability 8.9 or newer")
+                    f"{cc[0]}.{cc[1]}" if cc else "torchao FP8 needs compute capability 8.9 or newer")
         return None
 
     def run(self, artifact: Artifact, config: BaseModel, out_dir: Path, context: PassContext | None) -> Artifact:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from inferarena import registry
 from inferarena.errors import ConfigError
 from inferarena.hardware import hardware_class
 from inferarena.results import RunRecord, VariantResult, higher_is_better
@@ -74,7 +75,7 @@ def compare(run_a: RunRecord, run_b: RunRecord, samples_a: dict, samples_b: dict
             pairs.append((scenario, vb.name, a, b))
     # Many comparisons at 95% each would call about one in twenty a change by chance: the rounds'
     # t-interval is taken at a Bonferroni level, so the whole table errs with about 5% probability.
-    family = sum(1 if scenario == "offline" else 3 for scenario, *_ in pairs)
+    family = sum(1 if _by_throughput(scenario) else 3 for scenario, *_ in pairs)
     level = 1 - 0.05 / max(family, 1)
     for scenario, name, a, b in pairs:
         rows.extend(_rows(scenario, name, a, b, tie_margin, level))
@@ -90,11 +91,16 @@ def _rows(scenario: str, variant: str, a: list[np.ndarray], b: list[np.ndarray],
           level: float = 0.95) -> list[Row]:
     rows = []
     for alias, (key, q) in METRICS.items():
-        if (q is None) != (scenario == "offline"):  # Offline: throughput; the others: latency percentiles
+        if (q is None) != _by_throughput(scenario):  # Offline: throughput; the others: latency percentiles
             continue
         change = throughput_change(a, b, level=level) if q is None else latency_change(a, b, q, level=level)
         rows.append(Row(scenario, variant, alias, change, _verdict(change, higher_is_better(key), tie_margin)))
     return rows
+
+
+def _by_throughput(scenario: str) -> bool:
+    """Whether a scenario's samples are compared as a throughput (it says so: `ci_statistic`), else as latencies."""
+    return scenario in registry.SCENARIOS and registry.load(registry.SCENARIOS, scenario).ci_statistic == "throughput"
 
 
 def _verdict(change: Change, higher_is_better: bool, tie_margin: float) -> str:

@@ -10,8 +10,8 @@ from rich.table import Table
 from inferarena import kinds
 from inferarena.hardware import by_class, hardware_class
 from inferarena.kinds.base import Kind
-from inferarena.report.json_export import describe_workload
 from inferarena.report.fit import Col, print_table
+from inferarena.report.json_export import describe_workload
 from inferarena.report.leaderboard import LEGEND, NOISY_NOTE, board, check_sort, fmt, measured_scenarios
 from inferarena.results import RunRecord, VariantResult, metric
 from inferarena.scenarios.base import QUICK_NOTE

@@ -3,68 +3,33 @@
 from __future__ import annotations
 
 import html
+
 import numpy as np
 
-from inferarena import kinds
+from inferarena import kinds, registry
 from inferarena.report.json_export import describe_workload
-from inferarena.results import RunRecord, VariantResult, higher_is_better
+from inferarena.results import RunRecord, VariantResult, higher_is_better, metric
 from inferarena.scenarios.base import QUICK_NOTE
 
 E = html.escape
-# Leaderboard columns: (flat metric key, header). Units are in the headers as in the keys.
+# Leaderboard columns, by flat metric key; each header and format comes from the metric catalogue
+# (`Metric.short`, after its scenario's `short`), so the units stay in the headers as in the keys.
 COLUMNS = [
-    ("fidelity.cos_min", "cos min", ".5f"),
-    ("fidelity.top1_agreement", "top-1 agree", ".3f"),
-    ("single_stream.latency_ms_p50", "SS p50 ms", ".3g"),
-    ("single_stream.latency_ms_p90", "SS p90 ms", ".3g"),
-    ("single_stream.latency_ms_p99", "SS p99 ms", ".3g"),
-    ("multi_stream.latency_ms_p99", "MS p99 ms", ".3g"),
-    ("server.target_qps", "Server QPS", ".3g"),
-    ("server.latency_ms_p99", "Server p99 ms", ".3g"),
-    ("offline.throughput_sps", "Offline samples/s", ".4g"),
-    ("offline.energy_j_per_query", "Offline J/query", ".3g"),
-    ("offline.cost_usd_per_1m", "Offline $/1M", ".3g"),
-    ("offline.pct_of_peak", "Offline % peak (executed)", ".3g"),
-    ("offline.useful_pct_of_peak", "Offline % peak (useful)", ".3g"),
-    ("offline.useful_pct_of_best_peak", "Offline % best-precision peak (useful)", ".3g"),
-    ("offline.padding_waste_pct", "Offline padding %", ".3g"),
-    ("fidelity.token_agreement", "token agree", ".3f"),
-    ("fidelity.perplexity", "perplexity", ".4g"),
-    ("generation.ttft_ms_p50", "TTFT p50 ms", ".3g"),
-    ("generation.ttft_ms_p90", "TTFT p90 ms", ".3g"),
-    ("generation.tpot_ms_p50", "TPOT p50 ms", ".3g"),
-    ("generation.tpot_ms_p90", "TPOT p90 ms", ".3g"),
-    ("generation.tokens_per_s", "tok/s", ".4g"),
-    ("generation.decode_tokens_per_s", "decode tok/s", ".4g"),
-    ("generation.pct_of_bandwidth", "% BW roofline", ".3g"),
-    ("generation.offline_tokens_per_s", "Offline tok/s", ".4g"),
-    ("generation.server_requests_per_s", "Server req/s", ".3g"),
-    ("adaptive.layers_mean", "layers used (mean)", ".2f"),
-    ("adaptive.tokens_kept_ratio", "tokens kept", ".2f"),
-    ("adaptive.ffn_kept_ratio", "FFN kept", ".2f"),
-    ("adaptive.active_params_ratio", "active params", ".2f"),
-    ("adaptive.acceptance_rate", "drafts accepted", ".2f"),
-    ("adaptive.tokens_per_step", "tokens/step", ".2f"),
-    ("adaptive.controller_ms", "controller ms", ".3g"),
-    ("workflow.accuracy", "accuracy", ".3f"),
-    ("workflow.accuracy_ci_low", "accuracy CI low", ".3f"),
-    ("workflow.accuracy_ci_high", "accuracy CI high", ".3f"),
-    ("workflow.prompt_tokens", "prompt tokens", ".0f"),
-    ("workflow.completion_tokens", "completion tokens", ".0f"),
-    ("workflow.llm_calls", "LLM calls", ".0f"),
-    ("workflow.wall_s", "wall s", ".4g"),
-    ("workflow.energy_j_per_task", "J/task", ".3g"),
-    ("workflow.prune_rate", "pruned", ".2f"),
-    ("workflow.rectify_rounds_mean", "rectify rounds", ".2f"),
-    ("workflow.tokens_per_correct", "tokens/correct", ".4g"),
-    ("workflow.truncated_rate", "truncated", ".2f"),
-    ("workflow.accuracy_per_1k_tokens", "accuracy per 1k tokens", ".3g"),
-    ("workflow.cost_usd_per_1k_tasks", "$/1k tasks", ".3g"),
-    ("memory.peak_rss_mb", "peak RSS MB", ".0f"),
-    ("single_stream.round_spread_pct", "SS rounds spread %", ".0f"),
-    ("offline.round_spread_pct", "Offline rounds spread %", ".0f"),
-    ("single_stream.ci_half_width_pct", "SS p90 ±CI %", ".1f"),
-    ("offline.ci_half_width_pct", "Offline ±CI %", ".1f"),
+    "fidelity.cos_min", "fidelity.top1_agreement", "single_stream.latency_ms_p50", "single_stream.latency_ms_p90",
+    "single_stream.latency_ms_p99", "multi_stream.latency_ms_p99", "server.target_qps", "server.latency_ms_p99",
+    "offline.throughput_sps", "offline.energy_j_per_query", "offline.cost_usd_per_1m", "offline.pct_of_peak",
+    "offline.useful_pct_of_peak", "offline.useful_pct_of_best_peak", "offline.padding_waste_pct",
+    "fidelity.token_agreement", "fidelity.perplexity", "generation.ttft_ms_p50", "generation.ttft_ms_p90",
+    "generation.tpot_ms_p50", "generation.tpot_ms_p90", "generation.tokens_per_s", "generation.decode_tokens_per_s",
+    "generation.pct_of_bandwidth", "generation.offline_tokens_per_s", "generation.server_requests_per_s",
+    "adaptive.layers_mean", "adaptive.tokens_kept_ratio", "adaptive.ffn_kept_ratio", "adaptive.active_params_ratio",
+    "adaptive.acceptance_rate", "adaptive.tokens_per_step", "adaptive.controller_ms", "workflow.accuracy",
+    "workflow.accuracy_ci_low", "workflow.accuracy_ci_high", "workflow.prompt_tokens", "workflow.completion_tokens",
+    "workflow.llm_calls", "workflow.wall_s", "workflow.energy_j_per_task", "workflow.prune_rate",
+    "workflow.rectify_rounds_mean", "workflow.tokens_per_correct", "workflow.truncated_rate",
+    "workflow.accuracy_per_1k_tokens", "workflow.cost_usd_per_1k_tasks", "memory.peak_rss_mb",
+    "single_stream.round_spread_pct", "offline.round_spread_pct", "single_stream.ci_half_width_pct",
+    "offline.ci_half_width_pct",
 ]
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
@@ -190,9 +155,17 @@ def _recommendation(recommendation) -> str:
             f'<p class="note">Pareto front (p90 latency, throughput, cos_min): {front}</p></section>')
 
 
+def column(key: str) -> tuple[str, str]:
+    """A flat metric key's header and format, from the catalogue: the scenario's short name, then the metric's."""
+    group = key.rpartition(".")[0]
+    found = metric(key)
+    prefix = registry.load(registry.SCENARIOS, group).short if group in registry.SCENARIOS else ""
+    return f"{prefix} {found.short}".strip(), found.fmt
+
+
 def _leaderboard(run: RunRecord, ok: list[VariantResult]) -> str:
     flat = {v.name: v.flat() for v in ok}
-    present = [(k, h, f) for k, h, f in COLUMNS if any(k in flat[v.name] for v in ok)]
+    present = [(k, *column(k)) for k in COLUMNS if any(k in flat[v.name] for v in ok)]
     head = '<th class="text">variant</th><th class="text">runtime</th><th class="text">precision</th>' \
            '<th class="text">shape</th>' + "".join(f"<th>{E(h)}</th>" for _, h, _ in present) + \
            '<th class="text">passes</th><th class="text">kept in FP32</th>'

@@ -7,8 +7,8 @@ import io
 
 from inferarena import kinds
 from inferarena.report.json_export import describe_workload
-from inferarena.results import RunRecord
 from inferarena.report.leaderboard import board, measured_scenarios
+from inferarena.results import RunRecord
 from inferarena.scenarios.base import QUICK_NOTE
 
 

@@ -23,6 +23,7 @@ from inferarena.models.adaptive_encoder import ControlledSession
 from inferarena.models.hf_encoder import OUTPUT_NAME, input_names, load_embedding_module
 from inferarena.runtimes.base import Batch, Knobs, Runtime, Session, StreamKnobs, ThreadedSession
 
+
 class TorchKnobs(StreamKnobs):
     """Streams run on Python threads; torch's ops release the GIL, and each stream's ops use
     cores/streams threads."""
@@ -145,7 +146,7 @@ class TorchSession(ThreadedSession):
                  dtypes: dict | None = None, device: str = "cpu", compile_mode: str = "none"):
         self.torch = torch
         self.output = output
-        self.dtypes = dtypes or {n: torch.int64 for n in names}  # token ids unless the model says otherwise
+        self.dtypes = dtypes or dict.fromkeys(names, torch.int64)  # token ids unless the model says otherwise
         self.device = device
         self.module = module
         self.input_names = names

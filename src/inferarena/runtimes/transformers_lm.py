@@ -203,8 +203,8 @@ class PromptLookupSession(TransformersSession):
         super().__init__(artifact, precision, knobs)
         self.num_tokens, self.max_ngram = int(decoding.get("num_tokens", 10)), int(decoding.get("max_ngram", 2))
         # Greedy and end-of-sequence ignored, as the plain loop: the same tokens, drafted and verified.
-        self.config = dict(do_sample=False, prompt_lookup_num_tokens=self.num_tokens,
-                           max_matching_ngram_size=self.max_ngram, eos_token_id=None, pad_token_id=self.pad)
+        self.config = {"do_sample": False, "prompt_lookup_num_tokens": self.num_tokens,
+                       "max_matching_ngram_size": self.max_ngram, "eos_token_id": None, "pad_token_id": self.pad}
         self.info.update(decoding={"method": "prompt_lookup", "num_tokens": self.num_tokens,
                                    "max_ngram": self.max_ngram})
         self._counts = {"drafted": 0, "accepted": 0, "steps": 0}
@@ -266,7 +266,7 @@ class GriffinSession(TransformersSession):
             cfg = self.model.config
             self.hyper = griffin.load_hyper(artifact.path, cfg.hidden_size, len(self.griffin.modules),
                                             self.griffin.width, int(decoding["hidden"])).to(self.model.dtype)
-        self.info.update(decoding={k: v for k, v in decoding.items()})
+        self.info.update(decoding=dict(decoding))
 
     def _prefill(self, ids):
         return self.griffin.prefill(ids, self.hyper)

@@ -83,6 +83,7 @@ class Scenario(ABC):
     # latency percentile) or "throughput" (Offline completion times); None where it is not a sample
     # statistic (Server ranks by the offered QPS).
     ci_statistic: ClassVar[str | None] = None
+    short: ClassVar[str] = ""  # before its figures' short labels in table headers: "SS p90 ms"
     # Whether its per-sample latencies can show drift (first half vs second half); not where they are
     # completion times of one big query (Offline).
     drift_check: ClassVar[bool] = True

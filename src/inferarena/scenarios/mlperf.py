@@ -56,6 +56,7 @@ class SingleStream(Scenario):
 
     name = "single_stream"
     lg_scenario = "SingleStream"
+    short = "SS"
     metric = "latency_ms_p90"
     ranking = "p90 latency, lowest first"
     ci_statistic = "p90"
@@ -82,6 +83,7 @@ class MultiStream(Scenario):
 
     name = "multi_stream"
     lg_scenario = "MultiStream"
+    short = "MS"
     metric = "latency_ms_p99"
     ranking = "p99 latency per query, lowest first"
     ci_statistic = "p99"
@@ -106,6 +108,7 @@ class Offline(Scenario):
 
     name = "offline"
     lg_scenario = "Offline"
+    short = "Offline"
     metric = "throughput_sps"
     spread_metric = "throughput_sps"
     drift_check = False
@@ -137,6 +140,7 @@ class Server(Scenario):
 
     name = "server"
     lg_scenario = "Server"
+    short = "Server"
     metric = "target_qps"
     ranking = "QPS within the p99 bound, highest first"
     columns = (("target_qps", "QPS"), ("latency_ms_p50", "p50 ms"), ("latency_ms_p99", "p99 ms"))

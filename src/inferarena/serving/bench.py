@@ -93,7 +93,6 @@ def serve_bench(config: ServeBenchConfig, cache_dir: Path, work_dir: Path, emit:
     How a model is served is its kind's `serving` route: tensors over KServe v2 (and the other
     servers' own APIs), or token streams over the OpenAI API."""
     from inferarena import kinds, models, workloads
-
     from inferarena.hardware import resolve_device
 
     emit = emit or (lambda kind, data: None)
@@ -451,7 +450,7 @@ ROUTES = {"kserve-v2": _tensor_servers, "openai": _generative}
 
 
 def to_json(result: dict, run_id: int | None) -> str:
-    doc = {"run_id": run_id, **{k: v for k, v in result.items()}}
+    doc = {"run_id": run_id, **result}
     for e in doc["servers"]:
         e.pop("best", None)
     return json.dumps(doc, indent=2, default=float)

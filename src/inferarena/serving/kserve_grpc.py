@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
 from functools import cache
+from pathlib import Path
 
 import grpc  # imported here so that a missing grpcio shows at `client()`, with the pip command
 import numpy as np

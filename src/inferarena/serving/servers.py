@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 import shutil
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 

@@ -203,8 +203,6 @@ def _gpu_rate(torch, precision: str, n: int, seconds: float) -> float:
 
 def measure_hbm(torch, repeats: int = 10) -> dict[str, float]:
     """HBM bandwidth (GB/s): a read (`sum` over HBM_BYTES of bf16) and a copy (bytes read plus written)."""
-    src = torch.empty(HBM_BYTES // 2, dtype=torch.bfloat16, device="cuda").normal_()
-    dst = torch.empty_like(src)
 
     def best(fn) -> float:
         fn()
@@ -217,8 +215,12 @@ def measure_hbm(torch, repeats: int = 10) -> dict[str, float]:
             times.append(time.perf_counter() - start)
         return min(times)
 
-    read = HBM_BYTES / best(lambda: src.sum(dtype=torch.float32)) / 1e9
-    copy = 2 * HBM_BYTES / best(lambda: dst.copy_(src)) / 1e9
-    del src, dst
+    def measure() -> tuple[float, float]:  # the buffers are freed when it returns
+        src = torch.empty(HBM_BYTES // 2, dtype=torch.bfloat16, device="cuda").normal_()
+        dst = torch.empty_like(src)
+        return (HBM_BYTES / best(lambda: src.sum(dtype=torch.float32)) / 1e9,
+                2 * HBM_BYTES / best(lambda: dst.copy_(src)) / 1e9)
+
+    read, copy = measure()
     torch.cuda.empty_cache()
     return {"read_gb_per_s": round(read, 1), "copy_gb_per_s": round(copy, 1)}

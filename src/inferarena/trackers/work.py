@@ -73,7 +73,7 @@ def _sequence_fit(flops, shapes: Counter):
     names = [name for name, _ in keys[0]]
 
     def at(batch: int, length: int):
-        return flops({name: (batch, length) for name in names})
+        return flops(dict.fromkeys(names, (batch, length)))
 
     points = [(length, at(1, length)) for length in (8, 16, 32)]
     if any(f is None for _, f in points):

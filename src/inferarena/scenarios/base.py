@@ -117,101 +117,34 @@ class Scenario(ABC):
         pass
 
     def run(self, ctx: ScenarioContext) -> ScenarioResult:
+        """One LoadGen test of this scenario on `ctx.session`: the SUT answers LoadGen's queries through
+        `issue`, the trackers watch the test window, and the figures come from LoadGen's detail log."""
         import mlperf_loadgen as lg
 
         settings = lg.TestSettings()
         settings.scenario = getattr(lg.TestScenario, self.lg_scenario)
         settings.mode = lg.TestMode.PerformanceOnly
         self.configure(settings, ctx)
-
         # FLOPs are counted for batch-at-a-time sessions; generative ones report tokens instead.
         counted = CountingSession(ctx.session) if isinstance(ctx.session, Session) else None
         if counted is not None:
             ctx = dataclasses.replace(ctx, session=counted)
-        cache, workload, strategy = ctx.cache, ctx.workload, ctx.strategy
-        done = [0]  # samples completed
-
-        def load(indices):
-            for i in indices:
-                cache[i] = workload.collate([i], strategy)
-
-        def unload(indices):
-            for i in indices:
-                cache.pop(i, None)
-
-        failures: list[BaseException] = []
-        # Per-sample latency from our issue callback to completion: LoadGen reports only percentiles,
-        # and comparing runs needs the raw samples. Two dict operations per sample.
-        issued: dict[int, int] = {}
-        latencies_ns: list[int] = []
-
-        served: Counter = Counter()  # completed samples by index: the useful work is counted from them
-        lock = threading.Lock()  # sessions with streams complete from their own threads
-
-        def complete(queries, tokens: list[int] | None = None):
-            """Queries done; generative SUTs pass each one's output token count (LoadGen's TPOT needs it)."""
-            now = time.perf_counter_ns()
-            with lock:
-                latencies_ns.extend(now - issued.pop(q.id, now) for q in queries)
-                done[0] += len(queries)
-                served.update(q.index for q in queries)
-            if tokens is None:
-                lg.QuerySamplesComplete([lg.QuerySampleResponse(q.id, 0, 0) for q in queries])
-            else:
-                lg.QuerySamplesComplete([lg.QuerySampleResponse(q.id, 0, 0, n) for q, n in zip(queries, tokens)])
-
-        self.first_token = lambda queries: lg.FirstTokenComplete([lg.QuerySampleResponse(q.id, 0, 0) for q in queries])
-
-        def issue(queries):
-            now = time.perf_counter_ns()
-            for q in queries:
-                issued[q.id] = now
-            try:
-                self.issue(ctx, queries, complete)
-            except BaseException as exc:  # LoadGen's thread must not see it; re-raised after the test
-                failures.append(exc)
-                with lock:  # complete what is still open, once
-                    queries = [q for q in queries if q.id in issued]
-                # With token latencies on, LoadGen needs a token count (and a first token) for every response.
-                if settings.use_token_latencies:
-                    self.first_token(queries)
-                    complete(queries, tokens=[1] * len(queries))
-                else:
-                    complete(queries)
-
-        qsl = lg.ConstructQSL(len(workload), len(workload), load, unload)
-        sut = lg.ConstructSUT(issue, lambda: None)
-        self.start(ctx, complete)
-        with tempfile.TemporaryDirectory(prefix="loadgen-") as out:
-            log_settings = lg.LogSettings()
-            log_settings.log_output.outdir = out
-            log_settings.log_output.copy_summary_to_stdout = False
-            log_settings.enable_trace = False
-            trackers = [MemoryTracker(), CpuTracker(), *(ctx.energy.resource_trackers() if ctx.energy else [])]
-            energy = ctx.energy.track() if ctx.energy else None
-            try:
-                with ExitStack() as stack:
-                    for tracker in [*trackers, *([energy] if energy else [])]:
-                        stack.enter_context(tracker)
-                    started = time.perf_counter()
-                    lg.StartTestWithLogSettings(sut, qsl, settings, log_settings)
-                    seconds = time.perf_counter() - started
-            finally:
-                self.stop()
-                lg.DestroySUT(sut)
-                lg.DestroyQSL(qsl)
-            log = parse_detail_log(Path(out) / "mlperf_log_detail.txt")
-        if failures:
-            raise failures[0]
-        valid = log.get("result_validity") == "VALID"
-        reason = None if valid else invalid_reason(log)
+        sut = SystemUnderTest(lg, self, ctx, settings.use_token_latencies)
+        self.first_token = sut.first_token
+        trackers = [MemoryTracker(), CpuTracker(), *(ctx.energy.resource_trackers() if ctx.energy else [])]
+        energy = ctx.energy.track() if ctx.energy else None
+        log, seconds = self._test(lg, sut, ctx, settings, [*trackers, *([energy] if energy else [])])
+        if sut.failures:
+            raise sut.failures[0]
         metrics = self.figures(log)
-        drift = stats.drift_pct(np.asarray(latencies_ns, dtype=np.float64)) if self.drift_check else None
+        drift = stats.drift_pct(np.asarray(sut.latencies_ns, dtype=np.float64)) if self.drift_check else None
         if drift is not None:
             metrics["drift_pct"] = round(drift, 2)
         for tracker in trackers:
             metrics.update(tracker.result.as_dict())
-        metrics.update(_efficiency(ctx, metrics, energy, counted, done[0], seconds, served))
+        metrics.update(_efficiency(ctx, metrics, energy, counted, sut.done, seconds, sut.served))
+        valid = log.get("result_validity") == "VALID"
+        reason = None if valid else invalid_reason(log)
         return ScenarioResult(
             scenario=self.name,
             valid=valid,
@@ -220,8 +153,91 @@ class Scenario(ABC):
             metrics={k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v)
                      for k, v in metrics.items() if v is not None},
             loadgen={k: v for k, v in log.items() if k.startswith(("result_", "effective_", "early_stopping", "errors"))},
-            latencies_ms=np.asarray(latencies_ns, dtype=np.float64) / 1e6,
+            latencies_ms=np.asarray(sut.latencies_ns, dtype=np.float64) / 1e6,
         )
+
+    def _test(self, lg, sut: SystemUnderTest, ctx: ScenarioContext, settings, watching: list) -> tuple[dict, float]:
+        """LoadGen's test with `watching` (trackers) entered around it: its detail log, and its wall seconds."""
+        qsl = lg.ConstructQSL(len(ctx.workload), len(ctx.workload), sut.load, sut.unload)
+        handle = lg.ConstructSUT(sut.issue, lambda: None)
+        self.start(ctx, sut.complete)
+        with tempfile.TemporaryDirectory(prefix="loadgen-") as out:
+            log_settings = lg.LogSettings()
+            log_settings.log_output.outdir = out
+            log_settings.log_output.copy_summary_to_stdout = False
+            log_settings.enable_trace = False
+            try:
+                with ExitStack() as stack:
+                    for tracker in watching:
+                        stack.enter_context(tracker)
+                    started = time.perf_counter()
+                    lg.StartTestWithLogSettings(handle, qsl, settings, log_settings)
+                    seconds = time.perf_counter() - started
+            finally:
+                self.stop()
+                lg.DestroySUT(handle)
+                lg.DestroyQSL(qsl)
+            return parse_detail_log(Path(out) / "mlperf_log_detail.txt"), seconds
+
+
+class SystemUnderTest:
+    """What LoadGen drives in one test, after MLPerf's reference SUT and Runner classes: it loads samples
+    into the context's cache, hands issued queries to the scenario, and records every completion.
+
+    It keeps per-sample latencies from issue to completion (LoadGen reports only percentiles, and
+    comparing runs needs the raw samples: two dict operations per sample), the samples served by index
+    (the useful work is counted from them), and the scenario's failures, which LoadGen's thread must
+    not see: they are re-raised after the test."""
+
+    def __init__(self, lg, scenario: Scenario, ctx: ScenarioContext, token_latencies: bool):
+        self.lg, self.scenario, self.ctx, self.token_latencies = lg, scenario, ctx, token_latencies
+        self.issued: dict[int, int] = {}  # query id -> issue time (ns)
+        self.latencies_ns: list[int] = []
+        self.served: Counter = Counter()
+        self.done = 0  # samples completed
+        self.failures: list[BaseException] = []
+        self.lock = threading.Lock()  # sessions with streams complete from their own threads
+
+    def load(self, indices) -> None:
+        for i in indices:
+            self.ctx.cache[i] = self.ctx.workload.collate([i], self.ctx.strategy)
+
+    def unload(self, indices) -> None:
+        for i in indices:
+            self.ctx.cache.pop(i, None)
+
+    def issue(self, queries) -> None:
+        now = time.perf_counter_ns()
+        for q in queries:
+            self.issued[q.id] = now
+        try:
+            self.scenario.issue(self.ctx, queries, self.complete)
+        except BaseException as exc:  # LoadGen's thread must not see it; re-raised after the test
+            self.failures.append(exc)
+            with self.lock:  # complete what is still open, once
+                queries = [q for q in queries if q.id in self.issued]
+            # With token latencies on, LoadGen needs a token count (and a first token) for every response.
+            if self.token_latencies:
+                self.first_token(queries)
+                self.complete(queries, tokens=[1] * len(queries))
+            else:
+                self.complete(queries)
+
+    def complete(self, queries, tokens: list[int] | None = None) -> None:
+        """Queries done; generative scenarios pass each one's output token count (LoadGen's TPOT needs it)."""
+        now = time.perf_counter_ns()
+        with self.lock:
+            self.latencies_ns.extend(now - self.issued.pop(q.id, now) for q in queries)
+            self.done += len(queries)
+            self.served.update(q.index for q in queries)
+        lg = self.lg
+        if tokens is None:
+            lg.QuerySamplesComplete([lg.QuerySampleResponse(q.id, 0, 0) for q in queries])
+        else:
+            lg.QuerySamplesComplete([lg.QuerySampleResponse(q.id, 0, 0, n) for q, n in zip(queries, tokens)])
+
+    def first_token(self, queries) -> None:
+        self.lg.FirstTokenComplete([self.lg.QuerySampleResponse(q.id, 0, 0) for q in queries])
 
 
 def _efficiency(ctx: ScenarioContext, metrics: dict, energy_tracker, counted: CountingSession | None,

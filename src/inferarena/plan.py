@@ -27,31 +27,12 @@ def plan(config: RunConfig, artifact: Artifact, workload: Workload, host: Host,
     device = device or hardware.resolve_device(config.device)
     gpu = next(iter(hardware.gpus()), None) if device == "cuda" else None
     notes: list[str] = []
-    specs: list[VariantSpec] = []
-    if config.runtimes:
-        wanted = config.runtimes
-    else:
-        wanted = []
-        kind = artifact.meta.get("kind", "predict")
-        for name in registry.RUNTIMES:
-            runtime = runtimes.get(name)
-            if runtime.kind != kind:  # a text generator is not measured on embedding runtimes, and back
-                continue
-            if runtime.available():
-                wanted.append(RuntimeSpec(name=name))
-            else:
-                notes.append(f"skipped runtime {name}: not installed ({runtime.install_hint()})")
-    shapes = [s for s in config.workload.shapes if s in workload.strategies]
-    if not workload.shape_in_name:  # the workload shapes its inputs one way only (generation prompts)
-        shapes = list(workload.strategies)
-    for s in config.workload.shapes:
-        if s not in workload.strategies and workload.shape_in_name:
-            notes.append(f"skipped shape strategy '{s.value}': this model's inputs have fixed shapes")
-    if not shapes:
-        raise ConfigError("none of the requested shape strategies applies to this model", "use --shapes fixed")
+    wanted = _wanted_runtimes(config, artifact, notes)
+    shapes = _shapes(config, workload, notes)
     planned: list[tuple[RuntimeSpec, Any, dict]] = []  # (spec, runtime class, knobs) for pipelines below
     unreachable: list[str] = []  # runtimes only a pipeline's output can feed (e.g. ONNX Runtime GenAI's folders)
     off_device: list[str] = []  # runtimes of this run that do not run on its device
+    specs: list[VariantSpec] = []
     for spec in wanted:
         runtime = runtimes.require(spec.name)
         reason = _device_reason(runtime, device)
@@ -60,34 +41,80 @@ def plan(config: RunConfig, artifact: Artifact, workload: Workload, host: Host,
             notes.append(f"skipped runtime {spec.name}: {reason}")
             continue
         knobs = runtime.validate_knobs({"threads": config.threads or host.logical_cores, **spec.knobs})
-        suffix = "".join(f"+{k}={v}" for k, v in sorted(spec.knobs.items()))
         planned.append((spec, runtime, knobs.model_dump(mode="json")))
         try:
             conversion = passes.route(artifact.format, runtime.formats)
         except ModelError:
             unreachable.append(spec.name)
             continue
-        for precision in _precisions(spec, runtime, host, notes, device, gpu):
-            label = artifact.meta.get("precision", "fp32") if precision == "native" else precision
-            for shape in shapes:
-                specs.append(
-                    VariantSpec(
-                        name=_name(spec.name, label, shape.value, suffix, workload),
-                        runtime=spec.name,
-                        precision=label,
-                        runtime_precision=precision if precision == "native" else None,
-                        shape=shape.value,
-                        knobs=knobs.model_dump(mode="json"),
-                        steps=tuple((c, "{}") for c in conversion),
-                        kind=runtime.kind,
-                        device=device,
-                    )
-                )
+        specs += _source_variants(spec, runtime, knobs, conversion, artifact, shapes, workload, host, notes, device, gpu)
     for pipeline in config.pipelines_for(artifact.meta):
         try:
             specs += _pipeline_variants(pipeline, planned, artifact, shapes, notes, workload, device, gpu)
         except ConfigError as exc:  # one bad pipeline is skipped with its reason; the sweep goes on
             notes.append(f"skipped {exc.problem} ({exc.fix})")
+    _check(config, artifact, specs, unreachable, off_device, wanted, device, notes)
+    return specs, notes
+
+
+def _wanted_runtimes(config: RunConfig, artifact: Artifact, notes: list[str]) -> list[RuntimeSpec]:
+    """The config's runtimes, or every installed runtime of the model's kind (the others noted as skipped)."""
+    if config.runtimes:
+        return config.runtimes
+    wanted = []
+    kind = artifact.meta.get("kind", "predict")
+    for name in registry.RUNTIMES:
+        runtime = runtimes.get(name)
+        if runtime.kind != kind:  # a text generator is not measured on embedding runtimes, and back
+            continue
+        if runtime.available():
+            wanted.append(RuntimeSpec(name=name))
+        else:
+            notes.append(f"skipped runtime {name}: not installed ({runtime.install_hint()})")
+    return wanted
+
+
+def _shapes(config: RunConfig, workload: Workload, notes: list[str]) -> list:
+    """The shape strategies that apply to this workload's inputs (every one where it shapes them one way only)."""
+    shapes = [s for s in config.workload.shapes if s in workload.strategies]
+    if not workload.shape_in_name:  # the workload shapes its inputs one way only (generation prompts)
+        shapes = list(workload.strategies)
+    for s in config.workload.shapes:
+        if s not in workload.strategies and workload.shape_in_name:
+            notes.append(f"skipped shape strategy '{s.value}': this model's inputs have fixed shapes")
+    if not shapes:
+        raise ConfigError("none of the requested shape strategies applies to this model", "use --shapes fixed")
+    return shapes
+
+
+def _source_variants(spec: RuntimeSpec, runtime, knobs, conversion, artifact: Artifact, shapes, workload: Workload,
+                     host: Host, notes: list[str], device: str, gpu) -> list[VariantSpec]:
+    """The source model on one runtime: each precision it runs here × each shape strategy."""
+    suffix = "".join(f"+{k}={v}" for k, v in sorted(spec.knobs.items()))
+    specs = []
+    for precision in _precisions(spec, runtime, host, notes, device, gpu):
+        label = artifact.meta.get("precision", "fp32") if precision == "native" else precision
+        for shape in shapes:
+            specs.append(
+                VariantSpec(
+                    name=_name(spec.name, label, shape.value, suffix, workload),
+                    runtime=spec.name,
+                    precision=label,
+                    runtime_precision=precision if precision == "native" else None,
+                    shape=shape.value,
+                    knobs=knobs.model_dump(mode="json"),
+                    steps=tuple((c, "{}") for c in conversion),
+                    kind=runtime.kind,
+                    device=device,
+                )
+            )
+    return specs
+
+
+def _check(config: RunConfig, artifact: Artifact, specs: list[VariantSpec], unreachable: list[str],
+           off_device: list[str], wanted: list[RuntimeSpec], device: str, notes: list[str]) -> None:
+    """What makes a plan unusable, as one clear error: a named runtime nothing feeds, a duplicate name, no
+    runtime on the device, nothing at all; runtimes that only cannot load the source are noted."""
     for name in unreachable:
         if any(s.runtime == name for s in specs):
             continue
@@ -106,7 +133,6 @@ def plan(config: RunConfig, artifact: Artifact, workload: Workload, host: Host,
                           f"one's devices), or use --device cpu")
     if not specs:
         raise ConfigError("no variant to measure", "install a runtime (see `inferarena runtimes`)")
-    return specs, notes
 
 
 def lossy(steps: tuple[Step, ...]) -> bool:

@@ -62,8 +62,60 @@ class MeasureJob:
 
 
 def measure(job: MeasureJob) -> VariantResult:
-    """One round of one variant, as its kind measures it."""
-    return kinds.get(job.spec.kind).measure(job)
+    """One round of one variant: load it, check its outputs against the reference (the first round; later
+    rounds reuse its figures), warm it up, run each scenario on it, close it. Its kind supplies the steps
+    that differ (`kinds.base.Measures`)."""
+    import time
+    from dataclasses import asdict
+
+    from inferarena import registry
+    from inferarena.errors import ConfigError
+    from inferarena.kinds.base import Measures
+    from inferarena.runtimes.base import on_device
+    from inferarena.scenarios.base import ScenarioContext, run_scenario
+    from inferarena.trackers.energy import EnergyMeter
+    from inferarena.trackers.memory import MemoryTracker
+
+    spec, settings, workload = job.spec, job.settings, job.workload
+    kind = kinds.get(spec.kind)
+    if not isinstance(kind, Measures):
+        raise ConfigError(f"variants of kind {spec.kind} are not measured here", "see the kind's own command")
+    runtime = registry.load(registry.RUNTIMES, spec.runtime)
+    strategy = kind.strategy(spec, workload)
+    started = time.perf_counter()
+    with MemoryTracker() as memory:
+        session = runtime().load(job.artifact, spec.load_precision, runtime.validate_knobs(spec.knobs),
+                                 workload.input_shapes(strategy), **on_device(spec))
+        try:
+            load_s = time.perf_counter() - started
+            if job.first_round:
+                fidelity, adaptive = job.first_round["fidelity"], job.first_round.get("adaptive")
+            else:
+                session.adaptive_stats(reset=True)
+                fidelity, adaptive = kind.check(session, job, strategy)
+            result = VariantResult.of(spec, fidelity=fidelity, session_info=kind.session_info(session),
+                                      load_s=round(load_s, 3), adaptive=adaptive)
+            mismatch = kind.mismatch(fidelity, job)
+            if mismatch:
+                result.status, result.error = "failed", f"output mismatch: {mismatch}"
+                return result
+            kind.before_scenarios(result, session, job, strategy)
+            energy = EnergyMeter(host(), settings.energy.tdp_w, settings.energy.tdp_threads, settings.energy.idle_s,
+                                 device=spec.device)
+            estimates = kind.estimates(session, job, strategy)
+            ctx = ScenarioContext(session=session, workload=workload, strategy=strategy,
+                                  batch_size=spec.batch_size or settings.batch_size, quick=settings.quick,
+                                  settings=settings.loadgen, estimates=estimates, energy=energy, price=job.price,
+                                  rounds=settings.planned_rounds, **kind.context(job))
+            result.estimates = asdict(estimates)
+            for name in settings.scenarios:  # already the kind's choice (the sweep asked `scenarios()`)
+                measured = run_scenario(name, ctx)
+                measured.metrics.update(kind.after_scenario(measured.metrics, session, job))
+                result.scenarios[name] = measured
+        finally:
+            session.close()
+    result.memory = memory.result.as_dict()
+    return result
 
 
 def bandwidth(cache_dir: Path, threads: int, refresh: bool = False, device: str = "cpu") -> dict:

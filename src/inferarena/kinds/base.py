@@ -86,6 +86,53 @@ class Column:
     optional: bool = False  # shown only when some variant has it
 
 
+class Measures:
+    """What a kind measured by `jobs.measure` (one skeleton for every kind: load, check against the
+    reference, warm up, run each scenario, close) supplies as hooks. Kinds measured elsewhere (a workflow,
+    by `inferarena agents`) do not have them."""
+
+    def reference_job(self, artifact, workload, eval_indices: list[int], threads: int, work: Path,
+                      cache_dir: Path | None, evaluators: tuple[str, ...], generation) -> tuple[Callable, tuple]:
+        """The worker function and arguments that compute the FP32 reference; raises a user error when
+        no installed runtime can (before any worker starts)."""
+        raise NotImplementedError
+
+    def reference_environment(self, reference_path: str) -> dict[str, Any]:
+        """What the run's environment card keeps of the reference (its task scores, perplexity...)."""
+        raise NotImplementedError
+
+    def strategy(self, spec, workload):
+        """The shape strategy the session is loaded and fed with."""
+        raise NotImplementedError
+
+    def check(self, session, job, strategy) -> tuple[dict, dict | None]:
+        """The variant's fidelity against the reference (as stored) and its adaptive figures, on the
+        evaluation inputs: the first round's work, which later rounds reuse."""
+        raise NotImplementedError
+
+    def mismatch(self, fidelity: dict, job) -> str | None:
+        """Why these outputs fail the run's fidelity bounds (the variant then fails), or None."""
+        return None
+
+    def session_info(self, session) -> dict:
+        return dict(session.info)
+
+    def before_scenarios(self, result, session, job, strategy) -> None:
+        """Figures taken once the outputs passed, before the load (e.g. task metrics)."""
+
+    def estimates(self, session, job, strategy):
+        """Warm the session up and time it, to size LoadGen's schedule (reused from the first round)."""
+        raise NotImplementedError
+
+    def context(self, job) -> dict:
+        """The kind's own ScenarioContext fields (GEMM peaks, generation settings)."""
+        return {}
+
+    def after_scenario(self, metrics: dict, session, job) -> dict:
+        """Figures derived from a scenario's (e.g. the decode roofline)."""
+        return {}
+
+
 class Kind(ABC):
     name: ClassVar[str]
     profiles: ClassVar[dict[str, Profile]]
@@ -104,20 +151,6 @@ class Kind(ABC):
     @abstractmethod
     def scenarios(self, requested: list[str]) -> list[str]:
         """The scenarios a run measures, from the ones its config asks for."""
-
-    @abstractmethod
-    def reference_job(self, artifact, workload, eval_indices: list[int], threads: int, work: Path,
-                      cache_dir: Path | None, evaluators: tuple[str, ...], generation) -> tuple[Callable, tuple]:
-        """The worker function and arguments that compute the FP32 reference; raises a user error when
-        no installed runtime can (before any worker starts)."""
-
-    @abstractmethod
-    def reference_environment(self, reference_path: str) -> dict[str, Any]:
-        """What the run's environment card keeps of the reference (its task scores, perplexity...)."""
-
-    @abstractmethod
-    def measure(self, job) -> Any:
-        """Worker side: load the variant, check its fidelity, run its scenarios -> VariantResult."""
 
     def report_plots(self, variants) -> tuple[Plot, ...]:
         """The Pareto plots of the HTML report for these variants."""

@@ -12,23 +12,20 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from inferarena import passes, registry
 from inferarena.errors import ModelError, RuntimeUnavailable
-from inferarena.kinds.base import Column, Constraint, Figure, Kind, Plot, Profile
-from inferarena.results import VariantResult
-from inferarena.runtimes.base import on_device
-from inferarena.scenarios.base import Estimates, ScenarioContext, run_scenario
+from inferarena.kinds.base import Column, Constraint, Figure, Kind, Measures, Plot, Profile
+from inferarena.scenarios.base import Estimates
 
 # What a generative run measures when the config names only batch-at-a-time scenarios (the default).
 DEFAULT_SCENARIOS = ("llm_single_stream", "llm_offline", "llm_server")
 
 
-class Generate(Kind):
+class Generate(Kind, Measures):
     name = "generate"
     profiles = {
         "latency": Profile("latency", "llm_single_stream.latency_ms_p90", "request time p90 (single stream)",
@@ -88,8 +85,26 @@ class Generate(Kind):
         ref = json.loads(Path(reference_path).read_text())
         return {"generation_reference": {"runtime": ref["runtime"], "precision": "fp32", "perplexity": ref["perplexity"]}}
 
-    def measure(self, job):
-        return measure(job)
+    # Measured by jobs.measure: these are its steps for a text generator.
+    def strategy(self, spec, workload):
+        return workload.strategies[0]
+
+    def check(self, session, job, strategy):
+        # What an adaptive decoding did on the fidelity prompts (drafts accepted, FFN kept) is its adaptive.*
+        found = fidelity(session, job.workload, job.reference_path).as_dict()
+        return found, session.adaptive_stats(reset=True)
+
+    def session_info(self, session):
+        return {**session.info, "weight_bytes": session.weight_bytes}
+
+    def estimates(self, session, job, strategy):
+        return _estimates(session, job.workload, job.first_round)
+
+    def context(self, job):
+        return {"generation": job.settings.generation}
+
+    def after_scenario(self, metrics, session, job):
+        return _roofline(metrics, session, job)
 
 
 def reference_runtime(artifact) -> tuple[str, tuple[str, ...]]:
@@ -134,44 +149,6 @@ def fidelity(session, workload, reference_path: str):
     if ref.get("perplexity") is not None:
         ppl = perplexity(session.token_logprobs(workload.perplexity_text))
     return score(outputs, ref["tokens"], ppl, ref.get("perplexity"))
-
-
-def measure(job) -> VariantResult:
-    """Load the variant, check its tokens against the reference, then run the generation scenarios."""
-    from inferarena.hardware import host
-    from inferarena.trackers.energy import EnergyMeter
-    from inferarena.trackers.memory import MemoryTracker
-
-    spec, settings, workload = job.spec, job.settings, job.workload
-    runtime = registry.load(registry.RUNTIMES, spec.runtime)
-    started = time.perf_counter()
-    with MemoryTracker() as memory:
-        session = runtime().load(job.artifact, spec.load_precision, runtime.validate_knobs(spec.knobs),
-                                 workload.input_shapes(workload.strategies[0]), **on_device(spec))
-        load_s = time.perf_counter() - started
-        if job.first_round:
-            found, adaptive = job.first_round["fidelity"], job.first_round.get("adaptive")
-        else:  # what an adaptive decoding did on the fidelity prompts (drafts accepted, FFN kept) is its adaptive.*
-            session.adaptive_stats(reset=True)
-            found = fidelity(session, workload, job.reference_path).as_dict()
-            adaptive = session.adaptive_stats(reset=True)
-        result = VariantResult.of(spec, fidelity=found, session_info={**session.info, "weight_bytes": session.weight_bytes},
-                                  load_s=round(load_s, 3), adaptive=adaptive)
-        energy = EnergyMeter(host(), settings.energy.tdp_w, settings.energy.tdp_threads, settings.energy.idle_s,
-                             device=spec.device)
-        estimates = _estimates(session, workload, job.first_round)
-        ctx = ScenarioContext(session=session, workload=workload, strategy=workload.strategies[0],
-                              batch_size=spec.batch_size or settings.batch_size, quick=settings.quick,
-                              settings=settings.loadgen, estimates=estimates, energy=energy, price=job.price,
-                              rounds=settings.planned_rounds, generation=settings.generation)
-        result.estimates = asdict(estimates)
-        for name in settings.scenarios:  # already the kind's choice (the sweep asked `scenarios()`)
-            measured = run_scenario(name, ctx)
-            measured.metrics.update(_roofline(measured.metrics, session, job))
-            result.scenarios[name] = measured
-        session.close()
-    result.memory = memory.result.as_dict()
-    return result
 
 
 def _estimates(session, workload, first_round: dict | None) -> Estimates:

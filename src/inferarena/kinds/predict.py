@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -17,17 +16,16 @@ import numpy as np
 from inferarena import registry, runtimes
 from inferarena.config import ShapeStrategy
 from inferarena.errors import RuntimeUnavailable
-from inferarena.kinds.base import Column, Constraint, Figure, Kind, Plot, Profile
+from inferarena.kinds.base import Column, Constraint, Figure, Kind, Measures, Plot, Profile
 from inferarena.outputs import outputs
-from inferarena.results import VariantResult
-from inferarena.runtimes.base import Session, on_device, submit_all
-from inferarena.scenarios.base import Estimates, ScenarioContext, run_scenario
+from inferarena.runtimes.base import Session, submit_all
+from inferarena.scenarios.base import Estimates
 from inferarena.workloads.base import Workload
 
 LOSSY = ("int8", "int4", "fp8", "mixed")  # precisions chosen to trade accuracy for speed
 
 
-class Predict(Kind):
+class Predict(Kind, Measures):
     name = "predict"
     profiles = {
         "latency": Profile("latency", "single_stream.latency_ms_p90", "p90 latency at batch 1", "single_stream", 90.0,
@@ -102,8 +100,34 @@ class Predict(Kind):
         path = reference_task_path(Path(reference_path))
         return {"task_reference": json.loads(path.read_text()) if path.is_file() else []}
 
-    def measure(self, job):
-        return measure(job)
+    # Measured by jobs.measure: these are its steps for an embedding or a classifier.
+    def strategy(self, spec, workload):
+        return ShapeStrategy(spec.shape)
+
+    def check(self, session, job, strategy):
+        from inferarena.evaluators.fidelity import score
+
+        got = outputs(session, job.workload, job.eval_indices, strategy, job.settings.batch_size)
+        fidelity = score(got, np.load(job.reference_path, allow_pickle=False),
+                         classes=job.artifact.meta.get("outputs") == "class_logits")
+        return fidelity.as_dict(), _adaptive(job.artifact.meta.get("adaptive"), session.adaptive_stats(reset=True))
+
+    def mismatch(self, fidelity, job):
+        from inferarena.evaluators.fidelity import Fidelity
+
+        spec = job.spec
+        return _mismatch(Fidelity(**fidelity), job.settings.fidelity, lossy=spec.lossy or spec.precision in LOSSY)
+
+    def before_scenarios(self, result, session, job, strategy):
+        result.task = task_scores(session, job.workload, job.evaluators, strategy)
+
+    def estimates(self, session, job, strategy):
+        return _estimates(session, job.workload, strategy, job.settings, job.first_round)
+
+    def context(self, job):
+        precision = "int8" if job.spec.precision == "mixed" else job.spec.precision
+        return {"peak_gflops": job.peaks.get(precision),
+                "best_peak": max(job.peaks.items(), key=lambda kv: kv[1], default=None)}
 
 
 def reference(runtime_name: str, artifact, workload: Workload, indices: list[int], threads: int, out: Path,
@@ -137,52 +161,6 @@ def task_scores(session: Session, workload: Workload, evaluators: tuple[str, ...
         except Exception as exc:  # one broken metric must not cost the variant its measurements
             scores.append({"name": name, "error": f"{type(exc).__name__}: {exc}"[:300]})
     return scores
-
-
-def measure(job) -> VariantResult:
-    """Load the variant, check its outputs, then run each LoadGen scenario on it."""
-    from inferarena.evaluators.fidelity import Fidelity, score
-    from inferarena.hardware import host
-    from inferarena.trackers.energy import EnergyMeter
-    from inferarena.trackers.memory import MemoryTracker
-
-    spec, settings, workload = job.spec, job.settings, job.workload
-    runtime = registry.load(registry.RUNTIMES, spec.runtime)
-    strategy = ShapeStrategy(spec.shape)
-    started = time.perf_counter()
-    with MemoryTracker() as memory:
-        session = runtime().load(job.artifact, spec.load_precision, runtime.validate_knobs(spec.knobs),
-                                 workload.input_shapes(strategy), **on_device(spec))
-        load_s = time.perf_counter() - started
-        if job.first_round:
-            fidelity = Fidelity(**job.first_round["fidelity"])
-            adaptive = job.first_round.get("adaptive")
-        else:
-            session.adaptive_stats(reset=True)
-            got = outputs(session, workload, job.eval_indices, strategy, settings.batch_size)
-            fidelity = score(got, np.load(job.reference_path, allow_pickle=False), classes=job.artifact.meta.get("outputs") == "class_logits")
-            adaptive = _adaptive(job.artifact.meta.get("adaptive"), session.adaptive_stats(reset=True))
-        result = VariantResult.of(spec, fidelity=fidelity.as_dict(), session_info=session.info, load_s=round(load_s, 3),
-                                  adaptive=adaptive)
-        mismatch = _mismatch(fidelity, settings.fidelity, lossy=spec.lossy or spec.precision in LOSSY)
-        if mismatch:
-            result.status, result.error = "failed", f"output mismatch: {mismatch}"
-            return result
-        result.task = task_scores(session, workload, job.evaluators, strategy)
-        energy = EnergyMeter(host(), settings.energy.tdp_w, settings.energy.tdp_threads, settings.energy.idle_s,
-                             device=spec.device)
-        estimates = _estimates(session, workload, strategy, settings, job.first_round)
-        ctx = ScenarioContext(session=session, workload=workload, strategy=strategy,
-                              batch_size=spec.batch_size or settings.batch_size, quick=settings.quick,
-                              settings=settings.loadgen, estimates=estimates, energy=energy, price=job.price,
-                              peak_gflops=job.peaks.get("int8" if spec.precision == "mixed" else spec.precision),
-                              best_peak=max(job.peaks.items(), key=lambda kv: kv[1], default=None),
-                              rounds=settings.planned_rounds)
-        result.estimates = asdict(estimates)
-        for name in settings.scenarios:
-            result.scenarios[name] = run_scenario(name, ctx)
-    result.memory = memory.result.as_dict()
-    return result
 
 
 def _adaptive(static: dict | None, decided: dict | None) -> dict | None:

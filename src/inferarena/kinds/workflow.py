@@ -9,7 +9,6 @@ rates, tokens per correct answer and cost per 1,000 tasks (`scenarios/workflow.p
 
 from __future__ import annotations
 
-from inferarena.errors import ConfigError
 from inferarena.kinds.base import Column, Figure, Kind, Plot, Profile
 
 
@@ -52,15 +51,6 @@ class Workflow(Kind):
 
     def fidelity_key(self, variants):
         return "tasks", "tasks"
-
-    def reference_job(self, *args, **kwargs):
-        raise ConfigError("workflow runs have no FP32 reference job", "measure workflows with `inferarena agents`")
-
-    def reference_environment(self, reference_path):
-        return {}
-
-    def measure(self, job):
-        raise ConfigError("workflow arms are measured by `inferarena agents`", "run `inferarena agents --help`")
 
     def tables(self, run):
         rows = []

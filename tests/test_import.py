@@ -9,7 +9,8 @@ def test_importing_inferarena_loads_no_framework():
     code = (
         "import sys, importlib, inferarena, inferarena.cli, inferarena.arena\n"
         "from inferarena import registry\n"
-        "for axis in (registry.RUNTIMES, registry.MODEL_SOURCES, registry.PASSES, registry.SCENARIOS, registry.EVALUATORS):\n"
+        "for axis in (registry.RUNTIMES, registry.MODEL_SOURCES, registry.PASSES, registry.SCENARIOS, registry.EVALUATORS,\n"
+        "             registry.DEPLOY_TARGETS):\n"
         "    for name in axis: registry.load(axis, name)\n"
         f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))\n"
     )

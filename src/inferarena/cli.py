@@ -533,6 +533,7 @@ def show(
 from inferarena import cli_reports  # noqa: E402,F401 - registers `report` and `compare` after the others
 from inferarena import cli_serving  # noqa: E402,F401 - registers `serve-bench`
 from inferarena import cli_agents  # noqa: E402,F401 - registers `agents`
+from inferarena import cli_deploy  # noqa: E402,F401 - registers `deploy`
 # isort: on
 
 

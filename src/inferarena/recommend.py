@@ -279,10 +279,16 @@ def _gives_up(pick: VariantResult, ok: list[VariantResult], found: dict, trade_o
 
 
 def _write_config(run: RunRecord, pick: VariantResult, profile: Profile, config_dir: Path) -> str:
-    """A run config that measures just the pick again, under the same workload and settings: the pick's
-    runtime and knobs, and the pipeline it was built with, as stored with it."""
     import yaml
 
+    path = Path(config_dir) / f"inferarena-run-{run.run_id}-{profile.name}.yaml"
+    path.write_text(yaml.safe_dump(reproduce_config(run, pick), sort_keys=False))
+    return str(path)
+
+
+def reproduce_config(run: RunRecord, pick: VariantResult) -> dict[str, Any]:
+    """A run config that measures just the pick again, under the same workload and settings: the pick's
+    runtime and knobs, and the pipeline it was built with, as stored with it."""
     from inferarena import runtimes
 
     config = json.loads(json.dumps(run.config))
@@ -297,9 +303,7 @@ def _write_config(run: RunRecord, pick: VariantResult, profile: Profile, config_
     config["device"] = pick.device  # where it was measured (`auto` resolved)
     config["pipelines"] = [{**pipeline, "runtimes": [pick.runtime], "shapes": [pick.shape]}] if pipeline else []
     config["workload"]["shapes"] = [pick.shape]
-    path = Path(config_dir) / f"inferarena-run-{run.run_id}-{profile.name}.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return str(path)
+    return config
 
 
 def _size_mb(path: str | None) -> float | None:

@@ -114,6 +114,16 @@ VERIFIERS: dict[str, str] = {
 }
 
 
+# `inferarena deploy`: a measured variant written out as a bundle for one server (or a Dockerfile).
+DEPLOY_TARGETS: dict[str, str] = {
+    "triton": "inferarena.deploy.triton:Triton",
+    "torchserve": "inferarena.deploy.torchserve:TorchServe",
+    "mlserver": "inferarena.deploy.mlserver:MLServer",
+    "kserve": "inferarena.deploy.kserve:KServe",
+    "docker": "inferarena.deploy.docker:Docker",
+}
+
+
 # How jobs run: a fresh process each (spawn, the default), in this process (inline: tests, --debug), or on a Ray cluster.
 LAUNCHERS: dict[str, str] = {
     "spawn": "inferarena.launchers:Spawn",
@@ -127,7 +137,7 @@ def _add_plugins(spec: str) -> None:
     outside the package (a user's own, a test suite's misbehaving ones) to an axis. Spawned jobs
     inherit the variable, so they see the same registry."""
     axes = {"runtimes": RUNTIMES, "model_sources": MODEL_SOURCES, "passes": PASSES, "evaluators": EVALUATORS,
-            "servers": SERVERS, "scenarios": SCENARIOS, "verifiers": VERIFIERS}
+            "servers": SERVERS, "scenarios": SCENARIOS, "verifiers": VERIFIERS, "deploy_targets": DEPLOY_TARGETS}
     for item in filter(None, (part.strip() for part in spec.split(";"))):
         key, _, target = item.partition("=")
         axis, _, name = key.strip().partition(".")

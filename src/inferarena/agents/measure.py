@@ -249,6 +249,9 @@ def _result(config, workflow, variant, arm, dev, runs: list[TaskRun], wall_s, en
         "prune_rate": sum(m.status == "rejected" for m in said) / max(1, len(said)),
         "rectify_rounds_mean": total.rectify_rounds / spoken,
         "fallback_rate": sum(r.fallback for r in runs) / n,
+        # replies cut at max_tokens, among the agents' replies (the auditor's calls are not replies)
+        "truncated_rate": (sum(getattr(u, "truncated", 0) for name, u in per_agent.items() if name != "auditor")
+                           / max(1, sum(u.calls for name, u in per_agent.items() if name != "auditor"))),
     }
     if energy is not None:
         metrics |= {"energy_j": energy.energy_j, "energy_j_per_task": energy.energy_j / n,

@@ -8,16 +8,15 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from inferarena import models, plan, workloads
-from inferarena.hardware import host
 from inferarena.artifacts import Artifact
 from inferarena.config import GenerationConfig, LengthDist, RunConfig, WorkloadConfig
 from inferarena.errors import ModelError
+from inferarena.hardware import host
 from inferarena.passes.base import PassContext
 
 pytest.importorskip("transformers")

@@ -120,6 +120,8 @@ def _finalist(profile: Profile, v: VariantResult, sample_rounds: dict, found: di
 def _headroom(pick: VariantResult, profile: Profile) -> str:
     """Where the pick computes in a slower precision than the host's fastest (BF16 on an AMX Xeon, whose INT8
     peak is higher), how much of that ceiling its useful work reaches."""
+    if not profile.key.endswith("throughput_sps"):  # a ceiling of work per second: throughput picks only
+        return ""
     flat, scenario = pick.flat(), profile.key.rpartition(".")[0]
     best, share = flat.get(f"{scenario}.best_peak_precision"), flat.get(f"{scenario}.useful_pct_of_best_peak")
     own = flat.get(f"{scenario}.useful_pct_of_peak")

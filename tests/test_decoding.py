@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -259,3 +260,143 @@ def test_calibration_cache_key_follows_the_prompts():
     grounded = RunConfig.parse({"generation": {"prompts": "grounded"}}, source="test")
     assert _fingerprint(default, 8) != _fingerprint(grounded, 8)
     assert _fingerprint(default, 8) == f"{default.workload.model_dump_json()}|8"  # encoder caches stay valid
+
+
+# Draft-model speculation with another model (issue 41): the vocabulary check, the cache key, the preset.
+
+DRAFT_PAIR = ("qwen-coder-1.5b", "qwen-coder-0.5b")
+
+
+def _bundled(name: str) -> Artifact:
+    from inferarena.errors import RuntimeUnavailable
+
+    try:
+        return models.resolve(name)
+    except RuntimeUnavailable as exc:
+        pytest.skip(f"{name} is not installed ({exc.problem})")
+
+
+def _fake_gguf(path: Path, tokens: list[str]) -> Path:
+    from gguf import GGUFWriter
+
+    writer = GGUFWriter(str(path), "llama")
+    writer.add_name("fake")
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list(tokens)
+    writer.add_token_scores([0.0] * len(tokens))  # an array after the tokens: the reader stops before it
+    writer.add_block_count(1)
+    writer.add_tensor("weight", np.arange(32, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_gguf_vocab_tells_token_strings_apart(tmp_path):
+    from inferarena.errors import ModelError as Unreadable
+    from inferarena.passes.decoding import gguf_vocab
+
+    base = gguf_vocab(_fake_gguf(tmp_path / "a.gguf", ["<s>", "a", "b", "ab"]))
+    assert base["tokens"] == 4 and base["model"] == "gpt2"
+    assert gguf_vocab(_fake_gguf(tmp_path / "same.gguf", ["<s>", "a", "b", "ab"])) == base
+    renamed = gguf_vocab(_fake_gguf(tmp_path / "renamed.gguf", ["<s>", "a", "b", "ba"]))
+    assert renamed["tokens"] == 4 and renamed["sha256"] != base["sha256"]
+    assert gguf_vocab(_fake_gguf(tmp_path / "split.gguf", ["<s>", "a", "ba", "b"]))["sha256"] != base["sha256"]
+    (tmp_path / "not.gguf").write_bytes(b"not a gguf at all" * 4)
+    with pytest.raises(Unreadable, match="cannot be read"):
+        gguf_vocab(tmp_path / "not.gguf")
+
+
+def test_a_draft_with_another_tokenizer_is_refused(smollm2, tmp_path):
+    from inferarena import passes
+    from inferarena.errors import ConfigError
+    from inferarena.passes.decoding import SpeculativeConfig
+
+    _bundled(DRAFT_PAIR[1])
+    step = ("speculative_decoding", json.dumps({"method": "draft_model", "draft": DRAFT_PAIR[1]}))
+    with pytest.raises(ConfigError, match=r"does not share the target's tokenizer: 151,936 .* against the target's "
+                                          r"49,152") as refused:
+        passes.apply((step,), smollm2, tmp_path, None)
+    assert "qwen-coder-0.5b drafts for qwen-coder-1.5b" in refused.value.fix
+    assert not list(tmp_path.glob("speculative_decoding/*/artifact.json"))  # nothing cached
+    with pytest.raises(ValueError, match="method prompt_lookup does not use"):
+        SpeculativeConfig(draft=DRAFT_PAIR[1])
+
+
+def test_the_draft_file_is_part_of_the_cache_key(smollm2, tmp_path, monkeypatch):
+    """A draft named by path, swapped for other bytes under the same name, builds anew; the same file is reused."""
+    from inferarena.passes.decoding import SpeculativeConfig, SpeculativeDecoding
+
+    real = models.resolve
+    monkeypatch.setattr(models, "resolve", lambda spec: (Artifact(Path(spec), "gguf", {"name": "copy", "precision": "q4_1"})
+                                                         if spec.endswith(".gguf") else real(spec)))
+    draft = tmp_path / "drafts" / "draft.gguf"
+    draft.parent.mkdir()
+    shutil.copyfile(smollm2.path, draft)
+    config = SpeculativeConfig(method="draft_model", draft=str(draft), num_tokens=3)
+    first = SpeculativeDecoding().cached_run(smollm2, config, tmp_path / "cache")
+    again = SpeculativeDecoding().cached_run(smollm2, config, tmp_path / "cache")
+    assert not first.meta["cached"] and again.meta["cached"] and again.path == first.path
+    report = first.meta["pass_report"]["draft_model"]
+    assert report["vocab_check"] == {"same": True, "tokens": 49152, "sha256": report["vocab_check"]["sha256"]}
+    assert report["draft_mb"] == round(draft.stat().st_size / 1e6, 1) and report["draft_name"] == "copy"
+    assert first.meta["decoding"]["draft_file"] == "draft.gguf" and (first.path.parent / "draft.gguf").is_file()
+    data = bytearray(draft.read_bytes())
+    data[-1] ^= 0xFF  # the last tensor byte: the same vocabulary, other weights
+    draft.unlink()
+    draft.write_bytes(bytes(data))
+    swapped = SpeculativeDecoding().cached_run(smollm2, config, tmp_path / "cache")
+    assert not swapped.meta["cached"] and swapped.path != first.path
+    assert swapped.meta["pass_report"]["draft_model"]["draft_sha256"] != report["draft_sha256"]
+    assert (swapped.path.parent / "draft.gguf").read_bytes()[-1] == data[-1]
+
+
+def test_draft_model_preset_resolves_and_plans(smollm2):
+    from inferarena.config import PRESETS, preset
+    from inferarena.passes.decoding import SpeculativeConfig
+
+    spec = preset("draft-model")
+    assert [p.name for p in spec.passes] == ["speculative_decoding"]
+    config = SpeculativeConfig.model_validate(spec.passes[0].config)
+    assert config.method == "draft_model" and config.draft == DRAFT_PAIR[1] and 2 <= config.num_tokens <= 8
+    assert PRESETS["draft-model"][0]["config"]["draft"] == DRAFT_PAIR[1]
+    assert config.num_tokens in SpeculativeConfig.model_fields["num_tokens"].json_schema_extra["space"]
+    run = RunConfig.parse({"model": "smollm2", "runtimes": [{"name": "llama_cpp"}],
+                           "pipelines": [{"name": "draft-model", "passes": PRESETS["draft-model"]}]}, source="test")
+    generation = GenerationConfig(prompt_tokens=LengthDist(median=24, min=8, max=48))
+    specs, _notes = plan.plan(run, smollm2, workloads.build(smollm2, WorkloadConfig(num_samples=8), generation), host())
+    planned = next(s for s in specs if s.name == "llama_cpp/q4_1@draft-model")
+    assert [name for name, _ in planned.steps] == ["speculative_decoding"]  # the vocabulary is checked when built
+
+
+@pytest.mark.native
+def test_llama_cpp_refuses_a_draft_of_another_vocabulary(smollm2):
+    draft = _bundled(DRAFT_PAIR[1])
+    marked = _marked(smollm2, {"method": "draft_model", "num_tokens": 2, "draft_file": str(draft.path)})
+    with pytest.raises(ModelError, match="the draft model has 151936 tokens and the target 49152"):
+        _session(marked, "llama_cpp")
+
+
+@pytest.mark.native
+@pytest.mark.slow
+def test_qwen_coder_pair_drafts_losslessly(tmp_path):
+    """The preset on the real pair: built (vocabulary checked), run greedy, the 1.5B's own tokens."""
+    from inferarena import passes
+    from inferarena.config import PRESETS
+
+    target = _bundled(DRAFT_PAIR[0])
+    _bundled(DRAFT_PAIR[1])
+    steps = tuple((p["name"], json.dumps(p["config"])) for p in PRESETS["draft-model"])
+    built, _ = passes.apply(steps, target, tmp_path, None)
+    assert built.meta["pass_report"]["draft_model"]["vocab_check"]["tokens"] == 151936
+    prompt = [151644, 872, 198, 7985, 264, 13027, 729, 429, 12341, 421, 264, 1372, 374, 10250, 13, 151645, 198,
+              151644, 77091, 198]  # "<|im_start|>user\nWrite a Python function that checks if a number is prime."
+    plain = _session(target, "llama_cpp")
+    expected = plain.generate(prompt, 32)
+    plain.close()
+    session = _session(built, "llama_cpp")
+    assert session.generate(prompt, 32) == expected
+    stats = session.adaptive_stats()
+    assert stats["method"] == "draft_model" and stats["acceptance_rate"] > 0.3
+    session.close()

@@ -133,6 +133,9 @@ PRESETS: dict[str, list[dict]] = {
     "draft-q4": [{"name": "gguf_quantize", "config": {"type": "f16"}},
                  {"name": "speculative_decoding", "config": {"method": "draft_model", "num_tokens": 4,
                                                              "draft_type": "q4_0"}}],
+    # Another model drafts: Qwen2.5-Coder-0.5B for a GGUF with its tokenizer (qwen-coder-1.5b; checked when built).
+    "draft-model": [{"name": "speculative_decoding", "config": {"method": "draft_model", "draft": "qwen-coder-0.5b",
+                                                                "num_tokens": 4}}],
     "griffin": [{"name": "griffin", "config": {"keep": 0.5}}],
     "hyper-griffin": [{"name": "hyper_griffin", "config": {"keep": 0.5}}],
     # ... on top of torchao's INT8 weight-only (its static counterpart: torchao-int8-weights on transformers).
@@ -150,7 +153,7 @@ PRESET_RUNTIMES = {"torchao-int8": ["torch"], "torchao-int8-weights": ["torch", 
                    "gguf-q4_1": ["llama_cpp"], "ort-genai-int4": ["ort_genai"], "ort-genai-int8": ["ort_genai"],
                    "ort-genai-fp32": ["ort_genai"], "ov-genai-int4": ["openvino_genai"],
                    "ov-genai-int8": ["openvino_genai"], "prompt-lookup": ["transformers", "llama_cpp"],
-                   "draft-q4": ["llama_cpp"], "ov-genai-int8-lookup": ["openvino_genai"],
+                   "draft-q4": ["llama_cpp"], "draft-model": ["llama_cpp"], "ov-genai-int8-lookup": ["openvino_genai"],
                    "ov-genai-int8-draft-int4": ["openvino_genai"],
                    "griffin": ["transformers"], "hyper-griffin": ["transformers"],
                    "griffin-int8": ["transformers"]}

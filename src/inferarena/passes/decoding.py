@@ -8,7 +8,9 @@ gguf_to_hf.
 
 - `speculative_decoding`: drafts verified by the model itself in one forward pass; greedy, so the output
   is meant to be the runtime's plain output (the fidelity check says whether it is). Drafts come from
-  n-grams of the context (prompt lookup) or from a cheaper build of the same GGUF (draft_model).
+  n-grams of the context (prompt lookup) or, with draft_model, from a cheaper build of the same GGUF
+  (`draft_type`) or from another GGUF that shares its tokenizer (`draft`: a bundled model or a path,
+  e.g. Qwen2.5-Coder-0.5B drafting for the 1.5B; refused unless both files hold the same token strings).
 - `griffin`: context-conditioned FFN pruning, training-free (models/griffin.py).
 - `hyper_griffin`: the same slicing, chosen before prefill by a hypernetwork trained here, in seconds,
   on calibration prompts (from the end of the workload, never the fidelity prompts), with GRIFFIN's
@@ -18,16 +20,20 @@ gguf_to_hf.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import mmap
 import shutil
+import struct
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from inferarena.artifacts import Artifact
-from inferarena.errors import ConfigError
+from inferarena.errors import ConfigError, ModelError
 from inferarena.passes.base import Pass, PassContext
 from inferarena.passes.gguf import FTYPES, GGUFQuantize, GGUFQuantizeConfig
 from inferarena.passes.torchao_quant import _link_or_copy
@@ -56,11 +62,35 @@ class SpeculativeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     method: Literal["prompt_lookup", "draft_model"] = Field(
         "prompt_lookup", description="Where drafts come from. prompt_lookup: the tokens that followed the last "
-        "n-gram where it last occurred in the context (prompt or output so far). draft_model: a cheaper build of "
-        "the same model (GGUF only), in `draft_type`.")
-    num_tokens: int = Field(10, ge=1, le=64, description="Draft tokens proposed per step.")
+        "n-gram where it last occurred in the context (prompt or output so far). draft_model: a second GGUF "
+        "drafts greedily: another model (`draft`) or a cheaper build of the same one (`draft_type`).")
+    num_tokens: int = Field(10, ge=1, le=64, description="Draft tokens proposed per step. Search space: 2, 4, 6, 8, "
+                            "10 (`inferarena search` does not search pass options: bench/draft_model.py measures "
+                            "them for draft_model).", json_schema_extra={"space": [2, 4, 6, 8, 10]})
     max_ngram: int = Field(2, ge=1, le=8, description="Longest n-gram matched against the context (prompt_lookup).")
-    draft_type: Literal[tuple(FTYPES)] = Field("q4_0", description="llama.cpp weight type of the draft build (draft_model).")
+    draft_type: Literal[tuple(FTYPES)] = Field("q4_0", description="llama.cpp weight type of the draft build "
+                                               "(draft_model without `draft`).")
+    draft: str | None = Field(None, description="draft_model: the model that drafts, instead of a quantized copy "
+                              "of the target: a bundled model (qwen-coder-0.5b) or a .gguf path, resolved when the "
+                              "variant is built. It must hold the target's token strings (checked; refused if not). "
+                              "Its sha256 is part of the build's cache key.")
+
+    @model_validator(mode="after")
+    def _draft_needs_draft_model(self):
+        if self.draft is not None and self.method != "draft_model":
+            raise ValueError(f"`draft` names a draft model, which method {self.method} does not use; "
+                             "set method: draft_model, or drop `draft`")
+        return self
+
+
+@dataclass(frozen=True)
+class _WithDraft(Artifact):
+    """The target, keyed in the pass cache by its bytes and the named draft's: a swapped draft builds anew."""
+
+    draft_sha256: str = ""
+
+    def content_hash(self) -> str:
+        return hashlib.sha256(f"{super().content_hash()}|draft {self.draft_sha256}".encode()).hexdigest()[:16]
 
 
 class SpeculativeDecoding(Pass):
@@ -69,18 +99,30 @@ class SpeculativeDecoding(Pass):
     produces = ("gguf", "hf_causal_lm", "ov_genai")
     Config = SpeculativeConfig
 
+    def __init__(self) -> None:
+        self._resolved: dict[str, Artifact] = {}  # drafts named by `draft`, resolved once per build
+
     @classmethod
     def output_format(cls, input_format: str) -> str:
         return input_format
 
+    def cached_run(self, artifact: Artifact, config: SpeculativeConfig, cache_dir: Path,
+                   context: PassContext | None = None) -> Artifact:
+        if config.method == "draft_model" and config.draft is not None:
+            artifact = _WithDraft(artifact.path, artifact.format, artifact.meta, artifact.lineage,
+                                  draft_sha256=_sha256(self._draft_source(config.draft).path))
+        return super().cached_run(artifact, config, cache_dir, context)
+
     def run(self, artifact: Artifact, config: SpeculativeConfig, out_dir: Path, context: PassContext | None) -> Artifact:
-        model = _relink(artifact, out_dir)
         if config.method == "prompt_lookup":
-            return _marked(artifact, model, {"method": "prompt_lookup", "num_tokens": config.num_tokens,
-                                             "max_ngram": config.max_ngram})
+            return _marked(artifact, _relink(artifact, out_dir),
+                           {"method": "prompt_lookup", "num_tokens": config.num_tokens, "max_ngram": config.max_ngram})
         if artifact.format != "gguf":
             raise ConfigError(f"a draft_model speculation needs a GGUF, not {artifact.format}",
                               "put gguf_quantize first, or use method prompt_lookup")
+        if config.draft is not None:
+            return self._named_draft(artifact, config, out_dir)
+        model = _relink(artifact, out_dir)
         (out_dir / "draft").mkdir()
         draft = GGUFQuantize().run(artifact, GGUFQuantizeConfig(type=config.draft_type), out_dir / "draft", context)
         (model.parent / "draft.gguf").hardlink_to(draft.path)  # next to the model: the cache moves the folder
@@ -88,6 +130,122 @@ class SpeculativeDecoding(Pass):
                   "target_type": artifact.meta.get("precision")}
         return _marked(artifact, model, {"method": "draft_model", "num_tokens": config.num_tokens,
                                          "draft_file": "draft.gguf", "draft_type": draft.meta["precision"]}, report)
+
+    def _named_draft(self, artifact: Artifact, config: SpeculativeConfig, out_dir: Path) -> Artifact:
+        """Another GGUF drafts: refused unless it holds the target's token strings, id for id (a draft's ids
+        mean nothing to a target with another vocabulary), then linked in beside the target."""
+        draft = self._draft_source(config.draft)
+        target_vocab, draft_vocab = gguf_vocab(artifact.path), gguf_vocab(draft.path)
+        name = draft.meta.get("name") or draft.path.stem
+        if (target_vocab["tokens"], target_vocab["sha256"]) != (draft_vocab["tokens"], draft_vocab["sha256"]):
+            raise ConfigError(
+                f"draft {config.draft!r} ({name}) does not share the target's tokenizer: "
+                f"{_vocab_words(draft_vocab)} against the target's {_vocab_words(target_vocab)}",
+                "name a draft of the target's model family, converted with the same tokenizer (qwen-coder-0.5b "
+                "drafts for qwen-coder-1.5b), or use method prompt_lookup")
+        model = _relink(artifact, out_dir)
+        _link_or_copy(str(draft.path), str(model.parent / "draft.gguf"))  # next to the model: the cache moves it
+        sha = _sha256(draft.path)
+        report = {"draft": config.draft, "draft_name": name, "draft_type": draft.meta.get("precision"),
+                  "draft_mb": round(draft.path.stat().st_size / 1e6, 1), "draft_sha256": sha[:16],
+                  "target_type": artifact.meta.get("precision"),
+                  "vocab_check": {"same": True, "tokens": target_vocab["tokens"], "sha256": target_vocab["sha256"]}}
+        return _marked(artifact, model, {"method": "draft_model", "num_tokens": config.num_tokens,
+                                         "draft_file": "draft.gguf", "draft_type": draft.meta.get("precision"),
+                                         "draft": name}, report)
+
+    def _draft_source(self, spec: str) -> Artifact:
+        """The named draft, resolved as --model resolves a model (once per build: the key, then the run); it
+        must be a GGUF, since llama.cpp drafts."""
+        resolved = self._resolved
+        if spec not in resolved:
+            from inferarena import models
+
+            draft = models.resolve(spec)
+            if draft.format != "gguf":
+                raise ConfigError(f"the draft {spec!r} is a {draft.format} model, not a GGUF",
+                                  "name a bundled GGUF model (qwen-coder-0.5b) or a .gguf file")
+            resolved[spec] = draft
+        return resolved[spec]
+
+
+_SHA256: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256, once per process
+
+
+def _sha256(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _SHA256:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 22):
+                digest.update(chunk)
+        _SHA256[key] = digest.hexdigest()
+    return _SHA256[key]
+
+
+# GGUF metadata value types (gguf's GGUFValueType) and the byte sizes of the fixed-size ones.
+_GGUF_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+_GGUF_STRING, _GGUF_ARRAY = 8, 9
+
+
+def gguf_vocab(path: Path) -> dict:
+    """A GGUF's vocabulary, cheaply: its `tokenizer.ggml.tokens` count and the sha256 of the token strings in
+    id order (the array's bytes as stored: each string length-prefixed), plus `tokenizer.ggml.model`. Read
+    from the metadata alone, up to the token list; gguf's GGUFReader takes seconds to decode a 150k vocabulary."""
+    try:
+        with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return _read_vocab(data)
+    except (ValueError, OSError, struct.error, UnicodeDecodeError) as exc:
+        raise ModelError(f"the vocabulary of {path} cannot be read ({exc})",
+                         "point at a GGUF model file converted by llama.cpp") from None
+
+
+def _read_vocab(data) -> dict:
+    def u32(at: int) -> int:
+        return struct.unpack_from("<I", data, at)[0]
+
+    def u64(at: int) -> int:
+        return struct.unpack_from("<Q", data, at)[0]
+
+    def skip(kind: int, at: int) -> int:
+        if kind == _GGUF_STRING:
+            return at + 8 + u64(at)
+        if kind == _GGUF_ARRAY:
+            item, count, at = u32(at), u64(at + 4), at + 12
+            if item in _GGUF_SIZES:
+                return at + count * _GGUF_SIZES[item]
+            for _ in range(count):
+                at = skip(item, at)
+            return at
+        if kind not in _GGUF_SIZES:
+            raise ValueError(f"unknown GGUF value type {kind}")
+        return at + _GGUF_SIZES[kind]
+
+    if data[:4] != b"GGUF" or u32(4) not in (2, 3):
+        raise ValueError("no GGUF v2/v3 header")
+    found: dict = {}
+    at, fields = 24, u64(16)
+    for _ in range(fields):
+        size = u64(at)
+        key, at = bytes(data[at + 8: at + 8 + size]).decode(), at + 8 + size
+        kind, at = u32(at), at + 4
+        end = skip(kind, at)
+        if key == "tokenizer.ggml.tokens" and kind == _GGUF_ARRAY and u32(at) == _GGUF_STRING:
+            found["tokens"] = u64(at + 4)
+            found["sha256"] = hashlib.sha256(data[at + 12: end]).hexdigest()[:16]
+        elif key == "tokenizer.ggml.model" and kind == _GGUF_STRING:
+            found["model"] = bytes(data[at + 8: end]).decode()
+        if len(found) == 3:
+            break
+        at = end
+    if "tokens" not in found:
+        raise ValueError("no tokenizer.ggml.tokens in its metadata")
+    return {"tokens": found["tokens"], "sha256": found["sha256"], "model": found.get("model")}
+
+
+def _vocab_words(vocab: dict) -> str:
+    return f"{vocab['tokens']:,} {vocab.get('model') or ''} tokens (sha256 {vocab['sha256']})".replace("  ", " ")
 
 
 KEEP_GRID = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)

@@ -6,7 +6,9 @@ from a fresh KV cache, so prompts are never served from a previous request's cac
 
 An artifact marked for speculative decoding (passes/decoding.py) runs with a llama-cpp-python draft
 model, its drafts verified in one batch: `prompt_lookup` is llama-cpp-python's own n-gram draft;
-`draft_model` drafts greedily with a second, cheaper GGUF (its own context and KV cache).
+`draft_model` drafts greedily with a second, cheaper GGUF (its own context and KV cache, emptied for each
+request as the target's is): a cheaper build of the same weights, or another model with the same vocabulary
+(the pass checks the token strings; the session checks the vocabulary sizes again when it loads).
 """
 
 from __future__ import annotations
@@ -61,6 +63,11 @@ class LlamaSession(GenerativeSession):
         self.llm = llama.open_model(self.path, knobs.extra_buffers, n_ctx=context, n_threads=knobs.threads,
                                     n_threads_batch=knobs.threads, n_batch=knobs.n_batch, flash_attn=knobs.flash_attn,
                                     draft_model=self.draft, verbose=False)
+        draft_vocab = getattr(self.draft, "vocab", None)
+        if draft_vocab is not None and draft_vocab != self.llm.n_vocab():
+            self.close()
+            raise ModelError(f"the draft model has {draft_vocab} tokens and the target {self.llm.n_vocab()}: its "
+                             "drafts would be other tokens", "draft with a model of the target's tokenizer")
         self.weight_bytes = int(artifact.meta.get("weight_bytes") or artifact.path.stat().st_size)
         self.info = {"weight_type": artifact.meta.get("precision"), "n_ctx": context, "n_batch": knobs.n_batch,
                      "threads": knobs.threads, "flash_attn": knobs.flash_attn,
@@ -107,7 +114,7 @@ class LlamaSession(GenerativeSession):
         return stats
 
     def close(self) -> None:
-        for model in (self.llm, self._scorer, getattr(self.draft, "llm", None)):
+        for model in (getattr(self, "llm", None), getattr(self, "_scorer", None), getattr(self.draft, "llm", None)):
             if model is not None:
                 model.close()
 
@@ -130,6 +137,8 @@ def _draft(decoding: dict, artifact: Artifact, knobs: LlamaKnobs, context: int):
 
         def new_request(self) -> None:
             self._last: tuple[int, int] | None = None  # (context length, draft length) of the previous call
+            if getattr(self, "llm", None) is not None:
+                self.llm.reset()  # a fresh KV cache for each request, as the target's (LlamaSession.generate)
 
         def __call__(self, input_ids, /, **kwargs):
             length = int(input_ids.shape[0])

@@ -25,6 +25,17 @@ class Reply:
     prompt_tokens: int
     completion_tokens: int
     seconds: float
+    truncated: bool = False  # the completion stopped at max_tokens (finish_reason "length"), not where it ended
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One `chat` call's arguments, for `ChatModel.chat_many`."""
+
+    messages: Messages
+    max_tokens: int
+    temperature: float
+    seed: int
 
 
 class ChatModel(ABC):
@@ -37,15 +48,27 @@ class ChatModel(ABC):
     @abstractmethod
     def chat(self, messages: Messages, max_tokens: int, temperature: float, seed: int) -> Reply: ...
 
+    def chat_many(self, requests: list[ChatRequest]) -> list[Reply]:
+        """Independent calls' replies, in order: here one `chat` after another; a model that can decode
+        several sequences at once (`LlamaChat`) does them together."""
+        return [self.chat(r.messages, r.max_tokens, r.temperature, r.seed) for r in requests]
+
     def close(self) -> None:  # noqa: B027 - nothing to free by default
         pass
 
 
 class LlamaChat(ChatModel):
     """llama-cpp-python's chat completion with the GGUF's own chat template, seeded sampling. Prefix
-    caching is on, as in a server: agents that share a system prompt pay its prefill once."""
+    caching is on, as in a server: agents that share a system prompt pay its prefill once.
+
+    `chat_many` decodes its requests together, up to PARALLEL at a time, in a second llama.cpp context on
+    the same loaded weights (`frameworks.llama_cpp.BatchedGenerator`), with the prompt tokens, chat template
+    and sampler chain `chat` uses: a greedy reply is token for token `chat`'s where the weights' matrix
+    products round per row (the bundled SmolLM2's Q4_1); weights the CPU backend repacks (Q4_K) may round
+    differently with the number of sequences, and a near tie may then go the other way."""
 
     runtime, local = "llama_cpp", True
+    PARALLEL = 8
 
     def __init__(self, path: Path, label: str, precision: str, threads: int | None, context: int, info: dict):
         try:
@@ -61,6 +84,7 @@ class LlamaChat(ChatModel):
                                     verbose=False)
         self.info = {**info, "path": str(path), "n_ctx": context, "threads": threads,
                      "build": llama.build_summary("auto")}
+        self._batched = None  # the BatchedGenerator of the last chat_many, kept for the next one of its size
 
     def chat(self, messages, max_tokens, temperature, seed):
         messages = _fit(messages, self.context - max_tokens - 32, self._count)
@@ -69,13 +93,46 @@ class LlamaChat(ChatModel):
                                               top_p=0.95, top_k=40, seed=seed)
         seconds = time.perf_counter() - started
         usage = out.get("usage") or {}
-        return Reply(out["choices"][0]["message"].get("content") or "", int(usage.get("prompt_tokens", 0)),
-                     int(usage.get("completion_tokens", 0)), seconds)
+        choice = out["choices"][0]
+        return Reply(choice["message"].get("content") or "", int(usage.get("prompt_tokens", 0)),
+                     int(usage.get("completion_tokens", 0)), seconds, choice.get("finish_reason") == "length")
+
+    def chat_many(self, requests):
+        if len(requests) <= 1:  # nothing to decode beside it: the prefix-cached path
+            return super().chat_many(requests)
+        from inferarena.frameworks import llama_cpp as llama
+
+        replies: list[Reply] = []
+        for start in range(0, len(requests), self.PARALLEL):
+            group = requests[start:start + self.PARALLEL]
+            started = time.perf_counter()
+            batch = [llama.chat_request(self.llm, _fit(r.messages, self.context - r.max_tokens - 32, self._count),
+                                        r.max_tokens, r.temperature, r.seed, top_p=0.95, top_k=40) for r in group]
+            generator = self._generator(len(group))
+            outs = generator.generate(batch)
+            # The sequences shared one wall time: each reply is charged an equal share, so the agents' seconds
+            # still add up to the time spent.
+            share = (time.perf_counter() - started) / len(group)
+            replies += [Reply(o.text, o.prompt_tokens, o.completion_tokens, share, o.truncated) for o in outs]
+        return replies
+
+    def _generator(self, n: int):
+        from inferarena.frameworks import llama_cpp as llama
+
+        if self._batched is None or self._batched.n_seq != n:
+            if self._batched is not None:
+                self._batched.close()
+                self._batched = None
+            self._batched = llama.BatchedGenerator(self.llm, n, self.context)
+        return self._batched
 
     def _count(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode(), add_bos=False, special=False))
 
     def close(self):
+        if self._batched is not None:
+            self._batched.close()  # its context before the model it reads
+            self._batched = None
         self.llm.close()
 
 
@@ -103,8 +160,9 @@ class EndpointChat(ChatModel):
                                   "check --endpoint (an OpenAI-compatible server's base URL) and that it is up") from None
         seconds = time.perf_counter() - started
         usage = out.get("usage") or {}
-        return Reply(out["choices"][0]["message"].get("content") or "", int(usage.get("prompt_tokens") or 0),
-                     int(usage.get("completion_tokens") or 0), seconds)
+        choice = out["choices"][0]
+        return Reply(choice["message"].get("content") or "", int(usage.get("prompt_tokens") or 0),
+                     int(usage.get("completion_tokens") or 0), seconds, choice.get("finish_reason") == "length")
 
 
 @dataclass
@@ -121,7 +179,7 @@ class ScriptedChat(ChatModel):
     def chat(self, messages, max_tokens, temperature, seed):
         text = self.script(messages, seed)
         prompt = sum(len(m["content"].split()) for m in messages)
-        return Reply(text, prompt, len(text.split()), 0.0)
+        return Reply(text, prompt, len(text.split()), 0.0, False)
 
 
 def _fit(messages: Messages, budget: int, count: Callable[[str], int]) -> Messages:

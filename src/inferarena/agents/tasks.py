@@ -121,7 +121,19 @@ def code(n: int, seed: int = 0) -> list[Task]:
 
 
 GSM8K_SIZE = 100
+GSM8K_DEV_SIZE = 20
 _GSM8K_FIX = "or pass your own GSM8K-style file: --tasks FILE.jsonl of {question, answer}"
+
+
+def _gsm8k_rows(name: str, seed: int) -> list[dict]:
+    text = (resources.files("inferarena.agents") / "data" / name).read_text(encoding="utf-8")
+    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    random.Random(f"gsm8k-{seed}").shuffle(rows)
+    return rows
+
+
+def _gsm8k_task(row: dict) -> Task:
+    return Task(row["id"], "number", row["question"], float(row["answer"]), meta={"solution": row.get("solution")})
 
 
 def gsm8k(n: int, seed: int = 0) -> list[Task]:
@@ -130,11 +142,16 @@ def gsm8k(n: int, seed: int = 0) -> list[Task]:
     if n > GSM8K_SIZE:
         raise ConfigError(f"--tasks gsm8k has {GSM8K_SIZE} problems, not {n}",
                           f"lower --n to {GSM8K_SIZE}, {_GSM8K_FIX}")
-    text = (resources.files("inferarena.agents") / "data" / "gsm8k_test_100.jsonl").read_text(encoding="utf-8")
-    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-    random.Random(f"gsm8k-{seed}").shuffle(rows)
-    return [Task(row["id"], "number", row["question"], float(row["answer"]), meta={"solution": row.get("solution")})
-            for row in rows[:n]]
+    return [_gsm8k_task(row) for row in _gsm8k_rows("gsm8k_test_100.jsonl", seed)[:n]]
+
+
+def gsm8k_dev(n: int, seed: int = 0) -> list[Task]:
+    """The first `n` of 20 other GSM8K test problems (data/gsm8k_dev_20.jsonl, none of them among the
+    100), in a seeded order: the development split, so that --n 100 keeps every test problem."""
+    if n > GSM8K_DEV_SIZE:
+        raise ConfigError(f"--tasks gsm8k has {GSM8K_DEV_SIZE} development problems, not --dev-n {n}",
+                          f"lower --dev-n to {GSM8K_DEV_SIZE}, {_GSM8K_FIX}")
+    return [_gsm8k_task(row) for row in _gsm8k_rows("gsm8k_dev_20.jsonl", seed)[:n]]
 
 
 # 72, "-3", "1,000", "$18", "18.50", "25%"; a GSM8K answer's number follows its last "####".
@@ -198,16 +215,11 @@ def load(spec: str, n: int, seed: int) -> list[Task]:
 
 
 def split(spec: str, n: int, dev_n: int, seed: int) -> tuple[list[Task], list[Task]]:
-    """(test tasks, development tasks): generated ones from different seeds; from GSM8K or a file, the
-    first dev_n tasks (after shuffling) are the development split, the next n the test split, so the
+    """(test tasks, development tasks): generated ones from different seeds; GSM8K's from two disjoint
+    files (100 test, 20 development problems); from a file, the first dev_n tasks (after shuffling) are the development split, the next n the test split, so the
     two never share a task (and a smaller dev_n, as with --quick, takes a subset of the same split)."""
     if spec == "gsm8k":
-        if n + dev_n > GSM8K_SIZE:
-            raise ConfigError(f"--tasks gsm8k has {GSM8K_SIZE} problems, too few for --n {n} plus --dev-n {dev_n}",
-                              f"keep --n + --dev-n at most {GSM8K_SIZE} (e.g. --n {max(GSM8K_SIZE - dev_n, 1)}), "
-                              + _GSM8K_FIX)
-        every = gsm8k(n + dev_n, seed)
-        return every[dev_n:], every[:dev_n]
+        return gsm8k(n, seed), gsm8k_dev(dev_n, seed)
     if spec.endswith(".jsonl"):
         every = from_jsonl(Path(spec), n + dev_n, seed)
         if len(every) <= dev_n:

@@ -166,15 +166,18 @@ def test_llama_cpp_server_peak_request_rate(tmp_path):
     from inferarena.serving import bench, process
 
     config = bench.ServeBenchConfig(
-        model="smollm2", probe_ms=1500, max_probes=4, concurrency=4, workload=WorkloadConfig(num_samples=16),
+        model="smollm2", probe_ms=1500, max_probes=4, client_threads=4, workload=WorkloadConfig(num_samples=16),
         generation=GenerationConfig(prompt_tokens=LengthDist(median=24, min=8, max=48),
                                     output_tokens=LengthDist(median=8, min=8, max=8), ttft_ms_p99=3000,
                                     tpot_ms_p99=500))
     result = bench.serve_bench(config, tmp_path / "cache", tmp_path)
-    [entry] = result["servers"]
-    assert entry["server"] == "llama_cpp_server" and entry["status"] == "ok", entry
-    assert entry["peak_qps_at_slo"] > 0 and entry["ttft_ms_p99"] <= 3000 and entry["tpot_ms_p99"] <= 500
-    assert entry["probes"] and all("ttft_ms_p99" in p for p in entry["probes"])
+    [entry] = result.servers
+    assert entry.server == "llama_cpp_server" and entry.ok, entry
+    assert entry.peak_qps_at_slo > 0 and entry.ttft_ms_p99 <= 3000 and entry.tpot_ms_p99 <= 500
+    assert entry.points and all(p.ttft_ms_p99 is not None for p in entry.points)
+    # every request's TTFT and TPOT: attainment and goodput at each rate
+    assert all(0 <= p.slo_attainment_pct <= 100 for p in entry.points)
+    entry = entry.as_dict()
     # Every request streams its whole output: no request is cut short by the next (interrupt_requests off),
     # and end-of-sequence is suppressed (logit_bias), as the runtimes in `run` generate exactly n tokens.
     assert entry["tokens_per_request"] == pytest.approx(8.0)
@@ -237,11 +240,11 @@ def test_llm_server_that_dies_mid_run_is_reported(tmp_path, monkeypatch):
 
     monkeypatch.setattr(openai, "run_at", kill_then_probe)
     config = bench.ServeBenchConfig(
-        model="smollm2", probe_ms=500, max_probes=2, concurrency=2, workload=WorkloadConfig(num_samples=8),
+        model="smollm2", probe_ms=500, max_probes=2, client_threads=2, workload=WorkloadConfig(num_samples=8),
         generation=GenerationConfig(prompt_tokens=LengthDist(median=16, min=8, max=24),
                                     output_tokens=LengthDist(median=4, min=4, max=4)))
-    [entry] = bench.serve_bench(config, tmp_path / "cache", tmp_path)["servers"]
-    assert entry["status"] == "failed" and "died during the load" in entry["error"], entry
+    [entry] = bench.serve_bench(config, tmp_path / "cache", tmp_path).servers
+    assert entry.status == "failed" and "died during the load" in entry.error, entry
     assert not process._RUNNING
 
 

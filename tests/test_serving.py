@@ -112,7 +112,7 @@ def test_quick_serve_bench_on_a_remote_endpoint(tmp_path, mlp_onnx, remote_endpo
     document = json.loads(out.read_text())
     assert document["servers"][0]["status"] == "ok"
     assert document["notes"][0].startswith("quick: 1000 ms probes, at most 5 per configuration")
-    probes = document["servers"][0]["probes"]
+    probes = document["servers"][0]["points"]
     # The search's 5 probes, plus the repeat of the peak; when that repeat fails on a noisy machine, the
     # next lower passing rate is repeated once more (peak_qps(repeats=1): at most 2 repetitions).
     assert len([p for p in probes if not p["repeat"]]) <= 5
@@ -223,12 +223,79 @@ def test_the_peak_is_probed_again_and_a_lucky_pass_gives_way():
 
 def test_best_per_server_prefers_a_confirmed_peak():
     from inferarena.serving.bench import best_per_server, efficiency
+    from inferarena.serving.records import ServerEntry
 
     def entry(batch, qps, confirmed):
-        return {"server": "mlserver", "status": "ok", "config": {"max_batch_size": batch}, "transport": "http",
-                "peak_qps_at_slo": qps, "peak_confirmed": confirmed}
+        return ServerEntry("mlserver", {"max_batch_size": batch}, f"b{batch}", "ok", peak_qps_at_slo=qps,
+                           peak_confirmed=confirmed)
 
     entries = [entry(1, 11.0, True), entry(8, 21.7, False), entry(8, 15.0, True)]
-    assert best_per_server(entries)["mlserver"]["peak_qps_at_slo"] == 15.0
+    assert best_per_server(entries)["mlserver"].peak_qps_at_slo == 15.0
     assert efficiency(entries)["mlserver"] == round(15.0 / 11.0, 3)  # the unconfirmed 21.7 is left out
-    assert best_per_server([entry(8, 21.7, False)])["mlserver"]["peak_qps_at_slo"] == 21.7  # nothing better
+    assert best_per_server([entry(8, 21.7, False)])["mlserver"].peak_qps_at_slo == 21.7  # nothing better
+
+
+def test_goodput_concurrency_and_rates_on_a_remote_endpoint(tmp_path, mlp_onnx, remote_endpoint):
+    """--slo, --concurrency and --rates: every point has its attainment and goodput, the closed-loop levels and
+    the asked-for rates sit beside the peak search's probes, and the JSON and the store keep every point."""
+    out = tmp_path / "points.json"
+    result = invoke("serve-bench", "--model", mlp_onnx, "--target", remote_endpoint, "--protocol", "kserve-v2",
+                    "--target-model", "double", "--probe-ms", "300", "--slo", "p99_ms=200", "--concurrency", "1,4",
+                    "--rates", "20", "--json", out, "--db", tmp_path / "r.db", "--cache-dir", tmp_path / "cache")
+    assert result.exit_code == 0, result.output
+    [entry] = json.loads(out.read_text())["servers"]
+    levels = [p for p in entry["points"] if p["mode"] == "concurrency"]
+    assert [p["offered"] for p in levels] == [1.0, 4.0]
+    assert 20.0 in [p["offered"] for p in entry["points"] if p["mode"] == "rate"]
+    for p in entry["points"]:
+        assert 0 <= p["slo_attainment_pct"] <= 100 and p["requests"] > 0
+        assert p["goodput_qps"] == pytest.approx(p["completed_qps"] * p["slo_attainment_pct"] / 100)
+        assert p["latency_ms_p50"] <= p["latency_ms_p99"]
+    assert all(p["meets_slo"] == (p["slo_attainment_pct"] >= 99 and p["errors"] == 0) for p in levels)
+    assert entry["slo_attainment_pct"] is not None and entry["goodput_qps"] > 0  # at the peak
+    # No cost at the SLO for a remote endpoint: its host's price is not this host's (started servers get one).
+    assert entry["at_slo"] is None
+    assert "Load points — SLO: latency ≤ 200 ms for 99 % of requests" in result.output
+    assert "in flight" in result.output and "goodput" in result.output
+    # The store keeps every point, for `report`'s curves.
+    report = invoke("report", "1", "--db", tmp_path / "r.db", "--output", tmp_path / "curves.html")
+    assert report.exit_code == 0, report.output
+    html = (tmp_path / "curves.html").read_text()
+    assert "Latency vs throughput" in html and "Goodput" in html
+
+
+@pytest.mark.parametrize("slo,problem", [("p99_ms", "not NAME=MILLISECONDS"), ("p99_ms=-3", "positive"),
+                                         ("latency=100", "unknown bound 'latency'"),
+                                         ("p99_ms=100,p90_ms=50", "bounds the latency twice")])
+def test_a_bad_slo_is_one_clear_line(tmp_path, slo, problem):
+    result = invoke("serve-bench", "--slo", slo, "--db", tmp_path / "r.db")
+    assert result.exit_code != 0 and problem in result.output, result.output
+    assert "Traceback" not in result.output and "p99_ms=100" in result.output  # the fix names the form
+
+
+def test_cost_and_energy_at_the_slo_come_from_the_peak_point():
+    """$/1M requests is the price per hour over the goodput at the peak rate (the highest that passed and held),
+    with its basis; a remote endpoint gets no price, and an entry with no peak gets nothing."""
+    from inferarena.config import CostConfig
+    from inferarena.serving.bench import ServeBenchConfig, _costs
+    from inferarena.serving.records import LoadPoint, ServeBenchResult, ServerEntry
+
+    def at(rate, goodput, meets=True, repeat=False):
+        return LoadPoint("rate", rate, 100, goodput, slo_attainment_pct=100.0, goodput_qps=goodput, meets_slo=meets,
+                         energy_j_per_request=0.5, energy_source="estimate", repeat=repeat)
+
+    started = ServerEntry("triton", {"max_batch_size": 8}, "b8", "ok", peak_qps_at_slo=40.0,
+                          points=[at(20, 20), at(40, 39), at(80, 50, meets=False), at(40, 10, repeat=True)],
+                          best={"energy_basis": "estimate: the server's CPU time x 3 W per thread"})
+    remote = ServerEntry("remote", {}, "remote endpoint", "ok", target="http://x", peak_qps_at_slo=40.0,
+                         points=[at(40, 39)])
+    nothing = ServerEntry("mlserver", {}, "b1", "no QPS met the SLO", points=[at(5, 1, meets=False)])
+    result = ServeBenchResult("m", "predict", "cpu", [started, remote, nothing], [], {}, "p99")
+    note = _costs(ServeBenchConfig(cost=CostConfig(usd_per_hour=3.6)), result)
+    a = started.at_slo
+    assert (a.rate_qps, a.goodput_qps) == (40, 39) and a.usd_per_1m_requests == pytest.approx(1000 / 39)
+    assert a.price_basis == "$3.6/h (from config)" and not a.price_estimated
+    assert a.energy_j_per_request == 0.5 and a.energy_basis.startswith("estimate")
+    assert remote.at_slo is None and nothing.at_slo is None and "$3.6/h" in note
+    _costs(ServeBenchConfig(), result)  # the built-in price for a host like this one: said to be an estimate
+    assert started.at_slo.price_estimated

@@ -78,6 +78,7 @@ def render(run: RunRecord, samples: dict[tuple[str, str], np.ndarray], recommend
         _cdf(go, ok, colors, samples),
         _throughput_by_batch(go, ok, colors, run),
         _server(go, ok, colors),
+        *_load_curves(go, ok),
     ) if f is not None]
     plots = "\n".join(
         f'<section class="plot">{fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot{i}", default_width="100%", config={"responsive": True, "displaylogo": False})}</section>'
@@ -331,3 +332,59 @@ def _server(go, ok, colors):
     fig.update_layout(title="Server: QPS offered vs p99 latency", xaxis_title="QPS", yaxis_title="p99 latency (ms)",
                       height=420, margin={"t": 50})
     return fig
+
+
+def _curve_points(v: VariantResult) -> list[dict]:
+    """A serve-bench variant's load points (its session info), repetitions left out."""
+    return [p for p in (v.session_info or {}).get("points") or [] if not p.get("repeat")
+            and p.get("completed_qps") is not None]
+
+
+def _load_curves(go, ok: list[VariantResult]) -> list:
+    """serve-bench's curves, one line per server configuration: p99 latency against the throughput achieved
+    (Poisson rates solid, closed-loop levels dashed), and goodput against the offered rate."""
+    served = [(v, _curve_points(v)) for v in ok]
+    served = [(v, points) for v, points in served if points]
+    if not served:
+        return []
+    slo = next(((v.session_info or {}).get("slo") for v, _ in served if (v.session_info or {}).get("slo")), None)
+    latency, goodput = go.Figure(), go.Figure()
+    any_goodput = False
+    for i, (v, points) in enumerate(served):
+        color = PALETTE[i % len(PALETTE)]
+        for mode, dash, what in (("rate", "solid", "Poisson"), ("concurrency", "dash", "closed loop")):
+            mine = sorted((p for p in points if p["mode"] == mode), key=lambda p: p["offered"])
+            if not mine:
+                continue
+            offered = [f"{p['offered']:.4g} req/s" if mode == "rate" else f"{p['offered']:.0f} in flight" for p in mine]
+            latency.add_trace(go.Scatter(
+                x=[p["completed_qps"] for p in mine], y=[p["latency_ms_p99"] for p in mine], mode="lines+markers",
+                name=E(f"{v.name} ({what})"), line={"color": color, "dash": dash},
+                marker={"symbol": ["circle" if p["meets_slo"] else "x" for p in mine], "size": 9},
+                text=offered, customdata=[p["slo_attainment_pct"] for p in mine],
+                hovertemplate="%{text}<br>%{x:.4g} req/s done<br>p99 %{y:.3g} ms<br>attained %{customdata:.1f} %"
+                              "<extra></extra>"))
+        rates = sorted((p for p in points if p["mode"] == "rate" and p.get("goodput_qps") is not None),
+                       key=lambda p: p["offered"])
+        if rates:
+            any_goodput = True
+            goodput.add_trace(go.Scatter(
+                x=[p["offered"] for p in rates], y=[p["goodput_qps"] for p in rates], mode="lines+markers",
+                name=E(v.name), line={"color": color}, customdata=[p["slo_attainment_pct"] for p in rates],
+                marker={"symbol": ["circle" if p["meets_slo"] else "x" for p in rates], "size": 9},
+                hovertemplate="offered %{x:.4g} req/s<br>goodput %{y:.4g} req/s<br>attained %{customdata:.1f} %"
+                              "<extra></extra>"))
+    bound = next((v.scenarios["server"].metrics.get("latency_bound_ms") for v, _ in served
+                  if "server" in v.scenarios and v.scenarios["server"].metrics.get("latency_bound_ms")), None)
+    if bound:
+        latency.add_hline(y=bound, line_dash="dot", annotation_text="SLO bound")
+    latency.update_layout(title="Latency vs throughput (× = missed the SLO)", xaxis_title="completed requests/s",
+                          yaxis_title="p99 latency (ms)", height=420, margin={"t": 50})
+    top = max((p["offered"] for _, points in served for p in points if p["mode"] == "rate"), default=None)
+    if top:
+        goodput.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", name="every request good",
+                                     line={"color": "#999", "dash": "dot"}, hoverinfo="skip"))
+    goodput.update_layout(title=f"Goodput vs offered rate{f' (SLO: {E(slo)})' if slo else ''}",
+                          xaxis_title="offered requests/s (Poisson)", yaxis_title="requests/s within the SLO",
+                          height=420, margin={"t": 50})
+    return [latency, goodput if any_goodput else None]

@@ -1,12 +1,16 @@
 """`inferarena serve-bench`: one model variant on each installed server, for each batching config,
-loaded by LoadGen's Server scenario until the peak QPS within the p99 SLA is found.
+loaded by LoadGen's Server scenario until the peak QPS within the SLO is found, then along the curves a
+user asks for: Poisson rates (`--rates`, `--rate-sweep`) and closed-loop concurrency (`--concurrency`).
+Every point has its SLO attainment and goodput (`slo.py`); the highest rate that met the SLO gets its
+cost per million requests and its energy per request.
 
 For each (server, batching): stage the ONNX model in a fresh folder, start the server in its managed
 environment on free loopback ports, wait for readiness, check one answer against local ONNX Runtime,
-search the peak QPS, read the batch sizes the server formed during the best probe, and stop the
-server (its whole process group). A server that fails to start or dies is recorded with its log tail
-and the sweep goes on. Results go to the same SQLite store as `run` (one variant per server config,
-scenario `server`) and to the `--json` document's `servers[]`.
+search the peak QPS, measure the asked-for points, read the batch sizes the server formed during each
+probe, and stop the server (its whole process group). A server that fails to start or dies is recorded
+with its log tail and the sweep goes on. Results go to the same store as `run` (one variant per server
+config, scenario `server`, its load points in the variant's session info) and to the `--json` document's
+`servers[]`, one `ServerEntry` each with every point.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,13 +28,15 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from inferarena import registry
-from inferarena.config import GenerationConfig, WorkloadConfig
+from inferarena.config import CostConfig, GenerationConfig, WorkloadConfig
 from inferarena.errors import ConfigError, InferarenaError
 from inferarena.fsutil import private_dir
 from inferarena.serving import load
 from inferarena.serving.clients import GRPC_PROTOCOLS, RequestFailed, client
 from inferarena.serving.process import ServerFailed, ServerProcess, free_port
+from inferarena.serving.records import AtSlo, LoadPoint, ServeBenchResult, ServerEntry
 from inferarena.serving.servers import Batching, ModelServer, stage_model
+from inferarena.serving.slo import Slo
 
 EventSink = Callable[[str, dict], None]
 
@@ -45,8 +52,16 @@ class ServeBenchConfig(BaseModel):
     batching: list[Batching] = Field(
         default_factory=lambda: [Batching(max_batch_size=1), Batching(max_batch_size=8, max_delay_ms=2.0)],
         description="Batching configs swept on every server (instances only where the server has them).")
-    sla_p99_ms: float = Field(100.0, gt=0, description="p99 latency bound: the peak QPS is the highest that meets it.")
-    concurrency: int = Field(32, ge=1, description="Client threads (each with its own connection).")
+    slo: Slo = Field(default_factory=lambda: Slo(latency_ms=100.0), description="Per-request bounds and the share "
+                     "of requests that must meet them: the peak QPS is the highest rate that does (tensor models; "
+                     "generative ones use generation's TTFT and TPOT bounds).")
+    client_threads: int = Field(32, ge=1, description="Client threads of the Poisson load (each with its own "
+                                "connection).")
+    rates: list[float] = Field(default_factory=list, description="Poisson rates (requests/s) measured after the "
+                               "peak search, each a point of the curve.")
+    rate_sweep: bool = Field(False, description="Also measure 25, 50, 75 and 125 % of each configuration's peak.")
+    concurrency: list[int] = Field(default_factory=list, description="Closed-loop points: requests kept in flight "
+                                   "(each client sends its next request when the last answers).")
     probe_ms: int = Field(3000, ge=200, description="Duration of each LoadGen Server probe.")
     max_probes: int = Field(8, ge=1, description="Probes per config in the peak-QPS search.")
     quick: bool = Field(False, description="--quick: shorter and fewer probes (the caller sets probe_ms and "
@@ -63,6 +78,24 @@ class ServeBenchConfig(BaseModel):
         default_factory=lambda: ["http"], description="How the load reaches each started server: its REST API, "
         "its gRPC API (Triton and MLServer: KServe v2 gRPC), or both, each measured on its own.")
     target_model: str | None = Field(None, description="Remote mode: the model's name on that endpoint.")
+
+    @property
+    def sla_p99_ms(self) -> float | None:
+        return self.slo.latency_ms
+
+    @field_validator("rates")
+    @classmethod
+    def _positive_rates(cls, rates: list[float]) -> list[float]:
+        if any(not r > 0 for r in rates):
+            raise ValueError("every rate must be a positive number of requests per second")
+        return sorted(set(rates))
+
+    @field_validator("concurrency")
+    @classmethod
+    def _positive_concurrency(cls, levels: list[int]) -> list[int]:
+        if any(c < 1 or c > 1024 for c in levels):
+            raise ValueError("every concurrency must be between 1 and 1024 requests in flight")
+        return sorted(set(levels))
 
     @field_validator("target")
     @classmethod
@@ -82,13 +115,15 @@ class ServeBenchConfig(BaseModel):
         None, description="Serve a second model on the same server, this --pipelines preset's ONNX variant of the "
         "first, under a mixed load (requests alternate), and report each model's p99.")
     workload: WorkloadConfig = Field(default_factory=lambda: WorkloadConfig(num_samples=256))
+    cost: CostConfig = Field(default_factory=CostConfig, description="The price behind $/1M requests at the SLO.")
     generation: GenerationConfig = Field(
         default_factory=GenerationConfig, description="Generative models: prompt/output lengths and the TTFT and "
         "TPOT p99 bounds that decide the peak request rate.")
 
 
-def serve_bench(config: ServeBenchConfig, cache_dir: Path, work_dir: Path, emit: EventSink | None = None) -> dict:
-    """Run the whole benchmark; returns {"model", "servers": [...], "efficiency": {...}, "notes"}.
+def serve_bench(config: ServeBenchConfig, cache_dir: Path, work_dir: Path,
+                emit: EventSink | None = None) -> ServeBenchResult:
+    """Run the whole benchmark: every server configuration's entry, with its points.
 
     How a model is served is its kind's `serving` route: tensors over KServe v2 (and the other
     servers' own APIs), or token streams over the OpenAI API."""
@@ -107,19 +142,22 @@ def serve_bench(config: ServeBenchConfig, cache_dir: Path, work_dir: Path, emit:
         raise ConfigError(f"serve-bench --device {device} serves ONNX models on the tensor servers only; "
                           f"{config.model} is served by llama.cpp here, on the CPU",
                           "use --device cpu, or benchmark a running GPU endpoint with --target URL --protocol openai")
-    result = {**ROUTES[kind.serving](config, artifact, workload, cache_dir, work_dir, emit), "kind": kind.name,
-              "device": device}
+    result = ROUTES[kind.serving](config, artifact, workload, cache_dir, work_dir, emit)
+    result.kind, result.device = kind.name, device
+    costs = _costs(config, result)
+    if costs:
+        result.notes.append(costs)
     if config.quick:
-        result["notes"] = [f"quick: {config.probe_ms} ms probes, at most {config.max_probes} per configuration, so the "
-                           "peak QPS is coarse (drop --quick for 3000 ms probes, up to 8)", *result["notes"]]
+        result.notes.insert(0, f"quick: {config.probe_ms} ms probes, at most {config.max_probes} per configuration, "
+                            "so the peak QPS is coarse (drop --quick for 3000 ms probes, up to 8)")
     return result
 
 
 def _tensor_servers(config: ServeBenchConfig, artifact, workload, cache_dir: Path, work_dir: Path,
-                    emit: EventSink) -> dict:
+                    emit: EventSink) -> ServeBenchResult:
     """Models that answer batches: the ONNX export on each registered server, over KServe v2 or their own API."""
     notes: list[str] = list(getattr(workload, "notes", []))
-    entries: list[dict] = []
+    entries: list[ServerEntry] = []
     if config.target:
         entries.append(_remote(config, workload, emit))
     else:
@@ -147,46 +185,46 @@ def _tensor_servers(config: ServeBenchConfig, artifact, workload, cache_dir: Pat
                     continue
                 entries.append(_bench_server(server, python, batching, config, models, workload, work_dir, emit,
                                              transport))
-    return {"model": config.model, "servers": entries, "efficiency": efficiency(entries), "notes": notes,
-            "sla_p99_ms": config.sla_p99_ms, "workload": workload.describe()}
+    if config.concurrency:
+        notes.append("closed loop: each of N clients sends its next request when the last one answers (timed here; "
+                     "LoadGen has no closed-loop scenario); a point meets the SLO when its attainment does")
+    return ServeBenchResult(config.model, "", "", entries, notes, workload.describe(), config.slo.describe(),
+                            efficiency(entries), sla_p99_ms=config.slo.latency_ms)
 
 
-def best_per_server(entries: list[dict]) -> dict[str, dict]:
+def best_per_server(entries: list[ServerEntry]) -> dict[str, ServerEntry]:
     """Each server's highest peak QPS, preferring peaks that held when probed again."""
-    best: dict[str, dict] = {}
+    best: dict[str, ServerEntry] = {}
     for e in entries:
-        if e["status"] != "ok" or not e.get("peak_qps_at_slo"):
+        if not e.ok or not e.peak_qps_at_slo:
             continue
-        rank = (e.get("peak_confirmed") is not False, e["peak_qps_at_slo"])
-        held = best.get(e["server"])
-        if held is None or rank > (held.get("peak_confirmed") is not False, held["peak_qps_at_slo"]):
-            best[e["server"]] = e
+        rank = (e.peak_confirmed is not False, e.peak_qps_at_slo)
+        held = best.get(e.server)
+        if held is None or rank > (held.peak_confirmed is not False, held.peak_qps_at_slo):
+            best[e.server] = e
     return best
 
 
-def efficiency_key(entry: dict) -> str:
+def efficiency_key(entry: ServerEntry) -> str:
     """Batching is compared within one transport: "triton", "triton gRPC"."""
-    return entry["server"] + (" gRPC" if entry.get("transport") == "grpc" else "")
+    return entry.server + (" gRPC" if entry.transport == "grpc" else "")
 
 
-def efficiency(entries: list[dict]) -> dict[str, float | None]:
+def efficiency(entries: list[ServerEntry]) -> dict[str, float | None]:
     """Per server and transport: peak QPS of its best batched config over its peak without batching."""
     out: dict[str, float | None] = {}
     for name in dict.fromkeys(efficiency_key(e) for e in entries):
         # A peak that failed its repetition is not a figure to divide by, nor to divide.
-        mine = [e for e in entries if efficiency_key(e) == name and e["status"] == "ok"
-                and e.get("peak_confirmed") is not False]
-        plain = [e["peak_qps_at_slo"] for e in mine if e["config"].get("max_batch_size") == 1 and e["peak_qps_at_slo"]]
-        batched = [e["peak_qps_at_slo"] for e in mine if e["config"].get("max_batch_size", 1) > 1
-                   and e["peak_qps_at_slo"]]
+        mine = [e for e in entries if efficiency_key(e) == name and e.ok and e.peak_confirmed is not False]
+        plain = [e.peak_qps_at_slo for e in mine if e.config.get("max_batch_size") == 1 and e.peak_qps_at_slo]
+        batched = [e.peak_qps_at_slo for e in mine if e.config.get("max_batch_size", 1) > 1 and e.peak_qps_at_slo]
         out[name] = round(max(batched) / max(plain), 3) if plain and batched else None
     return out
 
 
-def _entry(server: str, batching: Batching | None, status: str, **fields: Any) -> dict:
-    return {"server": server, "config": batching.model_dump() if batching else {},
-            "label": batching.label() if batching else "remote endpoint", "status": status,
-            "peak_qps_at_slo": None, "latency_ms_p99": None, "avg_batch_size": None, "transport": "http", **fields}
+def _entry(server: str, batching: Batching | None, status: str, **fields: Any) -> ServerEntry:
+    fields.setdefault("label", batching.label() if batching else "remote endpoint")
+    return ServerEntry(server=server, config=batching.model_dump() if batching else {}, status=status, **fields)
 
 
 def _environment(server: ModelServer, emit: EventSink):
@@ -239,8 +277,46 @@ def _onnx(config: ServeBenchConfig, pipeline: str | None, artifact, workload, ca
     return built, (batch, reference)
 
 
+class _ServerEnergy:
+    """A probe's energy: RAPL package counters where this host exposes them (the whole package, so the load
+    generator is included; idle subtracted), else an estimate: the server's process group CPU time over the
+    probe x the CPU's watts per hardware thread (the same basis as `run`'s estimate)."""
+
+    def __init__(self, process: ServerProcess | None):
+        from inferarena.hardware import host
+        from inferarena.trackers.energy import EnergyMeter
+
+        self.process = process
+        self.meter = EnergyMeter(host(), idle_s=1.0)
+        self.source = "rapl" if self.meter.source == "rapl" else ("estimate" if process else None)
+
+    @property
+    def basis(self) -> str | None:
+        if self.source == "rapl":
+            return f"measured: RAPL package counters, the load generator included, idle {self.meter.idle_w:.1f} W " \
+                   "subtracted"
+        if self.source == "estimate":
+            return f"estimate: the server's CPU time x {self.meter.w_per_thread:.2f} W per thread; {self.meter.how}"
+        return None
+
+    def begin(self) -> None:
+        self.t0 = time.perf_counter()
+        if self.source == "rapl":
+            self.start = self.meter.reader.read()
+        elif self.source == "estimate":
+            self.cpu0 = self.process.cpu_seconds()
+
+    def joules(self) -> float | None:
+        if self.source == "rapl":
+            seconds = time.perf_counter() - self.t0
+            return max(0.0, self.meter.reader.joules(self.start, self.meter.reader.read()) - self.meter.idle_w * seconds)
+        if self.source == "estimate":
+            return max(0.0, self.process.cpu_seconds() - self.cpu0) * self.meter.w_per_thread
+        return None
+
+
 def _bench_server(server: ModelServer, python: Path, batching: Batching, config: ServeBenchConfig, models: list,
-                  workload, work_dir: Path, emit: EventSink, transport: str = "http") -> dict:
+                  workload, work_dir: Path, emit: EventSink, transport: str = "http") -> ServerEntry:
     name = f"{server.name} {batching.key()}" + (f" + {models[1][0]}" if len(models) > 1 else "") + (
         " over gRPC" if transport == "grpc" else "")
     folder = (work_dir / "serve" / server.name / f"{batching.key()}-{transport}").resolve()  # servers run with their own cwd
@@ -269,9 +345,11 @@ def _bench_server(server: ModelServer, python: Path, batching: Batching, config:
                                        f"(max diff {diff})", "check the server's glue")
                 targets[-1].bodies = load.encode_bodies(c, workload)
             first_ms = load.first_latency_ms(targets[0].client, targets[0].bodies)
-            probe = _probe_with_batches(targets, workload, config, [s.folder for s in served], process,
-                                        lambda: server.batch_counters(ports))
-            search = load.peak_qps(probe, start_qps=max(1.0, 0.5 * 1000 / first_ms), max_probes=config.max_probes)
+            observe = _observer([s.folder for s in served], process, lambda: server.batch_counters(ports))
+            search = load.peak_qps(observe(lambda qps: load.run_at(targets, workload, qps, config.slo,
+                                                                   config.client_threads, config.probe_ms)),
+                                   start_qps=max(1.0, 0.5 * 1000 / first_ms), max_probes=config.max_probes)
+            extra = _curve_points(config, search, targets, workload, observe, emit, name)
     except (ServerFailed, RequestFailed, InferarenaError) as exc:
         message = exc.problem if isinstance(exc, InferarenaError) else str(exc)
         emit("done", {"name": name, "ok": False, "error": message})
@@ -284,44 +362,128 @@ def _bench_server(server: ModelServer, python: Path, batching: Batching, config:
     best = search.best.metrics if search.best else {}
     per_model = {m: {k: best.get(f"{m}.{k}") for k in ("latency_ms_p50", "latency_ms_p99", "queries")}
                  for m, _, _ in models} if len(models) > 1 else None
-    return _entry(server.name, batching, "ok" if search.best else "no QPS met the SLA", transport=transport,
-                  peak_qps_at_slo=search.peak_qps, latency_ms_p99=best.get("latency_ms_p99"),
-                  latency_ms_p50=best.get("latency_ms_p50"), latency_ms_p90=best.get("latency_ms_p90"),
-                  completed_qps=best.get("completed_qps"), avg_batch_size=best.get("avg_batch_size"),
-                  server_reported_avg_batch_size=best.get("server_reported_avg_batch_size"),
-                  client_cpu_ms_per_query=best.get("client_cpu_ms_per_query"), errors=best.get("errors"),
+    return _entry(server.name, batching, "ok" if search.best else "no QPS met the SLO", transport=transport,
+                  **_peak_fields(search, best), server_reported_avg_batch_size=best.get("server_reported_avg_batch_size"),
                   ready_s=round(ready_s, 2), single_request_ms=round(first_ms, 3), models=per_model,
-                  **_confirmation(search), probes=_probes(search), best=best)
+                  points=_points(search) + extra)
 
 
-def _probe_with_batches(targets, workload, config: ServeBenchConfig, folders: list[Path], process: ServerProcess,
-                        counters: Callable[[], tuple[float, float] | None] = lambda: None):
-    """A probe function that also reads the batch sizes the server formed during that probe: from our
-    model code's log, and from the server's own statistics where it keeps them."""
+def _peak_fields(search: load.PeakSearch, best: dict) -> dict[str, Any]:
+    """The entry's figures at its peak rate."""
+    return {"peak_qps_at_slo": search.peak_qps, "latency_ms_p99": best.get("latency_ms_p99"),
+            "latency_ms_p50": best.get("latency_ms_p50"), "latency_ms_p90": best.get("latency_ms_p90"),
+            "completed_qps": best.get("completed_qps"), "avg_batch_size": best.get("avg_batch_size"),
+            "client_cpu_ms_per_query": best.get("client_cpu_ms_per_query"), "errors": best.get("errors"),
+            "slo_attainment_pct": best.get("slo_attainment_pct"), "goodput_qps": best.get("goodput_qps"),
+            **_confirmation(search), "best": best}
+
+
+def _curve_points(config: ServeBenchConfig, search: load.PeakSearch, targets, workload, observe, emit: EventSink,
+                  name: str) -> list[LoadPoint]:
+    """The points asked for beyond the peak search: fixed rates, fractions of the peak, closed-loop levels."""
+    rates = list(config.rates)
+    if config.rate_sweep and search.peak_qps:
+        rates += [round(search.peak_qps * f, 3) for f in (0.25, 0.5, 0.75, 1.25)]
+    points = []
+    for rate in sorted(set(rates)):
+        emit("start", {"name": f"{name}: {rate:g} req/s"})
+        points.append(observe(lambda qps: load.run_at(targets, workload, qps, config.slo, config.client_threads,
+                                                      config.probe_ms))(rate).point)
+        emit("done", {"name": f"{name}: {rate:g} req/s", "ok": True, "error": None})
+    for level in config.concurrency:
+        emit("start", {"name": f"{name}: {level} in flight"})
+        points.append(observe(lambda n: load.closed_loop(targets, int(n), config.probe_ms, config.slo))(level).point)
+        emit("done", {"name": f"{name}: {level} in flight", "ok": True, "error": None})
+    return points
+
+
+def _observer(folders: list[Path], process: ServerProcess | None,
+              counters: Callable[[], tuple[float, float] | None] = lambda: None):
+    """Wraps a probe function so that each probe also reads the batch sizes the server formed (from our model
+    code's log, and from the server's own statistics where it keeps them) and the energy it took, and stops
+    when the server died."""
     from inferarena.serving.backend import read_batches
 
-    def probe(qps: float) -> load.Probe:
-        before = [len(read_batches(f)) for f in folders]
-        counted = counters()
-        result = load.run_at(targets, workload, qps, config.sla_p99_ms, config.concurrency, config.probe_ms)
-        sizes = [size for f, start in zip(folders, before, strict=True) for size in read_batches(f)[start:]]
-        if sizes:
-            result.metrics["avg_batch_size"] = round(float(np.mean(sizes)), 3)
-            result.metrics["server_batches"] = float(len(sizes))
-        after = counters()
-        if counted and after and after[1] > counted[1]:
-            result.metrics["server_reported_avg_batch_size"] = round((after[0] - counted[0]) / (after[1] - counted[1]), 3)
-        if not process.alive():
-            raise ServerFailed(f"{process.name} died during the load: {process.tail()}", f"see {process.log}")
-        return result
+    energy = _ServerEnergy(process)
 
-    return probe
+    def observe(run: Callable[[float], load.Probe]) -> Callable[[float], load.Probe]:
+        def probe(offered: float) -> load.Probe:
+            before = [len(read_batches(f)) for f in folders]
+            counted = counters()
+            energy.begin()
+            result = run(offered)
+            joules = energy.joules()
+            sizes = [size for f, start in zip(folders, before, strict=True) for size in read_batches(f)[start:]]
+            if sizes:
+                result.metrics["avg_batch_size"] = round(float(np.mean(sizes)), 3)
+                result.metrics["server_batches"] = float(len(sizes))
+            after = counters()
+            if counted and after and after[1] > counted[1]:
+                result.metrics["server_reported_avg_batch_size"] = round((after[0] - counted[0]) / (after[1] - counted[1]), 3)
+            if result.point is not None:
+                result.point.avg_batch_size = result.metrics.get("avg_batch_size")
+                answered = result.point.requests - result.point.errors
+                if joules is not None and answered:
+                    result.point.energy_j_per_request = joules / answered
+                    result.point.energy_source = energy.source
+                    result.metrics["energy_j_per_query"] = result.point.energy_j_per_request
+                result.metrics["energy_basis"] = energy.basis
+            if process is not None and not process.alive():
+                raise ServerFailed(f"{process.name} died during the load: {process.tail()}", f"see {process.log}")
+            return result
+
+        return probe
+
+    return observe
+
+
+def _costs(config: ServeBenchConfig, result: ServeBenchResult) -> str | None:
+    """Each started server's cost per million requests and energy per request at its peak rate within the SLO
+    (the highest that passed and held on repetition); the note says where the price came from. A remote
+    endpoint gets none: its host and price are not this one's."""
+    from inferarena.hardware import host
+    from inferarena.trackers import cost
+
+    try:
+        price = cost.price(host(), config.cost.instance, config.cost.usd_per_hour, result.device)
+    except InferarenaError as exc:
+        price, missing = None, exc.problem
+    for entry in result.servers:
+        if entry.target or not entry.peak_qps_at_slo:
+            continue
+        at_peak = [p for p in entry.points if p.mode == "rate" and p.offered == entry.peak_qps_at_slo and not p.repeat]
+        if not at_peak or not at_peak[0].goodput_qps:
+            continue
+        top = at_peak[0]
+        energy = top.energy_j_per_request
+        entry.at_slo = AtSlo(top.offered, top.goodput_qps,
+                             price.usd_per_hour / 3600 / top.goodput_qps * 1e6 if price else None,
+                             price.label if price else None,
+                             config.cost.usd_per_hour is None and config.cost.instance is None, energy,
+                             entry.best.get("energy_basis") if energy is not None else None)
+    if not any(e.at_slo for e in result.servers):
+        return None
+    if price is None:
+        return f"no $/1M requests: {missing}"
+    return (f"$/1M requests at the SLO: the host's price over the goodput at the peak rate; price {price.label}. "
+            "The price is the whole host's, as if it served nothing else.")
+
+
+def _points(search: load.PeakSearch) -> list[LoadPoint]:
+    """The peak search's probes as points of the rate curve (repetitions flagged)."""
+    points = []
+    for probe in search.probes:
+        if probe.point is not None:
+            probe.point.repeat = probe.repeat
+            points.append(probe.point)
+    return points
 
 
 GENERATIVE_SERVERS = ("llama_cpp_server",)
 
 
-def _generative(config: ServeBenchConfig, artifact, workload, cache_dir: Path, work_dir: Path, emit: EventSink) -> dict:
+def _generative(config: ServeBenchConfig, artifact, workload, cache_dir: Path, work_dir: Path,
+                emit: EventSink) -> ServeBenchResult:
     """A generative model: llama.cpp's OpenAI-compatible server (or a remote OpenAI endpoint), streamed, with
     the peak request rate whose TTFT and TPOT p99 meet the bounds."""
     from inferarena.hardware import host
@@ -331,8 +493,11 @@ def _generative(config: ServeBenchConfig, artifact, workload, cache_dir: Path, w
     notes = list(workload.notes) + [
         f"generative model: requests/s within TTFT p99 <= {g.ttft_ms_p99:g} ms and TPOT p99 <= {g.tpot_ms_p99:g} ms "
         "(streamed OpenAI completions, greedy); the server runs one request at a time, so no batching is swept"]
+    if config.concurrency:
+        notes.append("--concurrency: closed-loop points are measured on tensor servers only; a generative model "
+                     "gets its Poisson rates (--rates, --rate-sweep)")
     texts = openai.prompt_texts(workload)
-    entries: list[dict] = []
+    entries: list[ServerEntry] = []
     if config.target:
         if config.protocol != "openai":
             raise ConfigError(f"a generative model is served over the OpenAI API, not {config.protocol}",
@@ -358,14 +523,24 @@ def _generative(config: ServeBenchConfig, artifact, workload, cache_dir: Path, w
         try:
             if url is None:
                 process, url = openai.llama_cpp_server(artifact.path, threads, g.context, work_dir / "serve")
-            client = openai.OpenAIClient(url, config.target_model or "model", timeout_s=120)
-            client.suppress = artifact.meta.get("eos_token_id")
-            endpoint = openai.LLMEndpoint(server, client, texts)
-            found, single = openai.search(endpoint, workload, g, config.concurrency, config.probe_ms,
-                                          config.max_probes, process)
+            client_ = openai.OpenAIClient(url, config.target_model or "model", timeout_s=120)
+            client_.suppress = artifact.meta.get("eos_token_id")
+            endpoint = openai.LLMEndpoint(server, client_, texts)
+            observe = _observer([], process)
+            found, single = openai.search(endpoint, workload, g, config.client_threads, config.probe_ms,
+                                          config.max_probes, process, observe)
+            rates = list(config.rates) + ([round(found.peak_qps * f, 3) for f in (0.25, 0.5, 0.75, 1.25)]
+                                          if config.rate_sweep and found.peak_qps else [])
+            extra = [observe(lambda q: openai.run_at(endpoint, workload, g, q, config.client_threads,
+                                                     config.probe_ms))(rate).point for rate in sorted(set(rates))]
             status = "ok" if found.best else "no request rate met the TTFT/TPOT bounds"
-            entries.append({"server": server, "config": {"threads": threads, "n_ctx": g.context}, "label": label,
-                            "status": status, "avg_batch_size": None, "protocol": "openai", **openai.entry_fields(found, single)})
+            best = found.best.metrics if found.best else {}
+            entries.append(ServerEntry(
+                server=server, config={"threads": threads, "n_ctx": g.context}, label=label, status=status,
+                protocol="openai", **_peak_fields(found, best), ttft_ms_p99=best.get("ttft_ms_p99"),
+                tpot_ms_p99=best.get("tpot_ms_p99"), tokens_per_s=best.get("tokens_per_s"),
+                tokens_per_request=best.get("tokens_per_request"), single_request_ms=round(single * 1000, 1),
+                points=_points(found) + extra))
             emit("done", {"name": f"{server}: {label}", "ok": True, "error": None})
         except (InferarenaError, RequestFailed) as exc:
             error = exc.problem if isinstance(exc, InferarenaError) else str(exc)
@@ -376,44 +551,37 @@ def _generative(config: ServeBenchConfig, artifact, workload, cache_dir: Path, w
         finally:
             if process is not None:
                 process.stop()
-    return {"model": config.model, "servers": entries, "efficiency": {}, "notes": notes,
-            "sla_p99_ms": None, "ttft_ms_p99": g.ttft_ms_p99, "tpot_ms_p99": g.tpot_ms_p99,
-            "workload": workload.describe()}
+    slo = Slo(ttft_ms=g.ttft_ms_p99, tpot_ms=g.tpot_ms_p99)
+    return ServeBenchResult(config.model, "", "", entries, notes, workload.describe(), slo.describe(),
+                            ttft_ms_p99=g.ttft_ms_p99, tpot_ms_p99=g.tpot_ms_p99, generative=True)
 
 
-def _remote(config: ServeBenchConfig, workload, emit: EventSink) -> dict:
+def _remote(config: ServeBenchConfig, workload, emit: EventSink) -> ServerEntry:
     if not config.target_model:
         raise ConfigError("remote mode needs the model's name on the endpoint", "pass --target-model NAME")
     name = f"remote {config.target}"
+    transport = "grpc" if config.protocol in GRPC_PROTOCOLS else "http"
     emit("start", {"name": name})
     c = client(config.protocol, config.target, config.target_model)
     try:
         bodies = load.encode_bodies(c, workload)
         first_ms = load.first_latency_ms(c, bodies)
         targets = [load.Target(config.target_model, c, bodies)]
-        search = load.peak_qps(lambda q: load.run_at(targets, workload, q, config.sla_p99_ms, config.concurrency,
-                                                     config.probe_ms),
+        observe = _observer([], None)
+        search = load.peak_qps(observe(lambda q: load.run_at(targets, workload, q, config.slo, config.client_threads,
+                                                             config.probe_ms)),
                                start_qps=max(1.0, 0.5 * 1000 / first_ms), max_probes=config.max_probes)
+        extra = _curve_points(config, search, targets, workload, observe, emit, name)
     except RequestFailed as exc:
         emit("done", {"name": name, "ok": False, "error": str(exc)})
-        return _entry("remote", None, "failed", error=str(exc)[:600], target=config.target,
-                      transport="grpc" if config.protocol in GRPC_PROTOCOLS else "http")
+        return _entry("remote", None, "failed", error=str(exc)[:600], target=config.target, transport=transport)
     finally:
         c.close()
     emit("done", {"name": name, "ok": True, "error": None})
     best = search.best.metrics if search.best else {}
-    return _entry("remote", None, "ok" if search.best else "no QPS met the SLA", target=config.target,
-                  transport="grpc" if config.protocol in GRPC_PROTOCOLS else "http",
-                  protocol=config.protocol, peak_qps_at_slo=search.peak_qps, latency_ms_p99=best.get("latency_ms_p99"),
-                  latency_ms_p50=best.get("latency_ms_p50"), completed_qps=best.get("completed_qps"),
-                  client_cpu_ms_per_query=best.get("client_cpu_ms_per_query"), single_request_ms=round(first_ms, 3),
-                  **_confirmation(search), probes=_probes(search), best=best)
-
-
-def _probes(search: load.PeakSearch) -> list[dict]:
-    return [{"target_qps": round(p.target_qps, 2), "ok": p.ok, "repeat": p.repeat,
-             "latency_ms_p99": p.metrics.get("latency_ms_p99"), "avg_batch_size": p.metrics.get("avg_batch_size"),
-             "error": p.error_sample} for p in search.probes]
+    return _entry("remote", None, "ok" if search.best else "no QPS met the SLO", target=config.target,
+                  transport=transport, protocol=config.protocol, **_peak_fields(search, best),
+                  single_request_ms=round(first_ms, 3), points=_points(search) + extra)
 
 
 def _confirmation(search: load.PeakSearch) -> dict:
@@ -423,24 +591,32 @@ def _confirmation(search: load.PeakSearch) -> dict:
     return {"peak_confirmed": search.confirmed, "latency_ms_p99_repeat": search.repeat.metrics.get("latency_ms_p99")}
 
 
-def save(store, config: ServeBenchConfig, result: dict, environment: dict, workload: dict) -> int:
-    """Store the benchmark as a run: one variant per server config, its best probe as scenario `server`."""
+def save(store, config: ServeBenchConfig, result: ServeBenchResult, environment: dict) -> int:
+    """Store the benchmark as a run: one variant per server config, its peak probe as scenario `server`
+    (with goodput, and cost and energy at the SLO), and every load point in its session info."""
     from inferarena.results import ScenarioResult, VariantResult
     from inferarena.scenarios.base import QUICK_NOTE
 
     run_id = store.create_run(config.model_dump(mode="json") | {"kind": "serve-bench", "scenarios": ["server"]},
                               "serve-bench-" +
-                              str(time.time_ns()), config.model, True, environment, workload, result["notes"])
-    for e in result["servers"]:
-        key = Batching(**e["config"]).key() if "max_batch_size" in e["config"] else e["server"].replace("_", "-")
-        key += "-grpc" if e.get("transport") == "grpc" else ""
-        metrics = {k: v for k, v in (e.get("best") or {}).items() if isinstance(v, (int, float))}
-        metrics.update({k: e[k] for k in ("peak_qps_at_slo", "avg_batch_size") if e.get(k) is not None})
-        scenarios = {} if e["status"] != "ok" else {"server": ScenarioResult("server", True, None, QUICK_NOTE, metrics)}
+                              str(time.time_ns()), config.model, True, environment, result.workload, result.notes)
+    for e in result.servers:
+        key = Batching(**e.config).key() if "max_batch_size" in e.config else e.server.replace("_", "-")
+        key += "-grpc" if e.transport == "grpc" else ""
+        metrics = {k: v for k, v in e.best.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        metrics.update({k: v for k, v in (("peak_qps_at_slo", e.peak_qps_at_slo), ("avg_batch_size", e.avg_batch_size))
+                        if v is not None})
+        if e.at_slo:
+            metrics.update({k: v for k, v in (("cost_usd_per_1m", e.at_slo.usd_per_1m_requests),
+                                              ("energy_j_per_query", e.at_slo.energy_j_per_request),
+                                              ("goodput_qps", e.at_slo.goodput_qps)) if v is not None})
+        scenarios = {} if not e.ok else {"server": ScenarioResult("server", True, None, QUICK_NOTE, metrics)}
         store.save_variant(run_id, VariantResult(
-            name=f"{e['server']}/{key}", runtime=e["server"], precision="fp32", shape="fixed", knobs=e["config"],
-            kind=result.get("kind", "predict"), status="ok" if e["status"] == "ok" else "failed", error=e.get("error"),
-            session_info={"probes": e.get("probes")}, scenarios=scenarios))
+            name=f"{e.server}/{key}", runtime=e.server, precision="fp32", shape="fixed", knobs=e.config,
+            kind=result.kind or "predict", status="ok" if e.ok else "failed", error=e.error,
+            session_info={"points": [p.as_dict() for p in e.points], "slo": result.slo,
+                          "at_slo": asdict(e.at_slo) if e.at_slo else None},
+            scenarios=scenarios))
     store.finish_run(run_id)
     return run_id
 
@@ -449,8 +625,5 @@ def save(store, config: ServeBenchConfig, result: dict, environment: dict, workl
 ROUTES = {"kserve-v2": _tensor_servers, "openai": _generative}
 
 
-def to_json(result: dict, run_id: int | None) -> str:
-    doc = {"run_id": run_id, **result}
-    for e in doc["servers"]:
-        e.pop("best", None)
-    return json.dumps(doc, indent=2, default=float)
+def to_json(result: ServeBenchResult, run_id: int | None) -> str:
+    return json.dumps({"run_id": run_id, **result.as_dict()}, indent=2, default=float)

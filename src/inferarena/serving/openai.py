@@ -21,7 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
@@ -29,8 +29,9 @@ from inferarena.fsutil import private_dir
 from inferarena.scenarios.base import Estimates, ScenarioContext
 from inferarena.scenarios.generation import LLMServer
 from inferarena.serving.clients import Client, RequestFailed
-from inferarena.serving.load import PeakSearch, Probe, peak_qps
+from inferarena.serving.load import PeakSearch, Probe, peak_qps, point
 from inferarena.serving.process import ServerFailed, ServerProcess, free_port
+from inferarena.serving.slo import RequestTiming, Slo
 
 
 class OpenAIClient(Client):
@@ -97,6 +98,7 @@ class ServedLLM(LLMServer):
         self.duration_ms, self.min_queries = duration_ms, min_queries
         self.failures: list[str] = []
         self.lock = threading.Lock()
+        self.requests: list[RequestTiming] = []  # every request: latency, TTFT and TPOT from LoadGen's issue
 
     def configure(self, settings, ctx):
         super().configure(settings, ctx)
@@ -110,19 +112,30 @@ class ServedLLM(LLMServer):
         self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="client")
 
     def issue(self, ctx, queries, complete):
+        issued = time.perf_counter()
         for q in queries:
-            self.pool.submit(self._one, ctx, q, complete)
+            self.pool.submit(self._one, ctx, q, complete, issued)
 
-    def _one(self, ctx, q, complete) -> None:
+    def _one(self, ctx, q, complete, issued: float) -> None:
         tokens = 0
+        first: list[float] = []
+
+        def on_first() -> None:
+            first.append(time.perf_counter())
+            self.first_token([q])
+
         try:
-            tokens = self.client.stream(self.texts[q.index], ctx.workload.output_tokens(q.index),
-                                        lambda: self.first_token([q]))
+            tokens = self.client.stream(self.texts[q.index], ctx.workload.output_tokens(q.index), on_first)
+            done = time.perf_counter()
+            ttft = (first[0] - issued) * 1000 if first else None
+            tpot = (done - first[0]) * 1000 / (tokens - 1) if first and tokens > 1 else None
             with self.lock:
                 self.tokens += tokens
+            self.requests.append(RequestTiming((done - issued) * 1000, ttft, tpot))
         except RequestFailed as exc:
             with self.lock:
                 self.failures.append(str(exc))
+            self.requests.append(RequestTiming(None))
         finally:
             if tokens == 0:  # failed or empty: LoadGen still needs a first token and a count for the response
                 self.first_token([q])
@@ -162,7 +175,13 @@ def run_at(endpoint: LLMEndpoint, workload, generation, target_qps: float, concu
     if metrics.get("cpu_util_pct") is not None and metrics.get("completed_qps"):
         metrics["client_cpu_ms_per_query"] = 10 * metrics["cpu_util_pct"] / metrics["completed_qps"]
     ok = bool(metrics.get("latency_bound_met")) and not scenario.failures
-    return Probe(target_qps, ok, metrics, scenario.failures[0] if scenario.failures else None)
+    slo = Slo(ttft_ms=generation.ttft_ms_p99, tpot_ms=generation.tpot_ms_p99)
+    completed = metrics.get("completed_qps")
+    seconds = len(scenario.requests) / completed if completed else 0.0
+    measured = point("rate", target_qps, list(scenario.requests), seconds, slo, meets=ok,
+                     ttft_ms_p99=metrics.get("ttft_ms_p99"), tpot_ms_p99=metrics.get("tpot_ms_p99"))
+    metrics.update(slo_attainment_pct=measured.slo_attainment_pct, goodput_qps=measured.goodput_qps)
+    return Probe(target_qps, ok, metrics, scenario.failures[0] if scenario.failures else None, point=measured)
 
 
 def first_request_s(endpoint: LLMEndpoint, workload, count: int = 3) -> float:
@@ -176,8 +195,9 @@ def first_request_s(endpoint: LLMEndpoint, workload, count: int = 3) -> float:
 
 
 def search(endpoint: LLMEndpoint, workload, generation, concurrency: int, duration_ms: int, max_probes: int,
-           process: ServerProcess | None = None) -> tuple[PeakSearch, float]:
-    """The peak request rate (double, then bisect); a server we started that dies stops the search with its log."""
+           process: ServerProcess | None = None, observe: Callable | None = None) -> tuple[PeakSearch, float]:
+    """The peak request rate (double, then bisect); a server we started that dies stops the search with its log.
+    `observe` wraps the probe function (serve-bench adds batch and energy readings)."""
     def probe(qps: float) -> Probe:
         result = run_at(endpoint, workload, generation, qps, concurrency, duration_ms)
         if process is not None and not process.alive():
@@ -185,7 +205,8 @@ def search(endpoint: LLMEndpoint, workload, generation, concurrency: int, durati
         return result
 
     single = first_request_s(endpoint, workload)
-    return peak_qps(probe, start_qps=0.5 / single, max_probes=max_probes, min_qps=0.02), single
+    return peak_qps(observe(probe) if observe else probe, start_qps=0.5 / single, max_probes=max_probes,
+                    min_qps=0.02), single
 
 
 def prompt_texts(workload) -> list[str]:
@@ -208,16 +229,3 @@ def llama_cpp_server(gguf: Path, threads: int, context: int, work_dir: Path) -> 
     url = f"http://127.0.0.1:{port}"
     process.wait_ready([f"{url}/v1/models"], timeout_s=120)
     return process, url
-
-
-def entry_fields(found: PeakSearch, single_s: float) -> dict[str, Any]:
-    best = found.best.metrics if found.best else {}
-    return {"peak_qps_at_slo": found.peak_qps, "ttft_ms_p99": best.get("ttft_ms_p99"),
-            "tpot_ms_p99": best.get("tpot_ms_p99"), "latency_ms_p99": best.get("latency_ms_p99"),
-            "latency_ms_p50": best.get("latency_ms_p50"), "tokens_per_s": best.get("tokens_per_s"),
-            "completed_qps": best.get("completed_qps"), "client_cpu_ms_per_query": best.get("client_cpu_ms_per_query"),
-            "tokens_per_request": best.get("tokens_per_request"),
-            "single_request_ms": round(single_s * 1000, 1), "best": best, "peak_confirmed": found.confirmed,
-            "probes": [{"target_qps": round(p.target_qps, 3), "ok": p.ok, "repeat": p.repeat,
-                        "ttft_ms_p99": p.metrics.get("ttft_ms_p99"),
-                        "tpot_ms_p99": p.metrics.get("tpot_ms_p99"), "error": p.error_sample} for p in found.probes]}

@@ -92,6 +92,22 @@ class ServerProcess:
             found += [(c.laddr.ip, c.laddr.port) for c in connections if c.status == psutil.CONN_LISTEN]
         return sorted(set(found))
 
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time of every live process in this server's group (for an energy estimate)."""
+        import psutil
+
+        if self.process is None:
+            return 0.0
+        total = 0.0
+        for proc in psutil.process_iter():
+            try:
+                if os.getpgid(proc.pid) == self.process.pid:
+                    times = proc.cpu_times()
+                    total += times.user + times.system
+            except (psutil.Error, ProcessLookupError, PermissionError):
+                continue
+        return total
+
     def check_loopback(self) -> None:
         """Servers the tool starts serve this machine only: one that listens beyond loopback is stopped."""
         import ipaddress

@@ -473,3 +473,46 @@ def test_triton_serves_the_repository(stored, tmp_path):
     server = ServerProcess("triton", command(out), tmp_path / "triton.log", out, env)
     _serve_and_compare(server, url.replace("http://localhost:8000", base), body, [f"{base}/v2/models/mlp/ready"],
                        Path(manifest["artifact"]["source"]))
+
+
+def test_serve_bench_batching_goes_into_recommend_and_the_bundle(stored, tmp_path):
+    """With a serve-bench run of the same model in the store, `recommend` names the best server configuration
+    (the highest peak within the SLO that held on repetition) and `deploy --target triton` writes its batching."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    from inferarena.serving import bench
+    from inferarena.serving.records import LoadPoint, ServeBenchResult, ServerEntry
+    from inferarena.store import SQLiteStore
+
+    db = tmp_path / "r.db"
+    shutil.copyfile(stored.db, db)
+
+    def entry(batch, delay, peak, confirmed=True):
+        point = LoadPoint("rate", peak, 100, peak, slo_attainment_pct=100.0, goodput_qps=peak, meets_slo=True)
+        return ServerEntry("triton", {"max_batch_size": batch, "max_delay_ms": delay, "instances": 1},
+                           f"b{batch}", "ok", peak_qps_at_slo=peak, peak_confirmed=confirmed, latency_ms_p99=9.0,
+                           points=[point], best={"latency_ms_p99": 9.0, "peak_qps_at_slo": peak})
+
+    config = bench.ServeBenchConfig(model=stored.run.model)
+    result = ServeBenchResult(stored.run.model, "predict", "cpu", [entry(1, 0.0, 30.0), entry(4, 3.0, 50.0),
+                                                                   entry(16, 5.0, 70.0, confirmed=False)],
+                              [], {}, config.slo.describe())
+    serve_run = bench.save(SQLiteStore(db), config, result, {})
+    shown = invoke("recommend", "1", "--db", db, "--json", tmp_path / "rec.json")
+    assert shown.exit_code == 0, shown.output
+    said = " ".join(shown.output.split())
+    assert f"Serve it with: triton, max batch 4 within 3 ms: 50 QPS within latency ≤ 100 ms for 99 % of " \
+           f"requests (serve-bench run {serve_run}" in said, said
+    assert json.loads((tmp_path / "rec.json").read_text())["serving"]["max_batch_size"] == 4
+    out = tmp_path / "bundle"
+    made = invoke("deploy", "1", "--target", "triton", "-o", out, "--db", db)
+    assert made.exit_code == 0, made.output
+    config_pb = text_format.Parse((out / "mlp" / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+    assert config_pb.max_batch_size == 4 and config_pb.dynamic_batching.max_queue_delay_microseconds == 3000
+    assert f"serve-bench run {serve_run}" in (out / "README.md").read_text()
+    manifest = json.loads((out / "inferarena-bundle.json").read_text())
+    assert manifest["serving"]["batching_from"].startswith("serve-bench's best on triton")
+    # Another server's bundle keeps the variant's own batching: serve-bench measured triton only.
+    other = invoke("deploy", "1", "--target", "mlserver", "-o", tmp_path / "ml", "--db", db)
+    assert other.exit_code == 0 and "serve-bench" not in (tmp_path / "ml" / "README.md").read_text()

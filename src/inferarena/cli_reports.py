@@ -172,7 +172,8 @@ def recommend(
         store = open_db(db)
         constraints = bounds(max_p99_ms, min_cos, min_throughput, max_memory_mb)
         run, rec = recommend_run(store, run_id, profile, constraints, db.resolve().parent, hardware)
-    show_recommendation(run, rec, json_path)
+        serving = serving_of(store, run, rec)
+    show_recommendation(run, rec, json_path, serving)
     if not rec.met:
         raise typer.Exit(1)
 
@@ -191,13 +192,28 @@ def recommend_run(store, run_id: int, profile: Optional[str], constraints: dict,
     return run, pick(run, store.load_sample_rounds(run_id), profile, constraints, config_dir, hardware)
 
 
-def show_recommendation(run, rec, json_path: Optional[Path]) -> None:
+def serving_of(store, run, rec):
+    """The server configuration serve-bench found best for the run's model, when one was measured and the
+    pick is a model that serve-bench serves (tensors)."""
+    from inferarena.serving import choice
+
+    if rec.variant is None or run.config.get("kind") == "serve-bench":
+        return None
+    return choice.latest(store, run.model)
+
+
+def show_recommendation(run, rec, json_path: Optional[Path], serving=None) -> None:
+    from dataclasses import asdict
+
     from inferarena.report import json_export
     from inferarena.report.console import render_recommendation
 
     render_recommendation(rec, run, console)
+    if serving is not None:
+        console.print(f"Serve it with: {escape(serving.sentence())}. "
+                      f"`inferarena deploy {run.run_id} --target {serving.server}` writes that batching.")
     if json_path:
-        json_export.write(run, json_path, rec)
+        json_export.write(run, json_path, rec, asdict(serving) if serving else None)
         console.print(f"JSON written to {escape(str(json_path))}")
 
 

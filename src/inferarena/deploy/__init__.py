@@ -54,6 +54,10 @@ def deploy(store, run_id: int, target: str, out: Path, variant: str | None = Non
     chosen, why = choose(store, run, variant)
     d = deployable.resolve(run, chosen)
     d.why = why
+    if target in registry.SERVERS:  # a server serve-bench measures: its best batching for this model, if any
+        from inferarena.serving import choice
+
+        d.serving = choice.latest(store, run.model, server=target)
     from inferarena.recommend import reproduce_config
 
     d.reproduce = reproduce_config(run, chosen)
@@ -146,7 +150,8 @@ def _finish(d: Deployable, target: str, written: Written, work: Path) -> dict[st
                  "logical_cores": d.run.environment.get("logical_cores")},
         "versions": d.versions(),
         "serving": {"instances": d.instances, "threads_per_instance": d.threads_per_instance,
-                    "max_batch_size": d.batch_size, "max_queue_delay_us": d.max_delay_us, "memory_mi": d.memory_mi},
+                    "max_batch_size": d.batch_size, "max_queue_delay_us": d.max_delay_us, "memory_mi": d.memory_mi,
+                    "batching_from": d.batching_basis},
         "reproduce": "inferarena run --config reproduce.yaml",
         "checks": written.checks,
         "notes": [*d.notes, *written.notes],

@@ -58,6 +58,7 @@ class Deployable:
     reproduce: dict[str, Any] | None = None  # a run config that measures the variant again
     why: str | None = None  # the recommendation's explanation, when it picked the variant
     notes: list[str] = field(default_factory=list)
+    serving: Any = None  # serve-bench's best configuration on the target's server (serving.choice.ServingChoice)
 
     @property
     def runtime(self) -> str:
@@ -98,14 +99,25 @@ class Deployable:
         """The batch it was measured with (Offline): the variant's own, else the run's workload's."""
         if not self.batched:
             return 1
+        if self.serving is not None:
+            return max(1, self.serving.max_batch_size)
         return int(self.variant.batch_size or self.run.config.get("workload", {}).get("batch_size") or 8)
 
     @property
     def max_delay_us(self) -> int:
         """How long a server may hold a request to fill a batch: half the measured single-sample p50, so a
         lone request waits at most about 1.5 times its own latency (100 µs to 10 ms)."""
+        if self.serving is not None and self.serving.max_batch_size > 1:
+            return int(max(100, round(self.serving.max_delay_ms * 1000)))
         p50 = self.figures().get("single_stream.latency_ms_p50")
         return int(min(10_000, max(100, round((p50 or 2.0) * 500))))
+
+    @property
+    def batching_basis(self) -> str:
+        """Where the batch size and queue delay came from, in words."""
+        if self.serving is not None:
+            return f"serve-bench's best on {self.serving.server}: {self.serving.sentence()}"
+        return "the measured batch, and half the single-sample p50 as the delay"
 
     @property
     def memory_mi(self) -> int | None:

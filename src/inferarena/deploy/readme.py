@@ -32,7 +32,7 @@ def render(d: Deployable, target: str, written: Written, manifest: dict[str, Any
         f"- Runtime: {d.runtime} {d.versions().get(d.runtime, '')}, {v.precision}, shapes `{v.shape}`, batch "
         f"{d.batch_size}; knobs: {_knobs(_on_device(d))}.",
         f"- Served as: {d.instances} instance(s) × {d.threads_per_instance} thread(s); batches up to {d.batch_size} "
-        f"within {d.max_delay_us / 1000:g} ms (half the single-sample p50)"
+        f"within {d.max_delay_us / 1000:g} ms ({d.batching_basis})"
         + (f"; memory {d.memory_mi} Mi (peak RSS × 1.5)." if d.memory_mi else "."),
         f"- Artifact: `{manifest['artifact']['path']}` ({d.format}"
         + (f", sha256 `{manifest['artifact']['sha256'][:16]}…`" if manifest["artifact"]["sha256"] else "")

@@ -88,5 +88,9 @@ def _recommendation(rec) -> dict[str, Any]:
     return doc
 
 
-def write(run: RunRecord, path: Path, recommendation=None) -> None:
-    path.write_text(json.dumps(to_document(run, recommendation), indent=2))
+def write(run: RunRecord, path: Path, recommendation=None, serving: dict | None = None) -> None:
+    """The run as JSON; `serving`: serve-bench's best server configuration for the model, when one exists."""
+    document = to_document(run, recommendation)
+    if serving is not None:
+        document["serving"] = serving
+    path.write_text(json.dumps(document, indent=2))

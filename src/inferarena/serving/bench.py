@@ -615,6 +615,7 @@ def save(store, config: ServeBenchConfig, result: ServeBenchResult, environment:
             name=f"{e.server}/{key}", runtime=e.server, precision="fp32", shape="fixed", knobs=e.config,
             kind=result.kind or "predict", status="ok" if e.ok else "failed", error=e.error,
             session_info={"points": [p.as_dict() for p in e.points], "slo": result.slo,
+                          "peak_confirmed": e.peak_confirmed,
                           "at_slo": asdict(e.at_slo) if e.at_slo else None},
             scenarios=scenarios))
     store.finish_run(run_id)

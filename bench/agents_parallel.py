@@ -101,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     from inferarena import hardware, models
     from inferarena.agents.chat import ChatRequest, LlamaChat
     from inferarena.agents.config import load_workflow
+    from inferarena.agents.execute import prompt, seed_of
     from inferarena.agents.tasks import gsm8k
-    from inferarena.agents.workflow import prompt, seed_of
     from inferarena.frameworks import llama_cpp as llama
 
     name = args.model or default_model()

@@ -187,7 +187,7 @@ def server_killed(tmp: Path, model: Path) -> None:
     victim, other = "mlserver", "triton"
     out = tmp / "serve.json"
     args = ["serve-bench", "--quick", "--model", model, "--servers", f"{victim},{other}", "--max-batch", "8",
-            "--max-delay-ms", "2", "--sla-p99-ms", "200", "--json", out, "--db", tmp / "serve.db",
+            "--max-delay-ms", "2", "--slo", "p99_ms=200", "--json", out, "--db", tmp / "serve.db",
             "--cache-dir", tmp / "cache"]
     process = subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env=ENV)

@@ -42,7 +42,7 @@ def invoke(*args):
 
 
 def _controller(module, **policy):
-    from inferarena.models import adaptive_encoder as ae
+    from inferarena.adaptive import encoder as ae
 
     hidden = module.encoder.config.hidden_size
     ramps = {}
@@ -98,7 +98,7 @@ def test_every_input_exits_where_the_policy_says(deep):
 
 
 def test_token_pruning_keeps_the_most_attended_share():
-    from inferarena.models.adaptive_encoder import keep_tokens
+    from inferarena.adaptive.encoder import keep_tokens
 
     hidden = np.arange(2 * 4 * 1, dtype=np.float32).reshape(2, 4, 1)
     mask = np.array([[1, 1, 1, 1], [1, 1, 0, 0]])

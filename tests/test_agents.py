@@ -16,10 +16,10 @@ from inferarena import registry
 from inferarena.agents import tasks as task_sets
 from inferarena.agents.chat import ScriptedChat
 from inferarena.agents.config import AgentsConfig, GateSettings, WorkflowConfig, load_workflow
+from inferarena.agents.execute import Topology, run_task
 from inferarena.agents.gate import Gate
 from inferarena.agents.sandbox import run_tests
 from inferarena.agents.verifiers import Check, Verifier, equations, final_number, safe_eval
-from inferarena.agents.workflow import Topology, run_task
 from inferarena.errors import ConfigError
 
 
@@ -159,7 +159,7 @@ def test_sandbox_stops_file_reads_sockets_and_endless_loops():
 
 
 def test_a_generated_answer_that_escapes_is_counted_failed():
-    from inferarena.agents.workflow import score
+    from inferarena.agents.execute import score
 
     t = task_sets.code(1)[0]
     name = t.meta["function"]

@@ -9,7 +9,7 @@ from test_agents import debate, models_for, scripted, task
 
 from inferarena.agents.chat import ChatRequest, Reply, ScriptedChat
 from inferarena.agents.config import WorkflowConfig
-from inferarena.agents.workflow import run_task, seed_of
+from inferarena.agents.execute import run_task, seed_of
 
 SYSTEMS = [
     "You solve arithmetic word problems. Work step by step, writing each calculation as an equation such as "

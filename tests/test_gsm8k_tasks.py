@@ -9,8 +9,8 @@ from importlib import resources
 import pytest
 
 from inferarena.agents import tasks as task_sets
+from inferarena.agents.execute import score
 from inferarena.agents.verifiers import equations, final_number
-from inferarena.agents.workflow import score
 from inferarena.errors import ConfigError
 
 

@@ -125,7 +125,7 @@ def test_real_servers_sweep(tmp_path, mlp_onnx):
     batching: peak QPS within the SLA, the batches they formed, and no server process left behind."""
     out = tmp_path / "bench.json"
     result = invoke("serve-bench", "--model", mlp_onnx, "--max-batch", "1,8", "--max-delay-ms", "2",
-                    "--probe-ms", "500", "--sla-p99-ms", "200", "--json", out, "--db", tmp_path / "r.db",
+                    "--probe-ms", "500", "--slo", "p99_ms=200", "--json", out, "--db", tmp_path / "r.db",
                     "--cache-dir", tmp_path / "cache")
     doc = json.loads(out.read_text())
     by = {(e["server"], e["config"]["max_batch_size"]): e for e in doc["servers"]}
@@ -152,7 +152,7 @@ def test_grpc_load_on_triton_and_mlserver(tmp_path, mlp_onnx):
     against local ONNX Runtime, peak QPS found, batches formed; TorchServe is HTTP only, and says so."""
     out = tmp_path / "grpc.json"
     result = invoke("serve-bench", "--model", mlp_onnx, "--servers", "triton,mlserver,torchserve", "--transport",
-                    "grpc", "--max-batch", "8", "--probe-ms", "500", "--sla-p99-ms", "200", "--json", out,
+                    "grpc", "--max-batch", "8", "--probe-ms", "500", "--slo", "p99_ms=200", "--json", out,
                     "--db", tmp_path / "r.db", "--cache-dir", tmp_path / "cache")
     assert result.exit_code == 0, result.output
     doc = json.loads(out.read_text())
@@ -193,7 +193,7 @@ def test_two_models_on_one_server(tmp_path, mlp_onnx):
     under a mixed load, each with its own p99."""
     out = tmp_path / "multi.json"
     result = invoke("serve-bench", "--model", mlp_onnx, "--servers", "triton,torchserve", "--max-batch", "8",
-                    "--multi-model", "int8-dynamic", "--probe-ms", "500", "--sla-p99-ms", "200", "--json", out,
+                    "--multi-model", "int8-dynamic", "--probe-ms", "500", "--slo", "p99_ms=200", "--json", out,
                     "--db", tmp_path / "r.db", "--cache-dir", tmp_path / "cache")
     assert result.exit_code == 0, result.output
     for entry in json.loads(out.read_text())["servers"]:

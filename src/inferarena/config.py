@@ -98,7 +98,7 @@ PRESETS: dict[str, list[dict]] = {
     "prune-20": [{"name": "prune_structured", "config": {"ratio": 0.2, "targets": "heads+ffn"}}],
     # Static layer dropping (ShortGPT style): the most redundant layers, as many as cos_min >= 0.99 allows.
     "layer-drop": [{"name": "layer_drop", "config": {"max_drop": 0.01}}],
-    # Adaptive (per-input) methods, calibrated to the same budget; torch runs them (models/adaptive_encoder.py).
+    # Adaptive (per-input) methods, calibrated to the same budget; torch runs them (adaptive/encoder.py).
     "early-exit": [{"name": "adaptive_early_exit", "config": {"min_layer": 2, "max_drop": 0.01}}],
     "early-exit-learned": [{"name": "adaptive_early_exit_learned", "config": {"min_layer": 2, "max_drop": 0.01}}],
     "token-prune": [{"name": "adaptive_token_prune", "config": {"max_drop": 0.01}}],

@@ -24,8 +24,8 @@ import numpy as np
 
 from inferarena.agents import tasks as task_sets
 from inferarena.agents.config import AgentsConfig, WorkflowConfig
+from inferarena.agents.execute import TaskRun, Topology, Usage, run_task
 from inferarena.agents.gate import Gate, GateContext
-from inferarena.agents.workflow import TaskRun, Topology, Usage, run_task
 from inferarena.results import ScenarioResult, VariantResult
 from inferarena.scenarios.base import QUICK_NOTE
 

@@ -1,6 +1,6 @@
 """Adaptive encoder passes: per-input early exit (threshold or learned depth) and attention-ranked
 token pruning, each calibrated to the run's fidelity budget. The output is an `adaptive_encoder`
-folder (see models/adaptive_encoder.py for the format and the controller that runs it).
+folder (see adaptive/encoder.py for the format and the controller that runs it).
 
 Calibration uses samples from the end of the workload, disjoint from the evaluation samples, split
 in two: the first part fits (ramps, depth predictor), the held-out part sets the threshold so that
@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from inferarena.adaptive import encoder as ae
 from inferarena.artifacts import Artifact
 from inferarena.errors import ConfigError
-from inferarena.models import adaptive_encoder as ae
 from inferarena.passes.base import Pass, PassContext
 from inferarena.passes.torchao_quant import _link_or_copy
 

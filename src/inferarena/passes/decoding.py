@@ -11,7 +11,7 @@ gguf_to_hf.
   n-grams of the context (prompt lookup) or, with draft_model, from a cheaper build of the same GGUF
   (`draft_type`) or from another GGUF that shares its tokenizer (`draft`: a bundled model or a path,
   e.g. Qwen2.5-Coder-0.5B drafting for the 1.5B; refused unless both files hold the same token strings).
-- `griffin`: context-conditioned FFN pruning, training-free (models/griffin.py).
+- `griffin`: context-conditioned FFN pruning, training-free (adaptive/griffin.py).
 - `hyper_griffin`: the same slicing, chosen before prefill by a hypernetwork trained here, in seconds,
   on calibration prompts (from the end of the workload, never the fidelity prompts), with GRIFFIN's
   top-k sets as targets. Its overlap with GRIFFIN's sets on held-out prompts is in the pass report.
@@ -308,8 +308,8 @@ def _griffin_model(artifact: Artifact, keep: float, context: PassContext | None,
     import torch
     from transformers import AutoModelForCausalLM
 
+    from inferarena.adaptive import griffin
     from inferarena.frameworks.torchao import apply_recipe, read_recipe
-    from inferarena.models import griffin
 
     if context is None:
         raise ConfigError(f"{what} needs calibration prompts", "run it inside `inferarena run`")
@@ -349,7 +349,7 @@ class HyperGriffin(Pass):
             context: PassContext | None) -> Artifact:
         import torch
 
-        from inferarena.models import griffin
+        from inferarena.adaptive import griffin
 
         started = time.perf_counter()
         with _griffin_model(artifact, config.keep, context, "hyper_griffin") as g:

@@ -96,7 +96,7 @@ class ExportOnnx(Pass):
 
 
 class ExportAdaptiveOnnx(Pass):
-    """An `adaptive_encoder` folder as one ONNX graph per stage (models/adaptive_onnx.py), for ONNX Runtime."""
+    """An `adaptive_encoder` folder as one ONNX graph per stage (adaptive/onnx_stages.py), for ONNX Runtime."""
 
     name = "export_adaptive_onnx"
     accepts = ("adaptive_encoder",)
@@ -105,7 +105,7 @@ class ExportAdaptiveOnnx(Pass):
     Config = ExportOnnxConfig
 
     def run(self, artifact: Artifact, config: BaseModel, out_dir: Path, context=None) -> Artifact:
-        from inferarena.models import adaptive_onnx
+        from inferarena.adaptive import onnx_stages as adaptive_onnx
 
         refuse_export(artifact.path, "ONNX export")
         out = out_dir / "model"

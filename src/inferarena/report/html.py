@@ -378,13 +378,14 @@ def _load_curves(go, ok: list[VariantResult]) -> list:
                   if "server" in v.scenarios and v.scenarios["server"].metrics.get("latency_bound_ms")), None)
     if bound:
         latency.add_hline(y=bound, line_dash="dot", annotation_text="SLO bound")
+    legend = {"orientation": "h", "yanchor": "top", "y": -0.22, "font": {"size": 10}}
     latency.update_layout(title="Latency vs throughput (× = missed the SLO)", xaxis_title="completed requests/s",
-                          yaxis_title="p99 latency (ms)", height=420, margin={"t": 50})
+                          yaxis_title="p99 latency (ms)", height=560, margin={"t": 60}, legend=legend)
     top = max((p["offered"] for _, points in served for p in points if p["mode"] == "rate"), default=None)
     if top:
         goodput.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", name="every request good",
                                      line={"color": "#999", "dash": "dot"}, hoverinfo="skip"))
-    goodput.update_layout(title=f"Goodput vs offered rate{f' (SLO: {E(slo)})' if slo else ''}",
+    goodput.update_layout(title={"text": "Goodput vs offered rate" + (f"<br><sup>SLO: {E(slo)}</sup>" if slo else "")},
                           xaxis_title="offered requests/s (Poisson)", yaxis_title="requests/s within the SLO",
-                          height=420, margin={"t": 50})
+                          height=560, margin={"t": 70}, legend=legend)
     return [latency, goodput if any_goodput else None]

@@ -9,7 +9,7 @@ The GPU providers are too large to carry to the lent GPU machine and have never 
 "GPUs").
 
 An `adaptive_onnx` folder (early exit, token pruning) runs as one graph per stage under the same
-controller torch runs (models/adaptive_onnx.py).
+controller torch runs (adaptive/onnx_stages.py).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from inferarena.adaptive.encoder import ControlledSession
 from inferarena.artifacts import Artifact
 from inferarena.errors import ConfigError, RuntimeUnavailable
-from inferarena.models.adaptive_encoder import ControlledSession
 from inferarena.runtimes.base import Batch, Knobs, Runtime, Session, StreamKnobs, ThreadedSession
 from inferarena.trackers.flops import OnnxFlopCounter
 
@@ -90,7 +90,8 @@ class OnnxRuntime(Runtime):
             if device != "cpu":
                 raise ConfigError("adaptive ONNX graphs (early exit, token pruning) run on the CPU only",
                                   "measure those pipelines with --device cpu")
-            from inferarena.models import adaptive_encoder, adaptive_onnx
+            from inferarena.adaptive import encoder as adaptive_encoder
+            from inferarena.adaptive import onnx_stages as adaptive_onnx
 
             # One session per stage, each with its own pool: a pool that spins after its call takes the cores
             # from the next stage's (MiniLM at full depth: 46 ms a query spinning, 8.3 ms not).

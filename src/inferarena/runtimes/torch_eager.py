@@ -17,9 +17,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from inferarena.adaptive.encoder import ControlledSession
 from inferarena.artifacts import Artifact
 from inferarena.errors import ConfigError, RuntimeUnavailable
-from inferarena.models.adaptive_encoder import ControlledSession
 from inferarena.models.hf_encoder import OUTPUT_NAME, input_names, load_embedding_module
 from inferarena.runtimes.base import Batch, Knobs, Runtime, Session, StreamKnobs, ThreadedSession
 
@@ -80,7 +80,7 @@ class TorchEager(Runtime):
             if device != "cpu":
                 raise ConfigError("adaptive encoders (early exit, token pruning) run on the CPU only",
                                   "measure those pipelines with --device cpu")
-            from inferarena.models import adaptive_encoder
+            from inferarena.adaptive import encoder as adaptive_encoder
 
             controller = adaptive_encoder.load(artifact.path, uses_tt, bf16=precision == "bf16")
             session = AdaptiveSession(torch, controller, precision, input_names(uses_tt))

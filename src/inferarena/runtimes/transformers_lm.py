@@ -6,7 +6,7 @@ batches (Offline) go through `model.generate` with left padding.
 An artifact's `decoding` meta (set by passes/decoding.py) changes how tokens are produced:
 - `prompt_lookup`: transformers' own prompt-lookup speculative decoding (`prompt_lookup_num_tokens`),
   greedy, so lossless; tokens reach `on_token` as each verification step accepts them.
-- `griffin` / `hyper_griffin`: FFNs sliced to the neurons the prompt needs (models/griffin.py).
+- `griffin` / `hyper_griffin`: FFNs sliced to the neurons the prompt needs (adaptive/griffin.py).
 These serve requests one at a time (no batching), and report their `adaptive.*` figures.
 
 A folder with a torchao recipe (passes/torchao_quant.py) is quantized on load, GRIFFIN's slices too.
@@ -257,7 +257,7 @@ class GriffinSession(TransformersSession):
 
     def __init__(self, artifact: Artifact, precision: str, knobs: Knobs, decoding: dict):
         super().__init__(artifact, precision, knobs)
-        from inferarena.models import griffin
+        from inferarena.adaptive import griffin
 
         self.method = decoding["method"]
         self.griffin = griffin.Griffin(self.model, float(decoding.get("keep", 0.5)))

@@ -1,7 +1,7 @@
 """The `adaptive_onnx` format: an adaptive encoder as one ONNX graph per stage, for ONNX Runtime.
 
 Early exit and token pruning change the computation between layers, so the model is not one graph:
-the controller (models/adaptive_encoder.py, the same one torch runs) calls a graph per stage and makes
+the controller (adaptive/encoder.py, the same one torch runs) calls a graph per stage and makes
 its per-input decisions in numpy between them. The folder holds `embed.onnx` (embeddings), one
 `layer{i}.onnx` per encoder layer (hidden states and the 2-D mask in, hidden states out; the additive
 attention mask is built inside), for token pruning `layer{k}_received.onnx` (the same layer, also
@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from inferarena.adaptive import encoder as ae
 from inferarena.errors import ModelError
-from inferarena.models import adaptive_encoder as ae
 
 FORMAT = "adaptive_onnx"
 

@@ -7,10 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 import shutil
-import subprocess
 import sys
 import urllib.request
 import zipfile
@@ -350,129 +348,38 @@ def _has(module: str) -> bool:
 # -- the bundles on real servers (each in the environment serve-bench creates for it) ----------------------
 
 
-def _serve_and_compare(server, url: str, body: dict, ready: list[str], artifact: Path, timeout_s: float = 180):
-    with server:
-        server.wait_ready(ready, timeout_s)
-        answer = post(url, body)
-    outputs = answer["outputs"]
-    assert outputs[0]["name"] == "y" and outputs[0]["shape"] == [1, 3]
-    assert cosine(outputs[0]["data"], ort_answer(artifact, body)) >= 0.999
-
-
 @pytest.mark.slow
-def test_mlserver_serves_the_bundle(stored, tmp_path):
-    from inferarena import envs
-    from inferarena.serving.mlserver import MLServer
-    from inferarena.serving.process import ServerProcess, free_port
-
-    python = envs.ensure(MLServer.environment)
-    out, manifest = deploy(stored, tmp_path, "mlserver", "--variant", "onnxruntime/fp32/fixed")
-    ports = {name: free_port() for name in ("http", "grpc", "metrics")}
-    settings = json.loads((out / "settings.json").read_text())  # the bundle's, on loopback and free ports
-    settings.update(host="127.0.0.1", http_port=ports["http"], grpc_port=ports["grpc"], metrics_port=ports["metrics"],
-                    metrics_dir=str(tmp_path / "metrics"), environments_dir=str(tmp_path / "envs"))
-    (out / "settings.json").write_text(json.dumps(settings))
-    url, body = request_of((out / "README.md").read_text())
-    base = f"http://127.0.0.1:{ports['http']}"
-    server = ServerProcess("mlserver", [str(python.parent / "mlserver"), "start", str(out)], tmp_path / "ml.log", out)
-    _serve_and_compare(server, url.replace("http://localhost:8080", base), body,
-                       [f"{base}/v2/models/mlp/ready"], Path(manifest["artifact"]["source"]))
-
-
-@pytest.mark.slow
-def test_torchserve_serves_the_mar(stored, tmp_path):
-    if shutil.which("java") is None:
+@pytest.mark.parametrize("target", ["mlserver", "torchserve", "triton", "kserve", "docker"])
+def test_deploy_check_serves_the_bundle(stored, tmp_path, target):
+    """`deploy --check`: the real server on 127.0.0.1 answers the README's request as the variant does
+    (cosine >= 0.999). Triton (pytriton's tritonserver 2.51, python backend only) first parses config.pbtxt as
+    written and stops at the missing onnxruntime backend library, then serves it on the python backend."""
+    if target == "torchserve" and shutil.which("java") is None:
         pytest.skip("TorchServe needs Java")
-    from inferarena import envs
-    from inferarena.serving.process import ServerProcess, free_port
-    from inferarena.serving.torchserve import TorchServe
-
-    python = envs.ensure(TorchServe.environment)
-    out, manifest = deploy(stored, tmp_path, "torchserve", "--variant", "onnxruntime/fp32/fixed")
-    if not (out / "model-store" / "mlp.mar").is_file():
-        subprocess.run(["sh", "build-mar.sh"], cwd=out, check=True,
-                       env={**os.environ, "PATH": f"{python.parent}:{os.environ['PATH']}"})
-    ports = {name: free_port() for name in ("http", "management", "metrics")}
-    properties = (out / "config.properties").read_text()
-    properties = re.sub(r"inference_address=.*", f"inference_address=http://127.0.0.1:{ports['http']}", properties)
-    properties = re.sub(r"management_address=.*", f"management_address=http://127.0.0.1:{ports['management']}",
-                        properties)
-    properties = re.sub(r"metrics_address=.*", f"metrics_address=http://127.0.0.1:{ports['metrics']}", properties)
-    (out / "config.properties").write_text(properties + "grpc_inference_address=127.0.0.1\n"
-                                           f"grpc_inference_port={free_port()}\ngrpc_management_address=127.0.0.1\n"
-                                           f"grpc_management_port={free_port()}\n")
-    url, body = request_of((out / "README.md").read_text())
-    command = [str(python.parent / "torchserve"), "--start", "--ncs", "--foreground", "--ts-config", "config.properties"]
-    env = {"PATH": f"{python.parent}:{os.environ['PATH']}", "LOG_LOCATION": str(tmp_path / "logs"),
-           "METRICS_LOCATION": str(tmp_path / "logs")}
-    server = ServerProcess("torchserve", command, tmp_path / "ts.log", out, env)
-
-    def workers_ready() -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{ports['management']}/models/mlp", timeout=5) as answer:
-                return any(w["status"] == "READY" for w in json.loads(answer.read())[0]["workers"])
-        except OSError:
-            return False
-
-    with server:
-        server.wait_ready([f"http://127.0.0.1:{ports['http']}/ping"], 180, check=workers_ready)
-        answer = post(url.replace("http://localhost:8080", f"http://127.0.0.1:{ports['http']}"), body)
-    assert cosine(answer["outputs"][0]["data"], ort_answer(Path(manifest["artifact"]["source"]), body)) >= 0.999
+    out = tmp_path / target
+    result = invoke("deploy", "1", "--target", target, "-o", out, "--db", stored.db, "--variant",
+                    "onnxruntime/fp32/fixed", "--check")
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    served = re.search(r"served by (.*?): the README's request answered, cosine (\d\.\d+) against the variant", said)
+    assert served and float(served.group(2)) >= 0.999, said
+    assert "(a copy; the bundle itself is unchanged)" in said
+    if target in ("triton", "kserve"):
+        assert "parsed config.pbtxt and stopped at the missing 'onnxruntime' backend library" in said
+        config = (out / "model_repository" if target == "kserve" else out) / "mlp" / "config.pbtxt"
+        assert 'backend: "onnxruntime"' in config.read_text()  # the user's bundle is as written
+    names = {"mlserver": "MLServer", "torchserve": "TorchServe", "triton": "tritonserver", "kserve": "tritonserver",
+             "docker": "the image's app/serve.py"}
+    assert served.group(1).startswith(names[target])
 
 
-@pytest.mark.slow
-def test_triton_serves_the_repository(stored, tmp_path):
-    """Triton itself (pytriton's tritonserver 2.51, whose only backend is python) loads the bundle's
-    config.pbtxt: with the onnxruntime backend it fails on the missing backend library alone (the config
-    parsed); with `backend` switched to python and the bundle's model code beside the model, it validates the
-    whole config (batching, instances, dims) and answers the README's request as the variant does."""
-    import sysconfig
-
-    from inferarena import envs
-    from inferarena.deploy.base import HERE, model_spec
-    from inferarena.deploy.deployable import resolve
-    from inferarena.serving.process import ServerProcess, free_port
-    from inferarena.serving.triton import Triton
-
-    python = envs.ensure(Triton.environment)
-    site = next(python.parent.parent.glob("lib/python3*/site-packages"))
-    dist = site / "pytriton" / "tritonserver"
-    out, manifest = deploy(stored, tmp_path, "triton", "--variant", "onnxruntime/fp32/fixed")
-    backends = tmp_path / "backends"  # pytriton's layout: the stub of this Python beside the python backend
-    shutil.copytree(dist / "backends", backends)
-    shutil.copy(dist / "python_backend_stubs" / f"{sys.version_info[0]}.{sys.version_info[1]}" /
-                "triton_python_backend_stub", backends / "python")
-    env = {"LD_LIBRARY_PATH": os.pathsep.join([sysconfig.get_config_var("LIBDIR") or "",
-                                               str(site / "nvidia_pytriton.libs")])}
-    ports = {name: free_port() for name in ("http", "grpc")}
-
-    def command(repository: Path) -> list[str]:
-        return [str(dist / "bin" / "tritonserver"), f"--model-repository={repository}",
-                f"--backend-directory={backends}", "--http-address=127.0.0.1", f"--http-port={ports['http']}",
-                "--grpc-address=127.0.0.1", f"--grpc-port={ports['grpc']}", "--allow-metrics=false"]
-
-    native = subprocess.run(command(out), capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
-    log = native.stdout + native.stderr
-    assert "unable to find backend library for backend 'onnxruntime'" in log and "text proto" not in log, log[-2000:]
-
-    version = out / "mlp" / "1"
-    from inferarena.store import SQLiteStore
-
-    run = SQLiteStore(stored.db).load_run(1)
-    (version / "model.json").write_text(json.dumps(model_spec(resolve(run, stored.variants["onnxruntime/fp32/fixed"]),
-                                                               "model.onnx")))
-    shutil.copy(HERE / "bundle_model.py", version)
-    shutil.copy(HERE / "triton_model.py", version / "bundle_triton.py")
-    # The stub embeds this machine's Python, which lacks the environment's onnxruntime: put it on the path.
-    (version / "model.py").write_text(f"import sys\nsys.path[:0] = [{str(site)!r}, {str(version)!r}]\n"
-                                      "from bundle_triton import TritonPythonModel  # noqa: F401\n")
-    config = out / "mlp" / "config.pbtxt"
-    config.write_text(config.read_text().replace('backend: "onnxruntime"', 'backend: "python"'))
-    url, body = request_of((out / "README.md").read_text())
-    base = f"http://127.0.0.1:{ports['http']}"
-    server = ServerProcess("triton", command(out), tmp_path / "triton.log", out, env)
-    _serve_and_compare(server, url.replace("http://localhost:8000", base), body, [f"{base}/v2/models/mlp/ready"],
-                       Path(manifest["artifact"]["source"]))
+def test_deploy_check_refuses_what_it_cannot_compare(stored, tmp_path, monkeypatch):
+    """--check without Java for TorchServe: one line that says what to install; the bundle is still written."""
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None if name == "java" else "/bin/" + name)
+    result = invoke("deploy", "1", "--target", "torchserve", "-o", tmp_path / "ts", "--db", stored.db, "--variant",
+                    "onnxruntime/fp32/fixed", "--check")
+    assert result.exit_code != 0 and "TorchServe needs Java" in result.output and "openjdk" in result.output
+    assert "Traceback" not in result.output and (tmp_path / "ts" / "inferarena-bundle.json").is_file()
 
 
 def test_serve_bench_batching_goes_into_recommend_and_the_bundle(stored, tmp_path):

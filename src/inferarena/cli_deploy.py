@@ -25,6 +25,11 @@ def deploy(
     variant: Annotated[Optional[str], typer.Option(
         help="The variant to deploy, as `inferarena show` names it. Default: the run's recommendation (its "
         "--profile and constraints; latency when it had none).")] = None,
+    check: Annotated[bool, typer.Option(
+        "--check", help="Then serve the bundle with the real server on 127.0.0.1 (in the environment serve-bench "
+        "uses; minutes on first use), send the README's request, and compare the answer with the variant's "
+        "(cosine ≥ 0.999). triton/kserve: pytriton's tritonserver, python backend only; docker: app/serve.py "
+        "outside Docker.")] = False,
     db: DbOption = DEFAULT_DB,
     debug: DebugOption = False,
 ) -> None:
@@ -47,3 +52,11 @@ def deploy(
         console.print(f"  [yellow]![/] {escape(note)}")
     console.print(f"Bundle written to {escape(str(bundle.path))} ({len(bundle.manifest['files']) + 1} files; "
                   "see its README.md)")
+    if check:
+        from inferarena.deploy import check as serving_check
+
+        console.print(f"Checking it on {escape(target)} (127.0.0.1; each server in its own environment)...")
+        with user_errors(debug):
+            lines = serving_check.check(target, bundle.path, d)
+        for line in lines:
+            console.print(f"  [green]✓[/] {escape(line)}")

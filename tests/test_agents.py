@@ -259,9 +259,10 @@ def test_agents_command_end_to_end_on_an_endpoint(tmp_path, chat_server, capsys)
     assert arms["rectify-or-reject"]["rectify_rounds_mean"] > 0
     with pytest.raises(SystemExit) as exit_info:
         main(["show", str(doc["run_id"]), "--db", str(db)])
-    assert exit_info.value.code == 0 and "Per agent" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert exit_info.value.code == 0 and "Per agent" in shown and "truncated" in shown
     page = (tmp_path / f"inferarena-run-{doc['run_id']}.html").read_text()
-    assert "Findings" in page and "Per agent" in page and "Accuracy vs tokens" in page
+    assert "Findings" in page and "Per agent" in page and "Accuracy vs tokens" in page and ">truncated<" in page
     for argv, expected in ((["recommend", str(doc["run_id"]), "--profile", "accuracy"], "Reproduce: inferarena agents"),
                            (["compare", str(doc["run_id"]), str(doc["run_id"])], "tie")):
         with pytest.raises(SystemExit) as exit_info:

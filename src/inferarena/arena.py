@@ -19,6 +19,7 @@ from typing import Callable
 from inferarena import environment, jobs, kinds, launchers, models, registry, workloads
 from inferarena.config import RoundsConfig, RunConfig
 from inferarena.errors import InferarenaError
+from inferarena.events import EventSink, ignore
 from inferarena.fsutil import private_dir
 from inferarena.hardware import gpus, host, resolve_device
 from inferarena.launchers import Launcher
@@ -29,8 +30,7 @@ from inferarena.rounds import measure_rounds
 from inferarena.store import Store
 from inferarena.trackers import cost
 
-# on_event(kind, data) where kind is "plan", "start" or "done" ("done" of a variant has variant=True).
-EventSink = Callable[[str, dict], None]
+# on_event(event, data) where event is "plan", "start" or "done" ("done" of a variant has variant=True).
 
 
 @dataclass
@@ -197,7 +197,7 @@ class _Sweep:
 def run(config: RunConfig, store: Store, paths: Paths, resume: bool = False, on_event: EventSink | None = None,
         launcher: Launcher | None = None) -> RunSummary:
     """Measure every planned variant; `launcher` decides where each job runs (default: a fresh process)."""
-    sweep = _Sweep(config, store, paths, on_event or (lambda kind, data: None), launcher or launchers.Spawn())
+    sweep = _Sweep(config, store, paths, on_event or ignore, launcher or launchers.Spawn())
     summary = sweep.open(resume, config)
     done = store.finished_variants(summary.run_id)
     summary.skipped = [s.name for s in sweep.specs if s.name in done]
@@ -223,7 +223,7 @@ def search(config: RunConfig, store: Store, paths: Paths, resume: bool = False,
     Only the scenarios the profile is judged on are measured, as the model's kind names them."""
     from inferarena.search import Search, SearchSettings, build_space
 
-    sweep = _Sweep(config, store, paths, on_event or (lambda kind, data: None), launcher or launchers.Spawn(),
+    sweep = _Sweep(config, store, paths, on_event or ignore, launcher or launchers.Spawn(),
                    judged_by=config.profile)
     config = sweep.config
     shapes = [s.value for s in config.workload.shapes if s in sweep.workload.strategies]
@@ -292,7 +292,7 @@ def _label(spec) -> str:
 
 def optimize(config: RunConfig, pipeline, paths: Paths, on_event: EventSink | None = None) -> dict:
     """Build one pipeline's artifact without measuring it: what `inferarena optimize` runs."""
-    emit = on_event or (lambda kind, data: None)
+    emit = on_event or ignore
     artifact = models.resolve(config.model)
     workload = workloads.build(artifact, config.workload, config.generation)
     steps, _fmt, _precision = pipeline_steps(pipeline, artifact)
@@ -415,12 +415,12 @@ def _measure(job: jobs.MeasureJob, launcher: Launcher, config: RunConfig, refere
         if kept:
             build["precision"] = "mixed"
     if context is not None:
-        job = dataclasses.replace(_same_offered_load(job, context), evaluators=(), first_round=_first(context))
+        job = dataclasses.replace(_same_offered_load(job, context), evaluators=(), first_round=jobs.FirstRound.of(context))
 
     def run_round(index: int, first: VariantResult | None) -> VariantResult:
         nonlocal job
         if first is not None and job.first_round is None:  # later rounds reuse what does not change
-            job = dataclasses.replace(_same_offered_load(job, first), evaluators=(), first_round=_first(first))
+            job = dataclasses.replace(_same_offered_load(job, first), evaluators=(), first_round=jobs.FirstRound.of(first))
         outcome = launcher.run(jobs.measure, (job,), config.timeout_s(), log)
         result = outcome.value if outcome.ok else VariantResult.of(spec, status="failed", error=outcome.error,
                                                                    error_detail=outcome.detail)
@@ -428,10 +428,6 @@ def _measure(job: jobs.MeasureJob, launcher: Launcher, config: RunConfig, refere
 
     rounds = rounds or config.rounds
     return measure_rounds(run_round, rounds, rounds.planned(config.quick), previous, keep_going)
-
-
-def _first(result: VariantResult) -> dict:
-    return {"fidelity": result.fidelity, "estimates": result.estimates, "adaptive": result.adaptive}
 
 
 def _same_offered_load(job: jobs.MeasureJob, first: VariantResult) -> jobs.MeasureJob:

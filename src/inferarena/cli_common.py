@@ -137,14 +137,14 @@ def _progress():
     )
     state: dict = {}
 
-    def on_event(kind: str, data: dict) -> None:
-        if kind == "plan":
+    def on_event(event: str, data: dict) -> None:
+        if event == "plan":
             for note in data["notes"]:
                 progress.console.print(f"[dim]note: {escape(note)}[/]")
             state["task"] = progress.add_task(f"run {data['run_id']}", total=data["todo"])
-        elif kind == "start" and "task" in state:
+        elif event == "start" and "task" in state:
             progress.update(state["task"], description=f"measuring {escape(data['name'])}")
-        elif kind == "done":
+        elif event == "done":
             mark = "[green]✓[/]" if data["ok"] else f"[red]✗[/] {escape(str(data['error']))}"
             progress.console.print(f"  {escape(data['name'])}: {mark}")
             if data.get("variant"):

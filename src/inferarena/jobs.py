@@ -44,6 +44,20 @@ class MeasureSettings:
                    config.generation)
 
 
+@dataclass(frozen=True)
+class FirstRound:
+    """What a variant's later rounds take from its first: the same model gives the same outputs, so its
+    fidelity and adaptive statistics stand, and its warm-up estimates size the same schedule."""
+
+    fidelity: dict | None
+    estimates: dict | None
+    adaptive: dict | None
+
+    @classmethod
+    def of(cls, result) -> FirstRound:
+        return cls(result.fidelity, result.estimates, result.adaptive)
+
+
 @dataclass
 class MeasureJob:
     spec: VariantSpec
@@ -57,7 +71,7 @@ class MeasureJob:
     evaluators: tuple[str, ...] = ()  # task metrics to score (their data already fetched)
     # Later rounds: the first round's fidelity and warm-up estimates (the same model gives the same
     # outputs), so they only warm the session briefly and go straight to the scenarios.
-    first_round: dict | None = None
+    first_round: FirstRound | None = None
     bandwidth_gb_per_s: float | None = None  # this machine's read bandwidth (decode roofline)
 
 
@@ -89,7 +103,7 @@ def measure(job: MeasureJob) -> VariantResult:
         try:
             load_s = time.perf_counter() - started
             if job.first_round:
-                fidelity, adaptive = job.first_round["fidelity"], job.first_round.get("adaptive")
+                fidelity, adaptive = job.first_round.fidelity, job.first_round.adaptive
             else:
                 session.adaptive_stats(reset=True)
                 fidelity, adaptive = kind.check(session, job, strategy)

@@ -10,13 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Callable
 
 from inferarena.agents.config import AgentsConfig, load_workflow
 from inferarena.errors import ConfigError
+from inferarena.events import EventSink, ignore
 from inferarena.results import VariantResult
 
-EventSink = Callable[[str, dict], None]
 SMALL_MODEL_NOTE = ("SmolLM2-135M gives little reasoning accuracy: trust its token, call, time and energy figures, "
                     "not what its accuracy says about the methods (point --endpoint at a real model for that)")
 
@@ -89,7 +88,7 @@ def run(config: AgentsConfig, store, paths, launcher, resume: bool = False, on_e
     from inferarena.hardware import host
     from inferarena.trackers import cost
 
-    emit = on_event or (lambda kind, data: None)
+    emit = on_event or ignore
     workflow = check(config)  # bad input fails here, before any job
     price = cost.price(host(), config.cost.instance, config.cost.usd_per_hour, device="cpu")  # llama.cpp agents run on CPU
     key = config_hash(config)

@@ -151,12 +151,12 @@ def fidelity(session, workload, reference_path: str):
     return score(outputs, ref["tokens"], ppl, ref.get("perplexity"))
 
 
-def _estimates(session, workload, first_round: dict | None) -> Estimates:
+def _estimates(session, workload, first_round) -> Estimates:  # first_round: jobs.FirstRound | None
     """One typical request, timed: sizes LoadGen's schedule (request time, requests/s)."""
     index = int(np.argsort([len(p) for p in workload.prompts])[len(workload) // 2])
-    if first_round and first_round.get("estimates"):
+    if first_round and first_round.estimates:
         session.generate(workload.prompt(index), 4)  # warm only
-        return Estimates(**first_round["estimates"])
+        return Estimates(**first_round.estimates)
     session.generate(workload.prompt(index), 4)
     start = time.perf_counter()
     session.generate(workload.prompt(index), workload.output_tokens(index))

@@ -181,13 +181,13 @@ def _mismatch(fidelity, bounds, lossy: bool) -> str | None:
 
 
 def _estimates(session: Session, workload: Workload, strategy: ShapeStrategy, settings,
-               first_round: dict | None) -> Estimates:
-    if not first_round or not first_round.get("estimates"):
+               first_round) -> Estimates:  # first_round: jobs.FirstRound | None
+    if not first_round or not first_round.estimates:
         return warm_up(session, workload, strategy, settings.loadgen.multi_stream_samples_per_query, settings.batch_size)
     session.predict(workload.collate([0], strategy))  # warm, do not re-time: each round is a fresh process
     offline_pass(session, workload, strategy, settings.batch_size, WARM_S, every_width(workload, strategy,
                                                                                       settings.batch_size))
-    return Estimates(**first_round["estimates"])
+    return Estimates(**first_round.estimates)
 
 
 # Seconds of Offline-shaped batches run before the measurement, so that a runtime which compiles or plans

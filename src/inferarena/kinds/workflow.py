@@ -57,12 +57,14 @@ class Workflow(Kind):
         for v in run.ok:
             for agent, u in ((v.session_info or {}).get("per_agent") or {}).items():
                 rows.append([v.name, agent, str(u["calls"]), str(u["prompt_tokens"]), str(u["completion_tokens"]),
-                             f"{u['seconds']:.1f}", str(u["messages"]), str(u["rejected"]), str(u["rectify_rounds"])])
+                             f"{u['seconds']:.1f}", str(u["messages"]), str(u["rejected"]), str(u["rectify_rounds"]),
+                             str(u.get("truncated", 0))])
         if not rows:
             return []
-        return [("Per agent — what each agent (and the auditor) cost over the arm's tasks",
-                 ["arm", "agent", "calls", "prompt tok", "compl tok", "seconds", "messages", "rejected", "rectified"],
-                 rows)]
+        return [("Per agent — what each agent (and the auditor) cost over the arm's tasks; truncated: replies cut "
+                 "off at --max-tokens",
+                 ["arm", "agent", "calls", "prompt tok", "compl tok", "seconds", "messages", "rejected", "rectified",
+                  "truncated"], rows)]
 
     def findings(self, run):
         return [line for variant, arms in _by_variant(run).items() for line in _versus_baseline(variant, arms)]

@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from inferarena.adaptive import encoder as ae
 from inferarena.artifacts import Artifact
 from inferarena.errors import ConfigError
+from inferarena.fsutil import link_or_copy
 from inferarena.passes.base import Pass, PassContext
-from inferarena.passes.torchao_quant import _link_or_copy
 
 _RIDGE = (0.01, 0.1, 1.0, 10.0)  # ridge strengths tried for the ramps (toward the identity map)
 
@@ -70,7 +70,7 @@ class _Adaptive(Pass):
             cal = _Calibration(artifact.path, uses_tt, batches, split, 1.0 - config.max_drop)
             policy, ramps, report = self.calibrate(cal, config)
             out = out_dir / "model"
-            shutil.copytree(artifact.path, out, copy_function=_link_or_copy)
+            shutil.copytree(artifact.path, out, copy_function=link_or_copy)
             ae.write(out, policy, ramps)
             controller = ae.Controller(policy, ramps, cal.stages)
             cos = [float(controller.run(b)[0] @ t) for b, t in zip(cal.holdout, cal.targets[split:])]

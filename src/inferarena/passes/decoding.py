@@ -34,9 +34,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from inferarena.artifacts import Artifact
 from inferarena.errors import ConfigError, ModelError
+from inferarena.fsutil import link_or_copy
 from inferarena.passes.base import Pass, PassContext
 from inferarena.passes.gguf import FTYPES, GGUFQuantize, GGUFQuantizeConfig
-from inferarena.passes.torchao_quant import _link_or_copy
 
 
 def _relink(artifact: Artifact, out_dir: Path) -> Path:
@@ -44,10 +44,10 @@ def _relink(artifact: Artifact, out_dir: Path) -> Path:
     if artifact.path.is_file():
         out = out_dir / "model" / artifact.path.name
         out.parent.mkdir(parents=True)
-        _link_or_copy(str(artifact.path), str(out))
+        link_or_copy(str(artifact.path), str(out))
         return out
     out = out_dir / "model"
-    shutil.copytree(artifact.path, out, copy_function=_link_or_copy)
+    shutil.copytree(artifact.path, out, copy_function=link_or_copy)
     return out
 
 
@@ -144,7 +144,7 @@ class SpeculativeDecoding(Pass):
                 "name a draft of the target's model family, converted with the same tokenizer (qwen-coder-0.5b "
                 "drafts for qwen-coder-1.5b), or use method prompt_lookup")
         model = _relink(artifact, out_dir)
-        _link_or_copy(str(draft.path), str(model.parent / "draft.gguf"))  # next to the model: the cache moves it
+        link_or_copy(str(draft.path), str(model.parent / "draft.gguf"))  # next to the model: the cache moves it
         sha = _sha256(draft.path)
         report = {"draft": config.draft, "draft_name": name, "draft_type": draft.meta.get("precision"),
                   "draft_mb": round(draft.path.stat().st_size / 1e6, 1), "draft_sha256": sha[:16],

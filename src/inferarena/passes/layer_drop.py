@@ -19,7 +19,7 @@ from inferarena.artifacts import Artifact
 from inferarena.errors import ConfigError
 from inferarena.models.hf_encoder import encoder_artifact
 from inferarena.passes.base import Pass, PassContext
-from inferarena.passes.prune import _layers, save_pruned
+from inferarena.passes.prune import encoder_layers, save_pruned
 
 
 class LayerDropConfig(BaseModel):
@@ -69,7 +69,7 @@ class LayerDrop(Pass):
         torch.set_num_threads(context.threads)
         try:
             module = load_embedding_module(artifact.path, uses_tt)
-            layers = _layers(module.encoder)
+            layers = encoder_layers(module.encoder)
             redundancy = layer_redundancy(module, batches)
             order = sorted(range(len(layers)), key=lambda i: redundancy[i])
             target = 1.0 - config.max_drop

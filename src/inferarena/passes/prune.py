@@ -110,7 +110,7 @@ def prune_encoder(module, batches: list[dict], config: StructuredPruneConfig) ->
     """
     import torch
 
-    layers = _layers(module.encoder)
+    layers = encoder_layers(module.encoder)
     if "heads" in config.targets and module.encoder.config.model_type != "bert":
         raise ConfigError(f"prune_structured removes heads from BERT only, not {module.encoder.config.model_type}",
                           "use targets=ffn")
@@ -135,7 +135,7 @@ def prune_encoder(module, batches: list[dict], config: StructuredPruneConfig) ->
 def save_pruned(encoder, source: Path, out_dir: Path) -> None:
     """Write config, weights and every non-weight file of `source` (tokenizer, pooling config, ...)."""
     config = encoder.config
-    layers = _layers(encoder)
+    layers = encoder_layers(encoder)
     config.intermediate_size = layers[0].intermediate.dense.out_features
     heads = [layer.attention.self.num_attention_heads for layer in layers]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -152,7 +152,8 @@ def save_pruned(encoder, source: Path, out_dir: Path) -> None:
             shutil.copy2(file, out_dir / relative)
 
 
-def _layers(encoder) -> list:
+def encoder_layers(encoder) -> list:
+    """A BERT-style encoder's layers (prune_structured and layer_drop both edit them); a clear error otherwise."""
     layers = list(getattr(getattr(encoder, "encoder", None), "layer", []))
     parts = ("attention.self.query", "attention.output.dense", "intermediate.dense", "output.dense")
     if not layers or not all(_has(layer, part) for layer in layers for part in parts):

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from inferarena.artifacts import Artifact
 from inferarena.errors import ConfigError
 from inferarena.frameworks.torchao import RECIPE, RECIPE_VERSION, apply_recipe, import_torchao
+from inferarena.fsutil import link_or_copy
 from inferarena.passes.base import Pass, PassContext
 
 
@@ -102,7 +102,7 @@ class TorchaoQuantize(Pass):
         else:
             layers, quantized = apply_recipe(module, recipe)
         out = out_dir / "model"
-        shutil.copytree(artifact.path, out, copy_function=_link_or_copy)
+        shutil.copytree(artifact.path, out, copy_function=link_or_copy)
         (out / RECIPE).write_text(json.dumps(recipe, indent=1))
         report = {"scheme": config.scheme, "group_size": recipe["group_size"], "linear_layers": layers,
                   "quantized_layers": quantized, "torchao_version": recipe["torchao_version"]}
@@ -130,10 +130,3 @@ def _config_dict(config: TorchaoQuantizeConfig) -> dict[str, Any]:
     return config_to_dict(ao_config)
 
 
-def _link_or_copy(src: str, dst: str) -> str:
-    """A hard link costs no space and survives the source being deleted; across file systems, copy."""
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-    return dst

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from inferarena import registry
 from inferarena.config import CostConfig, GenerationConfig, WorkloadConfig
 from inferarena.errors import ConfigError, InferarenaError
+from inferarena.events import EventSink, ignore
 from inferarena.fsutil import private_dir
 from inferarena.serving import load
 from inferarena.serving.clients import GRPC_PROTOCOLS, RequestFailed, client
@@ -37,8 +38,6 @@ from inferarena.serving.process import ServerFailed, ServerProcess, free_port
 from inferarena.serving.records import AtSlo, LoadPoint, ServeBenchResult, ServerEntry
 from inferarena.serving.servers import Batching, ModelServer, stage_model
 from inferarena.serving.slo import Slo
-
-EventSink = Callable[[str, dict], None]
 
 
 class ServeBenchConfig(BaseModel):
@@ -130,7 +129,7 @@ def serve_bench(config: ServeBenchConfig, cache_dir: Path, work_dir: Path,
     from inferarena import kinds, models, workloads
     from inferarena.hardware import resolve_device
 
-    emit = emit or (lambda kind, data: None)
+    emit = emit or ignore
     device = resolve_device(config.device)  # a cuda bench without a GPU stops here, in one line
     config = config.model_copy(update={"device": device})
     artifact = models.resolve(config.model)

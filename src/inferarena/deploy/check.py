@@ -118,6 +118,25 @@ def check(target: str, bundle: Path, d, scratch: Path | None = None) -> list[str
     return [*lines, f"checked in {scratch} (a copy; the bundle itself is unchanged)"]
 
 
+def environment_for(base, d):
+    """The server's managed environment, plus the variant's runtime at the version it was measured with where
+    the server's own environment lacks it (ONNX Runtime is in every one; OpenVINO and transformers are not)."""
+    from inferarena.envs import Environment
+
+    need = {"openvino": ("openvino",), "torch": ("transformers",)}.get(d.runtime, ())
+    if not need:
+        return base
+    versions = d.versions()
+    pins = tuple(f"{name}=={versions[name].split('+')[0]}" if versions.get(name) else name for name in need)
+    return Environment(f"{base.name}-{d.runtime}", base.requirements + pins, base.after, base.remove)
+
+
+def _ensure(base, d) -> Path:
+    from inferarena import envs
+
+    return envs.ensure(environment_for(base, d))
+
+
 def _serve(server, ready: list[str], url: str, body: dict, timeout_s: float = 240, check=None) -> dict:
     try:
         with server:
@@ -129,11 +148,10 @@ def _serve(server, ready: list[str], url: str, body: dict, timeout_s: float = 24
 
 
 def _mlserver(out: Path, manifest: dict, url: str, body: dict, expected, how: str, scratch: Path, d) -> list[str]:
-    from inferarena import envs
     from inferarena.serving.mlserver import MLServer
     from inferarena.serving.process import ServerProcess, free_port
 
-    python = envs.ensure(MLServer.environment)
+    python = _ensure(MLServer.environment, d)
     ports = {name: free_port() for name in ("http", "grpc", "metrics")}
     settings = json.loads((out / "settings.json").read_text())
     settings.update(host="127.0.0.1", http_port=ports["http"], grpc_port=ports["grpc"], metrics_port=ports["metrics"],
@@ -148,14 +166,13 @@ def _mlserver(out: Path, manifest: dict, url: str, body: dict, expected, how: st
 
 
 def _torchserve(out: Path, manifest: dict, url: str, body: dict, expected, how: str, scratch: Path, d) -> list[str]:
-    from inferarena import envs
     from inferarena.serving.process import ServerProcess, free_port
     from inferarena.serving.torchserve import TorchServe
 
     if shutil.which("java") is None:
         raise InferarenaError("TorchServe needs Java, and there is none on PATH",
                               "install a JRE 17+ (e.g. apt-get install openjdk-17-jre-headless), or check another target")
-    python = envs.ensure(TorchServe.environment)
+    python = _ensure(TorchServe.environment, d)
     name = manifest["model_name"]
     lines = []
     if not (out / "model-store" / f"{name}.mar").is_file():
@@ -194,12 +211,11 @@ def _triton(out: Path, manifest: dict, url: str, body: dict, expected, how: str,
             repository: Path | None = None) -> list[str]:
     import sysconfig
 
-    from inferarena import envs
     from inferarena.serving.process import ServerProcess, free_port
     from inferarena.serving.triton import Triton
 
     repository = repository or out
-    python = envs.ensure(Triton.environment)
+    python = _ensure(Triton.environment, d)
     site = next(python.parent.parent.glob("lib/python3*/site-packages"))
     dist = site / "pytriton" / "tritonserver"
     backends = scratch / "backends"  # pytriton's layout: the stub of this Python beside the python backend

@@ -72,8 +72,11 @@ def write_repository(d: Deployable, root: Path) -> tuple[list[Path], dict[Path, 
     text = render(config)
     (folder / "config.pbtxt").write_text(text)
     files.append(folder / "config.pbtxt")
-    checks = [validate(text, d, version / filename if filename else None)]
-    return files, copies, checks, notes
+    checked = validate(text, d, version / filename if filename else None)
+    if checked is None:
+        return files, copies, [], [*notes, "config.pbtxt NOT validated here: tritonclient is not installed "
+                                   "(pip install 'inferarena[deploy]', or run `inferarena deploy --check`)"]
+    return files, copies, [checked], notes
 
 
 def model_config(d: Deployable, backend: str, filename: str | None) -> tuple[dict[str, Any], list[str]]:
@@ -156,14 +159,15 @@ def render(config: dict[str, Any]) -> str:
     return text_format.MessageToString(json_format.ParseDict(config, model_config_pb2.ModelConfig()))
 
 
-def validate(text: str, d: Deployable, artifact: Path | None) -> str:
+def validate(text: str, d: Deployable, artifact: Path | None) -> str | None:
     """Parse config.pbtxt back into a ModelConfig and check every tensor's name, type and dims against the
-    copied artifact (read again from the bundle). Returns what was checked; raises on a mismatch."""
+    copied artifact (read again from the bundle). Returns what was checked (None without tritonclient);
+    raises on a mismatch."""
     try:
         from google.protobuf import text_format
         from tritonclient.grpc import model_config_pb2
     except ImportError:
-        return "config.pbtxt NOT validated: tritonclient is not installed (pip install 'inferarena[deploy]')"
+        return None
     parsed = text_format.Parse(text, model_config_pb2.ModelConfig())
     inputs, outputs = (deployable.read(artifact, d.format)[:2] if artifact is not None else (d.inputs, d.outputs))
     batched = parsed.max_batch_size > 0

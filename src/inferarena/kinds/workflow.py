@@ -71,7 +71,7 @@ class Workflow(Kind):
 
     def reproduce_command(self, run, pick):
         c = run.config
-        variant = pick.name.rsplit("@", 1)[0]
+        variant = pick.base
         target = f"--endpoint {variant}" if c.get("endpoint") else f"--model {c.get('model')} --variants {variant}"
         return (f"inferarena agents --workflow {c.get('workflow')} --tasks {c.get('tasks')} --n {c.get('n')} "
                 f"--arms {pick.pipeline} {target} --seed {c.get('seed', 0)}" + (" --quick" if c.get("quick") else ""))
@@ -85,7 +85,7 @@ def arms_document(run) -> list[dict]:
     out = []
     for v in run.variants:
         m = v.scenarios["workflow"].metrics if v.ok and "workflow" in v.scenarios else {}
-        out.append({"arm": v.pipeline, "variant": v.name.rsplit("@", 1)[0], "status": v.status, "error": v.error,
+        out.append({"arm": v.pipeline, "variant": v.base, "status": v.status, "error": v.error,
                     "accuracy": m.get("accuracy"),
                     "accuracy_ci": [m.get("accuracy_ci_low"), m.get("accuracy_ci_high")] if m else None,
                     **{k: m.get(k) for k in ("tasks", "correct", "prompt_tokens", "completion_tokens", "llm_calls",
@@ -99,7 +99,7 @@ def arms_document(run) -> list[dict]:
 def _by_variant(run) -> dict:
     out: dict = {}
     for v in run.ok:
-        out.setdefault(v.name.rsplit("@", 1)[0], {})[v.pipeline] = v
+        out.setdefault(v.base, {})[v.pipeline] = v
     return out
 
 

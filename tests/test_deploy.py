@@ -366,6 +366,7 @@ def test_deploy_check_serves_the_bundle(stored, tmp_path, target):
     assert "(a copy; the bundle itself is unchanged)" in said
     if target in ("triton", "kserve"):
         assert "parsed config.pbtxt and stopped at the missing 'onnxruntime' backend library" in said
+        assert re.search(r"tritonserver 2\.\d+\.\d+ parsed", said), said  # the version from its startup table
         config = (out / "model_repository" if target == "kserve" else out) / "mlp" / "config.pbtxt"
         assert 'backend: "onnxruntime"' in config.read_text()  # the user's bundle is as written
     names = {"mlserver": "MLServer", "torchserve": "TorchServe", "triton": "tritonserver", "kserve": "tritonserver",

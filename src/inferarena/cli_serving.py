@@ -222,8 +222,9 @@ def _print_costs(result) -> None:
         energy = (f", {a.energy_j_per_request:.3g} J/request"
                   + (" (estimate)" if (a.energy_basis or "").startswith("estimate") else " (measured)")
                   if a.energy_j_per_request is not None else "")
+        held = " (a peak not confirmed on repetition)" if e.peak_confirmed is False else ""
         console.print(f"At the SLO, {escape(e.server)} · {escape(e.label)}: {a.goodput_qps:.4g} good requests/s at "
-                      f"{a.rate_qps:.4g} req/s offered: {cost}{energy}")
+                      f"{a.rate_qps:.4g} req/s offered{held}: {cost}{energy}")
 
 
 def _print(result, run_id: int) -> None:

@@ -46,8 +46,8 @@ def deploy(
     d, written = bundle.deployable, bundle.written
     console.print(f"Deploying {escape(d.variant.name)} from run {run_id} "
                   + ("(the recommendation)" if d.why else "(--variant)") + f" to {escape(target)}.")
-    for check in written.checks:
-        console.print(f"  [green]✓[/] {escape(check)}")
+    for line in written.checks:
+        console.print(f"  [green]✓[/] {escape(line)}")
     for note in bundle.manifest["notes"]:
         console.print(f"  [yellow]![/] {escape(note)}")
     console.print(f"Bundle written to {escape(str(bundle.path))} ({len(bundle.manifest['files']) + 1} files; "

@@ -254,7 +254,9 @@ def _triton(out: Path, manifest: dict, url: str, body: dict, expected, how: str,
         # The stub embeds this machine's Python, which lacks the environment's runtime: put it on the path.
         (version / "model.py").write_text(f"import sys\nsys.path[:0] = [{str(site)!r}, {str(version)!r}]\n"
                                           "from bundle_triton import TritonPythonModel  # noqa: F401\n")
-        config.write_text(config.read_text().replace(f'backend: "{backend}"', 'backend: "python"'))
+        # The python backend loads model.py: the native backend's file name goes with it.
+        text = re.sub(r'^default_model_filename: .*\n', "", config.read_text(), flags=re.M)
+        config.write_text(text.replace(f'backend: "{backend}"', 'backend: "python"'))
     base = f"http://127.0.0.1:{ports['http']}"
     server = ServerProcess("triton", command(repository), scratch / "triton.log", repository, env)
     served = _serve(server, [f"{base}/v2/models/{name}/ready"], _local(url, base), body)

@@ -349,26 +349,28 @@ def _has(module: str) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("target", ["mlserver", "torchserve", "triton", "kserve", "docker"])
-def test_deploy_check_serves_the_bundle(stored, tmp_path, target):
+@pytest.mark.parametrize("target,variant", [(t, "onnxruntime/fp32/fixed") for t in
+                                            ("mlserver", "torchserve", "triton", "kserve", "docker")]
+                         + [("triton", "openvino/fp32/fixed")])
+def test_deploy_check_serves_the_bundle(stored, tmp_path, target, variant):
     """`deploy --check`: the real server on 127.0.0.1 answers the README's request as the variant does
     (cosine >= 0.999). Triton (pytriton's tritonserver 2.51, python backend only) first parses config.pbtxt as
     written and stops at the missing onnxruntime backend library, then serves it on the python backend."""
     if target == "torchserve" and shutil.which("java") is None:
         pytest.skip("TorchServe needs Java")
     out = tmp_path / target
-    result = invoke("deploy", "1", "--target", target, "-o", out, "--db", stored.db, "--variant",
-                    "onnxruntime/fp32/fixed", "--check")
+    result = invoke("deploy", "1", "--target", target, "-o", out, "--db", stored.db, "--variant", variant, "--check")
     assert result.exit_code == 0, result.output
     said = " ".join(result.output.split())
     served = re.search(r"served by (.*?): the README's request answered, cosine (\d\.\d+) against the variant", said)
     assert served and float(served.group(2)) >= 0.999, said
     assert "(a copy; the bundle itself is unchanged)" in said
     if target in ("triton", "kserve"):
-        assert "parsed config.pbtxt and stopped at the missing 'onnxruntime' backend library" in said
+        backend = variant.split("/")[0]
+        assert f"parsed config.pbtxt and stopped at the missing '{backend}' backend library" in said
         assert re.search(r"tritonserver 2\.\d+\.\d+ parsed", said), said  # the version from its startup table
         config = (out / "model_repository" if target == "kserve" else out) / "mlp" / "config.pbtxt"
-        assert 'backend: "onnxruntime"' in config.read_text()  # the user's bundle is as written
+        assert f'backend: "{backend}"' in config.read_text()  # the user's bundle is as written
     names = {"mlserver": "MLServer", "torchserve": "TorchServe", "triton": "tritonserver", "kserve": "tritonserver",
              "docker": "the image's app/serve.py"}
     assert served.group(1).startswith(names[target])

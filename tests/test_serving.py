@@ -253,8 +253,8 @@ def test_goodput_concurrency_and_rates_on_a_remote_endpoint(tmp_path, mlp_onnx, 
         assert p["latency_ms_p50"] <= p["latency_ms_p99"]
     assert all(p["meets_slo"] == (p["slo_attainment_pct"] >= 99 and p["errors"] == 0) for p in levels)
     assert entry["slo_attainment_pct"] is not None and entry["goodput_qps"] > 0  # at the peak
-    # No cost at the SLO for a remote endpoint: its host's price is not this host's (started servers get one).
-    assert entry["at_slo"] is None
+    # No cost or energy for a remote endpoint: its host is not this one (started servers get both).
+    assert entry["at_slo"] is None and all(p["energy_j_per_request"] is None for p in entry["points"])
     assert "Load points — SLO: latency ≤ 200 ms for 99 % of requests" in result.output
     assert "in flight" in result.output and "goodput" in result.output
     # The store keeps every point, for `report`'s curves.

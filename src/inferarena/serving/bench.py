@@ -286,8 +286,10 @@ class _ServerEnergy:
         from inferarena.trackers.energy import EnergyMeter
 
         self.process = process
-        self.meter = EnergyMeter(host(), idle_s=1.0)
-        self.source = "rapl" if self.meter.source == "rapl" else ("estimate" if process else None)
+        self.source = None  # a remote endpoint: its energy is its host's, not metered here
+        if process is not None:
+            self.meter = EnergyMeter(host(), idle_s=1.0)
+            self.source = "rapl" if self.meter.source == "rapl" else "estimate"
 
     @property
     def basis(self) -> str | None:

@@ -99,7 +99,9 @@ def serve_bench(
     debug: DebugOption = False,
 ) -> None:
     """Deploy a model on Triton, TorchServe and MLServer (127.0.0.1, free ports), sweep their batching,
-    and find each configuration's peak QPS within the p99 SLA under LoadGen's Server scenario.
+    and find each configuration's peak QPS within the SLO under LoadGen's Server scenario; then the curves
+    you ask for (--rates, --rate-sweep, --concurrency), each point with its SLO attainment and goodput, and
+    $/1M requests and J/request at the peak.
 
     A generative model (--model smollm2, or a .gguf) is served by llama.cpp's OpenAI-compatible server,
     streamed, and the peak request rate is the highest whose TTFT and TPOT p99 meet --ttft-ms and --tpot-ms.

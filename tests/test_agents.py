@@ -249,6 +249,11 @@ def test_agents_command_end_to_end_on_an_endpoint(tmp_path, chat_server, capsys)
     doc = json.loads(out.read_text())
     arms = {a["arm"]: a for a in doc["arms"]}
     assert set(arms) == {"baseline", "dropout", "reject-only", "rectify-or-reject"}
+    # What a stop would keep: every arm's finished tasks and the development result (agents/checkpoint.py).
+    work = tmp_path / ".inferarena" / f"agents-{doc['run_id']}"
+    logs = sorted(work.glob("*.tasks.jsonl"))
+    assert len(logs) == 4 and all(len(log.read_text().splitlines()) == 1 + 3 for log in logs)
+    assert len(list(work.glob("*-dev.json"))) == 1
     for arm in arms.values():
         assert arm["status"] == "ok", arm
         for key in ("accuracy", "accuracy_ci", "prompt_tokens", "completion_tokens", "llm_calls", "wall_s",
@@ -318,3 +323,42 @@ def test_tasks_to_resolve_the_papers_effect():
     noisy = [True] * 10 + [False] * 40
     flipped = [False] * 10 + [True] * 10 + [False] * 30
     assert tasks_to_resolve(noisy, flipped) > tasks_to_resolve(same, same) > 50
+
+
+def test_task_log_keeps_finished_tasks_across_a_stop(tmp_path):
+    """An arm cut off by a stop keeps its finished tasks: each is appended as it ends and read back on resume;
+    a log written under other settings is ignored, and a line cut short by the stop is dropped."""
+    import numpy as np
+
+    from inferarena.agents import checkpoint
+    from inferarena.agents.execute import Message, TaskRun, Usage
+
+    def run(i, correct):
+        t = task_sets.Task(f"t{i}", "number", f"q{i}", float(i), tests=("a",), meta={"solution": "s"})
+        return TaskRun(t, str(i), correct, [Message("s1", 0, f"Answer: {i}", "rectified", 2, 0.5, ["wrong"])],
+                       {"s1": Usage(calls=2, prompt_tokens=10, completion_tokens=5, seconds=1.5, messages=1,
+                                    rectify_rounds=1, truncated=1)}, 1.5, fallback=i == 2)
+
+    path = tmp_path / "arm.tasks.jsonl"
+    log = checkpoint.TaskLog(path, "k1")
+    for i in range(3):
+        log.add(run(i, i % 2 == 0), 1.0 + i, 0.1 * i)
+    again = checkpoint.TaskLog(path, "k1")
+    assert list(again.done) == ["t0", "t1", "t2"]
+    back, wall, joules = again.done["t2"]
+    assert back == run(2, True) and (wall, joules) == (3.0, 0.2)  # every field, dataclasses and tuples included
+    with path.open("a") as out:
+        out.write('{"run": {"task": {"id": "t3"')  # the stop cut this line
+    cut = checkpoint.TaskLog(path, "k1")
+    assert list(cut.done) == ["t0", "t1", "t2"]
+    cut.add(run(3, False), 1.0, None)
+    assert list(checkpoint.TaskLog(path, "k1").done) == ["t0", "t1", "t2", "t3"]
+    assert checkpoint.TaskLog(path, "other settings").done == {} and not path.exists()
+    # The development result keys the same after a round trip through its file (numpy arrays become lists).
+    dev = {"indicator_vectors": np.ones((2, 3), np.float32), "removed_agents": ["s2"]}
+    saved = tmp_path / "dev.json"
+    checkpoint.save_development(saved, checkpoint.key("c", dev), dev)
+    reloaded = checkpoint.load_development(saved, checkpoint.key("c", dev))
+    assert reloaded == {"indicator_vectors": [[1.0] * 3] * 2, "removed_agents": ["s2"]}
+    assert checkpoint.key("c", reloaded) == checkpoint.key("c", dev)
+    assert checkpoint.load_development(saved, "another key") is None

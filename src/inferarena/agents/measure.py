@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from inferarena.agents import checkpoint
 from inferarena.agents import tasks as task_sets
 from inferarena.agents.config import AgentsConfig, WorkflowConfig
 from inferarena.agents.execute import TaskRun, Topology, Usage, run_task
@@ -67,11 +68,15 @@ def _each(what: str, tasks: list, run) -> list[TaskRun]:
     out = []
     for i, task in enumerate(tasks, 1):
         done = run(task)
-        total = done.total
-        print(f"{what}: task {i}/{len(tasks)} {task.id} {'right' if done.correct else 'wrong'}, "
-              f"{total.prompt_tokens + total.completion_tokens} tokens, {done.seconds:.1f} s", flush=True)
+        _print_task(what, i, len(tasks), done)
         out.append(done)
     return out
+
+
+def _print_task(what: str, i: int, n: int, done: TaskRun, suffix: str = "") -> None:
+    total = done.total
+    print(f"{what}: task {i}/{n} {done.task.id} {'right' if done.correct else 'wrong'}, "
+          f"{total.prompt_tokens + total.completion_tokens} tokens, {done.seconds:.1f} s{suffix}", flush=True)
 
 
 def max_tokens(config: AgentsConfig) -> int | None:
@@ -176,8 +181,10 @@ def dropout_search(workflow, dev, base_runs, models, tokens, seed, candidates) -
 
 
 def measure(config: AgentsConfig, workflow: WorkflowConfig, variant: str, arm: str, dev: dict, cache_dir: str,
-            db: str | None, price) -> VariantResult:
-    """One arm on the test split with one model variant, its energy metered over the whole arm."""
+            db: str | None, price, tasks_log: str | None = None) -> VariantResult:
+    """One arm on the test split with one model variant, its energy metered task by task. Each finished task
+    is appended to `tasks_log` (agents/checkpoint.py), and tasks already there are taken from it, so an arm cut
+    off by a stop resumes where it was."""
     from inferarena.hardware import host
     from inferarena.trackers.energy import EnergyMeter
     from inferarena.trackers.memory import MemoryTracker
@@ -203,17 +210,37 @@ def measure(config: AgentsConfig, workflow: WorkflowConfig, variant: str, arm: s
             topology = Topology(frozenset(dev.get("removed_agents") or ()),
                                 frozenset(tuple(e) for e in dev.get("removed_edges") or ())) if arm == "dropout" else Topology()
             meter = EnergyMeter(host(), config.energy.tdp_w, config.energy.tdp_threads, config.energy.idle_s)
-            started = time.perf_counter()
-            with meter.track() as energy:
-                runs = _each(arm, test, lambda t: run_task(workflow, t, models, gate, topology, tokens, config.seed))
-            wall_s = time.perf_counter() - started
+            log = checkpoint.TaskLog(Path(tasks_log) if tasks_log else None, arm_key(config, workflow, variant, arm, dev))
+            runs, wall_s, joules = [], 0.0, 0.0
+            for i, task in enumerate(test, 1):
+                if task.id in log.done:
+                    run, seconds, energy_j = log.done[task.id]
+                    resumed = " (from the task log)"
+                else:
+                    started = time.perf_counter()
+                    with meter.track() as energy:
+                        run = run_task(workflow, task, models, gate, topology, tokens, config.seed)
+                    seconds, energy_j, resumed = time.perf_counter() - started, energy.result.energy_j, ""
+                    log.add(run, seconds, energy_j)
+                _print_task(arm, i, len(test), run, resumed)
+                runs.append(run)
+                wall_s += seconds
+                joules += energy_j or 0.0
             main = models.main
         finally:
             if embed is not None:
                 embed.close()
             models.close()
-    return _result(config, workflow, variant, arm, dev, runs, wall_s, energy.result if main.local else None, price,
-                   main, models.load_s, memory.result.as_dict(), topology)
+    from inferarena.trackers.energy import EnergyStats
+
+    energy = EnergyStats(joules, joules / wall_s if wall_s else 0.0, meter.source, meter.basis) if main.local else None
+    return _result(config, workflow, variant, arm, dev, runs, wall_s, energy, price, main, models.load_s,
+                   memory.result.as_dict(), topology)
+
+
+def arm_key(config: AgentsConfig, workflow: WorkflowConfig, variant: str, arm: str, dev: dict) -> str:
+    """What decides an arm's task outcomes: a task log written under another key is not reused."""
+    return checkpoint.key(config.model_dump(mode="json"), workflow.model_dump(mode="json"), variant, arm, dev)
 
 
 def wilson(correct: int, n: int) -> tuple[float, float]:

@@ -1,5 +1,6 @@
 """The driver of `inferarena agents`: for each model variant, the development phase, then each arm in
-its own job; every finished arm is stored at once (one transaction), so `--resume` measures only what
+its own job; every finished arm is stored at once (one transaction), and every finished task and the
+development result are kept in the run's work folder (agents/checkpoint.py), so `--resume` measures only what
 is missing and a failed arm is recorded as failed while the others go on.
 
     run_id = run(AgentsConfig(workflow="debate-math", tasks="arithmetic", n=50), store, paths, launcher)
@@ -11,6 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from inferarena.agents import checkpoint
 from inferarena.agents.config import AgentsConfig, load_workflow
 from inferarena.errors import ConfigError
 from inferarena.events import EventSink, ignore
@@ -119,19 +121,28 @@ def run(config: AgentsConfig, store, paths, launcher, resume: bool = False, on_e
             continue
         dev: dict = {}
         if any(arm != "baseline" for arm, _ in wanted):
-            emit("start", {"name": f"{variant}: development split"})
-            outcome = launcher.run(measure.develop, (config, workflow, variant, str(paths.cache_dir), db), limit,
-                                   work / f"{_safe(variant)}-dev.log")
-            if not outcome.ok:
-                for arm, name in wanted:
-                    _failed(store, run_id, config, variant, arm, name, f"development phase: {outcome.error}", outcome.detail)
-                    emit("done", {"name": name, "ok": False, "error": f"development phase: {outcome.error}", "variant": True})
-                continue
-            dev = outcome.value
-            emit("done", {"name": f"{variant}: development split", "ok": True, "error": None})
+            saved, dev_key = work / f"{_safe(variant)}-dev.json", checkpoint.key(
+                config.model_dump(mode="json"), workflow.model_dump(mode="json"), variant)
+            dev = checkpoint.load_development(saved, dev_key) or {}
+            label = f"{variant}: development split" + (" (saved)" if dev else "")
+            emit("start", {"name": label})
+            if not dev:
+                outcome = launcher.run(measure.develop, (config, workflow, variant, str(paths.cache_dir), db), limit,
+                                       work / f"{_safe(variant)}-dev.log")
+                if not outcome.ok:
+                    for arm, name in wanted:
+                        _failed(store, run_id, config, variant, arm, name, f"development phase: {outcome.error}",
+                                outcome.detail)
+                        emit("done", {"name": name, "ok": False, "error": f"development phase: {outcome.error}",
+                                      "variant": True})
+                    continue
+                dev = outcome.value
+                checkpoint.save_development(saved, dev_key, dev)
+            emit("done", {"name": label, "ok": True, "error": None})
         for arm, name in wanted:
             emit("start", {"name": f"{name} ({config.n} tasks)"})
-            outcome = launcher.run(measure.measure, (config, workflow, variant, arm, dev, str(paths.cache_dir), db, price),
+            outcome = launcher.run(measure.measure, (config, workflow, variant, arm, dev, str(paths.cache_dir), db, price,
+                                                     str(work / f"{_safe(name)}.tasks.jsonl")),
                                    limit, work / f"{_safe(name)}.log")
             if outcome.ok:
                 store.save_variant(run_id, outcome.value)

@@ -2,7 +2,7 @@
 
 An arm of 100 GSM8K tasks runs for an hour or more, and a stop (Ctrl-C, a crash, the end of a session) used to
 lose all of it, since a run stores an arm only when it finishes. Now each task's outcome is appended to
-`.inferarena/agents-N/VARIANT@ARM.tasks.jsonl` as it finishes (its conversation, usage, wall time and energy),
+`.inferarena/agents-N/` beside the arm's log (`llama_cpp_q4_k_m_baseline.tasks.jsonl`) as it finishes (its conversation, usage, wall time and energy),
 and the development phase to `VARIANT-dev.json`. `--resume` reuses both, then runs only what is missing. The
 first line of each file is a key over everything that decides its content (the run's config, the workflow,
 the variant, the arm and the development result): a file written under other settings is ignored.

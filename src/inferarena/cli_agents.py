@@ -62,6 +62,13 @@ def agents(
     threads: Annotated[Optional[int], typer.Option(help="llama.cpp threads (default: every core).")] = None,
     max_tokens: Annotated[Optional[int], typer.Option(
         "--max-tokens", help="Completion tokens per message, overriding the workflow's (and --quick's).")] = None,
+    parallel_tasks: Annotated[int, typer.Option(
+        "--parallel-tasks", min=1, max=8, help="Tasks run at once, their model calls decoded together in one "
+        "llama.cpp batch (2 tasks of three agents: six sequences per step). 1: one task after another.")] = 2,
+    share_replies: Annotated[bool, typer.Option(
+        "--share-replies/--no-share-replies", help="Take a reply to a call an earlier arm already made (same "
+        "prompt, settings and seed) from the run's folder, charging its measured seconds and joules, instead of "
+        "decoding it again.")] = True,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the run as JSON (with arms[]).")] = None,
     report: Annotated[bool, typer.Option(
         "--report/--no-report", help="Write the HTML report (accuracy against tokens, time and energy).")] = True,
@@ -87,7 +94,8 @@ def agents(
         values = {"workflow": workflow, "tasks": tasks, "n": n, "arms": _split(arms) or None,
                   "variants": _split(variants) or None, "model": model, "endpoint": endpoint,
                   "endpoint_model": endpoint_model, "quick": quick, "seed": seed, "threads": threads,
-                  "max_tokens": max_tokens, "dev_n": dev_n,
+                  "max_tokens": max_tokens, "dev_n": dev_n, "parallel_tasks": parallel_tasks,
+                  "share_replies": share_replies,
                   "gate": GateSettings(retries=retries, top_k=top_k, fallback=fallback)}
         config = AgentsConfig(**{k: v for k, v in values.items() if v is not None})
         agents_run.check(config)

@@ -15,7 +15,7 @@ Example (the built-in `debate-math`, shortened):
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -147,10 +147,21 @@ class AgentsConfig(_Strict):
     context: int = Field(2048, ge=256, description="KV cache tokens of a llama.cpp agent model.")
     max_tokens: int | None = Field(None, ge=1, description="Overrides every agent's max_tokens.")
     dropout_candidates: int = Field(6, ge=1, le=100, description="Removals the dropout arm tries on the dev split.")
+    parallel_tasks: int = Field(2, ge=1, le=8, description="Tasks run at once, their model calls decoded together "
+                                "(agents/pool.py); 1: one task after another.")
+    share_replies: bool = Field(True, description="A call already decoded in this run (same model, prompt, "
+                                "settings and seed) is taken from the run's folder and charged its measured cost.")
     gate: GateSettings = Field(default_factory=GateSettings)
     sandbox_timeout_s: float = Field(5.0, gt=0, le=120, description="Wall-clock limit of one sandboxed code run.")
     energy: EnergyConfig = Field(default_factory=EnergyConfig)
     cost: CostConfig = Field(default_factory=CostConfig)
+
+    # How fast, not what: left out of the keys that decide whether a stored run, task or reply is reused.
+    SPEED_ONLY: ClassVar[frozenset[str]] = frozenset({"parallel_tasks", "share_replies"})
+
+    def decisive(self) -> dict:
+        """The settings that decide the outcomes, as JSON: what the run's and the task logs' keys hash."""
+        return self.model_dump(mode="json", exclude=set(self.SPEED_ONLY))
 
     @model_validator(mode="after")
     def _arms(self) -> "AgentsConfig":

@@ -19,6 +19,7 @@ import random
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from inferarena.agents import tasks as task_sets
 from inferarena.agents.config import AgentsConfig, WorkflowConfig
 from inferarena.agents.execute import TaskRun, Topology, Usage, run_task
 from inferarena.agents.gate import Gate, GateContext
+from inferarena.agents.pool import Charge, PooledChat, ReplyStore, TaskPool
 from inferarena.results import ScenarioResult, VariantResult
 from inferarena.scenarios.base import QUICK_NOTE
 
@@ -58,19 +60,42 @@ class Models:
         name = self.workflow.agent(agent).model
         return self._load(name) if name else self.main
 
+    def through(self, pool: TaskPool) -> Callable[[str], object]:
+        """Each agent's model, its calls going through `pool` (batched across tasks, shared between arms)."""
+        wrapped: dict[int, PooledChat] = {}
+
+        def model_of(agent: str):
+            model = self(agent)
+            if id(model) not in wrapped:
+                wrapped[id(model)] = pool.wrap(model)
+            return wrapped[id(model)]
+
+        return model_of
+
     def close(self) -> None:
         for model in self.loaded.values():
             model.close()
 
 
-def _each(what: str, tasks: list, run) -> list[TaskRun]:
-    """Run every task, one line each in the job's log (`.inferarena/agents-N/`), to follow a long arm."""
-    out = []
-    for i, task in enumerate(tasks, 1):
-        done = run(task)
-        _print_task(what, i, len(tasks), done)
-        out.append(done)
-    return out
+def _each(what: str, tasks: list, run, pool: TaskPool) -> list[TaskRun]:
+    """Run every task through `pool`, one line each in the job's log (`.inferarena/agents-N/`) as it ends."""
+    out: list[TaskRun | None] = [None] * len(tasks)
+    for finished, (i, done, charge) in enumerate(pool.run(tasks, run), 1):
+        done.seconds = charge.seconds
+        _print_task(what, finished, len(tasks), done, _shared(charge))
+        out[i] = done
+    return out  # type: ignore[return-value]
+
+
+def _shared(charge: Charge) -> str:
+    return f" ({charge.shared} replies shared, {charge.shared_s:.1f} s of it)" if charge.shared else ""
+
+
+def pool_for(config: AgentsConfig, work: str | None, meter=None) -> TaskPool:
+    """The run's task pool: --parallel-tasks at once, the replies kept in the run's folder (unless
+    --no-share-replies)."""
+    store = ReplyStore(Path(work) / "replies.jsonl" if work else None) if config.share_replies else None
+    return TaskPool(config.parallel_tasks, meter, store)
 
 
 def _print_task(what: str, i: int, n: int, done: TaskRun, suffix: str = "") -> None:
@@ -108,15 +133,19 @@ def dev_count(config: AgentsConfig) -> int:
     return min(config.dev_n, 4) if config.quick else config.dev_n
 
 
-def develop(config: AgentsConfig, workflow: WorkflowConfig, variant: str, cache_dir: str, db: str | None) -> dict:
+def develop(config: AgentsConfig, workflow: WorkflowConfig, variant: str, cache_dir: str, db: str | None,
+            work: str | None = None) -> dict:
     """The development phase for one model variant: what the gated arms audit with (indicators) and
     the graph the dropout arm keeps. JSON-able, so each arm's job receives it."""
     _, dev = task_sets.split(config.tasks, config.n, dev_count(config), config.seed)
     models = Models(config, workflow, variant, Path(cache_dir))
+    pool = pool_for(config, work)
+    model_of = models.through(pool)
     tokens = max_tokens(config)
     gated = any(a in GATED for a in config.arms)
     try:
-        base = _each("development baseline", dev, lambda t: run_task(workflow, t, models, None, Topology(), tokens, config.seed))
+        base = _each("development baseline", dev,
+                     lambda t: run_task(workflow, t, model_of, None, Topology(), tokens, config.seed), pool)
         accuracy, mean_tokens = _accuracy_tokens(base)
         out: dict = {"dev_tasks": len(dev), "dev_accuracy": accuracy, "dev_tokens_per_task": mean_tokens,
                      "indicators": [], "indicator_vectors": [], "removed_agents": [], "removed_edges": [], "dropout": None}
@@ -129,14 +158,14 @@ def develop(config: AgentsConfig, workflow: WorkflowConfig, variant: str, cache_
             failed = [(m.text, _flaw(r.task, m.text, gate, workflow.agent(m.agent)))
                       for r in base if not r.correct for m in r.messages if m.agent in {a.name for a in workflow.actors}]
             embed = Embedder(db)
-            pool = mine(failed, embed, seed=config.seed)
-            out["indicators"] = [i.as_dict() for i in pool.indicators]
-            out["indicator_vectors"] = pool.embeddings.tolist()
+            mined = mine(failed, embed, seed=config.seed)
+            out["indicators"] = [i.as_dict() for i in mined.indicators]
+            out["indicator_vectors"] = mined.embeddings.tolist()
             out["embedder"] = embed.note
             embed.close()
         if "dropout" in config.arms:
             candidates = config.dropout_candidates if not config.quick else min(config.dropout_candidates, 3)
-            topology, report = dropout_search(workflow, dev, base, models, tokens, config.seed, candidates)
+            topology, report = dropout_search(workflow, dev, base, model_of, tokens, config.seed, candidates, pool)
             out["removed_agents"] = sorted(topology.removed_agents)
             out["removed_edges"] = sorted(list(e) for e in topology.removed_edges)
             out["dropout"] = report
@@ -153,7 +182,7 @@ def removals(workflow: WorkflowConfig) -> list[tuple[str, object]]:
     return out
 
 
-def dropout_search(workflow, dev, base_runs, models, tokens, seed, candidates) -> tuple[Topology, dict]:
+def dropout_search(workflow, dev, base_runs, models, tokens, seed, candidates, pool: TaskPool) -> tuple[Topology, dict]:
     """Greedy static pruning on the development split: try `candidates` removals in a seeded order and keep
     each one that lowers tokens per task without lowering accuracy (first improvement)."""
     options = removals(workflow)
@@ -169,7 +198,8 @@ def dropout_search(workflow, dev, base_runs, models, tokens, seed, candidates) -
         if not set(workflow.aggregator.reads) - agents:
             continue
         topology = Topology(frozenset(agents), frozenset(edges))
-        runs = _each(f"dropout without {what} {item}", dev, lambda t: run_task(workflow, t, models, None, topology, tokens, seed))
+        runs = _each(f"dropout without {what} {item}", dev,
+                     lambda t: run_task(workflow, t, models, None, topology, tokens, seed), pool)
         accuracy, mean_tokens = _accuracy_tokens(runs)
         kept = accuracy >= best_acc and mean_tokens < best_tok
         tried.append({"remove": f"{what} {item if what == 'agent' else '->'.join(reversed(item))}",
@@ -182,7 +212,8 @@ def dropout_search(workflow, dev, base_runs, models, tokens, seed, candidates) -
 
 def measure(config: AgentsConfig, workflow: WorkflowConfig, variant: str, arm: str, dev: dict, cache_dir: str,
             db: str | None, price, tasks_log: str | None = None) -> VariantResult:
-    """One arm on the test split with one model variant, its energy metered task by task. Each finished task
+    """One arm on the test split with one model variant, `config.parallel_tasks` tasks at once (agents/pool.py:
+    each task is charged its replies' shares of the wall time and metered energy). Each finished task
     is appended to `tasks_log` (agents/checkpoint.py), and tasks already there are taken from it, so an arm cut
     off by a stop resumes where it was."""
     from inferarena.hardware import host
@@ -195,6 +226,9 @@ def measure(config: AgentsConfig, workflow: WorkflowConfig, variant: str, arm: s
         models = Models(config, workflow, variant, Path(cache_dir))
         embed = None
         try:
+            meter = EnergyMeter(host(), config.energy.tdp_w, config.energy.tdp_threads, config.energy.idle_s)
+            pool = pool_for(config, str(Path(tasks_log).parent) if tasks_log else None, meter)
+            model_of = models.through(pool)
             gate = None
             if arm in GATED:
                 auditor = None
@@ -203,29 +237,31 @@ def measure(config: AgentsConfig, workflow: WorkflowConfig, variant: str, arm: s
                     from inferarena.agents.embed import Embedder
 
                     embed = Embedder(db)
-                    pool = IndicatorPool([Indicator(**i) for i in dev["indicators"]],
-                                         np.asarray(dev["indicator_vectors"], np.float32), embed)
-                    auditor = LlmAuditor(models.main, pool, config.gate.top_k, config.gate.auditor_tokens)
+                    indicators = IndicatorPool([Indicator(**i) for i in dev["indicators"]],
+                                               np.asarray(dev["indicator_vectors"], np.float32), embed)
+                    auditor = LlmAuditor(pool.wrap(models.main), indicators, config.gate.top_k,
+                                         config.gate.auditor_tokens)
                 gate = Gate(config.gate, rectify=GATED[arm], auditor=auditor, sandbox_timeout_s=config.sandbox_timeout_s)
             topology = Topology(frozenset(dev.get("removed_agents") or ()),
                                 frozenset(tuple(e) for e in dev.get("removed_edges") or ())) if arm == "dropout" else Topology()
-            meter = EnergyMeter(host(), config.energy.tdp_w, config.energy.tdp_threads, config.energy.idle_s)
             log = checkpoint.TaskLog(Path(tasks_log) if tasks_log else None, arm_key(config, workflow, variant, arm, dev))
-            runs, wall_s, joules = [], 0.0, 0.0
-            for i, task in enumerate(test, 1):
+            kept: dict[str, tuple[TaskRun, float, float | None]] = {}
+            for task in test:
                 if task.id in log.done:
-                    run, seconds, energy_j = log.done[task.id]
-                    resumed = " (from the task log)"
-                else:
-                    started = time.perf_counter()
-                    with meter.track() as energy:
-                        run = run_task(workflow, task, models, gate, topology, tokens, config.seed)
-                    seconds, energy_j, resumed = time.perf_counter() - started, energy.result.energy_j, ""
-                    log.add(run, seconds, energy_j)
-                _print_task(arm, i, len(test), run, resumed)
-                runs.append(run)
-                wall_s += seconds
-                joules += energy_j or 0.0
+                    kept[task.id] = log.done[task.id]
+                    _print_task(arm, len(kept), len(test), log.done[task.id][0], " (from the task log)")
+            todo = [t for t in test if t.id not in kept]
+            shared = shared_s = 0
+            for _, run, charge in pool.run(todo, lambda t: run_task(workflow, t, model_of, gate, topology, tokens,
+                                                                    config.seed)):
+                run.seconds = charge.seconds
+                log.add(run, charge.seconds, charge.energy_j)
+                kept[run.task.id] = (run, charge.seconds, charge.energy_j)
+                shared, shared_s = shared + charge.shared, shared_s + charge.shared_s
+                _print_task(arm, len(kept), len(test), run, _shared(charge))
+            runs = [kept[t.id][0] for t in test]
+            wall_s = sum(kept[t.id][1] for t in test)
+            joules = sum(kept[t.id][2] or 0.0 for t in test)
             main = models.main
         finally:
             if embed is not None:
@@ -235,12 +271,14 @@ def measure(config: AgentsConfig, workflow: WorkflowConfig, variant: str, arm: s
 
     energy = EnergyStats(joules, joules / wall_s if wall_s else 0.0, meter.source, meter.basis) if main.local else None
     return _result(config, workflow, variant, arm, dev, runs, wall_s, energy, price, main, models.load_s,
-                   memory.result.as_dict(), topology)
+                   memory.result.as_dict(), topology, {"parallel_tasks": config.parallel_tasks,
+                                                       "shared_replies_this_job": shared,
+                                                       "shared_replies_s_this_job": round(shared_s, 3)})
 
 
 def arm_key(config: AgentsConfig, workflow: WorkflowConfig, variant: str, arm: str, dev: dict) -> str:
     """What decides an arm's task outcomes: a task log written under another key is not reused."""
-    return checkpoint.key(config.model_dump(mode="json"), workflow.model_dump(mode="json"), variant, arm, dev)
+    return checkpoint.key(config.decisive(), workflow.model_dump(mode="json"), variant, arm, dev)
 
 
 def wilson(correct: int, n: int) -> tuple[float, float]:
@@ -251,7 +289,7 @@ def wilson(correct: int, n: int) -> tuple[float, float]:
 
 
 def _result(config, workflow, variant, arm, dev, runs: list[TaskRun], wall_s, energy, price, model, load_s, memory,
-            topology) -> VariantResult:
+            topology, pooling: dict | None = None) -> VariantResult:
     n, correct = len(runs), sum(r.correct for r in runs)
     low, high = wilson(correct, n)
     per_agent: dict[str, Usage] = {}
@@ -292,7 +330,7 @@ def _result(config, workflow, variant, arm, dev, runs: list[TaskRun], wall_s, en
     pipeline = {"arm": arm, "workflow": workflow.name, "gate": gate,
                 "removed": topology.describe() if arm == "dropout" else []}
     info = {**getattr(model, "info", {}), "workflow": workflow.name, "tasks": config.tasks,
-            "max_tokens": max_tokens(config), "per_agent": {k: asdict(v) for k, v in per_agent.items()},
+            "max_tokens": max_tokens(config), "pooling": pooling or {}, "per_agent": {k: asdict(v) for k, v in per_agent.items()},
             "answers": [{"task": r.task.id, "correct": r.correct, "answer": (r.answer or "")[-120:]} for r in runs]}
     report = {k: dev.get(k) for k in ("dev_tasks", "dev_accuracy", "dev_tokens_per_task", "embedder")}
     if arm in GATED:

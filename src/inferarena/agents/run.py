@@ -49,7 +49,7 @@ def _label(config: AgentsConfig, variant: str) -> str:
 
 
 def config_hash(config: AgentsConfig) -> str:
-    return hashlib.sha256(json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(config.decisive(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def describe_tasks(config: AgentsConfig) -> dict:
@@ -122,12 +122,13 @@ def run(config: AgentsConfig, store, paths, launcher, resume: bool = False, on_e
         dev: dict = {}
         if any(arm != "baseline" for arm, _ in wanted):
             saved, dev_key = work / f"{_safe(variant)}-dev.json", checkpoint.key(
-                config.model_dump(mode="json"), workflow.model_dump(mode="json"), variant)
+                config.decisive(), workflow.model_dump(mode="json"), variant)
             dev = checkpoint.load_development(saved, dev_key) or {}
             label = f"{variant}: development split" + (" (saved)" if dev else "")
             emit("start", {"name": label})
             if not dev:
-                outcome = launcher.run(measure.develop, (config, workflow, variant, str(paths.cache_dir), db), limit,
+                outcome = launcher.run(measure.develop, (config, workflow, variant, str(paths.cache_dir), db, str(work)),
+                                       limit,
                                        work / f"{_safe(variant)}-dev.log")
                 if not outcome.ok:
                     for arm, name in wanted:

@@ -7,13 +7,13 @@ import threading
 import time
 
 import pytest
+from test_agents import debate, models_for, perfect, scripted, task  # noqa: F401 - perfect is a fixture
 
 from inferarena.agents.chat import ChatRequest, Reply, ScriptedChat
+from inferarena.agents.config import GateSettings
 from inferarena.agents.execute import run_task
 from inferarena.agents.gate import Gate
-from inferarena.agents.config import GateSettings
 from inferarena.agents.pool import ReplyStore, TaskPool, request_key
-from test_agents import debate, models_for, perfect, scripted, task  # noqa: F401 - perfect is a fixture
 
 
 class Recording(ScriptedChat):

@@ -51,3 +51,30 @@ def test_crash_and_timeout_become_failures(tmp_path):
     exited = run_isolated(_exit, (), 60)
     assert exited.error == "worker exited with code 3 before reporting"
     assert (exited.signal, exited.exit_code, exited.timed_out) == (None, 3, False)
+
+
+def test_a_job_ends_when_its_parent_is_killed():
+    """`kill` of the parent (here SIGKILL, which it cannot handle) takes its job with it: no orphan left
+    decoding on the cores."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    parent = subprocess.Popen([sys.executable, "-c", "import time\nfrom inferarena.worker import run_isolated\n"
+                               "run_isolated(time.sleep, (120,), 300)"])
+    try:
+        deadline = time.monotonic() + 60
+        children = []
+        while time.monotonic() < deadline and not children:
+            children = [c for c in psutil.Process(parent.pid).children() if "python" in c.name().lower()]
+            time.sleep(0.2)
+        assert children, "the job never started"
+        time.sleep(2)  # past the job's start-up, into time.sleep
+        parent.kill()
+        parent.wait(10)
+        gone, alive = psutil.wait_procs(children, timeout=15)
+        assert not alive, f"orphaned job(s) still running: {[p.pid for p in alive]}"
+    finally:
+        if parent.poll() is None:
+            parent.kill()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,8 @@ class Outcome:
 def run_isolated(fn: Callable, args: tuple, timeout_s: float, log_path: Path | None = None) -> Outcome:
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_child, args=(sender, fn, args, str(log_path) if log_path else None), daemon=True)
+    process = context.Process(target=_child, args=(sender, fn, args, str(log_path) if log_path else None, os.getpid()),
+                              daemon=True)
     process.start()
     sender.close()
     try:
@@ -58,7 +60,26 @@ def run_isolated(fn: Callable, args: tuple, timeout_s: float, log_path: Path | N
         receiver.close()
 
 
-def _child(sender, fn: Callable, args: tuple, log_path: str | None) -> None:
+def _die_with(parent_pid: int) -> None:
+    """Ask Linux to end this worker when the process that started it ends, however it ends: a `kill` of
+    `inferarena agents` used to leave its job decoding on, unseen, holding the cores (daemon workers are
+    only ended by a parent that exits normally). Elsewhere, nothing to do."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent ended before the request took hold
+        os._exit(1)
+
+
+def _child(sender, fn: Callable, args: tuple, log_path: str | None, parent_pid: int | None = None) -> None:
+    if parent_pid is not None:
+        _die_with(parent_pid)
     if log_path:
         # Frameworks print freely; keep the terminal for the progress bar and the worker's log for errors.
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)

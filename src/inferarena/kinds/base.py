@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 from inferarena.results import higher_is_better, metric
+from inferarena.scenarios.base import QUICK_NOTE
 
 
 class _Catalogued:
@@ -147,6 +148,11 @@ class Kind(ABC):
     plots: ClassVar[tuple[Plot, ...]]
     serving: ClassVar[str]  # serve-bench's route: the wire protocol its servers speak
     needs_bandwidth: ClassVar[bool] = False  # its roofline is memory bandwidth (decode), not only GEMM peaks
+    modes: ClassVar[tuple[str, str]] = (QUICK_NOTE, "MLPerf-compliant durations")  # quick, full
+
+    def mode(self, quick: bool) -> str:
+        """How a run of this kind was measured, in a few words for a report's header."""
+        return self.modes[0] if quick else self.modes[1]
 
     @abstractmethod
     def scenarios(self, requested: list[str]) -> list[str]:

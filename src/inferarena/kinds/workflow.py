@@ -14,6 +14,8 @@ from inferarena.kinds.base import Column, Figure, Kind, Plot, Profile
 
 class Workflow(Kind):
     name = "workflow"
+    modes = ("quick (messages capped at 64 tokens, 4 development tasks)",
+             "full (every task, the workflow's or --max-tokens' message limits)")
     profiles = {
         "accuracy": Profile("accuracy", "workflow.accuracy", "accuracy", None, None, "most tasks answered right"),
         "latency": Profile("latency", "workflow.seconds_per_task", "time per task", None, None,

@@ -14,7 +14,6 @@ from inferarena.report.fit import Col, print_table
 from inferarena.report.json_export import describe_workload
 from inferarena.report.leaderboard import LEGEND, NOISY_NOTE, board, check_sort, fmt, measured_scenarios
 from inferarena.results import RunRecord, VariantResult, metric
-from inferarena.scenarios.base import QUICK_NOTE
 
 
 def render_run(run: RunRecord, console: Console, sort: str | None = None, wide: bool = False) -> None:
@@ -23,7 +22,7 @@ def render_run(run: RunRecord, console: Console, sort: str | None = None, wide: 
     check_sort(run, sort)
     env = run.environment
     kind = kinds.of_run(run)
-    mode = QUICK_NOTE if run.quick else "MLPerf-compliant durations"
+    mode = kinds.of_run(run).mode(run.quick)
     console.print(
         f"[bold]Run {run.run_id}[/] · {escape(run.model)} · {escape(env['cpu_model'])}, {env['logical_cores']} cores · "
         f"[yellow]{mode}[/]"

@@ -9,7 +9,6 @@ import numpy as np
 from inferarena import kinds, registry
 from inferarena.report.json_export import describe_workload
 from inferarena.results import RunRecord, VariantResult, higher_is_better, metric
-from inferarena.scenarios.base import QUICK_NOTE
 
 E = html.escape
 # Leaderboard columns, by flat metric key; each header and format comes from the metric catalogue
@@ -84,7 +83,7 @@ def render(run: RunRecord, samples: dict[tuple[str, str], np.ndarray], recommend
         f'<section class="plot">{fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot{i}", default_width="100%", config={"responsive": True, "displaylogo": False})}</section>'
         for i, fig in enumerate(figures)
     )
-    mode = QUICK_NOTE if run.quick else "MLPerf-compliant durations"
+    mode = kinds.of_run(run).mode(run.quick)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>inferarena run {run.run_id}: {E(run.model)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style>
@@ -128,7 +127,7 @@ def _environment(run: RunRecord) -> str:
                               f"{g.get('cuda_version')} · compute capability {g.get('compute_capability')}"
                               for g in env["gpus"]))] if env.get("gpus") else []),
         ("Device", env.get("device") or "cpu"),
-        ("Mode", QUICK_NOTE if run.quick else "MLPerf-compliant durations"),
+        ("Mode", kinds.of_run(run).mode(run.quick)),
         ("Run", f"{run.created_at} · status {run.status}"),
         ("Workload", describe_workload(run.workload)),
         ("Python / OS", f"{env.get('python')} · {env.get('os')}"),

@@ -9,7 +9,6 @@ from inferarena import kinds
 from inferarena.report.json_export import describe_workload
 from inferarena.report.leaderboard import board, measured_scenarios
 from inferarena.results import RunRecord
-from inferarena.scenarios.base import QUICK_NOTE
 
 
 def _md(text: object) -> str:
@@ -20,7 +19,7 @@ def _md(text: object) -> str:
 
 def to_markdown(run: RunRecord, sort: str | None = None) -> str:
     env = run.environment
-    mode = QUICK_NOTE if run.quick else "MLPerf-compliant durations"
+    mode = kinds.of_run(run).mode(run.quick)
     lines = [
         f"### inferarena run {run.run_id}: {_md(run.model)}",
         "",

@@ -196,7 +196,7 @@ def test_workflow_errors_name_the_problem(tmp_path):
         load_workflow(str(path))
     with pytest.raises(ConfigError, match="no workflow"):
         load_workflow("nope")
-    with pytest.raises(ValueError, match="unknown arm"):
+    with pytest.raises(ValueError, match="should be .baseline., .dropout."):
         AgentsConfig(arms=["baseline", "magic"])
 
 

@@ -25,14 +25,13 @@ import numpy as np
 
 from inferarena.agents import checkpoint
 from inferarena.agents import tasks as task_sets
+from inferarena.agents.arms import Arm
 from inferarena.agents.config import AgentsConfig, WorkflowConfig
 from inferarena.agents.execute import TaskRun, Topology, Usage, run_task
 from inferarena.agents.gate import Gate, GateContext
 from inferarena.agents.pool import Charge, PooledChat, ReplyStore, TaskPool
 from inferarena.results import ScenarioResult, VariantResult
 from inferarena.scenarios.base import QUICK_NOTE
-
-GATED = {"reject-only": False, "rectify-or-reject": True}  # arm -> rectifies
 
 
 class Models:
@@ -142,7 +141,7 @@ def develop(config: AgentsConfig, workflow: WorkflowConfig, variant: str, cache_
     pool = pool_for(config, work)
     model_of = models.through(pool)
     tokens = max_tokens(config)
-    gated = any(a in GATED for a in config.arms)
+    gated = any(Arm(a).gated for a in config.arms)
     try:
         base = _each("development baseline", dev,
                      lambda t: run_task(workflow, t, model_of, None, Topology(), tokens, config.seed), pool)
@@ -163,7 +162,7 @@ def develop(config: AgentsConfig, workflow: WorkflowConfig, variant: str, cache_
             out["indicator_vectors"] = mined.embeddings.tolist()
             out["embedder"] = embed.note
             embed.close()
-        if "dropout" in config.arms:
+        if Arm.DROPOUT in config.arms:
             candidates = config.dropout_candidates if not config.quick else min(config.dropout_candidates, 3)
             topology, report = dropout_search(workflow, dev, base, model_of, tokens, config.seed, candidates, pool)
             out["removed_agents"] = sorted(topology.removed_agents)
@@ -210,7 +209,7 @@ def dropout_search(workflow, dev, base_runs, models, tokens, seed, candidates, p
                      "dev_tokens_per_task": round(best_tok, 1)}
 
 
-def measure(config: AgentsConfig, workflow: WorkflowConfig, variant: str, arm: str, dev: dict, cache_dir: str,
+def measure(config: AgentsConfig, workflow: WorkflowConfig, variant: str, arm: Arm | str, dev: dict, cache_dir: str,
             db: str | None, price, tasks_log: str | None = None) -> VariantResult:
     """One arm on the test split with one model variant, `config.parallel_tasks` tasks at once (agents/pool.py:
     each task is charged its replies' shares of the wall time and metered energy). Each finished task
@@ -220,6 +219,7 @@ def measure(config: AgentsConfig, workflow: WorkflowConfig, variant: str, arm: s
     from inferarena.trackers.energy import EnergyMeter
     from inferarena.trackers.memory import MemoryTracker
 
+    arm = Arm(arm)
     test, _ = task_sets.split(config.tasks, config.n, config.dev_n, config.seed)
     tokens = max_tokens(config)
     with MemoryTracker() as memory:
@@ -230,7 +230,7 @@ def measure(config: AgentsConfig, workflow: WorkflowConfig, variant: str, arm: s
             pool = pool_for(config, str(Path(tasks_log).parent) if tasks_log else None, meter)
             model_of = models.through(pool)
             gate = None
-            if arm in GATED:
+            if arm.gated:
                 auditor = None
                 if dev.get("indicators"):
                     from inferarena.agents.auditor import Indicator, IndicatorPool, LlmAuditor
@@ -241,9 +241,9 @@ def measure(config: AgentsConfig, workflow: WorkflowConfig, variant: str, arm: s
                                                np.asarray(dev["indicator_vectors"], np.float32), embed)
                     auditor = LlmAuditor(pool.wrap(models.main), indicators, config.gate.top_k,
                                          config.gate.auditor_tokens)
-                gate = Gate(config.gate, rectify=GATED[arm], auditor=auditor, sandbox_timeout_s=config.sandbox_timeout_s)
+                gate = Gate(config.gate, rectify=arm.rectifies, auditor=auditor, sandbox_timeout_s=config.sandbox_timeout_s)
             topology = Topology(frozenset(dev.get("removed_agents") or ()),
-                                frozenset(tuple(e) for e in dev.get("removed_edges") or ())) if arm == "dropout" else Topology()
+                                frozenset(tuple(e) for e in dev.get("removed_edges") or ())) if arm is Arm.DROPOUT else Topology()
             log = checkpoint.TaskLog(Path(tasks_log) if tasks_log else None, arm_key(config, workflow, variant, arm, dev))
             kept: dict[str, tuple[TaskRun, float, float | None]] = {}
             for task in test:
@@ -326,20 +326,20 @@ def _result(config, workflow, variant, arm, dev, runs: list[TaskRun], wall_s, en
     metrics = {k: v for k, v in metrics.items() if v is not None}
     scenario = ScenarioResult("workflow", True, None, QUICK_NOTE if config.quick else "full", metrics,
                               latencies_ms=np.array([r.seconds * 1000.0 for r in runs]))
-    gate = {"settings": config.gate.model_dump(), "rectify": GATED[arm]} if arm in GATED else None
+    gate = {"settings": config.gate.model_dump(), "rectify": arm.rectifies} if arm.gated else None
     pipeline = {"arm": arm, "workflow": workflow.name, "gate": gate,
-                "removed": topology.describe() if arm == "dropout" else []}
+                "removed": topology.describe() if arm is Arm.DROPOUT else []}
     info = {**getattr(model, "info", {}), "workflow": workflow.name, "tasks": config.tasks,
             "max_tokens": max_tokens(config), "pooling": pooling or {}, "per_agent": {k: asdict(v) for k, v in per_agent.items()},
             "answers": [{"task": r.task.id, "correct": r.correct, "answer": (r.answer or "")[-120:]} for r in runs]}
     report = {k: dev.get(k) for k in ("dev_tasks", "dev_accuracy", "dev_tokens_per_task", "embedder")}
-    if arm in GATED:
+    if arm.gated:
         report["indicators"] = [{k: i[k] for k in ("name", "support", "trigger")} for i in dev.get("indicators") or []]
-    if arm == "dropout":
+    if arm is Arm.DROPOUT:
         report["dropout"] = dev.get("dropout")
     return VariantResult(name=f"{model.label}@{arm}", runtime=model.runtime, precision=model.precision, shape="workflow",
                          knobs={"threads": config.threads, "context": config.context} if model.local else {},
-                         kind="workflow", pipeline=arm, pipeline_config=pipeline,
+                         kind="workflow", pipeline=arm.value, pipeline_config=pipeline,
                          fidelity={"tasks": n, "correct": correct, "accuracy": correct / n, "accuracy_ci_low": low,
                                    "accuracy_ci_high": high},
                          memory=memory, session_info=info, load_s=round(load_s, 3), scenarios={"workflow": scenario},

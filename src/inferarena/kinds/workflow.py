@@ -9,6 +9,7 @@ rates, tokens per correct answer and cost per 1,000 tasks (`scenarios/agent_task
 
 from __future__ import annotations
 
+from inferarena.agents.arms import Arm
 from inferarena.kinds.base import Column, Figure, Kind, Plot, Profile
 
 
@@ -134,13 +135,13 @@ def tasks_to_resolve(a: list[bool], b: list[bool], effect: float = PAPER_EFFECT)
 
 
 def _versus_baseline(variant: str, arms: dict) -> list[str]:
-    base = arms.get("baseline")
+    base = arms.get(Arm.BASELINE)
     if base is None:
         return []
     bm = base.scenarios["workflow"].metrics
     right = {a["task"]: a["correct"] for a in (base.session_info or {}).get("answers") or []}
     lines = []
-    for arm in ("dropout", "reject-only", "rectify-or-reject"):
+    for arm in (a for a in Arm if a is not Arm.BASELINE):
         other = arms.get(arm)
         if other is None:
             continue
@@ -158,7 +159,7 @@ def _versus_baseline(variant: str, arms: dict) -> list[str]:
             if om.get("energy_source") == "estimate":
                 text += " (estimated)"
         text += f", wall time ×{om['wall_s'] / bm['wall_s']:.2f}"
-        if arm in ("reject-only", "rectify-or-reject"):
+        if arm.gated:
             text += f"; pruned {om.get('prune_rate', 0):.0%} of messages, {om.get('rectify_rounds_mean', 0):.2f} rectify rounds per message"
         if om.get("truncated_rate") is not None:
             text += f"; {om['truncated_rate']:.0%} of replies cut at max_tokens (baseline {bm.get('truncated_rate', 0):.0%})"

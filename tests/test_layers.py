@@ -228,3 +228,12 @@ def test_declarations_and_the_store_never_import_drivers_or_plugins():
     bad = [f"{m} imports {t}" for m, t in _edges(graph) if _top(m) == "kinds" and t == "inferarena.agents.run"]
     bad += [f"{m} imports {t}" for m, t in _edges(graph) if _top(m) == "store" and _axis(t) in ("passes", "runtimes", "models")]
     assert not bad, "declarations import no driver, and the store no plugin axis:\n" + "\n".join(bad)
+
+
+def test_agents_reach_plugins_through_the_registry():
+    """The agents use the passes and models as any caller does: their packages' functions (`passes.apply`,
+    `models.resolve`) and the registry, never a plugin module (agents/chat.py once read passes/gguf.py's
+    type table directly)."""
+    plugins = registered_modules()
+    bad = [f"{m} imports {t}" for m, t in _edges(import_graph()) if _top(m) == "agents" and t in plugins and _top(t) != "agents"]
+    assert not bad, "agents reach a plugin through inferarena.registry:\n" + "\n".join(bad)

@@ -195,36 +195,38 @@ def _fit(messages: Messages, budget: int, count: Callable[[str], int]) -> Messag
     return messages
 
 
+def gguf_types() -> tuple[str, ...]:
+    """The llama.cpp weight types the `gguf_quantize` pass writes, asked of the pass through the registry."""
+    from typing import get_args
+
+    from inferarena import registry
+
+    return get_args(registry.load(registry.PASSES, "gguf_quantize").Config.model_fields["type"].annotation)
+
+
 def check_variant(variant: str) -> None:
     """A user's `runtime/type` names a llama.cpp GGUF type (before any model is loaded)."""
-    from inferarena.passes.gguf import FTYPES
-
     runtime, _, precision = variant.partition("/")
     if runtime != "llama_cpp":
         raise ConfigError(f"agents cannot run on {variant!r}: only llama_cpp variants have a chat API here",
                           "use --variants llama_cpp/q4_1,llama_cpp/q8_0 (GGUF types), or --endpoint URL for any server")
-    if precision and precision != "native" and precision not in FTYPES:
-        raise ConfigError(f"unknown GGUF type {precision!r} in {variant!r}", f"choose from {', '.join(FTYPES)}")
+    if precision and precision != "native" and precision not in gguf_types():
+        raise ConfigError(f"unknown GGUF type {precision!r} in {variant!r}", f"choose from {', '.join(gguf_types())}")
 
 
 def variant_model(variant: str, model: str, cache_dir: Path, threads: int | None, context: int) -> LlamaChat:
     """The agents' model for `runtime/precision`: llama_cpp with the GGUF's own type, or one the
     `gguf_quantize` pass writes (cached by content hash, like any build)."""
     from inferarena import models, passes
-    from inferarena.passes.gguf import FTYPES
 
-    runtime, _, precision = variant.partition("/")
-    if runtime != "llama_cpp":
-        raise ConfigError(f"agents cannot run on {variant!r}: only llama_cpp variants have a chat API here",
-                          "use --variants llama_cpp/q4_1,llama_cpp/q8_0 (GGUF types), or --endpoint URL for any server")
+    check_variant(variant)
+    precision = variant.partition("/")[2]
     artifact = models.resolve(model)
     if artifact.format != "gguf":
         raise ModelError(f"the agents' model {model!r} is not a GGUF", "use --model smollm2 or a .gguf file")
     source = artifact.meta.get("precision")
     steps: tuple = ()
     if precision and precision not in ("native", source):
-        if precision not in FTYPES:
-            raise ConfigError(f"unknown GGUF type {precision!r} in {variant!r}", f"choose from {', '.join(FTYPES)}")
         steps = (("gguf_quantize", json.dumps({"type": precision})),)
     built, applied = passes.apply(steps, artifact, cache_dir, None)
     notes = []

@@ -1,5 +1,5 @@
 """Scale-out on paper, from figures measured here (issue 21): what a 1,000-candidate sweep would take on
-1, 10 and 100 nodes with `--executor ray` and a shared PostgreSQL store, and what saturates first.
+1, 10 and 100 nodes with `--launcher ray` and a shared PostgreSQL store, and what saturates first.
 
 Measured on this machine, each part with a real Ray and a real PostgreSQL (started and stopped here,
 by the ids they were started with):
@@ -12,8 +12,8 @@ by the ids they were started with):
             other (a two-node cluster on loopback), and a copy through the file system (what a shared
             cache folder costs at best on this disk).
 - builds:   MiniLM's two default INT8 pipelines (int8-dynamic-ac, nncf-int8), each from an empty cache.
-- sweep:    the same small sweep (an ONNX MLP, 3 variants, 2 rounds) with `--executor spawn` and
-            `--executor ray` on the two-node cluster: wall time, and the seconds a variant takes.
+- sweep:    the same small sweep (an ONNX MLP, 3 variants, 2 rounds) with `--launcher spawn` and
+            `--launcher ray` on the two-node cluster: wall time, and the seconds a variant takes.
 
 The projection (printed, and in bench-out/scaling/scaling.json) is arithmetic on those figures; the
 formulas are in `project` and docs/scaling.md. Run:
@@ -59,7 +59,7 @@ def part_ray() -> dict:
     from inferarena import launchers
 
     out: dict = {}
-    launcher = launchers.get("ray")  # Ray on this machine, one node, as `--executor ray` with no address
+    launcher = launchers.get("ray")  # Ray on this machine, one node, as `--launcher ray` with no address
     try:
         @ray.remote  # one CPU: Ray reuses its worker processes, as it does for builds
         def noop():
@@ -79,7 +79,7 @@ def part_ray() -> dict:
         ray_rounds = [timed(lane.run, operator.add, (1, 2), 60) for _ in range(8)]
     finally:
         launcher.close()
-    from inferarena.launchers_ray import _no_main_script
+    from inferarena.launchers.ray import _no_main_script
     from inferarena.worker import run_isolated
 
     spawn = launchers.get("spawn")
@@ -229,7 +229,7 @@ def part_builds(out_dir: Path) -> dict:
     return out
 
 
-# -- a real sweep, both executors -----------------------------------------------------------------------
+# -- a real sweep, both launchers -----------------------------------------------------------------------
 
 def part_sweep(address: str, out_dir: Path) -> dict:
     from conftest import make_mlp_onnx, quick_config
@@ -243,7 +243,7 @@ def part_sweep(address: str, out_dir: Path) -> dict:
     base = ["run", "--model", str(model), "--config", str(config), "--runtimes", "onnxruntime,openvino",
             "--cache-dir", str(work / "cache"), "--no-report"]
     result = {}
-    for name, extra in (("spawn", []), ("ray_two_nodes", ["--executor", "ray", "--ray-address", address])):
+    for name, extra in (("spawn", []), ("ray_two_nodes", ["--launcher", "ray", "--ray-address", address])):
         json_path = work / f"{name}.json"
         began = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "inferarena", *base, *extra, "--db", str(work / f"{name}.db"),

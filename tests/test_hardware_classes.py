@@ -25,7 +25,7 @@ def variant(name, thr, node, runtime="onnxruntime"):
 
 def run_of(*variants, executor="ray"):
     return RunRecord.from_dict({"run_id": 3, "model": "m", "config": {"pipelines": [], "workload": {}, "scenarios": ["offline"]},
-                                "environment": {"cpu_model": "EPYC 7B13", "logical_cores": 2, "executor": executor},
+                                "environment": {"cpu_model": "EPYC 7B13", "logical_cores": 2, "launcher": executor},
                                 "variants": list(variants)})
 
 

@@ -1,4 +1,4 @@
-"""The Ray executor on a real cluster on this machine: a head and a second worker node started with
+"""The Ray launcher on a real cluster on this machine: a head and a second worker node started with
 `ray start` on loopback, each offering one measurement slot, with a real PostgreSQL as the shared
 store. The sweep spreads over both nodes, every variant records its node, a driver killed mid-sweep
 resumes without repeating or losing a variant, and a node killed mid-sweep costs a retry, not the sweep."""
@@ -80,30 +80,30 @@ def test_a_local_ray_runs_jobs_like_spawn():
 
 
 def test_a_search_runs_its_trials_and_confirmations_on_ray(tmp_path):
-    """`search --executor ray` with Ray started here: trials and the finalists' confirmation rounds (back on
+    """`search --launcher ray` with Ray started here: trials and the finalists' confirmation rounds (back on
     the node of their first rounds) as Ray tasks."""
     out = tmp_path / "search.json"
     args = _sweep_args(tmp_path, str(tmp_path / "s.db"))
     args[0] = "search"
     args[args.index("--runtimes") + 1] = "onnxruntime"
-    driver = _cli([*args, "--trials", "2", "--executor", "ray", "--json", str(out)], tmp_path)
+    driver = _cli([*args, "--trials", "2", "--launcher", "ray", "--json", str(out)], tmp_path)
     output, _ = driver.communicate(timeout=600)
     assert driver.returncode == 0, output
     doc = json.loads(out.read_text())
-    assert doc["environment"]["executor"] == "ray" and doc["environment"]["ray_address"] == "local"
+    assert doc["environment"]["launcher"] == "ray" and doc["environment"]["ray_address"] == "local"
     assert doc["variants"] and all(v["node"]["node_id"] for v in doc["variants"] if v["status"] == "ok")
 
 
 def test_a_sweep_spreads_over_two_nodes_into_postgres(tmp_path, cluster, pg):
     address, _head, _worker = cluster
     out = tmp_path / "run.json"
-    driver = _cli([*_sweep_args(tmp_path, pg), "--executor", "ray", "--ray-address", address, "--json", str(out)],
+    driver = _cli([*_sweep_args(tmp_path, pg), "--launcher", "ray", "--ray-address", address, "--json", str(out)],
                   tmp_path)
     output, _ = driver.communicate(timeout=600)
     assert driver.returncode == 0, output
     assert "Where each variant ran" in output and "SingleStream" in output and "Offline" in output
     doc = json.loads(out.read_text())
-    assert doc["environment"]["executor"] == "ray" and doc["environment"]["measurement_slots"] == 2
+    assert doc["environment"]["launcher"] == "ray" and doc["environment"]["measurement_slots"] == 2
     nodes = _node_ids(address)
     used = set()
     for v in doc["variants"]:
@@ -120,7 +120,7 @@ def test_a_driver_killed_mid_sweep_resumes_without_repeating_or_losing(tmp_path,
     from inferarena.store import open_store
 
     address, _head, _worker = cluster
-    args = [*_sweep_args(tmp_path, pg, duration_ms=1500), "--executor", "ray", "--ray-address", address]
+    args = [*_sweep_args(tmp_path, pg, duration_ms=1500), "--launcher", "ray", "--ray-address", address]
     driver = _cli(args, tmp_path, start_new_session=True)
     store = open_store(pg)
     run_id, kept = None, {}
@@ -154,7 +154,7 @@ def test_a_node_killed_mid_sweep_costs_a_retry_not_the_sweep(tmp_path, cluster):
     address, _head, worker = cluster
     before = _node_ids(address)
     out = tmp_path / "run.json"
-    driver = _cli([*_sweep_args(tmp_path, str(tmp_path / "r.db"), duration_ms=1500, rounds=2), "--executor", "ray",
+    driver = _cli([*_sweep_args(tmp_path, str(tmp_path / "r.db"), duration_ms=1500, rounds=2), "--launcher", "ray",
                    "--ray-address", address, "--json", str(out)], tmp_path)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not _measuring(worker.pids()):

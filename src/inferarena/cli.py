@@ -44,12 +44,12 @@ from inferarena.passes.presets import PRESETS
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help=(
     "Check the config, the model and the inputs, print what would be measured, and stop: nothing is "
     "built, measured or stored."))]
-ExecutorOption = Annotated[str, typer.Option("--executor", help=(
-    "Where builds and measurement rounds run: spawn (a fresh process each, on this machine) or ray (Ray tasks "
+LauncherOption = Annotated[str, typer.Option("--launcher", "--executor", help=(
+    "What runs the builds and measurement rounds: spawn (a fresh process each, on this machine) or ray (Ray tasks "
     "on a cluster, each measurement holding a whole node, variants measured in parallel, one per node; the "
-    "cache folder and the DB's folder must be shared by the nodes). Needs the ray extra."))]
+    "cache folder and the DB's folder must be shared by the nodes). Needs the ray extra. --executor is its old name."))]
 RayAddressOption = Annotated[Optional[str], typer.Option("--ray-address", help=(
-    "With --executor ray: the cluster to join (HOST:PORT of its head, or auto). Default: start Ray on this "
+    "With --launcher ray: the cluster to join (HOST:PORT of its head, or auto). Default: start Ray on this "
     "machine for this run, on loopback, and stop it at the end."))]
 SweepDebugOption = Annotated[bool, typer.Option("--debug", help=(
     "Show the full traceback when something fails, and run every build and measurement in this process (the "
@@ -105,7 +105,7 @@ def run(
     max_memory_mb: MaxMemoryOption = None,
     ci_target_pct: CiTargetOption = None,
     dry_run: DryRunOption = False,
-    executor: ExecutorOption = "spawn",
+    launcher: LauncherOption = "spawn",
     ray_address: RayAddressOption = None,
     debug: SweepDebugOption = False,
 ) -> None:
@@ -124,7 +124,7 @@ def run(
         if dry_run:
             return _dry_run(cfg)
         _sweep(arena.run, cfg, db, cache_dir, resume, json_path, report_html, sort, debug, _left_out(cfg),
-               _launcher_options(executor, ray_address, debug))
+               _launcher_options(launcher, ray_address, debug))
 
 
 def _left_out(cfg) -> str | None:
@@ -180,13 +180,13 @@ def _dry_run(cfg, judged_by: str | None = None) -> None:
     console.print("Nothing was measured or stored. Drop --dry-run to measure.")
 
 
-def _launcher_options(executor: str, ray_address: Optional[str], debug: bool) -> tuple[str, dict]:
-    """The launcher `--executor` names (inline under --debug), with its options."""
-    if executor not in ("spawn", "ray"):
-        raise InferarenaError(f"unknown executor {executor!r}", "use --executor spawn or --executor ray")
-    if ray_address and executor != "ray":
-        raise InferarenaError("--ray-address is given without --executor ray", "add --executor ray, or drop --ray-address")
-    if executor == "ray":
+def _launcher_options(launcher: str, ray_address: Optional[str], debug: bool) -> tuple[str, dict]:
+    """The launcher `--launcher` names (inline under --debug), with its options."""
+    if launcher not in ("spawn", "ray"):
+        raise InferarenaError(f"unknown launcher {launcher!r}", "use --launcher spawn or --launcher ray")
+    if ray_address and launcher != "ray":
+        raise InferarenaError("--ray-address is given without --launcher ray", "add --launcher ray, or drop --ray-address")
+    if launcher == "ray":
         return "ray", {"address": ray_address}
     return ("inline" if debug else "spawn"), {}
 
@@ -273,7 +273,7 @@ def search(
     max_memory_mb: MaxMemoryOption = None,
     ci_target_pct: CiTargetOption = None,
     dry_run: DryRunOption = False,
-    executor: ExecutorOption = "spawn",
+    launcher: LauncherOption = "spawn",
     ray_address: RayAddressOption = None,
     db: DbOption = DEFAULT_DB,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the run and the pick as JSON.")] = None,
@@ -302,7 +302,7 @@ def search(
         if dry_run:
             return _dry_run(cfg, judged_by=cfg.profile)
         _sweep(arena.search, cfg, db, cache_dir, resume, json_path, report_html, None, debug, None,
-               _launcher_options(executor, ray_address, debug))
+               _launcher_options(launcher, ray_address, debug))
 
 
 def _run_config(config, model, quick, threads, profile, scenarios, runtimes, pipelines, inputs, shapes, constraints,

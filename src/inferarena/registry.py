@@ -128,7 +128,7 @@ DEPLOY_TARGETS: dict[str, str] = {
 LAUNCHERS: dict[str, str] = {
     "spawn": "inferarena.launchers:Spawn",
     "inline": "inferarena.launchers:Inline",
-    "ray": "inferarena.launchers_ray:RayLauncher",  # Ray tasks on a cluster's nodes (--executor ray)
+    "ray": "inferarena.launchers.ray:RayLauncher",  # Ray tasks on a cluster's nodes (--launcher ray)
 }
 
 

@@ -104,7 +104,7 @@ def run(config: AgentsConfig, store, paths, launcher, resume: bool = False, on_e
     if run_id is not None:
         skipped = sorted(store.finished_variants(run_id))
     else:
-        env = {**environment.capture(), "price": price.label, "executor": launcher.name}
+        env = {**environment.capture(), "price": price.label, "launcher": launcher.name}
         run_id = store.create_run(config.model_dump(mode="json") | {"scenarios": ["workflow"], "kind": "workflow"},
                                   key, config.model if not config.endpoint else config.endpoint, config.quick, env,
                                   describe_tasks(config), notes)

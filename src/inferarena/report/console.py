@@ -58,7 +58,7 @@ def render_run(run: RunRecord, console: Console, sort: str | None = None, wide: 
     drift_pct = run.config.get("rounds", {}).get("drift_pct", 20.0)
     explained: set[str] = set()  # headers whose legend was printed under an earlier table
     classes = by_class(ok)
-    if len(classes) > 1 or env.get("executor") == "ray":
+    if len(classes) > 1 or (env.get("launcher") or env.get("executor")) == "ray":
         nodes_table(console, run.variants, wide)
     for hardware, members in classes.items():
         if len(classes) > 1:  # figures from different machines are not ranked against each other

@@ -5,7 +5,7 @@ round to a launcher and gets an `Outcome` back, whatever happened inside.
   is that job's failure and every round starts from a clean memory and thread state.
 - `inline`: in this process, for unit tests and `--debug` (a breakpoint or a traceback lands in
   the job itself). No timeout, and a crash takes the caller with it.
-- `ray` (`launchers_ray`): each job a Ray task on a cluster's nodes, a measurement holding a whole node.
+- `ray` (`launchers/ray.py`): each job a Ray task on a cluster's nodes, a measurement holding a whole node.
 
 A launcher is one method, `run(fn, args, timeout_s, log_path) -> Outcome`, plus what a cluster adds:
 `slots` (how many variants may be measured at once: one per node), `lane()` (a launcher that keeps
@@ -45,7 +45,7 @@ class Launcher(ABC):
 
     def describe(self) -> dict:
         """What the run's environment records about where its jobs ran."""
-        return {"executor": self.name}
+        return {"launcher": self.name}
 
     def close(self) -> None:
         """Release what the launcher started (a local cluster); nothing for a process launcher."""

@@ -1,4 +1,4 @@
-"""`--executor` and `--ray-address` given wrong: one line naming the fix, exit code 2, nothing started."""
+"""`--launcher` and `--ray-address` given wrong: one line naming the fix, exit code 2, nothing started."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from inferarena.cli import app
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--executor", "slurm"], "unknown executor 'slurm' · fix: use --executor spawn or --executor ray"),
-    (["--ray-address", "127.0.0.1:6379"], "--ray-address is given without --executor ray · fix: add --executor ray"),
-    (["--executor", "ray", "--ray-address", "127.0.0.1:{port}"], "cannot reach the Ray cluster at 127.0.0.1:"),
+    (["--launcher", "slurm"], "unknown launcher 'slurm' · fix: use --launcher spawn or --launcher ray"),
+    (["--ray-address", "127.0.0.1:6379"], "--ray-address is given without --launcher ray · fix: add --launcher ray"),
+    (["--launcher", "ray", "--ray-address", "127.0.0.1:{port}"], "cannot reach the Ray cluster at 127.0.0.1:"),
 ])
-def test_a_wrong_executor_is_one_line_with_the_fix(tmp_path, extra, message):
+def test_a_wrong_launcher_is_one_line_with_the_fix(tmp_path, extra, message):
     pytest.importorskip("ray")
     model, config = make_mlp_onnx(tmp_path / "mlp.onnx"), quick_config(tmp_path)
     extra = [e.format(port=free_port()) for e in extra]

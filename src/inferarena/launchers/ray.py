@@ -1,4 +1,4 @@
-"""The Ray launcher (`--executor ray`): each build, reference and measurement round a Ray task.
+"""The Ray launcher (`--launcher ray`): each build, reference and measurement round a Ray task.
 
 - A measurement holds a whole node: every node offers one `inferarena_node` slot (a custom resource)
   and a round asks for it, so two timings never share a machine's cores. Builds, the reference and
@@ -68,7 +68,7 @@ class RayLauncher(Launcher):
         try:
             import ray
         except ImportError:
-            raise RuntimeUnavailable("--executor ray needs Ray", "pip install 'inferarena[ray]'") from None
+            raise RuntimeUnavailable("--launcher ray needs Ray", "pip install 'inferarena[ray]'") from None
         self.address, self.retries = address, retries
         self._ray = ray
         self._owns = not ray.is_initialized()  # else a caller (a notebook, a script) connected: theirs to close
@@ -105,7 +105,7 @@ class RayLauncher(Launcher):
 
     def describe(self) -> dict:
         alive = [n for n in self._ray.nodes() if n.get("Alive")]
-        return {"executor": self.name, "ray_address": self.address or "local", "ray_version": self._ray.__version__,
+        return {"launcher": self.name, "ray_address": self.address or "local", "ray_version": self._ray.__version__,
                 "ray_nodes": len(alive), "measurement_slots": self.slots}
 
     def close(self) -> None:

@@ -34,7 +34,7 @@ def test_a_whole_sweep_runs_inline(tmp_path, mlp_onnx):
     store = SQLiteStore(tmp_path / "r.db")
     events = []
     summary = arena.run(config, store, arena.Paths(tmp_path / "cache", tmp_path / "work"),
-                        on_event=lambda kind, data: events.append((kind, data.get("name"))), launcher=launchers.Inline())
+                        on_event=lambda event, data: events.append((event, data.get("name"))), launcher=launchers.Inline())
     run = store.load_run(summary.run_id)
     (variant,) = run.variants
     assert variant.ok and variant.kind == "predict" and variant.rounds >= 2

@@ -317,7 +317,7 @@ def ci_width(scenario: str, rounds: list[ScenarioResult]) -> float | None:
 
 
 # Fields of VariantResult stored as JSON columns, and the build fields kept together in build_json.
-_JSON_COLUMNS = ("fidelity", "memory", "session_info", "task", "node")
+_JSON_COLUMNS = ("fidelity", "memory", "session_info", "task", "node", "payload")
 _BUILD = ("passes", "kept_layers", "pass_report", "artifact", "pruned", "confirmed", "batch_size", "estimates", "adaptive",
           "device")
 
@@ -359,6 +359,9 @@ class VariantResult:
     # cluster's node id where a cluster ran it, and the hardware class that rankings group by.
     node: dict[str, Any] | None = None
     device: str = "cpu"  # where it computed: cpu, cuda
+    # What only its kind reads, in the kind's own shape (a workflow arm's outcome: `kinds.workflow.ArmOutcome`),
+    # stored in a column of its own so that the shared fields keep their one meaning.
+    payload: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, spec: VariantSpec, **values: Any) -> VariantResult:
@@ -470,7 +473,8 @@ class VariantResult:
                    pruned=bool(build.get("pruned")), confirmed=bool(build.get("confirmed")),
                    batch_size=build.get("batch_size"),
                    estimates=build.get("estimates"), rounds=build.get("rounds") or 1, adaptive=build.get("adaptive"),
-                   node=_loads(row.get("node_json")), device=build.get("device") or "cpu")
+                   node=_loads(row.get("node_json")), device=build.get("device") or "cpu",
+                   payload=_loads(row.get("payload_json")))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VariantResult:

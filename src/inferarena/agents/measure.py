@@ -25,7 +25,7 @@ import numpy as np
 
 from inferarena.agents import checkpoint
 from inferarena.agents import tasks as task_sets
-from inferarena.agents.arms import Arm
+from inferarena.agents.arms import Arm, ArmOutcome
 from inferarena.agents.config import AgentsConfig, WorkflowConfig
 from inferarena.agents.execute import TaskRun, Topology, Usage, run_task
 from inferarena.agents.gate import Gate, GateContext
@@ -330,17 +330,17 @@ def _result(config, workflow, variant, arm, dev, runs: list[TaskRun], wall_s, en
     pipeline = {"arm": arm, "workflow": workflow.name, "gate": gate,
                 "removed": topology.describe() if arm is Arm.DROPOUT else []}
     info = {**getattr(model, "info", {}), "workflow": workflow.name, "tasks": config.tasks,
-            "max_tokens": max_tokens(config), "pooling": pooling or {}, "per_agent": {k: asdict(v) for k, v in per_agent.items()},
-            "answers": [{"task": r.task.id, "correct": r.correct, "answer": (r.answer or "")[-120:]} for r in runs]}
+            "max_tokens": max_tokens(config)}
     report = {k: dev.get(k) for k in ("dev_tasks", "dev_accuracy", "dev_tokens_per_task", "embedder")}
     if arm.gated:
         report["indicators"] = [{k: i[k] for k in ("name", "support", "trigger")} for i in dev.get("indicators") or []]
     if arm is Arm.DROPOUT:
         report["dropout"] = dev.get("dropout")
+    outcome = ArmOutcome(arm.value, model.label, {k: asdict(v) for k, v in per_agent.items()},
+                         [{"task": r.task.id, "correct": r.correct, "answer": (r.answer or "")[-120:]} for r in runs],
+                         report, pooling or {})
     return VariantResult(name=f"{model.label}@{arm}", runtime=model.runtime, precision=model.precision, shape="workflow",
                          knobs={"threads": config.threads, "context": config.context} if model.local else {},
-                         kind="workflow", pipeline=arm.value, pipeline_config=pipeline,
-                         fidelity={"tasks": n, "correct": correct, "accuracy": correct / n, "accuracy_ci_low": low,
-                                   "accuracy_ci_high": high},
-                         memory=memory, session_info=info, load_s=round(load_s, 3), scenarios={"workflow": scenario},
-                         pass_report=report)
+                         kind="workflow", pipeline=arm.value, pipeline_config=pipeline, memory=memory,
+                         session_info=info, load_s=round(load_s, 3), scenarios={"workflow": scenario},
+                         payload=outcome.as_dict())

@@ -179,6 +179,10 @@ class Kind(ABC):
         """Keys of the kind's own in the run's --json."""
         return {}
 
+    def fidelity_of(self, variant) -> dict[str, Any]:
+        """The figures its `fidelity_columns` and `fidelity_key` read: how close it stays to the reference."""
+        return variant.fidelity or {}
+
     def fidelity_key(self, variants) -> tuple[str, str]:
         """The fidelity figure a leaderboard shows next to the timings: (fidelity field, header)."""
         return "cos_min", "cos min"

@@ -9,7 +9,7 @@ rates, tokens per correct answer and cost per 1,000 tasks (`scenarios/agent_task
 
 from __future__ import annotations
 
-from inferarena.agents.arms import Arm
+from inferarena.agents.arms import Arm, ArmOutcome
 from inferarena.kinds.base import Column, Figure, Kind, Plot, Profile
 
 
@@ -52,13 +52,18 @@ class Workflow(Kind):
     def scenarios(self, requested):
         return ["workflow"]
 
+    def fidelity_of(self, variant):
+        """An arm's accuracy on the tasks (not agreement with a reference: a workflow has none)."""
+        m = variant.scenarios["workflow"].metrics if "workflow" in variant.scenarios else {}
+        return {c.key: m[c.key] for c in self.fidelity_columns if c.key in m}
+
     def fidelity_key(self, variants):
         return "tasks", "tasks"
 
     def tables(self, run):
         rows = []
         for v in run.ok:
-            for agent, u in ((v.session_info or {}).get("per_agent") or {}).items():
+            for agent, u in ArmOutcome.of(v).per_agent.items():
                 rows.append([v.name, agent, str(u["calls"]), str(u["prompt_tokens"]), str(u["completion_tokens"]),
                              f"{u['seconds']:.1f}", str(u["messages"]), str(u["rejected"]), str(u["rectify_rounds"]),
                              str(u.get("truncated", 0))])
@@ -95,7 +100,7 @@ def arms_document(run) -> list[dict]:
                                              "wall_s", "energy_j", "energy_source", "prune_rate",
                                              "rectify_rounds_mean", "truncated_rate", "tokens_per_correct",
                                              "accuracy_per_1k_tokens", "cost_usd_per_1k_tasks")},
-                    "per_agent": (v.session_info or {}).get("per_agent")})
+                    "per_agent": ArmOutcome.of(v).per_agent if v.ok else None})
     return out
 
 
@@ -139,14 +144,14 @@ def _versus_baseline(variant: str, arms: dict) -> list[str]:
     if base is None:
         return []
     bm = base.scenarios["workflow"].metrics
-    right = {a["task"]: a["correct"] for a in (base.session_info or {}).get("answers") or []}
+    right = {a["task"]: a["correct"] for a in ArmOutcome.of(base).answers}
     lines = []
     for arm in (a for a in Arm if a is not Arm.BASELINE):
         other = arms.get(arm)
         if other is None:
             continue
         om = other.scenarios["workflow"].metrics
-        theirs = {a["task"]: a["correct"] for a in (other.session_info or {}).get("answers") or []}
+        theirs = {a["task"]: a["correct"] for a in ArmOutcome.of(other).answers}
         shared = [t for t in right if t in theirs]
         diff, low, high = paired_difference([right[t] for t in shared], [theirs[t] for t in shared])
         verdict = ("better" if low > 0 else "worse" if high < 0 else "no significant change")

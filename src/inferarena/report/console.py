@@ -104,11 +104,11 @@ def variants_table(console: Console, variants: list[VariantResult], kind: Kind, 
     reference = environment.get("generation_reference") or {}
     title = kind.fidelity_title + (f" ({reference['runtime']})" if reference.get("runtime") else "")
     columns = [c for c in kind.fidelity_columns
-               if not c.optional or any(c.key in (v.fidelity or {}) for v in variants)]
+               if not c.optional or any(c.key in kind.fidelity_of(v) for v in variants)]
     cols = [Col("variant", [escape(v.name) for v in variants], "left", key=True)]
     for c in columns:
         header = c.header + (f"\n(FP32 {fmt(reference.get(c.key))})" if c.key in reference else "")
-        cols.append(Col(header, [_cell(v.fidelity or {}, c) for v in variants]))
+        cols.append(Col(header, [_cell(kind.fidelity_of(v), c) for v in variants]))
     for t in tasks:
         scores = [{s["name"]: s.get("value") for s in v.task}.get(t["name"]) for v in variants]
         cols.append(Col(f"{escape(t['name'])}\n(FP32 {t['value']:.3f})",

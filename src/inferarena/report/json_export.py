@@ -55,7 +55,7 @@ def to_document(run: RunRecord, recommendation=None) -> dict[str, Any]:
                 "passes": [step["pass"] for step in v.passes],
                 "lineage": [{k: step.get(k) for k in ("pass", "parent", "output")} for step in v.passes],
                 "kept_layers": v.kept_layers,
-                "pass_report": v.pass_report,
+                "pass_report": v.pass_report, "payload": v.payload,
                 "session_info": v.session_info,
                 "pruned": v.pruned,  # a search trial stopped after one round
                 "confirmed": v.confirmed,  # a search finalist: figures from its interleaved confirmation alone

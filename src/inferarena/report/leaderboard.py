@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from inferarena import registry
+from inferarena import kinds, registry
 from inferarena.errors import ConfigError
 from inferarena.results import RunRecord, VariantResult, higher_is_better
 
@@ -75,7 +75,7 @@ def board(scenario: str, variants: list[VariantResult], quick: bool, sort: str |
         measured = v.scenarios[scenario]
         metrics = measured.metrics
         cells = [fmt(metrics.get(k)) for k, _ in cls.columns]
-        value = (v.fidelity or {}).get(fidelity_key)
+        value = kinds.get(v.kind).fidelity_of(v).get(fidelity_key)
         cells.append(f"{value:.5f}" if fidelity_key == "cos_min" and value is not None else fmt(value))
         cells += [fmt(metrics[k] * scale if isinstance(metrics.get(k), (int, float)) else None)
                   for k, _, scale in efficiency]

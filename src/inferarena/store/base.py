@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS variants (
     pipeline TEXT,                     -- the named pipeline it was built with (NULL: none)
     pipeline_json TEXT,                -- that pipeline's definition (passes and their configs)
     node_json TEXT,                    -- the machine it was measured on (hostname, CPU, cores, accelerator, node id)
+    payload_json TEXT,                 -- what only its kind reads (a workflow arm's outcome), in the kind's shape
     PRIMARY KEY (run_id, name)
 );
 CREATE TABLE IF NOT EXISTS samples (
@@ -85,7 +86,8 @@ CREATE TABLE IF NOT EXISTS measurements (
 # Columns added after the first schema, each by a migration: (table, column). A DB written before
 # pipelines, task metrics, kinds and lineage, rounds or nodes gets them on open.
 ADDED_COLUMNS = (("variants", "build_json"), ("variants", "task_json"), ("variants", "kind"), ("variants", "pipeline"),
-                 ("variants", "pipeline_json"), ("variants", "node_json"), ("samples", "round_sizes_json"))
+                 ("variants", "pipeline_json"), ("variants", "node_json"), ("samples", "round_sizes_json"),
+                 ("variants", "payload_json"))
 
 # The schema's version. Bump it with each migration that an older inferarena would misread; a DB
 # written by a newer inferarena (a higher version) is refused instead of misread.

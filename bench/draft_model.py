@@ -99,7 +99,7 @@ def main() -> None:
         print(f"target {args.target} ({target.meta.get('precision')}, {target.path.stat().st_size / 1e6:.0f} MB) · "
               f"draft {report['draft']} ({report['draft_name']}, {report['draft_type']}, {report['draft_mb']} MB, "
               f"sha256 {report['draft_sha256']}) · vocab check: {report['vocab_check']} · pass "
-              f"{'cached' if applied[0]['cached'] else 'built'} in {applied[0]['seconds']} s")
+              f"{'cached' if applied[0].cached else 'built'} in {applied[0].seconds} s")
         print(f"{len(prompts)} chat prompts ({', '.join(str(len(p)) for p in prompts)} tokens), {args.tokens} tokens "
               f"each, greedy; {args.reps} repetitions, configurations interleaved; load average at start "
               f"{os.getloadavg()[0]:.2f}")

@@ -219,7 +219,8 @@ def test_conversion_keeps_the_decoding_mark(smollm2, tmp_path):
     steps = (("speculative_decoding", json.dumps(LOOKUP)), ("gguf_to_hf", "{}"))
     built, applied = passes.apply(steps, smollm2, tmp_path, None)
     assert built.format == "hf_causal_lm" and built.meta["decoding"] == LOOKUP
-    assert [a["pass"] for a in applied] == ["speculative_decoding", "gguf_to_hf"]
+    assert [a.name for a in applied] == ["speculative_decoding", "gguf_to_hf"]
+    assert built.lineage[-2:] == tuple(applied) and applied[1].parent == applied[0].output == str(applied[0].output)
 
 
 @pytest.mark.slow

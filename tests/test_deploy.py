@@ -111,7 +111,7 @@ def test_triton_bundle_of_the_recommendation(stored, tmp_path):
     # The artifact, byte for byte, with its sha256 and lineage in the manifest.
     assert manifest["artifact"]["path"] == "mlp/1/model.onnx"
     assert manifest["artifact"]["sha256"] == sha256(onnx_file) == sha256(Path(variant.artifact))
-    assert [step["pass"] for step in manifest["lineage"]] == [p["pass"] for p in variant.passes]
+    assert [step["pass"] for step in manifest["lineage"]] == [p.name for p in variant.passes]
     assert {f["path"]: f["sha256"] for f in manifest["files"]}["mlp/config.pbtxt"] == sha256(out / "mlp" / "config.pbtxt")
     # config.pbtxt is Triton's ModelConfig, its tensors those of the graph (batch via max_batch_size).
     config = text_format.Parse((out / "mlp" / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())

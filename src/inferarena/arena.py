@@ -135,7 +135,7 @@ class _Sweep:
         else:
             self.built[steps] = self.reference
         outcome = self.built[steps]
-        cached = outcome.ok and all(step["cached"] for step in outcome.value[1])
+        cached = outcome.ok and all(step.cached for step in outcome.value[1])
         self.emit("done", {"name": f"build: {label}" + (" (cached)" if cached else ""), "ok": outcome.ok,
                            "error": outcome.error})
 

@@ -434,8 +434,8 @@ def optimize(
         table.add_column(header, overflow="fold")
     reports = result["artifact"].meta.get("pass_report", {})
     for step in result["passes"]:
-        report = reports.get(step["pass"], {})
-        table.add_row(step["pass"], "yes" if step["cached"] else "no", f"{step['seconds']:.1f}",
+        report = reports.get(step.name, {})
+        table.add_row(step.name, "yes" if step.cached else "no", f"{step.seconds:.1f}",
                       escape(json.dumps(report)) if report else "-")
     console.print(table)
     console.print(f"Artifact ({result['artifact'].format}): {escape(str(result['artifact'].path))}")

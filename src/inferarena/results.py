@@ -23,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from inferarena import registry, stats
+from inferarena.artifacts import PassRun
 
 # A build step: (pass name, its config as canonical JSON). Hashable, so variants can share builds.
 Step = tuple[str, str]
@@ -346,7 +347,7 @@ class VariantResult:
     # What was deployed and how it was made: the artifact, and each pass with its input (lineage).
     artifact: str | None = None
     batch_size: int | None = None
-    passes: list[dict] = field(default_factory=list)  # {"pass", "config", "cached", "seconds", "parent", "output"}
+    passes: list[PassRun] = field(default_factory=list)  # the build's lineage, one node per pass applied
     kept_layers: list | None = None
     pass_report: dict | None = None
     pruned: bool = False  # a search trial stopped after one round
@@ -362,6 +363,10 @@ class VariantResult:
     # What only its kind reads, in the kind's own shape (a workflow arm's outcome: `kinds.workflow.ArmOutcome`),
     # stored in a column of its own so that the shared fields keep their one meaning.
     payload: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        # Nodes arrive as stored dicts (the store, --json, tests) or as PassRuns (a build): one shape from here.
+        self.passes = [PassRun.of(p) for p in self.passes]
 
     @classmethod
     def of(cls, spec: VariantSpec, **values: Any) -> VariantResult:
@@ -391,7 +396,7 @@ class VariantResult:
     @property
     def parent_artifact(self) -> str | None:
         """The artifact the last pass started from (Olive's footprint: parent and the pass that made it)."""
-        return self.passes[-1].get("parent") if self.passes else None
+        return (self.passes[-1].parent or None) if self.passes else None
 
     @staticmethod
     def merge(rounds: list[VariantResult]) -> VariantResult:
@@ -455,7 +460,8 @@ class VariantResult:
                "knobs_json": json.dumps(self.knobs), "status": self.status, "error": self.error,
                "error_detail": self.error_detail, "load_s": self.load_s, "kind": self.kind, "pipeline": self.pipeline,
                "pipeline_json": _dumps(self.pipeline_config),
-               "build_json": json.dumps({k: getattr(self, k) for k in _BUILD} | {"rounds": self.rounds})}
+               "build_json": json.dumps({k: getattr(self, k) for k in _BUILD}
+                                        | {"passes": [p.as_dict() for p in self.passes], "rounds": self.rounds})}
         row |= {f"{k}_json": _dumps(getattr(self, k)) for k in _JSON_COLUMNS}
         return row
 

@@ -233,4 +233,5 @@ def variant_model(variant: str, model: str, cache_dir: Path, threads: int | None
     if steps and source not in ("f32", "f16", "bf16"):
         notes.append(f"{precision} made from the {source} source: it holds no more information than {source}")
     return LlamaChat(built.path, f"llama_cpp/{precision or source}", precision or source, threads, context,
-                     {"source": str(artifact.path), "source_type": source, "passes": applied, "notes": notes})
+                     {"source": str(artifact.path), "source_type": source, "passes": [p.as_dict() for p in applied],
+                      "notes": notes})

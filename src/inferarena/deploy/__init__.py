@@ -141,7 +141,7 @@ def _finish(d: Deployable, target: str, written: Written, work: Path) -> dict[st
                     "batch_size": d.batch_size, "device": d.variant.device},
         "artifact": {"format": d.format, "source": str(d.artifact), "path": main["path"], "sha256": main["sha256"],
                      "files": copies},
-        "lineage": [{k: p.get(k) for k in ("pass", "config", "parent", "output")} for p in d.variant.passes],
+        "lineage": [{k: p.as_dict()[k] for k in ("pass", "config", "parent", "output")} for p in d.variant.passes],
         "pipeline": d.variant.pipeline_config,
         "inputs": [_tensor(t) for t in d.inputs],
         "outputs": [_tensor(t) for t in d.outputs],

@@ -167,7 +167,7 @@ def resolve(run: RunRecord, variant: VariantResult) -> Deployable:
         raise ConfigError(f"variant {variant.name}'s artifact {path.name} is {found}, which deploy cannot hand "
                           f"to {variant.runtime}", "pick a variant on onnxruntime or openvino")
     if variant.runtime == "torch" and variant.passes:
-        made = ", ".join(p["pass"] for p in variant.passes)
+        made = ", ".join(p.name for p in variant.passes)
         raise ConfigError(f"variant {variant.name} was made by {made}, which only inferarena's torch runtime applies "
                           "when it loads the folder", "deploy its ONNX twin (the same pipeline on onnxruntime)")
     inputs, outputs, files = read(path, found)

@@ -78,7 +78,7 @@ def _on_device(d: Deployable) -> dict:
 
 
 def _lineage(d: Deployable) -> str:
-    steps = [f"`{p['pass']}`" + (f" {_knobs(p['config'])}" if p.get("config") else "") for p in d.variant.passes]
+    steps = [f"`{p.name}`" + (f" {_knobs(p.config)}" if p.config else "") for p in d.variant.passes]
     return " → ".join([f"`{d.run.model}`", *steps]) if steps else f"`{d.run.model}` as loaded (no pass)"
 
 

@@ -34,24 +34,28 @@ def route(source_format: str, wanted: tuple[str, ...]) -> tuple[str, ...]:
 def apply(steps: tuple, artifact, cache_dir, context) -> tuple:
     """Apply each (pass name, config JSON) step in turn, every one cached by content hash.
 
-    Returns the final artifact and each step's footprint: the pass, its config, whether it came from
+    Returns the final artifact and each step's `PassRun` node: the pass, its config, whether it came from
     the cache, its seconds, and the artifact it started from (`parent`) and made (`output`), the
-    lineage the store keeps."""
+    lineage the store keeps (the tail of the artifact's own `lineage`)."""
+    import dataclasses
     import time
 
-    applied = []
+    from inferarena.artifacts import PassRun
+
+    applied: list[PassRun] = []
     for name, config_json in steps:
         pass_cls = registry.load(registry.PASSES, name)
         config = pass_cls.Config.model_validate_json(config_json)
         started = time.perf_counter()
-        parent = str(artifact.path)
+        parent, before = str(artifact.path), artifact.lineage
         decoding = artifact.meta.get("decoding")
         artifact = pass_cls().cached_run(artifact, config, cache_dir, context)
         if decoding and pass_cls.converts and "decoding" not in artifact.meta:
             # A conversion changes the file format, not how the model is decoded (see passes/decoding.py).
             artifact = type(artifact)(artifact.path, artifact.format, {**artifact.meta, "decoding": decoding},
                                       artifact.lineage)
-        applied.append({"pass": name, "config": config.model_dump(mode="json"), "cached": artifact.meta["cached"],
-                        "seconds": round(time.perf_counter() - started, 2), "parent": parent,
-                        "output": str(artifact.path)})
+        node = PassRun(name, config.model_dump(mode="json"), parent, str(artifact.path), bool(artifact.meta["cached"]),
+                       round(time.perf_counter() - started, 2))
+        artifact = dataclasses.replace(artifact, lineage=(*before, node))  # this build's nodes, not the cache's
+        applied.append(node)
     return artifact, applied

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel
 
-from inferarena.artifacts import Artifact
+from inferarena.artifacts import Artifact, PassRun
 from inferarena.errors import ConfigError
 from inferarena.evaluators.fidelity import Fidelity, score
 from inferarena.fsutil import private_dir
@@ -110,7 +110,8 @@ class Pass(ABC):
         if marker.is_file():
             stored = json.loads(marker.read_text())
             meta = {**stored["meta"], "cached": True}
-            return Artifact(out_dir / stored["file"], stored["format"], meta, tuple(stored["lineage"]))
+            return Artifact(out_dir / stored["file"], stored["format"], meta,
+                            tuple(PassRun.of(node) for node in stored["lineage"]))
         tmp = out_dir.with_name(key + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
         private_dir(tmp)
@@ -118,13 +119,15 @@ class Pass(ABC):
         shutil.rmtree(out_dir, ignore_errors=True)
         tmp.rename(out_dir)
         file = result.path.relative_to(tmp)
-        lineage = (*artifact.lineage, self.name)
+        lineage = (*artifact.lineage, PassRun(self.name, config.model_dump(mode="json"), str(artifact.path),
+                                              str(out_dir / file)))
         # FLOPs are the math of the original graph: count them there, not on fused or quantized ops.
         meta = {"flops_source": str(artifact.meta.get("flops_source", artifact.path)) if artifact.format == "onnx" else None,
                 **{k: v for k, v in result.meta.items() if k != "cached"}}
         if meta["flops_source"] is None:
             del meta["flops_source"]
-        marker.write_text(json.dumps({"file": str(file), "format": result.format, "meta": meta, "lineage": lineage}))
+        marker.write_text(json.dumps({"file": str(file), "format": result.format, "meta": meta,
+                                      "lineage": [node.as_dict() for node in lineage]}))
         return Artifact(out_dir / file, result.format, {**meta, "cached": False}, lineage)
 
 

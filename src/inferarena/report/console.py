@@ -117,7 +117,7 @@ def variants_table(console: Console, variants: list[VariantResult], kind: Kind, 
     cols.append(Col("load s", [fmt(v.load_s) for v in variants]))
     steps = []
     for v in variants:
-        text = ", ".join(p["pass"] + ("*" if p["cached"] else "") for p in v.passes)
+        text = ", ".join(p.name + ("*" if p.cached else "") for p in v.passes)
         if v.kept_layers:
             text += f"; {len(v.kept_layers)} layers kept FP32"
         steps.append(escape(text or "-"))

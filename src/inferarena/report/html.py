@@ -178,7 +178,7 @@ def _leaderboard(run: RunRecord, ok: list[VariantResult]) -> str:
             value = metrics.get(key)
             shown = format(value, spec) if isinstance(value, (int, float)) else "-"
             cells.append(f'<td data-v="{E(str(value if value is not None else ""))}">{E(shown)}</td>')
-        passes = ", ".join(p["pass"] + (" (cached)" if p["cached"] else "") for p in v.passes) or "-"
+        passes = ", ".join(p.name + (" (cached)" if p.cached else "") for p in v.passes) or "-"
         kept = ", ".join(v.kept_layers or []) or "-"
         cells += [f'<td class="text" data-v="{E(passes)}">{E(passes)}</td>',
                   f'<td class="text" data-v="{E(kept)}">{E(kept)}</td>']

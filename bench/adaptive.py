@@ -128,6 +128,14 @@ def llm(out: Path) -> None:
         ratio("hyper-griffin vs griffin, TTFT p50 (lower is better)",
               m(v, "transformers/fp32@hyper-griffin", "generation.ttft_ms_p50"),
               m(v, "transformers/fp32@griffin", "generation.ttft_ms_p50"), 1.0, "<=")
+        hyper = (v.get("transformers/fp32@hyper-griffin") or {}).get("pass_report") or {}
+        fit = hyper.get("hyper_griffin") or {}
+        if fit:
+            print(f"hyper-griffin controller at keep {fit.get('ppl_keep')}: perplexity +{fit.get('fit_ppl_increase_pct')}% "
+                  f"on its fit prompts, +{fit.get('holdout_ppl_increase_pct')}% on held-out prompts (GRIFFIN's own on "
+                  f"those: +{fit.get('griffin_holdout_ppl_increase_pct')}%); early stopping kept step "
+                  f"{fit.get('best_step')} of {fit.get('stopped_at_step')} (validation BCE {fit.get('validation_bce')}, "
+                  f"train {fit.get('train_bce')})")
         ratio("draft-q4 vs llama.cpp F16", m(v, "llama_cpp/f16@draft-q4", key), m(v, "llama_cpp/f16@gguf-f16", key),
               None)
 

@@ -129,7 +129,12 @@ def test_hyper_griffin_trains_on_calibration_prompts_and_runs(tiny_llama, tmp_pa
     built = HyperGriffin().run(tiny_llama, config, tmp_path, context)
     report = built.meta["pass_report"]["hyper_griffin"]
     assert built.meta["decoding"] == {"method": "hyper_griffin", "keep": 0.5, "hidden": 16}
-    assert report["fit_prompts"] + report["holdout_prompts"] == 24
+    assert report["fit_prompts"] + report["validation_prompts"] + report["holdout_prompts"] == 24
+    assert 1 <= report["best_step"] <= report["stopped_at_step"] <= 30 and report["validation_bce"] > 0
+    # fit and held-out perplexity side by side, and GRIFFIN's own on the held-out prompts at the same keep share
+    for key in ("fit_ppl_increase_pct", "holdout_ppl_increase_pct", "griffin_holdout_ppl_increase_pct"):
+        assert np.isfinite(report[key]), key
+    assert report["ppl_keep"] == 0.5
     assert 0 <= report["overlap_with_griffin_holdout"] <= 1 and 0 <= report["overlap_of_one_static_set_holdout"] <= 1
     session = _session(built)
     assert len(session.generate(workload.prompt(0), 8)) == 8
@@ -401,3 +406,22 @@ def test_qwen_coder_pair_drafts_losslessly(tmp_path):
     stats = session.adaptive_stats()
     assert stats["method"] == "draft_model" and stats["acceptance_rate"] > 0.3
     session.close()
+
+
+def test_the_hypernetwork_stops_when_held_out_loss_stops_improving():
+    """Fit targets that the validation set contradicts: its loss only rises, so training stops after
+    `patience` checks and keeps the weights of the best check (the first)."""
+    import torch
+
+    from inferarena.adaptive import griffin
+    from inferarena.passes.decoding import HyperGriffinConfig, _fit_early_stopped
+
+    torch.manual_seed(0)
+    x = torch.randn(16, 8)
+    y = (torch.rand(16, 2 * 4) > 0.5).float()
+    net = griffin.hyper_network(8, 2, 4, 16)
+    config = HyperGriffinConfig(hidden=16, steps=500, check_every=5, patience=3, weight_decay=0.0)
+    out = _fit_early_stopped(net, x, y, x, 1 - y, config)
+    assert out["early_stopped"] and out["stopped_at_step"] == out["best_step"] + 3 * 5 and out["best_step"] == 5
+    best = torch.nn.BCEWithLogitsLoss()(net(x), 1 - y).item()
+    assert abs(best - out["validation_bce"]) < 1e-4  # the best weights are the ones kept

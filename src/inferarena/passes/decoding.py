@@ -331,14 +331,22 @@ class HyperGriffinConfig(GriffinConfig):
                                             "(from the end of the workload, never the fidelity prompts). "
                                             "Default: up to 128, as many as the workload has beyond those.")
     holdout_fraction: float = Field(0.25, gt=0, lt=1, description="Share of them held out to report the "
-                                    "overlap with GRIFFIN's sets.")
-    steps: int = Field(300, ge=1, description="Full-batch Adam steps.")
+                                    "overlap with GRIFFIN's sets and the perplexity on prompts it never saw.")
+    validation_fraction: float = Field(0.2, gt=0, lt=1, description="Share of the rest kept out of the fit to "
+                                       "stop it early: training stops when their loss has not improved for "
+                                       "`patience` checks, and the best weights seen are kept.")
+    steps: int = Field(300, ge=1, description="Full-batch AdamW steps, at most.")
+    check_every: int = Field(10, ge=1, description="Steps between two checks of the validation loss.")
+    patience: int = Field(5, ge=1, description="Checks without a better validation loss before stopping.")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW's decoupled weight decay.")
+    ppl_prompts: int = Field(16, ge=1, description="Prompts of each split whose perplexity is reported (fit and "
+                             "held out), each scored as generation runs: its first half picks the neurons.")
     seed: int = Field(0, description="Seed of the network's initial weights.")
 
 
 class HyperGriffin(Pass):
     name = "hyper_griffin"
-    version = "2"  # the network in safetensors
+    version = "3"  # early stopping on a validation split, weight decay; perplexity on fit and held-out prompts
     accepts = ("hf_causal_lm",)
     produces = ("hf_causal_lm",)
     Config = HyperGriffinConfig
@@ -369,19 +377,14 @@ class HyperGriffin(Pass):
             layers, width = target_scores.shape[1:]
             targets = torch.zeros_like(target_scores)
             targets.scatter_(2, torch.topk(target_scores, g.k, dim=-1).indices, 1.0)
-            split = max(1, min(len(x) - 1, round(len(x) * (1 - config.holdout_fraction))))
+            split = max(2, min(len(x) - 1, round(len(x) * (1 - config.holdout_fraction))))
+            fit = max(1, min(split - 1, round(split * (1 - config.validation_fraction))))
             torch.manual_seed(config.seed)
             net = griffin.hyper_network(x.shape[1], layers, width, config.hidden)
-            mean, std = x[:split].mean(0), x[:split].std(0).clamp_min(1e-6)
+            mean, std = x[:fit].mean(0), x[:fit].std(0).clamp_min(1e-6)
             first = net[0]  # trained on standardised inputs; the standardisation is folded into it below
-            optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-            loss_fn = torch.nn.BCEWithLogitsLoss()
-            xs = (x - mean) / std
-            for _ in range(config.steps):
-                optimizer.zero_grad()
-                loss = loss_fn(net(xs[:split]), targets[:split].reshape(split, -1))
-                loss.backward()
-                optimizer.step()
+            xs, flat = (x - mean) / std, targets.reshape(len(x), -1)
+            training = _fit_early_stopped(net, xs[:fit], flat[:fit], xs[fit:split], flat[fit:split], config)
             with torch.no_grad():
                 first.bias -= (first.weight / std) @ mean
                 first.weight /= std
@@ -390,20 +393,84 @@ class HyperGriffin(Pass):
             static = _overlap(torch.topk(target_scores[:split].mean(0, keepdim=True).expand(len(x) - split, -1, -1),
                                          g.k, dim=-1).indices, torch.topk(target_scores[split:], g.k, dim=-1).indices)
             keep, budget = config.keep, None
+            net.eval()
             if config.max_ppl_increase_pct is not None:
                 budget = g.calibrate_keep(_ppl_texts(context), _grid(config.keep), config.max_ppl_increase_pct,
-                                          hyper=net.eval())
+                                          hyper=net)
                 keep = budget["keep"]
+            g.set_keep(keep)
+            prompts = [np.asarray(b["input_ids"]).reshape(-1).tolist() for b in batches]
+            perplexity = {
+                "fit_ppl_increase_pct": _ppl_increase(g, prompts[:fit][: config.ppl_prompts], net),
+                "holdout_ppl_increase_pct": _ppl_increase(g, prompts[split:][: config.ppl_prompts], net),
+                "griffin_holdout_ppl_increase_pct": _ppl_increase(g, prompts[split:][: config.ppl_prompts], None),
+            }
+            g.controller_s.clear()
         out = _relink(artifact, out_dir)
         from safetensors.torch import save_file
 
         save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out / griffin.HYPER_FILE))
-        report = {"fit_prompts": split, "holdout_prompts": len(x) - split, "final_bce": round(float(loss.detach()), 5),
+        report = {"fit_prompts": fit, "validation_prompts": split - fit, "holdout_prompts": len(x) - split,
+                  **training, **perplexity, "ppl_keep": keep,
                   "overlap_with_griffin_holdout": round(overlap, 4),
                   "overlap_of_one_static_set_holdout": round(static, 4),
                   "train_s": round(time.perf_counter() - started, 2),
                   "controller_params": sum(p.numel() for p in net.parameters()), **(budget or {})}
         return _marked(artifact, out, {"method": "hyper_griffin", "keep": keep, "hidden": config.hidden}, report)
+
+
+def _fit_early_stopped(net, x, y, x_val, y_val, config: HyperGriffinConfig) -> dict:
+    """Full-batch AdamW on (x, y), the validation loss checked every `check_every` steps; stops after
+    `patience` checks without a better one and keeps the best weights. Returns what the fit did."""
+    import copy
+
+    import torch
+
+    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=config.weight_decay)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    best, best_state, best_step, waited, step, train = float("inf"), copy.deepcopy(net.state_dict()), 0, 0, 0, float("nan")
+    for step in range(1, config.steps + 1):
+        net.train()
+        optimizer.zero_grad()
+        loss = loss_fn(net(x), y)
+        loss.backward()
+        optimizer.step()
+        if step % config.check_every and step != config.steps:
+            continue
+        net.eval()
+        with torch.no_grad():
+            validation = float(loss_fn(net(x_val), y_val))
+        if validation < best - 1e-6:
+            best, best_state, best_step, waited, train = validation, copy.deepcopy(net.state_dict()), step, 0, float(loss)
+        else:
+            waited += 1
+            if waited >= config.patience:
+                break
+    net.load_state_dict(best_state)
+    return {"train_bce": round(train, 5), "validation_bce": round(best, 5), "best_step": best_step,
+            "stopped_at_step": step, "early_stopped": step < config.steps}
+
+
+def _ppl_increase(g, prompts: list[list[int]], hyper) -> float | None:
+    """Perplexity on `prompts` with the neurons chosen per prompt (by `hyper`, or GRIFFIN's own statistic
+    when None) against the full model on the same tokens, as a % increase; each scored as `split_logprobs`."""
+    import torch
+
+    prompts = [p for p in prompts if len(p) >= 4]
+    if not prompts:
+        return None
+    full, sliced = [], []
+    keep_k = g.k
+    for tokens in prompts:
+        g.full()
+        with torch.inference_mode():
+            logits = g.model(input_ids=torch.tensor([tokens])).logits[0, :-1].float()
+            full.append(torch.log_softmax(logits, -1)[torch.arange(len(tokens) - 1), torch.tensor(tokens[1:])]
+                        .double().numpy())
+        g.k = keep_k
+        sliced.append(g.split_logprobs(tokens, hyper))
+    reference = float(np.exp(-np.concatenate(full).mean()))
+    return round(100.0 * (float(np.exp(-np.concatenate(sliced).mean())) / reference - 1), 2)
 
 
 def _overlap(a, b) -> float:

@@ -45,7 +45,7 @@ def debate(rounds: int = 1) -> WorkflowConfig:
     names = ["s1", "s2", "s3"]
     return WorkflowConfig(name="t", rounds=rounds, agents=[
         {"name": n, "role": "solver", "system": "solve", "sees": names, "checks": ["perfect"]} for n in names],
-        aggregator={"kind": "majority", "reads": names})
+        aggregator={"rule": "majority", "reads": names})
 
 
 def scripted(errs) -> ScriptedChat:
@@ -362,3 +362,32 @@ def test_task_log_keeps_finished_tasks_across_a_stop(tmp_path):
     assert reloaded == {"indicator_vectors": [[1.0] * 3] * 2, "removed_agents": ["s2"]}
     assert checkpoint.key("c", reloaded) == checkpoint.key("c", dev)
     assert checkpoint.load_development(saved, "another key") is None
+
+
+def test_old_aggregator_kind_still_loads_as_rule(tmp_path):
+    path = tmp_path / "old.yaml"
+    path.write_text("name: w\nagents: [{name: a, role: r, system: s}]\naggregator: {kind: last, reads: [a]}\n")
+    assert load_workflow(str(path)).aggregator.rule == "last"
+    assert load_workflow("debate-math").aggregator.rule == "majority"
+
+
+def test_sampling_is_the_agents_where_named_else_the_models(perfect):
+    """An agent's top_k/top_p/repeat_penalty reach the model on every call; what it leaves unset is the
+    model's own recommendation (a bundled model's meta), else llama-cpp-python's defaults."""
+    from inferarena.agents.chat import DEFAULT_SAMPLING, ChatRequest, sampling_of
+
+    seen = []
+
+    class Recording(ScriptedChat):
+        def chat(self, messages, max_tokens, temperature, seed, **sampling):
+            seen.append(self.resolved(sampling))
+            return super().chat(messages, max_tokens, temperature, seed, **sampling)
+
+    chat = Recording(lambda messages, seed: "Answer: 1")
+    chat.sampling = {**DEFAULT_SAMPLING, "top_k": 20, "repeat_penalty": 1.1}
+    workflow = debate(rounds=1)
+    workflow.agents[0].top_k, workflow.agents[1].repeat_penalty = 5, 1.3
+    run_task(workflow, task(1), models_for(workflow, chat), None)
+    assert seen == [{"top_k": 5, "top_p": 0.95, "repeat_penalty": 1.1}, {"top_k": 20, "top_p": 0.95, "repeat_penalty": 1.3},
+                    {"top_k": 20, "top_p": 0.95, "repeat_penalty": 1.1}]
+    assert sampling_of(ChatRequest([], 8, 0.7, 1)) == {"top_k": None, "top_p": None, "repeat_penalty": None}

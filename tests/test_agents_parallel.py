@@ -35,7 +35,7 @@ class Recording(ScriptedChat):
         self.single: list[int] = []
         self.truncate = truncate
 
-    def chat(self, messages, max_tokens, temperature, seed):
+    def chat(self, messages, max_tokens, temperature, seed, **sampling):
         self.single.append(seed)
         reply = super().chat(messages, max_tokens, temperature, seed)
         reply.truncated = self.truncate

@@ -30,12 +30,18 @@ class Reply:
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """One `chat` call's arguments, for `ChatModel.chat_many`."""
+    """One `chat` call's arguments, for `ChatModel.chat_many`. Sampling left None is the model's own (`sampling`)."""
 
     messages: Messages
     max_tokens: int
     temperature: float
     seed: int
+    top_k: int | None = None
+    top_p: float | None = None
+    repeat_penalty: float | None = None
+
+
+DEFAULT_SAMPLING = {"top_k": 40, "top_p": 0.95, "repeat_penalty": 1.0}  # llama-cpp-python's, less its top_p
 
 
 class ChatModel(ABC):
@@ -44,17 +50,27 @@ class ChatModel(ABC):
     precision: str
     local: bool  # computes in this process: its energy is metered here
     info: dict
+    sampling: dict = DEFAULT_SAMPLING  # top_k, top_p, repeat_penalty where a call names none
 
     @abstractmethod
-    def chat(self, messages: Messages, max_tokens: int, temperature: float, seed: int) -> Reply: ...
+    def chat(self, messages: Messages, max_tokens: int, temperature: float, seed: int, **sampling) -> Reply:
+        """One reply. `sampling`: top_k, top_p, repeat_penalty, each None for the model's own."""
 
     def chat_many(self, requests: list[ChatRequest]) -> list[Reply]:
         """Independent calls' replies, in order: here one `chat` after another; a model that can decode
         several sequences at once (`LlamaChat`) does them together."""
-        return [self.chat(r.messages, r.max_tokens, r.temperature, r.seed) for r in requests]
+        return [self.chat(r.messages, r.max_tokens, r.temperature, r.seed, **sampling_of(r)) for r in requests]
+
+    def resolved(self, sampling: dict) -> dict:
+        """The call's sampling, each setting it leaves None taken from the model's."""
+        return {k: (sampling.get(k) if sampling.get(k) is not None else v) for k, v in self.sampling.items()}
 
     def close(self) -> None:  # noqa: B027 - nothing to free by default
         pass
+
+
+def sampling_of(request: ChatRequest) -> dict:
+    return {"top_k": request.top_k, "top_p": request.top_p, "repeat_penalty": request.repeat_penalty}
 
 
 class LlamaChat(ChatModel):
@@ -70,27 +86,29 @@ class LlamaChat(ChatModel):
     runtime, local = "llama_cpp", True
     PARALLEL = 8
 
-    def __init__(self, path: Path, label: str, precision: str, threads: int | None, context: int, info: dict):
+    def __init__(self, path: Path, label: str, precision: str, threads: int | None, context: int, info: dict,
+                 sampling: dict | None = None):
         try:
             import llama_cpp  # noqa: F401 - only to say what is missing
         except ImportError:
             raise InferarenaError("the agents' llama.cpp models need llama-cpp-python",
                                   "pip install 'inferarena[llm]', or point the agents at a server with --endpoint") from None
         self.label, self.precision, self.context = label, precision, context
+        self.sampling = {**DEFAULT_SAMPLING, **(sampling or {})}
         from inferarena.frameworks import llama_cpp as llama
 
         # Extra buffers off where the build has AMX (its buffer crashes, frameworks/llama_cpp.py), on elsewhere.
         self.llm = llama.open_model(path, "auto", n_ctx=context, n_threads=threads, n_threads_batch=threads,
                                     verbose=False)
         self.info = {**info, "path": str(path), "n_ctx": context, "threads": threads,
-                     "build": llama.build_summary("auto")}
+                     "build": llama.build_summary("auto"), "sampling": self.sampling}
         self._batched = None  # the BatchedGenerator of the last chat_many, kept for the next one of its size
 
-    def chat(self, messages, max_tokens, temperature, seed):
+    def chat(self, messages, max_tokens, temperature, seed, **sampling):
         messages = _fit(messages, self.context - max_tokens - 32, self._count)
         started = time.perf_counter()
         out = self.llm.create_chat_completion(messages=messages, max_tokens=max_tokens, temperature=temperature,
-                                              top_p=0.95, top_k=40, seed=seed)
+                                              seed=seed, **self.resolved(sampling))
         seconds = time.perf_counter() - started
         usage = out.get("usage") or {}
         choice = out["choices"][0]
@@ -107,7 +125,8 @@ class LlamaChat(ChatModel):
             group = requests[start:start + self.PARALLEL]
             started = time.perf_counter()
             batch = [llama.chat_request(self.llm, _fit(r.messages, self.context - r.max_tokens - 32, self._count),
-                                        r.max_tokens, r.temperature, r.seed, top_p=0.95, top_k=40) for r in group]
+                                        r.max_tokens, r.temperature, r.seed, **self.resolved(sampling_of(r)))
+                     for r in group]
             generator = self._generator(len(group))
             outs = generator.generate(batch)
             # The sequences shared one wall time: each reply is charged an equal share, so the agents' seconds
@@ -147,9 +166,18 @@ class EndpointChat(ChatModel):
         self.label, self.model, self.timeout_s = url, model or "default", timeout_s
         self.info = {"url": url, "model": self.model}
 
-    def chat(self, messages, max_tokens, temperature, seed):
-        body = json.dumps({"model": self.model, "messages": messages, "max_tokens": max_tokens,
-                           "temperature": temperature, "seed": seed}).encode()
+    def chat(self, messages, max_tokens, temperature, seed, **sampling):
+        fields = {"model": self.model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature,
+                  "seed": seed}
+        # Only what the call names: the server keeps its own defaults otherwise. top_p is OpenAI's; top_k and
+        # the repetition penalty are what vLLM (repetition_penalty) and llama.cpp's server (repeat_penalty) accept.
+        if sampling.get("top_p") is not None:
+            fields["top_p"] = sampling["top_p"]
+        if sampling.get("top_k") is not None:
+            fields["top_k"] = sampling["top_k"]
+        if sampling.get("repeat_penalty") is not None:
+            fields["repeat_penalty"] = fields["repetition_penalty"] = sampling["repeat_penalty"]
+        body = json.dumps(fields).encode()
         request = urllib.request.Request(self.url, body, {"Content-Type": "application/json"})
         started = time.perf_counter()
         try:
@@ -176,7 +204,7 @@ class ScriptedChat(ChatModel):
     local: bool = True
     info: dict = field(default_factory=dict)
 
-    def chat(self, messages, max_tokens, temperature, seed):
+    def chat(self, messages, max_tokens, temperature, seed, **sampling):
         text = self.script(messages, seed)
         prompt = sum(len(m["content"].split()) for m in messages)
         return Reply(text, prompt, len(text.split()), 0.0, False)
@@ -234,4 +262,4 @@ def variant_model(variant: str, model: str, cache_dir: Path, threads: int | None
         notes.append(f"{precision} made from the {source} source: it holds no more information than {source}")
     return LlamaChat(built.path, f"llama_cpp/{precision or source}", precision or source, threads, context,
                      {"source": str(artifact.path), "source_type": source, "passes": [p.as_dict() for p in applied],
-                      "notes": notes})
+                      "notes": notes}, artifact.meta.get("sampling"))

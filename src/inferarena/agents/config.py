@@ -9,7 +9,7 @@ Example (the built-in `debate-math`, shortened):
     agents:
       - {name: solver1, role: solver, system: "...", sees: [solver1, solver2, solver3],
          checks: [format, arithmetic, auditor]}
-    aggregator: {kind: majority, reads: [solver1, solver2, solver3]}
+    aggregator: {rule: majority, reads: [solver1, solver2, solver3]}
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from inferarena import registry
 from inferarena.agents.arms import Arm
@@ -46,14 +46,20 @@ class AgentConfig(_Strict):
     json_schema: dict | None = Field(None, description="The `json` verifier's JSON Schema its messages must fit.")
     max_tokens: int = Field(160, ge=1, le=4096, description="Completion tokens per message.")
     temperature: float = Field(0.7, ge=0.0, le=2.0, description="Sampling temperature; each call is seeded.")
+    top_k: int | None = Field(None, ge=0, description="Top-k sampling; default: the model's recommended (a bundled "
+                              "model's), else 40.")
+    top_p: float | None = Field(None, gt=0.0, le=1.0, description="Nucleus sampling; default: the model's, else 0.95.")
+    repeat_penalty: float | None = Field(None, ge=1.0, le=2.0, description="llama.cpp's repetition penalty over the "
+                                         "last 64 tokens; default: the model's, else 1.0 (none).")
 
 
 class AggregatorConfig(_Strict):
-    kind: Literal["majority", "last", "judge"] = Field(
-        "majority", description="majority: the most common answer of the messages it reads; last: the last surviving "
+    rule: Literal["majority", "last", "judge"] = Field(
+        "majority", validation_alias=AliasChoices("rule", "kind"),  # `kind:` is how workflows named it before
+        description="majority: the most common answer of the messages it reads; last: the last surviving "
         "message of the first agent it reads (a coder's final code); judge: the named agent reads them and answers.")
     reads: list[str] = Field(description="Agents whose final surviving messages it reads.")
-    judge: str | None = Field(None, description="With kind judge: the agent that decides.")
+    judge: str | None = Field(None, description="With rule judge: the agent that decides.")
 
 
 class WorkflowConfig(_Strict):
@@ -82,8 +88,8 @@ class WorkflowConfig(_Strict):
         for other in [*self.aggregator.reads, *([self.aggregator.judge] if self.aggregator.judge else [])]:
             if other not in names:
                 raise ValueError(f"the aggregator reads {other!r}, which is not an agent")
-        if self.aggregator.kind == "judge" and not self.aggregator.judge:
-            raise ValueError("an aggregator of kind judge names its `judge` agent")
+        if self.aggregator.rule == "judge" and not self.aggregator.judge:
+            raise ValueError("an aggregator with rule judge names its `judge` agent")
         return self
 
     def agent(self, name: str) -> AgentConfig:

@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
-from inferarena.agents.chat import ChatModel, ChatRequest, Messages, Reply
+from inferarena.agents.chat import ChatModel, ChatRequest, Messages, Reply, sampling_of
 from inferarena.agents.config import AgentConfig, WorkflowConfig
 from inferarena.agents.sandbox import run_tests
 from inferarena.agents.tasks import Task
@@ -134,11 +134,12 @@ def run_task(workflow: WorkflowConfig, task: Task, model_of: Callable[[str], Cha
 
     def request(agent: AgentConfig, chat: Messages, round_: int, attempt: int) -> ChatRequest:
         return ChatRequest(chat, max_tokens or agent.max_tokens, agent.temperature,
-                           seed_of(seed, task.id, agent.name, round_, attempt))
+                           seed_of(seed, task.id, agent.name, round_, attempt), agent.top_k, agent.top_p,
+                           agent.repeat_penalty)
 
     def call(agent: AgentConfig, chat: Messages, round_: int, attempt: int) -> str:
         r = request(agent, chat, round_, attempt)
-        reply = model_of(agent.name).chat(r.messages, r.max_tokens, r.temperature, r.seed)
+        reply = model_of(agent.name).chat(r.messages, r.max_tokens, r.temperature, r.seed, **sampling_of(r))
         usage.setdefault(agent.name, Usage()).reply(reply)
         return reply.text
 
@@ -227,14 +228,15 @@ def _aggregate(workflow, task, latest, rejected, topology, gate, model_of, usage
             found, fallback = {best.agent: restored}, True
     if not found:
         return None, fallback
-    if spec.kind == "last":
+    if spec.rule == "last":
         return next(found[name].text for name in reads if name in found), fallback
-    if spec.kind == "judge":
+    if spec.rule == "judge":
         judge = workflow.agent(spec.judge)
         context = [(name, message.text) for name, message in found.items()]
         chat = prompt(workflow, judge, task, context)
         tokens = max_tokens or judge.max_tokens
-        reply = model_of(judge.name).chat(chat, tokens, judge.temperature, seed_of(seed, task.id, judge.name, "judge"))
+        reply = model_of(judge.name).chat(chat, tokens, judge.temperature, seed_of(seed, task.id, judge.name, "judge"),
+                                          top_k=judge.top_k, top_p=judge.top_p, repeat_penalty=judge.repeat_penalty)
         spent = usage.setdefault(judge.name, Usage())
         spent.reply(reply)
         spent.messages += 1

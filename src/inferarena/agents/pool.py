@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
-from inferarena.agents.chat import ChatModel, ChatRequest, Reply
+from inferarena.agents.chat import ChatModel, ChatRequest, Reply, sampling_of
 
 
 @dataclass
@@ -57,8 +57,8 @@ def request_key(model: ChatModel, request: ChatRequest) -> str:
     """What decides a reply: the model file (or endpoint) and every argument of the call."""
     identity = [model.label, str(getattr(model, "info", {}).get("path", "")),
                 str(getattr(model, "info", {}).get("model", ""))]
-    text = json.dumps([identity, request.messages, request.max_tokens, request.temperature, request.seed],
-                      sort_keys=True)
+    text = json.dumps([identity, request.messages, request.max_tokens, request.temperature, request.seed,
+                       model.resolved(sampling_of(request))], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -267,10 +267,12 @@ class PooledChat(ChatModel):
     def __init__(self, pool: TaskPool, inner: ChatModel):
         self.pool, self.inner = pool, inner
         self.label, self.runtime, self.precision = inner.label, inner.runtime, inner.precision
-        self.local, self.info = inner.local, getattr(inner, "info", {})
+        self.local, self.info, self.sampling = inner.local, getattr(inner, "info", {}), inner.sampling
 
-    def chat(self, messages, max_tokens, temperature, seed) -> Reply:
-        return self.pool.call(self.inner, [ChatRequest(messages, max_tokens, temperature, seed)])[0]
+    def chat(self, messages, max_tokens, temperature, seed, **sampling) -> Reply:
+        request = ChatRequest(messages, max_tokens, temperature, seed, sampling.get("top_k"), sampling.get("top_p"),
+                              sampling.get("repeat_penalty"))
+        return self.pool.call(self.inner, [request])[0]
 
     def chat_many(self, requests: list[ChatRequest]) -> list[Reply]:
         return self.pool.call(self.inner, list(requests))

@@ -141,7 +141,7 @@ class _Capture:
 
 
 def chat_request(llm, messages: list[dict], max_tokens: int, temperature: float, seed: int, top_p: float = 0.95,
-                 top_k: int = 40) -> Request:
+                 top_k: int = 40, repeat_penalty: float = 1.0) -> Request:
     """What `llm.create_chat_completion(messages, ...)` would generate from: the chat handler `Llama` picked
     for this GGUF (its own `tokenizer.chat_template`, or a format guessed from it) runs up to its
     `create_completion` call, so the prompt tokens, stop texts and sampler settings are the very ones it uses."""
@@ -152,7 +152,7 @@ def chat_request(llm, messages: list[dict], max_tokens: int, temperature: float,
     try:
         handler(llama=_Capture(llm), messages=messages, temperature=temperature, top_p=top_p, top_k=top_k,
                 min_p=0.05, typical_p=1.0, stream=False, stop=[], seed=seed, max_tokens=max_tokens,
-                presence_penalty=0.0, frequency_penalty=0.0, repeat_penalty=1.0)
+                presence_penalty=0.0, frequency_penalty=0.0, repeat_penalty=repeat_penalty)
     except _Captured as captured:
         kw = captured.kwargs
     else:

@@ -135,14 +135,16 @@ def test_dropout_topology_removes_agents_and_edges(perfect):
     seen = []
 
     def script(messages, seed):
-        seen.append(messages[1]["content"])
+        seen.append(messages)
         return "Answer: 1"
     models = models_for(workflow, ScriptedChat(script))
     run = run_task(workflow, task(1), models, None, Topology(frozenset({"s3"}), frozenset({("s1", "s2")})))
     assert {m.agent for m in run.messages} == {"s1", "s2"} and run.correct
-    second_round_s1 = seen[2]
-    assert "[s1]" in second_round_s1 and "[s2]" not in second_round_s1  # s1 no longer reads s2
-    assert all("[s3]" not in text for text in seen)
+    s1, s2 = seen[2], seen[3]  # the second round: each goes on from its own reply
+    assert [m["role"] for m in s1] == ["system", "user", "assistant", "user"] and s1[2]["content"] == "Answer: 1"
+    assert "[s2]" not in s1[3]["content"] and s1[3]["content"].startswith("Check your reply")  # s1 no longer reads s2
+    assert "[s1]" in s2[3]["content"]  # s2 still reads s1
+    assert all("[s3]" not in m["content"] for chat in seen for m in chat)
 
 
 def test_sandbox_stops_file_reads_sockets_and_endless_loops():

@@ -71,8 +71,9 @@ def test_a_simultaneous_round_asks_once_per_model_with_the_seeds_of_one_by_one(p
     for round_, call in enumerate(chat.many):
         assert [r.seed for r in call] == [seed_of(7, "t0", name, round_, 0) for name in ("s1", "s2", "s3")]
         assert all(r.max_tokens == 160 and r.temperature == 0.7 for r in call)
-    second = chat.many[1][0].messages[1]["content"]
-    assert "[s1]" in second and "[s2]" in second and "[s3]" in second  # round 2 reads round 1
+    second = chat.many[1][0].messages  # s1's second round: its own reply, then the others'
+    assert second[2] == {"role": "assistant", "content": "Answer: 1"}
+    assert "[s2]" in second[3]["content"] and "[s3]" in second[3]["content"] and "[s1]" not in second[3]["content"]
     assert run.correct and all(u.calls == 2 and u.messages == 2 for u in run.usage.values())
 
 
@@ -93,7 +94,7 @@ def test_sequential_rounds_and_rectify_calls_stay_single(perfect):
     names = ["s1", "s2", "s3"]
     pipeline = WorkflowConfig(name="p", simultaneous=False, rounds=1, agents=[
         {"name": n, "role": "solver", "system": "solve", "sees": names} for n in names],
-        aggregator={"kind": "majority", "reads": names})
+        aggregator={"rule": "majority", "reads": names})
     chat = Recording(answer_one)
     run_task(pipeline, task(1), models_for(pipeline, chat), None)
     assert chat.many == [] and len(chat.single) == 3
@@ -218,5 +219,33 @@ def test_truncated_is_set_where_max_tokens_is_hit(smollm2_path):
         assert single.truncated and single.completion_tokens == 6
         short = chat.chat_many([ChatRequest([{"role": "user", "content": "Say OK."}], 64, 0.0, 1)] * 2)
         assert all(not r.truncated and r.completion_tokens < 64 for r in short)
+    finally:
+        chat.close()
+
+
+@pytest.mark.native
+def test_a_kept_prefix_is_not_prefilled_again_and_changes_nothing(smollm2_path):
+    """The second round goes on from each agent's first prompt and reply: those tokens are taken from the
+    sequence that decoded them (whatever the order the requests come in), and the greedy replies are the
+    ones a fresh context gives with every prompt token prefilled."""
+    from inferarena.agents.chat import LlamaChat
+    from inferarena.frameworks import llama_cpp as llama
+
+    chat = LlamaChat(smollm2_path, "llama_cpp/q4_1", "q4_1", 2, 1024, {})
+    try:
+        first = [ChatRequest(m, 24, 0.0, 1) for m in _messages()]
+        replies = chat.chat_many(first)
+        follow = [ChatRequest([*m, {"role": "assistant", "content": r.text},
+                               {"role": "user", "content": "Check your reply and give it again."}], 24, 0.0, 2)
+                  for m, r in zip(_messages(), replies)]
+        follow.reverse()
+        reused, prefilled = chat.prompt_cache["reused_tokens"], chat.prompt_cache["prefilled_tokens"]
+        again = chat.chat_many(follow)
+        first_prompts = sum(r.prompt_tokens for r in replies)
+        assert chat.prompt_cache["reused_tokens"] - reused >= first_prompts  # at least each first prompt
+        assert chat.prompt_cache["prefilled_tokens"] - prefilled < sum(r.prompt_tokens for r in again) - first_prompts
+        prompts = [llama.chat_request(chat.llm, r.messages, r.max_tokens, r.temperature, r.seed) for r in follow]
+        with llama.BatchedGenerator(chat.llm, 3, 1024) as fresh:
+            assert [g.text for g in fresh.generate(prompts)] == [r.text for r in again]
     finally:
         chat.close()

@@ -61,7 +61,8 @@ def agents(
     seed: Annotated[int, typer.Option(help="Seeds the tasks and every LLM call.")] = 0,
     threads: Annotated[Optional[int], typer.Option(help="llama.cpp threads (default: every core).")] = None,
     max_tokens: Annotated[Optional[int], typer.Option(
-        "--max-tokens", help="Completion tokens per message, overriding the workflow's (and --quick's).")] = None,
+        "--max-tokens", help="Completion tokens per message, overriding the workflow's (and --quick's). Default: "
+        "the workflow's, or 640 for --tasks gsm8k, whose worked solutions need it.")] = None,
     parallel_tasks: Annotated[int, typer.Option(
         "--parallel-tasks", min=1, max=8, help="Tasks run at once, their model calls decoded together in one "
         "llama.cpp batch (2 tasks of three agents: six sequences per step). 1: one task after another.")] = 2,

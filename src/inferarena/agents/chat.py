@@ -78,8 +78,8 @@ class LlamaChat(ChatModel):
     caching is on, as in a server: agents that share a system prompt pay its prefill once.
 
     `chat_many` decodes its requests together, up to PARALLEL at a time, in a second llama.cpp context on
-    the same loaded weights (`frameworks.llama_cpp.BatchedGenerator`), with the prompt tokens, chat template
-    and sampler chain `chat` uses: a greedy reply is token for token `chat`'s where the weights' matrix
+    the same loaded weights (`frameworks.llama_cpp.BatchedGenerator`, its cells kept between calls as a prompt
+    cache), with the prompt tokens, chat template and sampler chain `chat` uses: a greedy reply is token for token `chat`'s where the weights' matrix
     products round per row (the bundled SmolLM2's Q4_1); weights the CPU backend repacks (Q4_K) may round
     differently with the number of sequences, and a near tie may then go the other way."""
 
@@ -116,8 +116,8 @@ class LlamaChat(ChatModel):
                      int(usage.get("completion_tokens", 0)), seconds, choice.get("finish_reason") == "length")
 
     def chat_many(self, requests):
-        if len(requests) <= 1:  # nothing to decode beside it: the prefix-cached path
-            return super().chat_many(requests)
+        if not requests:
+            return []
         from inferarena.frameworks import llama_cpp as llama
 
         replies: list[Reply] = []
@@ -127,23 +127,27 @@ class LlamaChat(ChatModel):
             batch = [llama.chat_request(self.llm, _fit(r.messages, self.context - r.max_tokens - 32, self._count),
                                         r.max_tokens, r.temperature, r.seed, **self.resolved(sampling_of(r)))
                      for r in group]
-            generator = self._generator(len(group))
-            outs = generator.generate(batch)
+            outs = self._generator().generate(batch)
             # The sequences shared one wall time: each reply is charged an equal share, so the agents' seconds
             # still add up to the time spent.
             share = (time.perf_counter() - started) / len(group)
             replies += [Reply(o.text, o.prompt_tokens, o.completion_tokens, share, o.truncated) for o in outs]
         return replies
 
-    def _generator(self, n: int):
+    def _generator(self):
+        """One context of PARALLEL sequences for every chat_many, its cells kept between calls (a prompt cache:
+        `BatchedGenerator(reuse_prefix=True)`)."""
         from inferarena.frameworks import llama_cpp as llama
 
-        if self._batched is None or self._batched.n_seq != n:
-            if self._batched is not None:
-                self._batched.close()
-                self._batched = None
-            self._batched = llama.BatchedGenerator(self.llm, n, self.context)
+        if self._batched is None:
+            self._batched = llama.BatchedGenerator(self.llm, self.PARALLEL, self.context, reuse_prefix=True)
         return self._batched
+
+    @property
+    def prompt_cache(self) -> dict:
+        """Prompt tokens the batched context computed, and those it took from its cells instead."""
+        g = self._batched
+        return {"prefilled_tokens": g.prefilled_tokens if g else 0, "reused_tokens": g.reused_tokens if g else 0}
 
     def _count(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode(), add_bos=False, special=False))

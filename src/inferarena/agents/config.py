@@ -175,3 +175,13 @@ class AgentsConfig(_Strict):
         if not self.arms:
             raise ValueError("name at least one arm")
         return self
+
+    @model_validator(mode="after")
+    def _task_tokens(self) -> "AgentsConfig":
+        """A task set that needs longer messages than the workflows give (GSM8K: `tasks.MAX_TOKENS`) sets
+        max_tokens when the user did not, outside --quick; stored so, it keys the run like an explicit one."""
+        from inferarena.agents.tasks import MAX_TOKENS
+
+        if self.max_tokens is None and not self.quick and self.tasks in MAX_TOKENS:
+            self.max_tokens = MAX_TOKENS[self.tasks]
+        return self

@@ -110,15 +110,24 @@ def seed_of(*parts) -> int:
     return zlib.crc32("/".join(map(str, parts)).encode()) & 0x7FFFFFFF
 
 
-def prompt(workflow: WorkflowConfig, agent: AgentConfig, task: Task, context: list[tuple[str, str]]) -> Messages:
-    """The agent's system prompt, the task, and the surviving messages it reads."""
+def prompt(workflow: WorkflowConfig, agent: AgentConfig, task: Task, context: list[tuple[str, str]],
+           own: str | None = None) -> Messages:
+    """The agent's system prompt, the task, and the surviving messages it reads. `own`: its own latest
+    surviving message, where it reads itself; the conversation then goes on from it, as in multi-agent debate
+    (Du et al., 2023): the task, its reply, then the others' messages. That is also what a prompt cache
+    reuses: the second round's prompt starts with the first round's prompt and reply."""
     text = task.question
     if task.kind == "code" and task.public_tests:
         text += "\nPublic tests:\n" + "\n".join(task.public_tests)
-    if context:
-        quoted = "\n\n".join(f"[{name}]: {message.strip()}" for name, message in context)
-        text += f"\n\nMessages so far:\n{quoted}\n\nTaking them into account where they help, give your reply."
-    return [{"role": "system", "content": agent.system}, {"role": "user", "content": text}]
+    quoted = "\n\n".join(f"[{name}]: {message.strip()}" for name, message in context)
+    if own is None:
+        if context:
+            text += f"\n\nMessages so far:\n{quoted}\n\nTaking them into account where they help, give your reply."
+        return [{"role": "system", "content": agent.system}, {"role": "user", "content": text}]
+    follow = (f"Messages from the others so far:\n{quoted}\n\nTaking them into account where they help, give your "
+              "reply again." if context else "Check your reply and give it again, corrected where it needs it.")
+    return [{"role": "system", "content": agent.system}, {"role": "user", "content": text},
+            {"role": "assistant", "content": own}, {"role": "user", "content": follow}]
 
 
 def run_task(workflow: WorkflowConfig, task: Task, model_of: Callable[[str], ChatModel], gate=None,
@@ -145,8 +154,9 @@ def run_task(workflow: WorkflowConfig, task: Task, model_of: Callable[[str], Cha
 
     def reading(agent: AgentConfig, visible: dict[str, Message]) -> Messages:
         context = [(name, visible[name].text) for name in agent.sees
-                   if name in visible and topology.reads(agent.name, name)]
-        return prompt(workflow, agent, task, context)
+                   if name in visible and name != agent.name and topology.reads(agent.name, name)]
+        own = visible[agent.name].text if agent.name in agent.sees and agent.name in visible else None
+        return prompt(workflow, agent, task, context, own)
 
     for round_ in range(workflow.rounds):
         snapshot = dict(latest)

@@ -104,7 +104,8 @@ def _print_task(what: str, i: int, n: int, done: TaskRun, suffix: str = "") -> N
 
 
 def max_tokens(config: AgentsConfig) -> int | None:
-    """--quick caps each message at 64 completion tokens (the workflow's own limits otherwise)."""
+    """Completion tokens per message: --max-tokens (which a task set that needs more fills in, see
+    `AgentsConfig`); else 64 with --quick; else the workflow's own limits (None)."""
     if config.max_tokens is not None:
         return config.max_tokens
     return 64 if config.quick else None

@@ -120,6 +120,15 @@ class Generated:
     truncated: bool  # stopped at its max_tokens (finish_reason "length"), not at an end of generation or stop text
 
 
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 class _Captured(Exception):
     def __init__(self, kwargs: dict):
         super().__init__("captured")
@@ -195,16 +204,24 @@ class BatchedGenerator:
     runs diverged from the one-sequence run (from the 2nd to the 146th token); prefilled apart, none of the 18
     did, in about the same prefill time (a prompt's prefill is already a matrix product; the decode steps
     are what gain). Decode steps of up to three sequences stay under the gemm's four rows; steps of four or
-    more may round differently again."""
+    more may round differently again.
+
+    `reuse_prefix=True` keeps each sequence's cells between calls, as a server's prompt cache does: a request
+    goes to the sequence whose cells hold the longest start of its prompt, and only the rest is prefilled.
+    On a 2-core EPYC, Qwen2.5-Coder-0.5B prefills about 160 tokens/s against 38 decoded, so a debate's second
+    round (the agent's own first call and reply, then the others' messages) costs a fraction of its prompt."""
 
     def __init__(self, llm, n_seq: int, n_ctx_per_seq: int | None = None, unified: bool = False,
-                 separate_prefill: bool = True):
+                 separate_prefill: bool = True, reuse_prefix: bool = False):
         import llama_cpp.llama_cpp as low
         from llama_cpp._internals import LlamaContext
 
         if n_seq < 1:
             raise ValueError(f"n_seq must be at least 1, not {n_seq}")
-        self.llm, self.n_seq, self.separate_prefill = llm, n_seq, separate_prefill
+        self.llm, self.n_seq, self.separate_prefill, self.reuse_prefix = llm, n_seq, separate_prefill, reuse_prefix
+        # What each sequence's KV cells hold (tokens from position 0), for `reuse_prefix`.
+        self._history: list[list[int]] = [[] for _ in range(n_seq)]
+        self.prefilled_tokens = self.reused_tokens = 0  # prompt tokens computed, and taken from a sequence's cells
         self.n_ctx_per_seq = n_ctx_per_seq or llm.n_ctx()
         params = type(llm.context_params).from_buffer_copy(llm.context_params)
         # llama.cpp pads a context to a multiple of 256 cells and splits it evenly between the sequences.
@@ -262,7 +279,21 @@ class BatchedGenerator:
             # As create_completion: no max_tokens means up to the context; never past it.
             wanted = r.max_tokens if r.max_tokens and r.max_tokens > 0 else self.n_ctx_per_seq - n
             limits.append(wanted if wanted + n < self.n_ctx_per_seq else self.n_ctx_per_seq - n)
-        low.llama_memory_clear(low.llama_get_memory(self.ctx), True)
+        memory = low.llama_get_memory(self.ctx)
+        if self.reuse_prefix:
+            # Each request goes to the free sequence whose cells already hold the longest start of its prompt
+            # (a server's prompt cache): only the rest is prefilled. A debate's second round, a rectify call
+            # (the first call's prompt and reply, then the feedback) and a repeated system prompt start so.
+            seqs, starts = self._assign(requests)
+            for k, (seq, start) in enumerate(zip(seqs, starts)):
+                if not low.llama_memory_seq_rm(memory, seq, start, -1):  # a cache that cannot cut: start over
+                    low.llama_memory_seq_rm(memory, seq, -1, -1)
+                    starts[k] = 0
+        else:
+            low.llama_memory_clear(memory, True)
+            seqs, starts = list(range(len(requests))), [0] * len(requests)
+        self.reused_tokens += sum(starts)
+        self.prefilled_tokens += sum(len(r.prompt) - s for r, s in zip(requests, starts))
         outs: list[list[int]] = [[] for _ in requests]
         finish: list[str | None] = [None] * len(requests)
         texts: list[str | None] = [None] * len(requests)
@@ -291,13 +322,13 @@ class BatchedGenerator:
 
             # Prefill: every prompt token with its sequence, logits at each prompt's last token only; each
             # prompt in batches of its own (`separate_prefill`), or all of them in one.
-            rows = [[(i, pos, tok, pos == len(r.prompt) - 1) for pos, tok in enumerate(r.prompt)]
+            rows = [[(i, pos, r.prompt[pos], pos == len(r.prompt) - 1) for pos in range(starts[i], len(r.prompt))]
                     for i, r in enumerate(requests)]
             if not self.separate_prefill:
                 rows = [[row for prompt in rows for row in prompt]]
             chunks = [prompt[s:s + self.n_batch] for prompt in rows for s in range(0, len(prompt), self.n_batch)]
             for chunk in chunks:
-                self._decode(batch, [(tok, pos, i, last) for i, pos, tok, last in chunk])
+                self._decode(batch, [(tok, pos, seqs[i], last) for i, pos, tok, last in chunk])
                 for index, (i, _pos, _tok, last) in enumerate(chunk):
                     if last:
                         take(i, index)
@@ -306,17 +337,38 @@ class BatchedGenerator:
                 active = [i for i in range(len(requests)) if finish[i] is None]
                 if not active:
                     break
-                self._decode(batch, [(outs[i][-1], len(requests[i].prompt) + len(outs[i]) - 1, i, True)
+                self._decode(batch, [(outs[i][-1], len(requests[i].prompt) + len(outs[i]) - 1, seqs[i], True)
                                      for i in active])
                 for index, i in enumerate(active):
                     take(i, index)
+        except BaseException:
+            self._history = [[] for _ in range(self.n_seq)]  # cells in an unknown state: trust none of them
+            if self.reuse_prefix:
+                low.llama_memory_clear(memory, True)
+            raise
         finally:
             for sampler in samplers:
                 low.llama_sampler_free(sampler)
             low.llama_batch_free(batch)
+        for i, r in enumerate(requests):
+            # The cells hold the prompt and every completion token fed back (all but the last sampled one).
+            self._history[seqs[i]] = list(r.prompt) + outs[i][:-1]
         return [Generated(out, texts[i] if texts[i] is not None else self._text(r, out), len(r.prompt), len(out),
                           finish[i] == "length")
                 for i, (r, out) in enumerate(zip(requests, outs))]
+
+    def _assign(self, requests: list[Request]) -> tuple[list[int], list[int]]:
+        """A distinct sequence per request, the one whose cells share the longest start with its prompt (the
+        lowest-numbered of equals), and how many of the prompt's tokens it keeps (never the last: its logits
+        are needed)."""
+        free, seqs, starts = list(range(self.n_seq)), [], []
+        for r in requests:
+            shared = {s: _common_prefix(self._history[s], r.prompt) for s in free}
+            seq = max(free, key=lambda s: (shared[s], -s))
+            free.remove(seq)
+            seqs.append(seq)
+            starts.append(min(shared[seq], len(r.prompt) - 1))
+        return seqs, starts
 
     def _text(self, r: Request, tokens: list[int]) -> str:
         return self.llm.detokenize(tokens, prev_tokens=r.prompt).decode("utf-8", errors="ignore")

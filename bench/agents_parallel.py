@@ -9,7 +9,9 @@ repetitions (one by one first, then together first, ...) so drift in a shared ma
 ratio is the median of the per-repetition ratios. Target: >= 1.8x.
 
 Run: HF_HUB_OFFLINE=1 .venv/bin/python bench/agents_parallel.py [--model qwen-coder-0.5b|smollm2|PATH.gguf]
-     [--reps 3] [--threads N] [--json bench-out/agents_parallel.json]
+     [--reps 3] [--threads N] [--debates 2] [--json bench-out/agents_parallel.json]
+--debates 2 puts two debates' first rounds in the together way (six sequences), as `agents --parallel-tasks 2`
+does; the one-at-a-time way then asks the same six calls one by one.
 About a minute per repetition on 2 cores with qwen-coder-0.5b, less with smollm2.
 """
 
@@ -94,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: every core)")
     parser.add_argument("--context", type=int, default=2048, help="KV cells per agent, as `agents --context`")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    parser.add_argument("--debates", type=int, default=1, help="Debates decoded at once in the 'together' way: 2 is "
+                        "what `agents --parallel-tasks 2` does (six sequences); 1, the issue's three agents")
     parser.add_argument("--step-sizes", default="1,2,3,4,8", help="also time one decode step of this many "
                         "sequences each (comma-separated; empty: skip): where the aggregate gain comes from")
     args = parser.parse_args(argv)
@@ -112,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     chat = LlamaChat(artifact.path, f"llama_cpp/{precision}", precision, threads, args.context, {})
     workflow = load_workflow("debate-math")
     agents = workflow.actors
-    tasks = gsm8k(max(args.reps, 1) + 1)
+    tasks = gsm8k(max(args.reps, 1) * args.debates + 1)
 
     def requests(task):
         return [ChatRequest(prompt(workflow, a, task, []), args.max_tokens, a.temperature,
@@ -130,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model: {name} ({artifact.meta.get('name', '?')}, {precision}) {artifact.path}")
     print(f"prompts: debate-math's {len(agents)} solvers ({', '.join(a.name for a in agents)}) on one GSM8K "
           f"question per repetition; max_tokens {args.max_tokens}, temperature "
-          f"{', '.join(sorted({f'{a.temperature:g}' for a in agents}))}, seeded as the workflow seeds")
+          f"{', '.join(sorted({f'{a.temperature:g}' for a in agents}))}, seeded as the workflow seeds; "
+          f"{args.debates} debate(s) per repetition ({len(agents) * args.debates} sequences together)")
 
     # Warm up both paths on a question not measured: the batched context is made on the first chat_many.
     warm = [ChatRequest(r.messages, 8, r.temperature, r.seed) for r in requests(tasks[-1])]
@@ -142,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     try:
         for rep in range(args.reps):
-            reqs = requests(tasks[rep])
+            reqs = [r for d in range(args.debates) for r in requests(tasks[rep * args.debates + d])]
             load = os.getloadavg()[0]
             order = [("one", one_by_one), ("together", together)]
             if rep % 2:

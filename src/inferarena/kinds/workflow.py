@@ -75,7 +75,14 @@ class Workflow(Kind):
                   "truncated"], rows)]
 
     def findings(self, run):
-        return [line for variant, arms in _by_variant(run).items() for line in _versus_baseline(variant, arms)]
+        lines = [line for variant, arms in _by_variant(run).items() for line in _versus_baseline(variant, arms)]
+        shared = {v.name: ArmOutcome.of(v).pooling.get("shared_replies_this_job", 0) for v in run.ok}
+        if any(shared.values()):
+            lines.append("Replies to calls an earlier arm had already made (same prompt, settings and seed) were taken "
+                         "from the run's folder, and each arm was charged the seconds and joules measured when they "
+                         "were decoded: " + ", ".join(f"{name} {n}" for name, n in shared.items() if n)
+                         + " (agents/pool.py; --no-share-replies decodes them again).")
+        return lines
 
     def reproduce_command(self, run, pick):
         c = run.config

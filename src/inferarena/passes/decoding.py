@@ -460,14 +460,12 @@ def _ppl_increase(g, prompts: list[list[int]], hyper) -> float | None:
     if not prompts:
         return None
     full, sliced = [], []
-    keep_k = g.k
     for tokens in prompts:
         g.full()
         with torch.inference_mode():
             logits = g.model(input_ids=torch.tensor([tokens])).logits[0, :-1].float()
             full.append(torch.log_softmax(logits, -1)[torch.arange(len(tokens) - 1), torch.tensor(tokens[1:])]
                         .double().numpy())
-        g.k = keep_k
         sliced.append(g.split_logprobs(tokens, hyper))
     reference = float(np.exp(-np.concatenate(full).mean()))
     return round(100.0 * (float(np.exp(-np.concatenate(sliced).mean())) / reference - 1), 2)

@@ -36,7 +36,7 @@ def build(attention: str, work: Path) -> Path:
     pipeline = PipelineSpec(name=f"nncf-int8-{attention}", passes=[
         {"name": "export_onnx", "config": {"attention": attention}}, {"name": "nncf_quantize", "config": {}}])
     built = arena.optimize(RunConfig.parse({}), pipeline, arena.Paths(cache_dir=DEFAULT_CACHE, work_dir=work))
-    return Path(built["artifact"].path), Path(built["passes"][0]["output"])
+    return Path(built.artifact.path), Path(built.passes[0].output)
 
 
 def cos_min(xml: Path, workload) -> float:

@@ -223,7 +223,7 @@ def part_builds(out_dir: Path) -> dict:
         shutil.rmtree(cache, ignore_errors=True)  # each from scratch, its ONNX export included
         config = RunConfig.parse({"model": "minilm"}, source="bench")
         result = arena.optimize(config, preset(name), arena.Paths(cache, out_dir / "build-work"))
-        out[f"{name}_s"] = round(sum(step["seconds"] for step in result["passes"]), 1)
+        out[f"{name}_s"] = round(sum(step.seconds for step in result.passes), 1)
     shutil.rmtree(cache, ignore_errors=True)
     out["build_s"] = round(float(np.mean(list(out.values()))), 1)
     return out

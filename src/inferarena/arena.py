@@ -135,7 +135,7 @@ class _Sweep:
         else:
             self.built[steps] = self.reference
         outcome = self.built[steps]
-        cached = outcome.ok and all(step.cached for step in outcome.value[1])
+        cached = outcome.ok and all(step.cached for step in outcome.value.passes)
         self.emit("done", {"name": f"build: {label}" + (" (cached)" if cached else ""), "ok": outcome.ok,
                            "error": outcome.error})
 
@@ -290,7 +290,7 @@ def _label(spec) -> str:
     return spec.pipeline + (f" → {name}" if converted else "")
 
 
-def optimize(config: RunConfig, pipeline, paths: Paths, on_event: EventSink | None = None) -> dict:
+def optimize(config: RunConfig, pipeline, paths: Paths, on_event: EventSink | None = None) -> jobs.Built:
     """Build one pipeline's artifact without measuring it: what `inferarena optimize` runs."""
     emit = on_event or ignore
     artifact = models.resolve(config.model)
@@ -309,8 +309,7 @@ def optimize(config: RunConfig, pipeline, paths: Paths, on_event: EventSink | No
     emit("done", {"name": f"build: {pipeline.name}", "ok": outcome.ok, "error": outcome.error})
     if not outcome.ok:
         raise InferarenaError(f"pipeline {pipeline.name} failed: {outcome.error}", "see the pass's parameters")
-    built, applied = outcome.value
-    return {"artifact": built, "passes": applied}
+    return outcome.value
 
 
 def _threads(config: RunConfig) -> int:
@@ -401,19 +400,14 @@ def _measure(job: jobs.MeasureJob, launcher: Launcher, config: RunConfig, refere
     if not reference.ok:
         return VariantResult.of(spec, status="failed", error=f"reference failed: {reference.error}",
                                 error_detail=reference.detail), []
-    build: dict = {"artifact": str(job.artifact.path)}  # what to deploy
+    build = jobs.Built(job.artifact)  # what to deploy
     if spec.steps:
         outcome = built[spec.steps]
         if not outcome.ok:
             return VariantResult.of(spec, status="failed", error=f"build {spec.pipeline or spec.steps[-1][0]} failed: "
                                     f"{outcome.error}", error_detail=outcome.detail), []
-        artifact, applied = outcome.value
-        job = dataclasses.replace(job, artifact=artifact)
-        kept = artifact.meta.get("kept_layers")
-        build = {"artifact": str(artifact.path), "passes": applied, "kept_layers": kept,
-                 "pass_report": artifact.meta.get("pass_report")}
-        if kept:
-            build["precision"] = "mixed"
+        build = outcome.value
+        job = dataclasses.replace(job, artifact=build.artifact)
     if context is not None:
         job = dataclasses.replace(_same_offered_load(job, context), evaluators=(), first_round=jobs.FirstRound.of(context))
 
@@ -424,7 +418,7 @@ def _measure(job: jobs.MeasureJob, launcher: Launcher, config: RunConfig, refere
         outcome = launcher.run(jobs.measure, (job,), config.timeout_s(), log)
         result = outcome.value if outcome.ok else VariantResult.of(spec, status="failed", error=outcome.error,
                                                                    error_detail=outcome.detail)
-        return dataclasses.replace(result, **build, node=outcome.node)
+        return dataclasses.replace(build.stamp(result), node=outcome.node)
 
     rounds = rounds or config.rounds
     return measure_rounds(run_round, rounds, rounds.planned(config.quick), previous, keep_going)

@@ -432,13 +432,13 @@ def optimize(
     table = Table(title=f"{spec.name} on {model}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for header in ("pass", "cached", "seconds", "report"):
         table.add_column(header, overflow="fold")
-    reports = result["artifact"].meta.get("pass_report", {})
-    for step in result["passes"]:
+    reports = result.artifact.meta.get("pass_report", {})
+    for step in result.passes:
         report = reports.get(step.name, {})
         table.add_row(step.name, "yes" if step.cached else "no", f"{step.seconds:.1f}",
                       escape(json.dumps(report)) if report else "-")
     console.print(table)
-    console.print(f"Artifact ({result['artifact'].format}): {escape(str(result['artifact'].path))}")
+    console.print(f"Artifact ({result.artifact.format}): {escape(str(result.artifact.path))}")
 
 
 @app.command()

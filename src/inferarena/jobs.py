@@ -7,11 +7,12 @@ which the job asks (`kinds`); this module never branches on it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from inferarena import kinds, passes
-from inferarena.artifacts import Artifact
+from inferarena.artifacts import Artifact, PassRun
 from inferarena.config import EnergyConfig, FidelityConfig, GenerationConfig, LoadGenConfig, RunConfig
 from inferarena.hardware import host
 from inferarena.results import VariantResult, VariantSpec
@@ -19,9 +20,29 @@ from inferarena.trackers.cost import Price
 from inferarena.workloads.base import Workload
 
 
-def build(steps: tuple, artifact: Artifact, cache_dir: Path, context) -> tuple[Artifact, list[dict]]:
+@dataclass(frozen=True)
+class Built:
+    """What a variant's passes made: the artifact to deploy, and the chain of pass runs that made it (each
+    cached or not). With no passes, the model as given."""
+
+    artifact: Artifact
+    passes: tuple[PassRun, ...] = ()
+
+    def stamp(self, result: VariantResult) -> VariantResult:
+        """The measured result with what it was measured on: the artifact's path (what to deploy) and, where
+        passes ran, their chain and what they report; a model with layers dropped counts as mixed precision."""
+        if not self.passes:
+            return dataclasses.replace(result, artifact=str(self.artifact.path))
+        kept = self.artifact.meta.get("kept_layers")
+        return dataclasses.replace(result, artifact=str(self.artifact.path), passes=list(self.passes),
+                                   kept_layers=kept, pass_report=self.artifact.meta.get("pass_report"),
+                                   **({"precision": "mixed"} if kept else {}))
+
+
+def build(steps: tuple, artifact: Artifact, cache_dir: Path, context) -> Built:
     """A variant's passes (each cached by content hash), with what ran and what came from cache."""
-    return passes.apply(steps, artifact, cache_dir, context)
+    built, applied = passes.apply(steps, artifact, cache_dir, context)
+    return Built(built, tuple(applied))
 
 
 @dataclass(frozen=True)

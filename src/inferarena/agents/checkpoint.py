@@ -16,7 +16,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from inferarena.agents.execute import Message, TaskRun, Usage
+from inferarena.agents.arms import Development, Usage
+from inferarena.agents.execute import Message, TaskRun
 from inferarena.agents.tasks import Task
 
 
@@ -71,17 +72,17 @@ class TaskLog:
         self.done[run.task.id] = (run, wall_s, energy_j)
 
 
-def load_development(path: Path, dev_key: str) -> dict | None:
+def load_development(path: Path, dev_key: str) -> Development | None:
     """The saved development result, if it was made under the same settings."""
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return Development.of(saved["dev"]) if saved.get("key") == dev_key else None
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    return saved.get("dev") if saved.get("key") == dev_key else None
 
 
-def save_development(path: Path, dev_key: str, dev: dict) -> None:
-    path.write_text(json.dumps({"key": dev_key, "dev": dev}, default=_plain), encoding="utf-8")
+def save_development(path: Path, dev_key: str, dev: Development) -> None:
+    path.write_text(json.dumps({"key": dev_key, "dev": dev.as_dict()}, default=_plain), encoding="utf-8")
 
 
 def _plain(value: Any) -> Any:

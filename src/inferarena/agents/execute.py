@@ -20,7 +20,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
-from inferarena.agents.chat import ChatModel, ChatRequest, Messages, Reply, sampling_of
+from inferarena.agents.arms import Usage
+from inferarena.agents.chat import ChatModel, ChatRequest, Messages, sampling_of
 from inferarena.agents.config import AgentConfig, WorkflowConfig
 from inferarena.agents.sandbox import run_tests
 from inferarena.agents.tasks import Task
@@ -54,37 +55,6 @@ class Message:
     attempts: int = 1
     score: float = 1.0  # the gate's lowest check score on its last attempt (1.0 when ungated)
     flaws: list[str] = field(default_factory=list)  # categories the gate found, over every attempt
-
-
-@dataclass
-class Usage:
-    """What one agent (or the auditor) cost in one task: calls, tokens, seconds."""
-
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    seconds: float = 0.0
-    messages: int = 0
-    rejected: int = 0
-    rectify_rounds: int = 0
-    truncated: int = 0  # replies that stopped at max_tokens
-
-    def charge(self, calls: int, prompt_tokens: int, completion_tokens: int, seconds: float, truncated: int = 0) -> None:
-        """Count LLM calls: an agent's reply (one call) or the calls an auditor check made."""
-        self.calls += calls
-        self.prompt_tokens += prompt_tokens
-        self.completion_tokens += completion_tokens
-        self.seconds += seconds
-        self.truncated += truncated
-
-    def reply(self, reply: Reply) -> None:
-        """Count one agent's reply."""
-        self.charge(1, reply.prompt_tokens, reply.completion_tokens, reply.seconds, int(reply.truncated))
-
-    def add(self, other: "Usage") -> None:
-        for name in ("calls", "prompt_tokens", "completion_tokens", "seconds", "messages", "rejected", "rectify_rounds",
-                     "truncated"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 @dataclass

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import random
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -25,9 +24,9 @@ import numpy as np
 
 from inferarena.agents import checkpoint
 from inferarena.agents import tasks as task_sets
-from inferarena.agents.arms import Arm, ArmOutcome
+from inferarena.agents.arms import Arm, ArmOutcome, Development, DropoutSearch, DropoutTry, Pooling, TaskAnswer, Usage
 from inferarena.agents.config import AgentsConfig, WorkflowConfig
-from inferarena.agents.execute import TaskRun, Topology, Usage, run_task
+from inferarena.agents.execute import TaskRun, Topology, run_task
 from inferarena.agents.gate import Gate, GateContext
 from inferarena.agents.pool import Charge, PooledChat, ReplyStore, TaskPool
 from inferarena.results import ScenarioResult, VariantResult
@@ -134,9 +133,9 @@ def dev_count(config: AgentsConfig) -> int:
 
 
 def develop(config: AgentsConfig, workflow: WorkflowConfig, variant: str, cache_dir: str, db: str | None,
-            work: str | None = None) -> dict:
+            work: str | None = None) -> Development:
     """The development phase for one model variant: what the gated arms audit with (indicators) and
-    the graph the dropout arm keeps. JSON-able, so each arm's job receives it."""
+    the graph the dropout arm keeps; each arm's job receives it."""
     _, dev = task_sets.split(config.tasks, config.n, dev_count(config), config.seed)
     models = Models(config, workflow, variant, Path(cache_dir))
     pool = pool_for(config, work)
@@ -147,8 +146,7 @@ def develop(config: AgentsConfig, workflow: WorkflowConfig, variant: str, cache_
         base = _each("development baseline", dev,
                      lambda t: run_task(workflow, t, model_of, None, Topology(), tokens, config.seed), pool)
         accuracy, mean_tokens = _accuracy_tokens(base)
-        out: dict = {"dev_tasks": len(dev), "dev_accuracy": accuracy, "dev_tokens_per_task": mean_tokens,
-                     "indicators": [], "indicator_vectors": [], "removed_agents": [], "removed_edges": [], "dropout": None}
+        out = Development(len(dev), accuracy, mean_tokens)
         audited = gated and any("auditor" in a.checks for a in workflow.agents)
         if audited:
             from inferarena.agents.auditor import mine
@@ -159,16 +157,13 @@ def develop(config: AgentsConfig, workflow: WorkflowConfig, variant: str, cache_
                       for r in base if not r.correct for m in r.messages if m.agent in {a.name for a in workflow.actors}]
             embed = Embedder(db)
             mined = mine(failed, embed, seed=config.seed)
-            out["indicators"] = [i.as_dict() for i in mined.indicators]
-            out["indicator_vectors"] = mined.embeddings.tolist()
-            out["embedder"] = embed.note
+            out.indicators, out.indicator_vectors = list(mined.indicators), mined.embeddings.tolist()
+            out.embedder = embed.note
             embed.close()
         if Arm.DROPOUT in config.arms:
             candidates = config.dropout_candidates if not config.quick else min(config.dropout_candidates, 3)
-            topology, report = dropout_search(workflow, dev, base, model_of, tokens, config.seed, candidates, pool)
-            out["removed_agents"] = sorted(topology.removed_agents)
-            out["removed_edges"] = sorted(list(e) for e in topology.removed_edges)
-            out["dropout"] = report
+            topology, out.dropout = dropout_search(workflow, dev, base, model_of, tokens, config.seed, candidates, pool)
+            out.removed_agents, out.removed_edges = sorted(topology.removed_agents), sorted(topology.removed_edges)
         return out
     finally:
         models.close()
@@ -182,7 +177,8 @@ def removals(workflow: WorkflowConfig) -> list[tuple[str, object]]:
     return out
 
 
-def dropout_search(workflow, dev, base_runs, models, tokens, seed, candidates, pool: TaskPool) -> tuple[Topology, dict]:
+def dropout_search(workflow, dev, base_runs, models, tokens, seed, candidates,
+                   pool: TaskPool) -> tuple[Topology, DropoutSearch]:
     """Greedy static pruning on the development split: try `candidates` removals in a seeded order and keep
     each one that lowers tokens per task without lowering accuracy (first improvement)."""
     options = removals(workflow)
@@ -202,15 +198,14 @@ def dropout_search(workflow, dev, base_runs, models, tokens, seed, candidates, p
                      lambda t: run_task(workflow, t, models, None, topology, tokens, seed), pool)
         accuracy, mean_tokens = _accuracy_tokens(runs)
         kept = accuracy >= best_acc and mean_tokens < best_tok
-        tried.append({"remove": f"{what} {item if what == 'agent' else '->'.join(reversed(item))}",
-                      "dev_accuracy": accuracy, "dev_tokens_per_task": round(mean_tokens, 1), "kept": kept})
+        tried.append(DropoutTry(f"{what} {item if what == 'agent' else '->'.join(reversed(item))}", accuracy,
+                                round(mean_tokens, 1), kept))
         if kept:
             current, best_acc, best_tok = topology, accuracy, mean_tokens
-    return current, {"tried": tried, "removed": current.describe(), "dev_accuracy": best_acc,
-                     "dev_tokens_per_task": round(best_tok, 1)}
+    return current, DropoutSearch(tried, current.describe(), best_acc, round(best_tok, 1))
 
 
-def measure(config: AgentsConfig, workflow: WorkflowConfig, variant: str, arm: Arm | str, dev: dict, cache_dir: str,
+def measure(config: AgentsConfig, workflow: WorkflowConfig, variant: str, arm: Arm | str, dev: Development | None, cache_dir: str,
             db: str | None, price, tasks_log: str | None = None) -> VariantResult:
     """One arm on the test split with one model variant, `config.parallel_tasks` tasks at once (agents/pool.py:
     each task is charged its replies' shares of the wall time and metered energy). Each finished task
@@ -233,18 +228,17 @@ def measure(config: AgentsConfig, workflow: WorkflowConfig, variant: str, arm: A
             gate = None
             if arm.gated:
                 auditor = None
-                if dev.get("indicators"):
-                    from inferarena.agents.auditor import Indicator, IndicatorPool, LlmAuditor
+                if dev is not None and dev.indicators:
+                    from inferarena.agents.auditor import IndicatorPool, LlmAuditor
                     from inferarena.agents.embed import Embedder
 
                     embed = Embedder(db)
-                    indicators = IndicatorPool([Indicator(**i) for i in dev["indicators"]],
-                                               np.asarray(dev["indicator_vectors"], np.float32), embed)
+                    indicators = IndicatorPool(dev.indicators, np.asarray(dev.indicator_vectors, np.float32), embed)
                     auditor = LlmAuditor(pool.wrap(models.main), indicators, config.gate.top_k,
                                          config.gate.auditor_tokens)
                 gate = Gate(config.gate, rectify=arm.rectifies, auditor=auditor, sandbox_timeout_s=config.sandbox_timeout_s)
-            topology = Topology(frozenset(dev.get("removed_agents") or ()),
-                                frozenset(tuple(e) for e in dev.get("removed_edges") or ())) if arm is Arm.DROPOUT else Topology()
+            topology = (Topology(frozenset(dev.removed_agents), frozenset(dev.removed_edges))
+                        if arm is Arm.DROPOUT and dev is not None else Topology())
             log = checkpoint.TaskLog(Path(tasks_log) if tasks_log else None, arm_key(config, workflow, variant, arm, dev))
             kept: dict[str, tuple[TaskRun, float, float | None]] = {}
             for task in test:
@@ -272,14 +266,13 @@ def measure(config: AgentsConfig, workflow: WorkflowConfig, variant: str, arm: A
 
     energy = EnergyStats(joules, joules / wall_s if wall_s else 0.0, meter.source, meter.basis) if main.local else None
     return _result(config, workflow, variant, arm, dev, runs, wall_s, energy, price, main, models.load_s,
-                   memory.result.as_dict(), topology, {"parallel_tasks": config.parallel_tasks,
-                                                       "shared_replies_this_job": shared,
-                                                       "shared_replies_s_this_job": round(shared_s, 3)})
+                   memory.result.as_dict(), topology, Pooling(config.parallel_tasks, shared, round(shared_s, 3)))
 
 
-def arm_key(config: AgentsConfig, workflow: WorkflowConfig, variant: str, arm: str, dev: dict) -> str:
+def arm_key(config: AgentsConfig, workflow: WorkflowConfig, variant: str, arm: str, dev: Development | None) -> str:
     """What decides an arm's task outcomes: a task log written under another key is not reused."""
-    return checkpoint.key(config.decisive(), workflow.model_dump(mode="json"), variant, arm, dev)
+    return checkpoint.key(config.decisive(), workflow.model_dump(mode="json"), variant, arm,
+                          dev.as_dict() if dev is not None else {})
 
 
 def wilson(correct: int, n: int) -> tuple[float, float]:
@@ -290,7 +283,7 @@ def wilson(correct: int, n: int) -> tuple[float, float]:
 
 
 def _result(config, workflow, variant, arm, dev, runs: list[TaskRun], wall_s, energy, price, model, load_s, memory,
-            topology, pooling: dict | None = None) -> VariantResult:
+            topology, pooling: Pooling | None = None) -> VariantResult:
     n, correct = len(runs), sum(r.correct for r in runs)
     low, high = wilson(correct, n)
     per_agent: dict[str, Usage] = {}
@@ -316,7 +309,7 @@ def _result(config, workflow, variant, arm, dev, runs: list[TaskRun], wall_s, en
         "rectify_rounds_mean": total.rectify_rounds / spoken,
         "fallback_rate": sum(r.fallback for r in runs) / n,
         # replies cut at max_tokens, among the agents' replies (the auditor's calls are not replies)
-        "truncated_rate": (sum(getattr(u, "truncated", 0) for name, u in per_agent.items() if name != "auditor")
+        "truncated_rate": (sum(u.truncated for name, u in per_agent.items() if name != "auditor")
                            / max(1, sum(u.calls for name, u in per_agent.items() if name != "auditor"))),
     }
     if energy is not None:
@@ -332,14 +325,10 @@ def _result(config, workflow, variant, arm, dev, runs: list[TaskRun], wall_s, en
                 "removed": topology.describe() if arm is Arm.DROPOUT else []}
     info = {**getattr(model, "info", {}), "workflow": workflow.name, "tasks": config.tasks,
             "max_tokens": max_tokens(config)}
-    report = {k: dev.get(k) for k in ("dev_tasks", "dev_accuracy", "dev_tokens_per_task", "embedder")}
-    if arm.gated:
-        report["indicators"] = [{k: i[k] for k in ("name", "support", "trigger")} for i in dev.get("indicators") or []]
-    if arm is Arm.DROPOUT:
-        report["dropout"] = dev.get("dropout")
-    outcome = ArmOutcome(arm.value, model.label, {k: asdict(v) for k, v in per_agent.items()},
-                         [{"task": r.task.id, "correct": r.correct, "answer": (r.answer or "")[-120:]} for r in runs],
-                         report, pooling or {})
+    report = dev.report(arm) if dev is not None else None
+    outcome = ArmOutcome(arm.value, model.label, per_agent,
+                         [TaskAnswer(r.task.id, r.correct, (r.answer or "")[-120:]) for r in runs], report,
+                         pooling or Pooling())
     return VariantResult(name=f"{model.label}@{arm}", runtime=model.runtime, precision=model.precision, shape="workflow",
                          knobs={"threads": config.threads, "context": config.context} if model.local else {},
                          kind="workflow", pipeline=arm.value, pipeline_config=pipeline, memory=memory,

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 
 from inferarena.agents import checkpoint
+from inferarena.agents.arms import Arm, Development
 from inferarena.agents.config import AgentsConfig, load_workflow
 from inferarena.errors import ConfigError
 from inferarena.events import EventSink, ignore
@@ -119,14 +120,14 @@ def run(config: AgentsConfig, store, paths, launcher, resume: bool = False, on_e
         wanted = [(arm, name) for arm, name in zip(config.arms, names) if name not in skipped]
         if not wanted:
             continue
-        dev: dict = {}
-        if any(arm != "baseline" for arm, _ in wanted):
+        dev: Development | None = None
+        if any(arm is not Arm.BASELINE for arm, _ in wanted):
             saved, dev_key = work / f"{_safe(variant)}-dev.json", checkpoint.key(
                 config.decisive(), workflow.model_dump(mode="json"), variant)
-            dev = checkpoint.load_development(saved, dev_key) or {}
+            dev = checkpoint.load_development(saved, dev_key)
             label = f"{variant}: development split" + (" (saved)" if dev else "")
             emit("start", {"name": label})
-            if not dev:
+            if dev is None:
                 outcome = launcher.run(measure.develop, (config, workflow, variant, str(paths.cache_dir), db, str(work)),
                                        limit,
                                        work / f"{_safe(variant)}-dev.log")

@@ -64,9 +64,9 @@ class Workflow(Kind):
         rows = []
         for v in run.ok:
             for agent, u in ArmOutcome.of(v).per_agent.items():
-                rows.append([v.name, agent, str(u["calls"]), str(u["prompt_tokens"]), str(u["completion_tokens"]),
-                             f"{u['seconds']:.1f}", str(u["messages"]), str(u["rejected"]), str(u["rectify_rounds"]),
-                             str(u.get("truncated", 0))])
+                rows.append([v.name, agent, str(u.calls), str(u.prompt_tokens), str(u.completion_tokens),
+                             f"{u.seconds:.1f}", str(u.messages), str(u.rejected), str(u.rectify_rounds),
+                             str(u.truncated)])
         if not rows:
             return []
         return [("Per agent — what each agent (and the auditor) cost over the arm's tasks; truncated: replies cut "
@@ -76,7 +76,7 @@ class Workflow(Kind):
 
     def findings(self, run):
         lines = [line for variant, arms in _by_variant(run).items() for line in _versus_baseline(variant, arms)]
-        shared = {v.name: ArmOutcome.of(v).pooling.get("shared_replies_this_job", 0) for v in run.ok}
+        shared = {v.name: ArmOutcome.of(v).pooling.shared_replies_this_job for v in run.ok}
         if any(shared.values()):
             lines.append("Replies to calls an earlier arm had already made (same prompt, settings and seed) were taken "
                          "from the run's folder, and each arm was charged the seconds and joules measured when they "
@@ -107,7 +107,7 @@ def arms_document(run) -> list[dict]:
                                              "wall_s", "energy_j", "energy_source", "prune_rate",
                                              "rectify_rounds_mean", "truncated_rate", "tokens_per_correct",
                                              "accuracy_per_1k_tokens", "cost_usd_per_1k_tasks")},
-                    "per_agent": ArmOutcome.of(v).per_agent if v.ok else None})
+                    "per_agent": ArmOutcome.of(v).as_dict()["per_agent"] if v.ok else None})
     return out
 
 
@@ -151,14 +151,14 @@ def _versus_baseline(variant: str, arms: dict) -> list[str]:
     if base is None:
         return []
     bm = base.scenarios["workflow"].metrics
-    right = {a["task"]: a["correct"] for a in ArmOutcome.of(base).answers}
+    right = {a.task: a.correct for a in ArmOutcome.of(base).answers}
     lines = []
     for arm in (a for a in Arm if a is not Arm.BASELINE):
         other = arms.get(arm)
         if other is None:
             continue
         om = other.scenarios["workflow"].metrics
-        theirs = {a["task"]: a["correct"] for a in ArmOutcome.of(other).answers}
+        theirs = {a.task: a.correct for a in ArmOutcome.of(other).answers}
         shared = [t for t in right if t in theirs]
         diff, low, high = paired_difference([right[t] for t in shared], [theirs[t] for t in shared])
         verdict = ("better" if low > 0 else "worse" if high < 0 else "no significant change")

@@ -9,6 +9,7 @@ import numpy as np
 from inferarena import kinds, registry
 from inferarena.report.json_export import describe_workload
 from inferarena.results import RunRecord, VariantResult, higher_is_better, metric
+from inferarena.serving.records import LoadPoint, ServedInfo
 
 E = html.escape
 # Leaderboard columns, by flat metric key; each header and format comes from the metric catalogue
@@ -333,10 +334,9 @@ def _server(go, ok, colors):
     return fig
 
 
-def _curve_points(v: VariantResult) -> list[dict]:
+def _curve_points(v: VariantResult) -> list[LoadPoint]:
     """A serve-bench variant's load points (its session info), repetitions left out."""
-    return [p for p in (v.session_info or {}).get("points") or [] if not p.get("repeat")
-            and p.get("completed_qps") is not None]
+    return [p for p in ServedInfo.of(v.session_info).points if not p.repeat and p.completed_qps is not None]
 
 
 def _load_curves(go, ok: list[VariantResult]) -> list:
@@ -346,31 +346,30 @@ def _load_curves(go, ok: list[VariantResult]) -> list:
     served = [(v, points) for v, points in served if points]
     if not served:
         return []
-    slo = next(((v.session_info or {}).get("slo") for v, _ in served if (v.session_info or {}).get("slo")), None)
+    slo = next((ServedInfo.of(v.session_info).slo for v, _ in served if ServedInfo.of(v.session_info).slo), None)
     latency, goodput = go.Figure(), go.Figure()
     any_goodput = False
     for i, (v, points) in enumerate(served):
         color = PALETTE[i % len(PALETTE)]
         for mode, dash, what in (("rate", "solid", "Poisson"), ("concurrency", "dash", "closed loop")):
-            mine = sorted((p for p in points if p["mode"] == mode), key=lambda p: p["offered"])
+            mine = sorted((p for p in points if p.mode == mode), key=lambda p: p.offered)
             if not mine:
                 continue
-            offered = [f"{p['offered']:.4g} req/s" if mode == "rate" else f"{p['offered']:.0f} in flight" for p in mine]
+            offered = [f"{p.offered:.4g} req/s" if mode == "rate" else f"{p.offered:.0f} in flight" for p in mine]
             latency.add_trace(go.Scatter(
-                x=[p["completed_qps"] for p in mine], y=[p["latency_ms_p99"] for p in mine], mode="lines+markers",
+                x=[p.completed_qps for p in mine], y=[p.latency_ms_p99 for p in mine], mode="lines+markers",
                 name=E(f"{v.name} ({what})"), line={"color": color, "dash": dash},
-                marker={"symbol": ["circle" if p["meets_slo"] else "x" for p in mine], "size": 9},
-                text=offered, customdata=[p["slo_attainment_pct"] for p in mine],
+                marker={"symbol": ["circle" if p.meets_slo else "x" for p in mine], "size": 9},
+                text=offered, customdata=[p.slo_attainment_pct for p in mine],
                 hovertemplate="%{text}<br>%{x:.4g} req/s done<br>p99 %{y:.3g} ms<br>attained %{customdata:.1f} %"
                               "<extra></extra>"))
-        rates = sorted((p for p in points if p["mode"] == "rate" and p.get("goodput_qps") is not None),
-                       key=lambda p: p["offered"])
+        rates = sorted((p for p in points if p.mode == "rate" and p.goodput_qps is not None), key=lambda p: p.offered)
         if rates:
             any_goodput = True
             goodput.add_trace(go.Scatter(
-                x=[p["offered"] for p in rates], y=[p["goodput_qps"] for p in rates], mode="lines+markers",
-                name=E(v.name), line={"color": color}, customdata=[p["slo_attainment_pct"] for p in rates],
-                marker={"symbol": ["circle" if p["meets_slo"] else "x" for p in rates], "size": 9},
+                x=[p.offered for p in rates], y=[p.goodput_qps for p in rates], mode="lines+markers",
+                name=E(v.name), line={"color": color}, customdata=[p.slo_attainment_pct for p in rates],
+                marker={"symbol": ["circle" if p.meets_slo else "x" for p in rates], "size": 9},
                 hovertemplate="offered %{x:.4g} req/s<br>goodput %{y:.4g} req/s<br>attained %{customdata:.1f} %"
                               "<extra></extra>"))
     bound = next((v.scenarios["server"].metrics.get("latency_bound_ms") for v, _ in served
@@ -380,7 +379,7 @@ def _load_curves(go, ok: list[VariantResult]) -> list:
     legend = {"orientation": "h", "yanchor": "top", "y": -0.22, "font": {"size": 10}}
     latency.update_layout(title="Latency vs throughput (× = missed the SLO)", xaxis_title="completed requests/s",
                           yaxis_title="p99 latency (ms)", height=560, margin={"t": 60}, legend=legend)
-    top = max((p["offered"] for _, points in served for p in points if p["mode"] == "rate"), default=None)
+    top = max((p.offered for _, points in served for p in points if p.mode == "rate"), default=None)
     if top:
         goodput.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", name="every request good",
                                      line={"color": "#999", "dash": "dot"}, hoverinfo="skip"))

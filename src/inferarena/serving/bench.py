@@ -20,7 +20,6 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,7 +34,7 @@ from inferarena.fsutil import private_dir
 from inferarena.serving import load
 from inferarena.serving.clients import GRPC_PROTOCOLS, RequestFailed, client
 from inferarena.serving.process import ServerFailed, ServerProcess, free_port
-from inferarena.serving.records import AtSlo, LoadPoint, ServeBenchResult, ServerEntry
+from inferarena.serving.records import AtSlo, LoadPoint, ServeBenchResult, ServedInfo, ServerEntry
 from inferarena.serving.servers import Batching, ModelServer, stage_model
 from inferarena.serving.slo import Slo
 
@@ -259,7 +258,7 @@ def _onnx(config: ServeBenchConfig, pipeline: str | None, artifact, workload, ca
         from inferarena.passes.presets import preset
 
         run_config = RunConfig(model=config.model, workload=config.workload, quick=True, threads=config.threads)
-        built = arena.optimize(run_config, preset(pipeline), arena.Paths(cache_dir, work_dir))["artifact"]
+        built = arena.optimize(run_config, preset(pipeline), arena.Paths(cache_dir, work_dir)).artifact
         if built.format != "onnx":
             raise ConfigError(f"pipeline {pipeline} makes a {built.format} model, and the servers serve ONNX",
                               "pick a pipeline whose output is ONNX (ort-*, int8-*)")
@@ -615,9 +614,7 @@ def save(store, config: ServeBenchConfig, result: ServeBenchResult, environment:
         store.save_variant(run_id, VariantResult(
             name=f"{e.server}/{key}", runtime=e.server, precision="fp32", shape="fixed", knobs=e.config,
             kind=result.kind or "predict", status="ok" if e.ok else "failed", error=e.error,
-            session_info={"points": [p.as_dict() for p in e.points], "slo": result.slo,
-                          "peak_confirmed": e.peak_confirmed,
-                          "at_slo": asdict(e.at_slo) if e.at_slo else None},
+            session_info=ServedInfo(e.points, result.slo, e.peak_confirmed, e.at_slo).as_dict(),
             scenarios=scenarios))
     store.finish_run(run_id)
     return run_id

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from inferarena.serving.records import ServedInfo
+
 
 @dataclass(frozen=True)
 class ServingChoice:
@@ -64,19 +66,18 @@ def latest(store, model: str, server: str | None = None, newest: int = 200) -> S
 def best(run, server: str | None = None) -> ServingChoice | None:
     candidates = []
     for v in run.variants:
-        info = v.session_info or {}
+        info = ServedInfo.of(v.session_info)
         metrics = v.scenarios["server"].metrics if v.ok and "server" in v.scenarios else {}
         peak = metrics.get("peak_qps_at_slo")
         if not peak or (server is not None and v.runtime != server) or "max_batch_size" not in (v.knobs or {}):
             continue
-        at_slo = info.get("at_slo") or {}
-        candidates.append(((info.get("peak_confirmed") is not False, peak), ServingChoice(
+        candidates.append(((info.peak_confirmed is not False, peak), ServingChoice(
             run_id=run.run_id, server=v.runtime, transport="grpc" if v.name.endswith("-grpc") else "http",
             max_batch_size=int(v.knobs.get("max_batch_size", 1)), max_delay_ms=float(v.knobs.get("max_delay_ms", 0.0)),
             instances=int(v.knobs.get("instances", 1)), peak_qps=peak, latency_ms_p99=metrics.get("latency_ms_p99"),
-            slo=info.get("slo") or f"p99 ≤ {run.config.get('slo', {}).get('latency_ms', '?')} ms",
-            confirmed=info.get("peak_confirmed"), usd_per_1m_requests=at_slo.get("usd_per_1m_requests"),
-            price_estimated=at_slo.get("price_estimated"),
+            slo=info.slo or f"p99 ≤ {run.config.get('slo', {}).get('latency_ms', '?')} ms",
+            confirmed=info.peak_confirmed, usd_per_1m_requests=info.at_slo.usd_per_1m_requests if info.at_slo else None,
+            price_estimated=info.at_slo.price_estimated if info.at_slo else None,
             served=f"the {run.config['pipeline']} pipeline's output" if run.config.get("pipeline") else
             "the FP32 ONNX export")))
     return max(candidates, key=lambda c: c[0])[1] if candidates else None

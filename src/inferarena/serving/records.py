@@ -4,8 +4,14 @@ whole benchmark. The JSON document and the store are written from these, never f
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
+
+
+def _known(cls, data: dict[str, Any]) -> dict[str, Any]:
+    """The stored dict's fields that `cls` has (a row written by an older or newer version may differ)."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
 
 
 @dataclass
@@ -34,6 +40,10 @@ class LoadPoint:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> "LoadPoint":
+        return cls(**_known(cls, data))
+
 
 @dataclass
 class AtSlo:
@@ -46,6 +56,33 @@ class AtSlo:
     price_estimated: bool  # True when the price is the built-in guess for a host like this one
     energy_j_per_request: float | None
     energy_basis: str | None  # "measured: ..." (RAPL) or "estimate: ..." (the server's CPU time x W per thread)
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> "AtSlo":
+        known = _known(cls, data)
+        return cls(**{f.name: known.get(f.name) for f in fields(cls)})
+
+
+@dataclass
+class ServedInfo:
+    """What a stored serve-bench variant keeps in its session info (`save` writes it, the report's curves and
+    `serving.choice` read it back): every load point, the SLO in words, whether the peak held when probed
+    again, and what serving cost at the SLO."""
+
+    points: list[LoadPoint] = field(default_factory=list)
+    slo: str | None = None
+    peak_confirmed: bool | None = None
+    at_slo: AtSlo | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def of(cls, info: dict[str, Any] | None) -> "ServedInfo":
+        """From a variant's session info; any other variant's reads as empty."""
+        info = info or {}
+        return cls([LoadPoint.of(p) for p in info.get("points") or []], info.get("slo"), info.get("peak_confirmed"),
+                   AtSlo.of(info["at_slo"]) if info.get("at_slo") else None)
 
 
 @dataclass

@@ -13,9 +13,13 @@ PACKAGE = "inferarena"
 # Each axis's plugins live in their own package. A plugin module is one that registry.py names; the
 # axis's other modules (`base`, the package `__init__`, format helpers such as models.hf_encoder,
 # trackers and workloads, which have no registry) are what it shares, so any module may import them.
-AXES = ("passes", "runtimes", "models", "scenarios", "evaluators", "workloads", "trackers")
+AXES = ("passes", "runtimes", "models", "scenarios", "evaluators", "workloads", "trackers", "kinds")
 # Worker and orchestrator code: what runs plugins, which a plugin must never import.
-ORCHESTRATOR = ("jobs", "jobs_generation", "arena", "worker", "search", "recommend", "plan")
+ORCHESTRATOR = ("jobs", "arena", "worker", "search", "recommend", "plan")
+# What the store may import: the records it keeps and the floor under them (no plugin, no orchestrator).
+STORE_READS = ("store", "results", "config", "errors", "artifacts", "hardware", "registry", "fsutil", "")
+# Who may import the agents package: its command, and the workflow kind's declarations (agents.arms only).
+AGENTS_IMPORTERS = {"inferarena.cli_agents": None, "inferarena.kinds.workflow": {"inferarena.agents.arms"}}
 ORCHESTRATOR_PREFIXES = ("cli", "launchers", "doctor")  # doctor_jobs runs plugins as jobs does
 DECISIONS = ("recommend", "search", "arena", "plan")
 
@@ -237,3 +241,22 @@ def test_agents_reach_plugins_through_the_registry():
     plugins = registered_modules()
     bad = [f"{m} imports {t}" for m, t in _edges(import_graph()) if _top(m) == "agents" and t in plugins and _top(t) != "agents"]
     assert not bad, "agents reach a plugin through inferarena.registry:\n" + "\n".join(bad)
+
+
+def test_the_store_reads_only_records_and_the_floor():
+    """The store keeps typed records; it imports them and the floor, never a plugin, a kind or a driver."""
+    bad = [f"{m} imports {t}" for m, t in _edges(import_graph()) if _top(m) == "store" and _top(t) not in STORE_READS]
+    assert not bad, "the store imports only records and the floor:\n" + "\n".join(bad)
+
+
+def test_only_the_agents_command_and_the_workflow_kind_reach_the_agents():
+    """The core never names the agents: the agents command drives them, and the workflow kind declares their
+    arms (agents.arms, declarations only) for the reports."""
+    bad = []
+    for m, t in _edges(import_graph()):
+        if _top(t) != "agents" or _top(m) == "agents":
+            continue
+        allowed = AGENTS_IMPORTERS.get(m, set())
+        if m not in AGENTS_IMPORTERS or (allowed is not None and t not in allowed):
+            bad.append(f"{m} imports {t}")
+    assert not bad, "only cli_agents and kinds.workflow (agents.arms) import the agents package:\n" + "\n".join(bad)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -25,7 +25,7 @@ from inferarena.hardware import gpus, host, resolve_device
 from inferarena.launchers import Launcher
 from inferarena.passes.base import PassContext
 from inferarena.plan import pipeline_steps, plan
-from inferarena.results import VariantResult, VariantSpec
+from inferarena.results import RunSummary, VariantResult, VariantSpec
 from inferarena.rounds import measure_rounds
 from inferarena.store import Store
 from inferarena.trackers import cost
@@ -37,14 +37,6 @@ from inferarena.trackers import cost
 class Paths:
     cache_dir: Path  # pass outputs, shared across runs (content-addressed)
     work_dir: Path  # per-run scratch: reference outputs, worker logs
-
-
-@dataclass
-class RunSummary:
-    run_id: int
-    resumed: bool
-    skipped: list[str] = field(default_factory=list)  # variants already stored by an earlier attempt
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass

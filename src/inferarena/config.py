@@ -12,13 +12,20 @@ import hashlib
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from inferarena import registry
 from inferarena.errors import ConfigError
+
+
+def digest(data: Any, default: Callable[[Any], Any] | None = None) -> str:
+    """The short key every stored config is found by (a run's config, an agents run's decisive settings, a
+    checkpoint's parts): sha256 of the JSON with sorted keys, 16 hex digits. `default` turns values JSON lacks
+    (numpy arrays) into what they save as."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=default).encode()).hexdigest()[:16]
 
 
 class ShapeStrategy(str, Enum):
@@ -413,8 +420,7 @@ class RunConfig(_Strict):
         return self.worker_timeout_s or (900.0 if self.quick else 86_400.0)
 
     def config_hash(self) -> str:
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return digest(self.model_dump(mode="json"))
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

@@ -30,6 +30,17 @@ Step = tuple[str, str]
 Merge = Literal["mean", "max", "min", "first"]
 
 
+@dataclass
+class RunSummary:
+    """What a sweep (`arena.run`) or an agents run (`agents.run.run`) hands its command: the stored run, whether
+    an earlier attempt was resumed, and what that attempt had already stored."""
+
+    run_id: int
+    resumed: bool
+    skipped: list[str] = field(default_factory=list)  # variants already stored by an earlier attempt
+    notes: list[str] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class Metric:
     """One figure: its key (the unit is in the name), unit, direction and how rounds merge."""

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,12 +163,16 @@ class EndpointChat(ChatModel):
     runtime, precision, local = "endpoint", "remote", False
 
     def __init__(self, url: str, model: str | None, timeout_s: float = 120.0):
-        base = url.rstrip("/")
-        self.url = base + ("/chat/completions" if base.endswith("/v1") else "/v1/chat/completions")
+        from inferarena.serving.openai import OpenAIClient
+
+        # serve-bench's client: its URL checks, TLS and API key (INFERARENA_API_KEY or OPENAI_API_KEY)
+        self.client = OpenAIClient(url, model or "default", timeout_s)
         self.label, self.model, self.timeout_s = url, model or "default", timeout_s
         self.info = {"url": url, "model": self.model}
 
     def chat(self, messages, max_tokens, temperature, seed, **sampling):
+        from inferarena.serving.clients import RequestFailed
+
         fields = {"model": self.model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature,
                   "seed": seed}
         # Only what the call names: the server keeps its own defaults otherwise. top_p is OpenAI's; top_k and
@@ -181,14 +183,11 @@ class EndpointChat(ChatModel):
             fields["top_k"] = sampling["top_k"]
         if sampling.get("repeat_penalty") is not None:
             fields["repeat_penalty"] = fields["repetition_penalty"] = sampling["repeat_penalty"]
-        body = json.dumps(fields).encode()
-        request = urllib.request.Request(self.url, body, {"Content-Type": "application/json"})
         started = time.perf_counter()
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                out = json.loads(response.read())
-        except (urllib.error.URLError, OSError, json.JSONDecodeError) as exc:
-            raise InferarenaError(f"the endpoint {self.url} did not answer a chat completion ({exc})",
+            out = self.client.chat(fields)
+        except RequestFailed as exc:
+            raise InferarenaError(f"the endpoint {self.label} did not answer a chat completion ({exc})",
                                   "check --endpoint (an OpenAI-compatible server's base URL) and that it is up") from None
         seconds = time.perf_counter() - started
         usage = out.get("usage") or {}

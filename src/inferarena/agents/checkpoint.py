@@ -10,7 +10,6 @@ the variant, the arm and the development result): a file written under other set
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -19,11 +18,12 @@ from typing import Any
 from inferarena.agents.arms import Development, Usage
 from inferarena.agents.execute import Message, TaskRun
 from inferarena.agents.tasks import Task
+from inferarena.config import digest
 
 
 def key(*parts: Any) -> str:
     """Numpy values count as the lists they save as, so a reloaded development result keys the same."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=_plain).encode()).hexdigest()[:16]
+    return digest(parts, _plain)
 
 
 def encode(run: TaskRun) -> dict[str, Any]:

@@ -8,26 +8,16 @@ is missing and a failed arm is recorded as failed while the others go on.
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import dataclass
-
 from inferarena.agents import checkpoint
 from inferarena.agents.arms import Arm, Development
 from inferarena.agents.config import AgentsConfig, load_workflow
+from inferarena.config import digest
 from inferarena.errors import ConfigError
 from inferarena.events import EventSink, ignore
-from inferarena.results import VariantResult
+from inferarena.results import RunSummary, VariantResult
 
 SMALL_MODEL_NOTE = ("SmolLM2-135M gives little reasoning accuracy: trust its token, call, time and energy figures, "
                     "not what its accuracy says about the methods (point --endpoint at a real model for that)")
-
-
-@dataclass
-class AgentsSummary:
-    run_id: int
-    resumed: bool
-    skipped: list[str]
 
 
 def variants_of(config: AgentsConfig) -> list[str]:
@@ -50,7 +40,7 @@ def _label(config: AgentsConfig, variant: str) -> str:
 
 
 def config_hash(config: AgentsConfig) -> str:
-    return hashlib.sha256(json.dumps(config.decisive(), sort_keys=True).encode()).hexdigest()[:16]
+    return digest(config.decisive())
 
 
 def describe_tasks(config: AgentsConfig) -> dict:
@@ -83,7 +73,7 @@ def check(config: AgentsConfig):
 
 
 def run(config: AgentsConfig, store, paths, launcher, resume: bool = False, on_event: EventSink | None = None,
-        timeout_s: float | None = None, db: str | None = None) -> AgentsSummary:
+        timeout_s: float | None = None, db: str | None = None) -> RunSummary:
     """`db`: the store's --db (a SQLite path or a PostgreSQL URL), where the auditor looks for the arena's
     MiniLM pick."""
     from inferarena import environment
@@ -152,7 +142,7 @@ def run(config: AgentsConfig, store, paths, launcher, resume: bool = False, on_e
                 _failed(store, run_id, config, variant, arm, name, outcome.error, outcome.detail)
             emit("done", {"name": name, "ok": outcome.ok, "error": outcome.error, "variant": True})
     store.finish_run(run_id)
-    return AgentsSummary(run_id, bool(skipped), skipped)
+    return RunSummary(run_id, bool(skipped), skipped)
 
 
 def _failed(store, run_id, config, variant, arm, name, error, detail) -> None:

@@ -52,6 +52,26 @@ class OpenAIClient(Client):
     def decode(self, body):
         return json.loads(body)
 
+    def chat(self, fields: dict) -> dict:
+        """One chat completion, not streamed (`POST …/v1/chat/completions`): the server's JSON answer, or
+        RequestFailed. `fields` is the request body (model, messages, max_tokens, sampling)."""
+        path = (self.prefix if self.prefix.endswith("/v1") else self.prefix + "/v1") + "/chat/completions"
+        connection = self.connect()
+        try:
+            connection.request("POST", path, json.dumps(fields).encode(), self.headers())
+            response = connection.getresponse()
+            data = response.read()
+        except (ConnectionError, http.client.HTTPException, OSError) as exc:
+            raise RequestFailed(f"{type(exc).__name__}: {exc}") from None
+        finally:
+            connection.close()
+        if response.status != 200:
+            raise RequestFailed(f"HTTP {response.status}: {data[:300].decode(errors='replace')}")
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise RequestFailed(f"not JSON: {data[:120].decode(errors='replace')}") from None
+
     def stream(self, prompt: str, max_tokens: int, on_first: Callable[[], None] | None = None) -> int:
         """Send one streamed completion; calls `on_first` at the first token; returns the tokens received."""
         request = {"model": self.model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0, "stream": True}

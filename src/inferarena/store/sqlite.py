@@ -1,5 +1,5 @@
 """SQLite store, the default: one file, nothing to run. The schema and queries are `store.base`'s;
-this file opens the file, migrates it, and keeps the legacy reads of DBs from before kinds and lineage.
+this file opens the file and migrates it (columns added since); the legacy reads of older rows are `store.base`'s.
 """
 
 from __future__ import annotations

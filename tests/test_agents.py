@@ -37,6 +37,16 @@ class Perfect(Verifier):
         return Check(self.name, 0.0, "wrong", category="wrong")
 
 
+def test_final_answer_is_the_last_answer_line_or_boxed_number():
+    """Qwen2.5 states its answer as \\boxed{N} whatever the system prompt asks: that is a final answer line for
+    the format check and the score, and the later of the two forms wins."""
+    assert final_number("so the total is \\boxed{18400}.", strict=True) == 18400
+    assert final_number("Answer: 5, no wait: \\boxed{\\$1,200}", strict=True) == 1200
+    assert final_number("\\boxed{3} then, checked again, Answer: 7", strict=True) == 7
+    assert final_number("\\boxed{ 2.5 } hours for 9 km", strict=True) == 2.5
+    assert final_number("4 apples and 6 pears", strict=True) is None and final_number("4 apples and 6 pears") == 6
+
+
 @pytest.fixture
 def perfect(monkeypatch):
     monkeypatch.setitem(registry.VERIFIERS, "perfect", "test_agents:Perfect")

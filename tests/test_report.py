@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from inferarena.cli import app
 from inferarena.errors import ConfigError
-from inferarena.report.compare import METRICS, parse_fail_on, regressions
+from inferarena.report.compare import ALIASES, parse_fail_on, regressions
 from inferarena.report.html import pareto_front
 from inferarena.stats import latency_change, throughput_change
 
@@ -95,7 +95,7 @@ def test_fail_on_rules():
     assert parse_fail_on("p99:+5%,throughput:-5%") == {"p99": 0.05, "throughput": -0.05}
     with pytest.raises(ConfigError, match="cannot read --fail-on rule 'latency:5'"):
         parse_fail_on("latency:5")
-    assert set(METRICS) == {"p50", "p90", "p99", "throughput"}
+    assert set(ALIASES) == {"p50", "p90", "p99", "throughput"}
 
 
 def test_statistics_on_planted_samples():

@@ -27,14 +27,14 @@ from inferarena.cli_common import (
     MinThroughputOption,
     ProfileOption,
     SortOption,
-    _progress,
-    _require_db,
-    _split,
     app,
     bounds,
     console,
     errors,
     open_db,
+    progress_bar,
+    require_db,
+    split_values,
     user_errors,
 )
 from inferarena.errors import InferarenaError
@@ -199,7 +199,7 @@ def _sweep(driver, cfg, db: Path, cache_dir: Path, resume: bool, json_path: Opti
     With --debug every job runs inline, in this process, so its traceback (or a breakpoint) lands in
     the job itself; without it each runs in a fresh process that a crash or a hang cannot take down."""
     from inferarena import arena, launchers
-    from inferarena.cli_reports import _report_path, recommendation_of, write_report
+    from inferarena.cli_reports import recommendation_of, report_path, write_report
     from inferarena.report import console as report_console
     from inferarena.report import json_export
 
@@ -212,7 +212,7 @@ def _sweep(driver, cfg, db: Path, cache_dir: Path, resume: bool, json_path: Opti
         raise InferarenaError(f"cannot create cache folder {cache_dir} ({exc.strerror})", "pass --cache-dir") from None
     name, options = launcher
     runner = launchers.get(name, **options)
-    with _progress() as (progress, on_event):
+    with progress_bar() as (progress, on_event):
         try:
             summary = driver(cfg, store, paths, resume=resume, on_event=on_event, launcher=runner)
         except KeyboardInterrupt:
@@ -240,7 +240,7 @@ def _sweep(driver, cfg, db: Path, cache_dir: Path, resume: bool, json_path: Opti
         console.print(f"JSON written to {escape(str(json_path))}")
     console.print(f"Stored as run {summary.run_id} in {escape(str(db))} · see it again with: inferarena show {summary.run_id}")
     if report_html:
-        path = write_report(store, summary.run_id, "html", _report_path(db, summary.run_id, "html"))
+        path = write_report(store, summary.run_id, "html", report_path(db, summary.run_id, "html"))
         console.print(f"Report: {escape(str(path))}")
     if rec is not None:  # the answer comes last, where the eye lands when the run ends
         console.print()
@@ -316,24 +316,24 @@ def _run_config(config, model, quick, threads, profile, scenarios, runtimes, pip
     data.setdefault("constraints", {}).update({k: v for k, v in constraints.items() if v is not None})
     for key, value in (extra or {}).items():
         data.setdefault(key, {}).update({k: v for k, v in value.items() if v is not None})
-    if _split(scenarios):
-        data["scenarios"] = _split(scenarios)
-    if _split(runtimes):
-        data["runtimes"] = [{"name": name} for name in _split(runtimes)]
-    if _split(pipelines) == ["none"]:
+    if split_values(scenarios):
+        data["scenarios"] = split_values(scenarios)
+    if split_values(runtimes):
+        data["runtimes"] = [{"name": name} for name in split_values(runtimes)]
+    if split_values(pipelines) == ["none"]:
         data["pipelines"] = []
-    elif _split(pipelines):
+    elif split_values(pipelines):
         from inferarena.config import with_budget
         from inferarena.passes.presets import preset
 
         # A named preset with a budget (accuracy-controlled INT8, layer-drop, the adaptive ones) takes --min-cos.
         bound = (data.get("constraints") or {}).get("min_cos")
-        data["pipelines"] = [with_budget(preset(name), bound).model_dump(mode="json") for name in _split(pipelines)]
+        data["pipelines"] = [with_budget(preset(name), bound).model_dump(mode="json") for name in split_values(pipelines)]
     workload = data.setdefault("workload", {})
     if inputs:
         workload["inputs"] = str(inputs)
-    if _split(shapes):
-        workload["shapes"] = _split(shapes)
+    if split_values(shapes):
+        workload["shapes"] = split_values(shapes)
     return RunConfig.parse(data, source=str(config) if config else "options")
 
 
@@ -382,7 +382,7 @@ def doctor(
 
     with user_errors(debug):
         with errors.status("looking at the runtimes") as status:
-            report = checkup.collect(_split(runtimes), smoke, timeout_s,
+            report = checkup.collect(split_values(runtimes), smoke, timeout_s,
                                      on_start=lambda name: status.update(f"looking at {name}"))
     if json_out:
         sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")  # not through rich: no wrapping
@@ -424,10 +424,10 @@ def optimize(
         if pipeline in PRESETS:
             spec = preset(pipeline)
         else:
-            spec = RunConfig.parse({"pipelines": [{"name": "custom", "passes": [{"name": n} for n in _split([pipeline])]}]},
+            spec = RunConfig.parse({"pipelines": [{"name": "custom", "passes": [{"name": n} for n in split_values([pipeline])]}]},
                                    source="--pipeline").pipelines[0]
         paths = arena.Paths(cache_dir=cache_dir, work_dir=Path(".inferarena"))
-        with _progress() as (_, on_event):
+        with progress_bar() as (_, on_event):
             result = arena.optimize(cfg, spec, paths, on_event)
     table = Table(title=f"{spec.name} on {model}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for header in ("pass", "cached", "seconds", "report"):
@@ -489,7 +489,7 @@ def peak(
 def results(db: DbOption = DEFAULT_DB, debug: DebugOption = False) -> None:
     """List past runs stored in the database."""
     with user_errors(debug):
-        _require_db(db)
+        require_db(db)
         rows = open_db(db).runs()
     table = Table(title=f"Runs in {db}", title_justify="left")
     for header in ("run", "created (UTC)", "model", "mode", "ok", "failed", "status"):
@@ -518,7 +518,7 @@ def show(
     from inferarena.report import json_export
 
     with user_errors(debug):
-        _require_db(db)
+        require_db(db)
         stored = open_db(db).load_run(run_id)
         if stored is None:
             raise InferarenaError(f"run {run_id} is not in {db}", "list the runs with `inferarena results`")

@@ -15,12 +15,12 @@ from inferarena.cli_common import (
     DbOption,
     DbUrl,
     DebugOption,
-    _progress,
-    _split,
     app,
     console,
     errors,
     open_db,
+    progress_bar,
+    split_values,
     user_errors,
 )
 
@@ -86,14 +86,14 @@ def agents(
     from inferarena import arena, launchers
     from inferarena.agents import run as agents_run
     from inferarena.agents.config import AgentsConfig, GateSettings
-    from inferarena.cli_reports import _report_path, write_report
+    from inferarena.cli_reports import report_path, write_report
     from inferarena.fsutil import private_dir
     from inferarena.report import console as report_console
     from inferarena.report import json_export
 
     with user_errors(debug):
-        values = {"workflow": workflow, "tasks": tasks, "n": n, "arms": _split(arms) or None,
-                  "variants": _split(variants) or None, "model": model, "endpoint": endpoint,
+        values = {"workflow": workflow, "tasks": tasks, "n": n, "arms": split_values(arms) or None,
+                  "variants": split_values(variants) or None, "model": model, "endpoint": endpoint,
                   "endpoint_model": endpoint_model, "quick": quick, "seed": seed, "threads": threads,
                   "max_tokens": max_tokens, "dev_n": dev_n, "parallel_tasks": parallel_tasks,
                   "share_replies": share_replies,
@@ -103,7 +103,7 @@ def agents(
         store = open_db(db)
         paths = arena.Paths(cache_dir=cache_dir, work_dir=db.resolve().parent / ".inferarena")
         private_dir(paths.cache_dir)
-        with _progress() as (progress, on_event):
+        with progress_bar() as (progress, on_event):
             try:
                 summary = agents_run.run(config, store, paths, launchers.get("inline" if debug else "spawn"),
                                          resume=resume, on_event=on_event,
@@ -121,6 +121,6 @@ def agents(
             console.print(f"JSON written to {escape(str(json_path))}")
         console.print(f"Stored as run {summary.run_id} in {escape(str(db))} · see it again with: inferarena show {summary.run_id}")
         if report:
-            path = write_report(store, summary.run_id, "html", _report_path(db, summary.run_id, "html"))
+            path = write_report(store, summary.run_id, "html", report_path(db, summary.run_id, "html"))
             console.print(f"Report: {escape(str(path))}")
 

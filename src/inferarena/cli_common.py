@@ -117,19 +117,19 @@ def _flat(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def _split(values: Optional[list[str]]) -> Optional[list[str]]:
+def split_values(values: Optional[list[str]]) -> Optional[list[str]]:
     if not values:
         return None
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
-def _require_db(db: Path | DbUrl) -> None:
+def require_db(db: Path | DbUrl) -> None:
     if isinstance(db, Path) and not db.is_file():
         raise StoreError(f"no results database at {db}", "run `inferarena run` first, or pass --db")
 
 
 @contextmanager
-def _progress():
+def progress_bar():
     """A progress bar fed by a sweep's events (`on_event`): notes, one line per variant, the count done."""
     progress = Progress(
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

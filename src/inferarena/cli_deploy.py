@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from inferarena import registry
-from inferarena.cli_common import DEFAULT_DB, DbOption, DebugOption, _require_db, app, console, open_db, user_errors
+from inferarena.cli_common import DEFAULT_DB, DbOption, DebugOption, app, console, open_db, require_db, user_errors
 
 
 @app.command("deploy")
@@ -41,7 +41,7 @@ def deploy(
     from inferarena.deploy import deploy as write_bundle
 
     with user_errors(debug):
-        _require_db(db)
+        require_db(db)
         bundle = write_bundle(open_db(db), run_id, target, output, variant)
     d, written = bundle.deployable, bundle.written
     console.print(f"Deploying {escape(d.variant.name)} from run {run_id} "

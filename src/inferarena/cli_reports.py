@@ -22,12 +22,12 @@ from inferarena.cli_common import (
     MinThroughputOption,
     ProfileOption,
     SortOption,
-    _require_db,
     app,
     bounds,
     console,
     errors,
     open_db,
+    require_db,
     user_errors,
 )
 from inferarena.errors import InferarenaError
@@ -53,12 +53,12 @@ def report(
 ) -> None:
     """Write a run as a report: HTML with plots, Markdown, CSV or JSON."""
     with user_errors(debug):
-        _require_db(db)
-        path = write_report(open_db(db), run_id, format.value, output or _report_path(db, run_id, format.value), sort)
+        require_db(db)
+        path = write_report(open_db(db), run_id, format.value, output or report_path(db, run_id, format.value), sort)
     console.print(f"Report written to {escape(str(path))}")
 
 
-def _report_path(db: Path, run_id: int, suffix: str) -> Path:
+def report_path(db: Path, run_id: int, suffix: str) -> Path:
     return db.resolve().parent / f"inferarena-run-{run_id}.{suffix}"
 
 
@@ -110,7 +110,7 @@ def compare(
     from inferarena.report import compare as comparing
 
     with user_errors(debug):
-        _require_db(db)
+        require_db(db)
         store = open_db(db)
         runs = {rid: store.load_run(rid) for rid in (run_a, run_b)}
         missing = [rid for rid, r in runs.items() if r is None]
@@ -168,7 +168,7 @@ def recommend(
     Writes a config that measures the pick again (inferarena-run-N-PROFILE.yaml next to the DB).
     """
     with user_errors(debug):
-        _require_db(db)
+        require_db(db)
         store = open_db(db)
         constraints = bounds(max_p99_ms, min_cos, min_throughput, max_memory_mb)
         run, rec = recommend_run(store, run_id, profile, constraints, db.resolve().parent, hardware)

@@ -17,20 +17,20 @@ from inferarena.cli_common import (
     DbOption,
     DebugOption,
     DeviceOption,
-    _progress,
-    _split,
     app,
     console,
+    progress_bar,
+    split_values,
     user_errors,
 )
 
 
 def _ints(values: Optional[list[str]], default: list[int]) -> list[int]:
-    return [int(v) for v in _split(values)] if values else default
+    return [int(v) for v in split_values(values)] if values else default
 
 
 def _floats(values: Optional[list[str]], default: list[float]) -> list[float]:
-    return [float(v) for v in _split(values)] if values else default
+    return [float(v) for v in split_values(values)] if values else default
 
 
 @app.command("serve-bench")
@@ -132,14 +132,14 @@ def serve_bench(
                  for i in _ints(instances, [1]) for b in _ints(max_batch, [1, 8])
                  for d in (_floats(max_delay_ms, [2.0]) if b > 1 else [0.0])]
         config = bench.ServeBenchConfig(
-            model=model, pipeline=pipeline, servers=_split(servers) or None, batching=sweep,
+            model=model, pipeline=pipeline, servers=split_values(servers) or None, batching=sweep,
             generation=GenerationConfig(ttft_ms_p99=ttft_ms, tpot_ms_p99=tpot_ms),
             slo=objective, client_threads=client_threads, concurrency=_ints(concurrency, []),
             rates=_floats(rates, []), rate_sweep=rate_sweep, probe_ms=probe_ms or (1000 if quick else 3000),
             max_probes=5 if quick else 8, quick=quick, target=target, protocol=protocol,
-            target_model=target_model, multi_model=multi_model, transports=_split(transport) or ["http"],
+            target_model=target_model, multi_model=multi_model, transports=split_values(transport) or ["http"],
             device=device or "cpu", cost=CostConfig(instance=instance, usd_per_hour=usd_per_hour))
-        with _progress() as (_, on_event):
+        with progress_bar() as (_, on_event):
             result = bench.serve_bench(config, cache_dir, Path(".inferarena"), on_event)
         store = open_db(db)
         run_id = bench.save(store, config, result, capture())

@@ -2,7 +2,7 @@
 
     emit(event, data)   # event: "plan", "start" or "done"; data: {"name": ..., "ok": ..., "error": ...}
 
-The CLI turns them into progress bars (`cli_common._progress`); library callers pass their own sink or none.
+The CLI turns them into progress bars (`cli_common.progress_bar`); library callers pass their own sink or none.
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ SCENARIOS: dict[str, str] = {
     "llm_single_stream": "inferarena.scenarios.generation:LLMSingleStream",
     "llm_offline": "inferarena.scenarios.generation:LLMOffline",
     "llm_server": "inferarena.scenarios.generation:LLMServer",
-    "workflow": "inferarena.scenarios.agent_tasks:Workflow",  # `inferarena agents`: tasks through a multi-agent workflow
+    "workflow": "inferarena.scenarios.agent_tasks:WorkflowTasks",  # `inferarena agents`: tasks through a multi-agent workflow
 }
 
 

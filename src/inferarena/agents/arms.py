@@ -133,13 +133,16 @@ class Development:
     removed_edges: list[tuple[str, str]] = field(default_factory=list)  # (reader, speaker)
     dropout: DropoutSearch | None = None
     embedder: str | None = None  # which MiniLM embedded the indicators, where any were mined
+    # The stored MiniLM variant it loaded (agents.embed.stored_pick), for the arms' jobs to load the same one
+    embedder_pick: list | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON, as saved and as keyed (an arm's task log is keyed over it)."""
         out = asdict(self)
         out["removed_edges"] = [list(e) for e in self.removed_edges]
-        if self.embedder is None:
-            del out["embedder"]
+        for name in ("embedder", "embedder_pick"):
+            if out[name] is None:
+                del out[name]
         return out
 
     @classmethod
@@ -147,7 +150,8 @@ class Development:
         return cls(data["dev_tasks"], data["dev_accuracy"], data["dev_tokens_per_task"],
                    [Indicator(**i) for i in data.get("indicators") or []], data.get("indicator_vectors") or [],
                    list(data.get("removed_agents") or []), [tuple(e) for e in data.get("removed_edges") or []],
-                   DropoutSearch.of(data["dropout"]) if data.get("dropout") else None, data.get("embedder"))
+                   DropoutSearch.of(data["dropout"]) if data.get("dropout") else None, data.get("embedder"),
+                   data.get("embedder_pick"))
 
     def report(self, arm: Arm) -> dict[str, Any]:
         """What an arm's stored outcome says of the phase: its figures, and what that arm used of it."""

@@ -15,13 +15,17 @@ from inferarena.config import ShapeStrategy, WorkloadConfig
 
 
 class Embedder:
-    def __init__(self, db: str | None = None):
+    """`pick`: the stored variant to load (`stored_pick`'s answer, as the development phase recorded it), so
+    that an arm's job embeds with the same variant as the phase that mined the indicators; None: look it up."""
+
+    def __init__(self, db: str | None = None, pick: list | tuple | None = None):
         from inferarena.workloads.text import TextWorkload
 
         self.source = models.resolve("minilm")
         self.workload = TextWorkload.build(self.source, WorkloadConfig(num_samples=1))
         self.note = ""
-        picked = _stored_pick(db) if db is not None else None
+        picked = pick if pick is not None else stored_pick(db) if db is not None else None
+        self.pick = list(picked) if picked is not None else None
         self.session = None
         if picked is not None:
             try:
@@ -54,7 +58,7 @@ class Embedder:
         self.session.close()
 
 
-def _stored_pick(db: str):
+def stored_pick(db: str):
     """(label, runtime, load precision, knobs, artifact path, run id) of the latest MiniLM run's balanced pick."""
     from inferarena.recommend import recommend
     from inferarena.store import is_url, open_store

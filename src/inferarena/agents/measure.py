@@ -158,7 +158,7 @@ def develop(config: AgentsConfig, workflow: WorkflowConfig, variant: str, cache_
             embed = Embedder(db)
             mined = mine(failed, embed, seed=config.seed)
             out.indicators, out.indicator_vectors = list(mined.indicators), mined.embeddings.tolist()
-            out.embedder = embed.note
+            out.embedder, out.embedder_pick = embed.note, embed.pick
             embed.close()
         if Arm.DROPOUT in config.arms:
             candidates = config.dropout_candidates if not config.quick else min(config.dropout_candidates, 3)
@@ -232,7 +232,7 @@ def measure(config: AgentsConfig, workflow: WorkflowConfig, variant: str, arm: A
                     from inferarena.agents.auditor import IndicatorPool, LlmAuditor
                     from inferarena.agents.embed import Embedder
 
-                    embed = Embedder(db)
+                    embed = Embedder(db, dev.embedder_pick)
                     indicators = IndicatorPool(dev.indicators, np.asarray(dev.indicator_vectors, np.float32), embed)
                     auditor = LlmAuditor(pool.wrap(models.main), indicators, config.gate.top_k,
                                          config.gate.auditor_tokens)

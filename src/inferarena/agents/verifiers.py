@@ -59,11 +59,16 @@ def _to_float(text: str) -> float | None:
         return None
 
 
+# LaTeX's \boxed{N}, how math-tuned models (Qwen2.5's among them) state a final answer whatever the prompt asks
+_BOXED = re.compile(rf"\\boxed\{{\s*(?:\\\$|\$)?\s*({_NUMBER})")
+
+
 def final_number(text: str, strict: bool = False) -> float | None:
-    """The number after the last "Answer:"; without one, the last number in the text (unless `strict`)."""
-    found = _ANSWER.findall(text)
+    """The last stated final answer: the number after "Answer:" or inside \\boxed{}, whichever comes last;
+    without one, the last number in the text (unless `strict`)."""
+    found = [(m.start(), m.group(1)) for pattern in (_ANSWER, _BOXED) for m in pattern.finditer(text)]
     if found:
-        return _to_float(found[-1])
+        return _to_float(max(found)[1])
     if strict:
         return None
     numbers = re.findall(_NUMBER, text)

@@ -4,7 +4,7 @@ A "variant" of this kind is one arm of a workflow (baseline, dropout, reject-onl
 on one model variant (`llama_cpp/q4_1`, or an endpoint), measured on the same tasks and seeds. Its
 figures are accuracy with a Wilson 95% CI, tokens, LLM calls, wall time, energy, prune and rectify
 rates, tokens per correct answer and cost per 1,000 tasks (`scenarios/agent_tasks.py`). Runs are made by
-`inferarena agents`, not `inferarena run`, so the reference and measure jobs refuse.
+`inferarena agents`, not `inferarena run`: the kind declares (profiles, columns, findings) and measures nothing.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from inferarena.results import RunRecord, VariantResult, higher_is_better
 from inferarena.stats import Change, latency_change, throughput_change
 
 # alias: (metric key, percentile or None for throughput); directions come from the metric catalogue.
-METRICS = {
+ALIASES = {
     "p50": ("latency_ms_p50", 50.0),
     "p90": ("latency_ms_p90", 90.0),
     "p99": ("latency_ms_p99", 99.0),
@@ -90,7 +90,7 @@ def compare(run_a: RunRecord, run_b: RunRecord, samples_a: dict, samples_b: dict
 def _rows(scenario: str, variant: str, a: list[np.ndarray], b: list[np.ndarray], tie_margin: float,
           level: float = 0.95) -> list[Row]:
     rows = []
-    for alias, (key, q) in METRICS.items():
+    for alias, (key, q) in ALIASES.items():
         if (q is None) != _by_throughput(scenario):  # Offline: throughput; the others: latency percentiles
             continue
         change = throughput_change(a, b, level=level) if q is None else latency_change(a, b, q, level=level)
@@ -114,9 +114,9 @@ def parse_fail_on(text: str) -> dict[str, float]:
     rules = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         match = re.fullmatch(r"(\w+):([+-]?\d+(?:\.\d+)?)%", part)
-        if not match or match.group(1) not in METRICS:
+        if not match or match.group(1) not in ALIASES:
             raise ConfigError(f"cannot read --fail-on rule {part!r}",
-                              f"write METRIC:+N% or METRIC:-N% with METRIC one of {', '.join(METRICS)}")
+                              f"write METRIC:+N% or METRIC:-N% with METRIC one of {', '.join(ALIASES)}")
         rules[match.group(1)] = float(match.group(2)) / 100.0
     return rules
 
@@ -128,7 +128,7 @@ def regressions(rows: list[Row], rules: dict[str, float]) -> list[Row]:
         limit = rules.get(row.metric)
         if limit is None or not row.change.significant:
             continue
-        higher = higher_is_better(METRICS[row.metric][0])
+        higher = higher_is_better(ALIASES[row.metric][0])
         if (row.change.rel < -abs(limit)) if higher else (row.change.rel > abs(limit)):
             failed.append(row)
     return failed

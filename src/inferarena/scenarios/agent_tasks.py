@@ -10,7 +10,9 @@ from __future__ import annotations
 from inferarena.scenarios.base import Scenario
 
 
-class Workflow(Scenario):
+class WorkflowTasks(Scenario):
+    """Declares how arms rank and read; no LoadGen test runs it (`inferarena agents` measures the tasks)."""
+
     name = "workflow"
     kind = "workflow"
     lg_scenario = "Workflow"  # the leaderboard's title (no LoadGen scenario behind it)
@@ -27,12 +29,3 @@ class Workflow(Scenario):
     spread_metric = "accuracy"
     ci_statistic = None  # the accuracy's CI is a Wilson interval over tasks, stored with it
     drift_check = False
-
-    def configure(self, settings, ctx):
-        raise NotImplementedError("the workflow scenario is measured by `inferarena agents`, not LoadGen")
-
-    def issue(self, ctx, queries, complete):
-        raise NotImplementedError("the workflow scenario is measured by `inferarena agents`, not LoadGen")
-
-    def figures(self, log):
-        raise NotImplementedError("the workflow scenario is measured by `inferarena agents`, not LoadGen")

@@ -17,7 +17,7 @@ from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
@@ -97,6 +97,17 @@ class Scenario(ABC):
         if value is None or value != value:  # missing or NaN
             return (1, 0.0)
         return (0, -value if higher_is_better(cls.metric) else value)
+
+
+
+class LoadGenScenario(Scenario):
+    """A scenario LoadGen drives: how it sets LoadGen's TestSettings, answers its queries, and reads its figures
+    from LoadGen's detail log; `run` is one test. (A `Scenario` alone only declares how its results rank and
+    read, as the workflow scenario does, whose tasks `inferarena agents` measures.)"""
+
+    # Tells LoadGen a query's first token (generation scenarios call it from `issue`); `run` binds it to the
+    # test's system under test before the first query.
+    first_token: Callable[[list], None]
 
     @abstractmethod
     def configure(self, settings: Any, ctx: ScenarioContext) -> None:

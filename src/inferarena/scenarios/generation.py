@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from inferarena.scenarios.base import COMPLIANT_MIN_DURATION_MS, Scenario, ScenarioContext
+from inferarena.scenarios.base import COMPLIANT_MIN_DURATION_MS, LoadGenScenario, ScenarioContext
 from inferarena.scenarios.mlperf import Server
 from inferarena.trackers.latency import LatencyStats
 
@@ -53,7 +53,7 @@ def _token_figures(log: dict) -> dict[str, float]:
     return figures
 
 
-class _Generation(Scenario):
+class _Generation(LoadGenScenario):
     kind = "generate"
     # Efficiency columns of its leaderboard: per generated token, not per request.
     efficiency = (("energy_j_per_token", "mJ/tok", 1000.0), ("cost_usd_per_1m_tokens", "$/1M tok", 1.0))

@@ -11,7 +11,7 @@ from typing import Any
 
 from inferarena.config import ShapeStrategy
 from inferarena.runtimes.base import submit_all
-from inferarena.scenarios.base import COMPLIANT_MIN_DURATION_MS, Scenario, ScenarioContext
+from inferarena.scenarios.base import COMPLIANT_MIN_DURATION_MS, LoadGenScenario, ScenarioContext
 from inferarena.trackers.latency import LatencyStats
 
 
@@ -51,7 +51,7 @@ def _ns(seconds: float) -> int:
     return max(1000, int(seconds * 1e9))
 
 
-class SingleStream(Scenario):
+class SingleStream(LoadGenScenario):
     """One query of one sample at a time; the next is issued when the last completes. Metric: p90."""
 
     name = "single_stream"
@@ -78,7 +78,7 @@ class SingleStream(Scenario):
         return {**(latency.as_dict() if latency else {}), "qps": qps, "throughput_sps": qps}
 
 
-class MultiStream(Scenario):
+class MultiStream(LoadGenScenario):
     """Queries of N samples, served as one batch, issued back to back. Metric: per-query p99."""
 
     name = "multi_stream"
@@ -102,7 +102,7 @@ class MultiStream(Scenario):
         return latency.as_dict() if latency else {}
 
 
-class Offline(Scenario):
+class Offline(LoadGenScenario):
     """All samples in one query, sorted by length (dynamic and bucketed shapes) and served in batches of
     `batch_size`, as many in flight as the session has streams. Metric: samples per second."""
 
@@ -131,7 +131,7 @@ class Offline(Scenario):
         return {"throughput_sps": log.get("result_samples_per_second")}
 
 
-class Server(Scenario):
+class Server(LoadGenScenario):
     """Poisson arrivals at a target QPS with a p99 bound; a worker thread batches what has queued up,
     similar lengths together, and keeps as many batches in flight as the session has streams.
 

@@ -145,7 +145,7 @@ class AgentsConfig(_Strict):
     dev_n: int = Field(8, ge=1, le=1000, description="Development tasks (other seeds): mining indicators, dropout.")
     arms: list[Arm] = Field(default_factory=lambda: list(Arm))
     variants: list[str] = Field(default_factory=lambda: ["llama_cpp"])  # the model file's own GGUF type
-    model: str = Field("qwen-coder-0.5b", description="The model the variants are built from.")
+    model: str = Field("qwen-coder-1.5b", description="The model the variants are built from.")
     endpoint: str | None = None
     endpoint_model: str | None = None
     seed: int = 0

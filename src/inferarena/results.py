@@ -17,7 +17,7 @@ once. Imports nothing of inferarena but `registry` and `stats`, so every layer c
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -28,6 +28,28 @@ from inferarena.artifacts import PassRun
 # A build step: (pass name, its config as canonical JSON). Hashable, so variants can share builds.
 Step = tuple[str, str]
 Merge = Literal["mean", "max", "min", "first"]
+
+
+@dataclass
+class TaskScore:
+    """A variant's score on a task metric (an evaluator such as Spearman on Lee's document similarities, or
+    ImageNet top-1), or why it could not be computed: one broken metric never costs the variant its figures."""
+
+    name: str
+    metric: str | None = None
+    value: float | None = None
+    n: int | None = None  # inputs scored
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stored shape: only the fields it has (a failure has no value, a score no error)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def of(cls, data: "TaskScore | dict[str, Any]") -> "TaskScore":
+        if isinstance(data, TaskScore):
+            return data
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 @dataclass
@@ -329,7 +351,7 @@ def ci_width(scenario: str, rounds: list[ScenarioResult]) -> float | None:
 
 
 # Fields of VariantResult stored as JSON columns, and the build fields kept together in build_json.
-_JSON_COLUMNS = ("fidelity", "memory", "session_info", "task", "node", "payload")
+_JSON_COLUMNS = ("fidelity", "memory", "session_info", "node", "payload")
 _BUILD = ("passes", "kept_layers", "pass_report", "artifact", "pruned", "confirmed", "batch_size", "estimates", "adaptive",
           "device")
 
@@ -353,7 +375,7 @@ class VariantResult:
     memory: dict[str, Any] | None = None
     session_info: dict[str, Any] | None = None
     load_s: float | None = None
-    task: list[dict] = field(default_factory=list)  # task metrics, e.g. Spearman on human judgments
+    task: list[TaskScore] = field(default_factory=list)  # task metrics, e.g. Spearman on human judgments
     scenarios: dict[str, ScenarioResult] = field(default_factory=dict)
     # What was deployed and how it was made: the artifact, and each pass with its input (lineage).
     artifact: str | None = None
@@ -378,6 +400,7 @@ class VariantResult:
     def __post_init__(self) -> None:
         # Nodes arrive as stored dicts (the store, --json, tests) or as PassRuns (a build): one shape from here.
         self.passes = [PassRun.of(p) for p in self.passes]
+        self.task = [TaskScore.of(t) for t in self.task or []]
 
     @classmethod
     def of(cls, spec: VariantSpec, **values: Any) -> VariantResult:
@@ -441,9 +464,9 @@ class VariantResult:
         for group in ("fidelity", "memory", "adaptive"):
             for key, value in (getattr(self, group) or {}).items():
                 out[f"{group}.{key}"] = value
-        for task in self.task or []:
-            if "value" in task:
-                out[f"task.{task['name']}.{task['metric']}"] = task["value"]
+        for task in self.task:
+            if task.value is not None:
+                out[f"task.{task.name}.{task.metric}"] = task.value
         out.update(self.summary())
         return out
 
@@ -474,6 +497,7 @@ class VariantResult:
                "build_json": json.dumps({k: getattr(self, k) for k in _BUILD}
                                         | {"passes": [p.as_dict() for p in self.passes], "rounds": self.rounds})}
         row |= {f"{k}_json": _dumps(getattr(self, k)) for k in _JSON_COLUMNS}
+        row["task_json"] = _dumps([t.as_dict() for t in self.task])
         return row
 
     @classmethod

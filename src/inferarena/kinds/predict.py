@@ -18,6 +18,7 @@ from inferarena.config import ShapeStrategy
 from inferarena.errors import RuntimeUnavailable
 from inferarena.kinds.base import Column, Constraint, Figure, Kind, Measures, Plot, Profile
 from inferarena.outputs import outputs
+from inferarena.results import TaskScore
 from inferarena.runtimes.base import Session, submit_all
 from inferarena.scenarios.base import Estimates
 from inferarena.workloads.base import Workload
@@ -138,7 +139,7 @@ def reference(runtime_name: str, artifact, workload: Workload, indices: list[int
     strategy = workload.strategies[-1]
     session = runtime().load(artifact, "fp32", runtime.validate_knobs({"threads": threads}), workload.input_shapes(strategy))
     np.save(out, outputs(session, workload, indices, strategy, batch=1))
-    reference_task_path(out).write_text(json.dumps(task_scores(session, workload, evaluators)))
+    reference_task_path(out).write_text(json.dumps([t.as_dict() for t in task_scores(session, workload, evaluators)]))
     return str(out)
 
 
@@ -147,7 +148,7 @@ def reference_task_path(reference: Path) -> Path:
 
 
 def task_scores(session: Session, workload: Workload, evaluators: tuple[str, ...],
-                strategy: ShapeStrategy = ShapeStrategy.dynamic) -> list[dict]:
+                strategy: ShapeStrategy = ShapeStrategy.dynamic) -> list[TaskScore]:
     """Each evaluator's metric on this session's embeddings; a failure is reported, not raised."""
     from inferarena.evaluators.task import evaluate
 
@@ -157,9 +158,10 @@ def task_scores(session: Session, workload: Workload, evaluators: tuple[str, ...
     scores = []
     for name in evaluators:
         try:
-            scores.append(evaluate(registry.load(registry.EVALUATORS, name)(download=False), embed, batch_size=8))
+            scores.append(TaskScore.of(evaluate(registry.load(registry.EVALUATORS, name)(download=False), embed,
+                                                batch_size=8)))
         except Exception as exc:  # one broken metric must not cost the variant its measurements
-            scores.append({"name": name, "error": f"{type(exc).__name__}: {exc}"[:300]})
+            scores.append(TaskScore(name, error=f"{type(exc).__name__}: {exc}"[:300]))
     return scores
 
 

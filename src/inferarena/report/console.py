@@ -13,7 +13,7 @@ from inferarena.kinds.base import Kind
 from inferarena.report.fit import Col, print_table
 from inferarena.report.json_export import describe_workload
 from inferarena.report.leaderboard import LEGEND, NOISY_NOTE, board, check_sort, fmt, measured_scenarios
-from inferarena.results import RunRecord, VariantResult, metric
+from inferarena.results import RunRecord, TaskScore, VariantResult, metric
 
 
 def render_run(run: RunRecord, console: Console, sort: str | None = None, wide: bool = False) -> None:
@@ -100,7 +100,7 @@ def variants_table(console: Console, variants: list[VariantResult], kind: Kind, 
                    wide: bool = False) -> None:
     """What every variant is, how close it stays to the FP32 reference (the kind's fidelity figures and
     the task metrics against the reference's scores), and what it costs in memory."""
-    tasks = [t for t in environment.get("task_reference") or [] if "value" in t]
+    tasks = [t for t in map(TaskScore.of, environment.get("task_reference") or []) if t.value is not None]
     reference = environment.get("generation_reference") or {}
     title = kind.fidelity_title + (f" ({reference['runtime']})" if reference.get("runtime") else "")
     columns = [c for c in kind.fidelity_columns
@@ -110,8 +110,8 @@ def variants_table(console: Console, variants: list[VariantResult], kind: Kind, 
         header = c.header + (f"\n(FP32 {fmt(reference.get(c.key))})" if c.key in reference else "")
         cols.append(Col(header, [_cell(kind.fidelity_of(v), c) for v in variants]))
     for t in tasks:
-        scores = [{s["name"]: s.get("value") for s in v.task}.get(t["name"]) for v in variants]
-        cols.append(Col(f"{escape(t['name'])}\n(FP32 {t['value']:.3f})",
+        scores = [next((s.value for s in v.task if s.name == t.name), None) for v in variants]
+        cols.append(Col(f"{escape(t.name)}\n(FP32 {t.value:.3f})",
                         [f"{s:.3f}" if s is not None else "-" for s in scores]))
     cols.append(Col("RSS MB", [fmt((v.memory or {}).get("peak_rss_mb")) for v in variants]))
     cols.append(Col("load s", [fmt(v.load_s) for v in variants]))

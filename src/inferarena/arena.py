@@ -21,7 +21,7 @@ from inferarena.config import RoundsConfig, RunConfig
 from inferarena.errors import InferarenaError
 from inferarena.events import EventSink, ignore
 from inferarena.fsutil import private_dir
-from inferarena.hardware import gpus, host, resolve_device
+from inferarena.hardware import MemoryBandwidth, gpus, host, resolve_device
 from inferarena.launchers import Launcher
 from inferarena.passes.base import PassContext
 from inferarena.plan import pipeline_steps, plan
@@ -93,7 +93,7 @@ class _Sweep:
             env = {**environment.capture(), **self.launcher.describe(), "device": self.device,
                    "gemm_peak_gflops": self.peaks,
                    "price": self.price.label,
-                   **({"memory_bandwidth_gb_per_s": self.bandwidth} if self.bandwidth else {})}
+                   **({"memory_bandwidth_gb_per_s": self.bandwidth.as_dict()} if self.bandwidth else {})}
             summary.run_id = self.store.create_run(
                 config.model_dump(mode="json"), config.config_hash(), self.artifact.meta.get("name", config.model),
                 config.quick, env, self.workload.describe(), self.notes,
@@ -152,7 +152,7 @@ class _Sweep:
         self.emit("start", {"name": spec.name})
         job = jobs.MeasureJob(spec, self.artifact, self.workload, self.reference.value, self.context.eval_indices,
                               jobs.MeasureSettings.of(self.config), self.price, self.peaks, self.evaluators,
-                              bandwidth_gb_per_s=(self.bandwidth or {}).get("read_gb_per_s"))
+                              bandwidth_gb_per_s=self.bandwidth.read_gb_per_s if self.bandwidth else None)
         context = context or (previous[0] if previous else None)
         lost = None
         for _ in range(self.launcher.retries + 1):
@@ -357,7 +357,7 @@ def _evaluators(config: RunConfig, artifact, notes: list[str]) -> tuple[str, ...
 
 
 def _bandwidth(launcher: Launcher, cache_dir: Path, threads: int, notes: list[str], emit: EventSink,
-               device: str = "cpu") -> dict | None:
+               device: str = "cpu") -> MemoryBandwidth | None:
     emit("start", {"name": "memory bandwidth (cached per machine)"})
     outcome = launcher.run(jobs.bandwidth, (cache_dir, threads, False, device), 300)
     emit("done", {"name": "memory bandwidth (cached per machine)", "ok": outcome.ok, "error": outcome.error})
@@ -375,7 +375,7 @@ def _peaks(launcher: Launcher, cache_dir: Path, threads: int, notes: list[str], 
     if not outcome.ok:
         notes.append(f"no GEMM peak, so no % of peak: {outcome.error}")
         return {}
-    return outcome.value["gflops"]
+    return outcome.value.gflops
 
 
 def _measure(job: jobs.MeasureJob, launcher: Launcher, config: RunConfig, reference, built, log: Path,

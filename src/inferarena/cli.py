@@ -467,21 +467,21 @@ def peak(
         if not outcome.ok:
             raise InferarenaError(f"cannot measure GEMM peaks ({outcome.error})", "pip install 'inferarena[torch]'")
     result = outcome.value
-    where = result.get("device") or host().cpu_model
-    how = (f"CUDA {result.get('cuda')}, compute capability {result.get('compute_capability')}" if resolved != "cpu"
-           else f"{result['threads']} threads")
+    where = result.device or host().cpu_model
+    how = (f"CUDA {result.cuda}, compute capability {result.compute_capability}" if resolved != "cpu"
+           else f"{result.threads} threads")
     table = Table(title=f"GEMM peak of {where}", title_justify="left", caption_justify="left",
-                  caption=f"{how}, torch {result['torch']}, measured {result['measured_at']}")
+                  caption=f"{how}, torch {result.torch}, measured {result.measured_at}")
     table.add_column("precision")
     table.add_column("peak", justify="right")
-    for precision, gflops in result["gflops"].items():
+    for precision, gflops in result.gflops.items():
         table.add_row(precision, f"{gflops:,.0f} {'GOP/s' if precision == 'int8' else 'GFLOP/s'}")
-    if result.get("hbm"):
-        table.add_row("HBM read", f"{result['hbm']['read_gb_per_s']:,.0f} GB/s")
-        table.add_row("HBM copy", f"{result['hbm']['copy_gb_per_s']:,.0f} GB/s (read + written)")
+    if result.hbm:
+        table.add_row("HBM read", f"{result.hbm['read_gb_per_s']:,.0f} GB/s")
+        table.add_row("HBM copy", f"{result.hbm['copy_gb_per_s']:,.0f} GB/s (read + written)")
     console.print(table)
-    if result.get("not_cached"):
-        console.print(f"[yellow]Not cached:[/] {result['not_cached']}; measure again on a quiet machine "
+    if result.not_cached:
+        console.print(f"[yellow]Not cached:[/] {result.not_cached}; measure again on a quiet machine "
                       "(inferarena peak --refresh).")
 
 

@@ -174,6 +174,50 @@ def match_class(wanted: str, classes: list[str]) -> list[str]:
 
 
 @dataclass(frozen=True)
+class GemmPeaks:
+    """The attainable GEMM rate per precision measured here (`inferarena peak`; trackers/peak.py, cached per
+    machine as JSON): GFLOP/s, GOP/s for int8. On a GPU also its name, CUDA, compute capability and HBM."""
+
+    gflops: dict[str, float]
+    threads: int = 0
+    torch: str = ""
+    measured_at: str = ""
+    device: str | None = None  # the GPU's name; None on the CPU
+    compute_capability: str | None = None
+    cuda: str | None = None
+    hbm: dict[str, float] | None = None  # read_gb_per_s, copy_gb_per_s
+    not_cached: str | None = None  # why this reading serves this run only (a busy machine)
+
+    @classmethod
+    def of(cls, data: dict) -> "GemmPeaks":
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class MemoryBandwidth:
+    """The memory read and triad bandwidth measured here (trackers/bandwidth.py, or a GPU's HBM), the decode
+    roofline's yardstick; kept in the run's environment as `memory_bandwidth_gb_per_s`."""
+
+    read_gb_per_s: float
+    triad_gb_per_s: float
+    threads: int = 0
+    method: str = ""
+    measured_at: str = ""
+    device: str | None = None
+    busy_elsewhere_pct: float | None = None
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+    @classmethod
+    def of(cls, data: dict | None) -> "MemoryBandwidth | None":
+        """From a stored environment or a cache file; None where none was measured."""
+        if not data or not data.get("read_gb_per_s"):
+            return None
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
 class Gpu:
     """One NVIDIA GPU as NVML reports it: what the environment card records and what precisions it computes."""
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from inferarena import kinds, passes
 from inferarena.artifacts import Artifact, PassRun
 from inferarena.config import EnergyConfig, FidelityConfig, GenerationConfig, LoadGenConfig, RunConfig
-from inferarena.hardware import host
+from inferarena.hardware import GemmPeaks, MemoryBandwidth, host
 from inferarena.results import VariantResult, VariantSpec
 from inferarena.trackers.cost import Price
 from inferarena.workloads.base import Workload
@@ -153,20 +153,20 @@ def measure(job: MeasureJob) -> VariantResult:
     return result
 
 
-def bandwidth(cache_dir: Path, threads: int, refresh: bool = False, device: str = "cpu") -> dict:
+def bandwidth(cache_dir: Path, threads: int, refresh: bool = False, device: str = "cpu") -> MemoryBandwidth:
     """The device's memory bandwidth (cached per machine): the CPU's read and triad, or a GPU's HBM copy
     bandwidth; needs torch."""
     if device != "cpu":
         from inferarena.trackers import peak
 
-        return peak.gpu_bandwidth(peak.load_or_measure(cache_dir, host(), threads, refresh, device))
+        return MemoryBandwidth.of(peak.gpu_bandwidth(peak.load_or_measure(cache_dir, host(), threads, refresh, device)))
     from inferarena.trackers import bandwidth as tracker
 
-    return tracker.load_or_measure(cache_dir, host(), threads, refresh)
+    return MemoryBandwidth.of(tracker.load_or_measure(cache_dir, host(), threads, refresh))
 
 
-def peaks(cache_dir: Path, threads: int, refresh: bool = False, device: str = "cpu") -> dict:
+def peaks(cache_dir: Path, threads: int, refresh: bool = False, device: str = "cpu") -> GemmPeaks:
     """The device's GEMM peaks (cached per machine): the CPU's, or the GPU's for `device="cuda"`; needs torch."""
     from inferarena.trackers import peak
 
-    return peak.load_or_measure(cache_dir, host(), threads, refresh, device)
+    return GemmPeaks.of(peak.load_or_measure(cache_dir, host(), threads, refresh, device))

@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from inferarena import kinds
-from inferarena.hardware import by_class, hardware_class
+from inferarena.hardware import MemoryBandwidth, by_class, hardware_class
 from inferarena.kinds.base import Kind
 from inferarena.report.fit import Col, print_table
 from inferarena.report.json_export import describe_workload
@@ -44,10 +44,10 @@ def render_run(run: RunRecord, console: Console, sort: str | None = None, wide: 
     if peaks:
         console.print("GEMM peak here: " + ", ".join(f"{p} {g:,.0f} {'GOP/s' if p == 'int8' else 'GFLOP/s'}"
                                                      for p, g in peaks.items()))
-    bandwidth = env.get("memory_bandwidth_gb_per_s")
-    if bandwidth and bandwidth.get("read_gb_per_s"):
-        console.print(f"Memory bandwidth here: read {bandwidth['read_gb_per_s']:.1f} GB/s, triad "
-                      f"{bandwidth['triad_gb_per_s']:.1f} GB/s ({bandwidth['threads']} threads); %BW roofline = "
+    bandwidth = MemoryBandwidth.of(env.get("memory_bandwidth_gb_per_s"))
+    if bandwidth:
+        console.print(f"Memory bandwidth here: read {bandwidth.read_gb_per_s:.1f} GB/s, triad "
+                      f"{bandwidth.triad_gb_per_s:.1f} GB/s ({bandwidth.threads} threads); %BW roofline = "
                       "decode tok/s × bytes read per token (weights + KV cache) ÷ the read bandwidth")
     console.print()
     ok = run.ok

@@ -7,6 +7,7 @@ import html
 import numpy as np
 
 from inferarena import kinds, registry
+from inferarena.hardware import MemoryBandwidth
 from inferarena.report.json_export import describe_workload
 from inferarena.results import RunRecord, VariantResult, higher_is_better, metric
 from inferarena.serving.records import LoadPoint, ServedInfo
@@ -134,9 +135,9 @@ def _environment(run: RunRecord) -> str:
         ("Python / OS", f"{env.get('python')} · {env.get('os')}"),
         ("Packages", ", ".join(f"{k} {v}" for k, v in (env.get("packages") or {}).items())),
         ("GEMM peak", ", ".join(f"{p} {g:,.0f} {'GOP/s' if p == 'int8' else 'GFLOP/s'}" for p, g in peaks.items()) or "-"),
-        *([("Memory bandwidth", f"read {bw['read_gb_per_s']:.1f} GB/s, triad {bw['triad_gb_per_s']:.1f} GB/s "
-            f"({bw['threads']} threads); % BW roofline = decode tok/s × bytes read per token ÷ read bandwidth")]
-          if (bw := env.get("memory_bandwidth_gb_per_s")) and bw.get("read_gb_per_s") else []),
+        *([("Memory bandwidth", f"read {bw.read_gb_per_s:.1f} GB/s, triad {bw.triad_gb_per_s:.1f} GB/s "
+            f"({bw.threads} threads); % BW roofline = decode tok/s × bytes read per token ÷ read bandwidth")]
+          if (bw := MemoryBandwidth.of(env.get("memory_bandwidth_gb_per_s"))) else []),
         ("Energy", energy or "-"),
         ("Cost", env.get("price") or "-"),
     ]

@@ -149,11 +149,11 @@ def _environment(run: RunRecord) -> str:
 def _recommendation(recommendation) -> str:
     if recommendation is None:
         return ""
-    rec = recommendation.as_dict()
-    state = "" if rec["met"] else ' <span class="bad">(constraints not met)</span>'
-    front = ", ".join(E(n) for n in rec.get("pareto") or []) or "-"
-    return (f'<section id="recommendation"><h2>Recommendation · profile {E(rec["profile"])}{state}</h2>'
-            f'<p><b>{E(rec["variant"] or "none")}</b></p><p>{E(rec["explanation"])}</p>'
+    rec = recommendation
+    state = "" if rec.met else ' <span class="bad">(constraints not met)</span>'
+    front = ", ".join(E(n) for n in rec.pareto) or "-"
+    return (f'<section id="recommendation"><h2>Recommendation · profile {E(rec.profile)}{state}</h2>'
+            f'<p><b>{E(rec.variant or "none")}</b></p><p>{E(rec.explanation)}</p>'
             f'<p class="note">Pareto front (p90 latency, throughput, cos_min): {front}</p></section>')
 
 

@@ -86,10 +86,11 @@ class Workflow(Kind):
 
     def reproduce_command(self, run, pick):
         c = run.config
-        variant = pick.base
+        outcome = ArmOutcome.of(pick)
+        variant = outcome.variant
         target = f"--endpoint {variant}" if c.get("endpoint") else f"--model {c.get('model')} --variants {variant}"
         return (f"inferarena agents --workflow {c.get('workflow')} --tasks {c.get('tasks')} --n {c.get('n')} "
-                f"--arms {pick.pipeline} {target} --seed {c.get('seed', 0)}" + (" --quick" if c.get("quick") else ""))
+                f"--arms {outcome.arm} {target} --seed {c.get('seed', 0)}" + (" --quick" if c.get("quick") else ""))
 
     def document(self, run):
         return {"arms": arms_document(run)}
@@ -100,21 +101,23 @@ def arms_document(run) -> list[dict]:
     out = []
     for v in run.variants:
         m = v.scenarios["workflow"].metrics if v.ok and "workflow" in v.scenarios else {}
-        out.append({"arm": v.pipeline, "variant": v.base, "status": v.status, "error": v.error,
+        outcome = ArmOutcome.of(v)
+        out.append({"arm": outcome.arm, "variant": outcome.variant, "status": v.status, "error": v.error,
                     "accuracy": m.get("accuracy"),
                     "accuracy_ci": [m.get("accuracy_ci_low"), m.get("accuracy_ci_high")] if m else None,
                     **{k: m.get(k) for k in ("tasks", "correct", "prompt_tokens", "completion_tokens", "llm_calls",
                                              "wall_s", "energy_j", "energy_source", "prune_rate",
                                              "rectify_rounds_mean", "truncated_rate", "tokens_per_correct",
                                              "accuracy_per_1k_tokens", "cost_usd_per_1k_tasks")},
-                    "per_agent": ArmOutcome.of(v).as_dict()["per_agent"] if v.ok else None})
+                    "per_agent": outcome.as_dict()["per_agent"] if v.ok else None})
     return out
 
 
 def _by_variant(run) -> dict:
     out: dict = {}
     for v in run.ok:
-        out.setdefault(v.base, {})[v.pipeline] = v
+        outcome = ArmOutcome.of(v)
+        out.setdefault(outcome.variant, {})[outcome.arm] = v
     return out
 
 

@@ -347,7 +347,7 @@ def _load_curves(go, ok: list[VariantResult]) -> list:
     served = [(v, points) for v, points in served if points]
     if not served:
         return []
-    slo = next((ServedInfo.of(v.session_info).slo for v, _ in served if ServedInfo.of(v.session_info).slo), None)
+    slo = next((found for v, _ in served if (found := ServedInfo.of(v.session_info).slo)), None)
     latency, goodput = go.Figure(), go.Figure()
     any_goodput = False
     for i, (v, points) in enumerate(served):
